@@ -1,0 +1,128 @@
+"""Drives the latency and throughput benchmarks inside a private keyring session (see bench/run).
+
+Sets up a throw-away home, a moto STS/IAM on 127.0.0.1, a vault unlocked with a real TOTP code
+and one AWS key whose session is already cached; then measures whole-process latency of
+`keyward cred aws` beside `secret-tool lookup` of one keychain item in the same run (hyperfine),
+and agent throughput with 64 concurrent socket clients (the `throughput` cargo bench).
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+repo = sys.argv[1]
+kw = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(repo, "target"), "release", "keyward")
+venv = os.path.join(repo, ".venv", "bin")
+home = tempfile.mkdtemp(prefix="kw-bench-")
+env = dict(os.environ)
+env.update(
+    HOME=f"{home}/home",
+    XDG_DATA_HOME=f"{home}/data",
+    XDG_STATE_HOME=f"{home}/state",
+    XDG_CONFIG_HOME=f"{home}/config",
+    KEYWARD_RUNTIME_DIR=f"{home}/run/keyward",
+    AWS_CONFIG_FILE=f"{home}/aws/config",
+    AWS_SHARED_CREDENTIALS_FILE=f"{home}/aws/credentials",
+)
+for d in ("home", "data", "state", "config", "run", "aws"):
+    os.makedirs(f"{home}/{d}", exist_ok=True)
+PASS = "bench-orbit-maple-quartz-lantern"
+
+
+def totp(secret_b32, t):
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", t // 30), hashlib.sha1).digest()
+    o = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[o : o + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+def run(args, stdin=None):
+    return subprocess.run([kw, *args], env=env, input=stdin, text=True, capture_output=True, check=True)
+
+
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+moto_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="6")
+moto = subprocess.Popen(
+    [f"{venv}/moto_server", "-H", "127.0.0.1", "-p", str(port)],
+    env=moto_env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+try:
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    keys = json.loads(
+        subprocess.run(
+            [f"{venv}/python", f"{repo}/tests/support/moto_setup.py", endpoint], capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+    init = subprocess.Popen(
+        [kw, "--input-fd", "0", "init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    init.stdin.write(f"{PASS}\n{PASS}\n")
+    init.stdin.flush()
+    secret = None
+    for line in init.stdout:
+        if line.startswith("Or enter this secret by hand: "):
+            secret = line.split(": ", 1)[1].strip()
+            break
+    now = int(time.time())
+    init.stdin.write(totp(secret, now) + "\n")
+    init.stdin.close()
+    init.wait()
+    assert init.returncode == 0, init.stderr.read()
+    run(["--input-fd", "0", "unlock"], f"{PASS}\n{totp(secret, now + 30)}\n")
+    run(
+        ["--input-fd", "0", "add", "aws", "bench", "--access-key-id", keys["access_key_id"],
+         "--role-arn", keys["role_arn"], "--sts-endpoint", endpoint],
+        keys["secret_access_key"] + "\n",
+    )
+    run(["cred", "aws", "--profile", "bench"])  # warm the cache
+
+    # One keychain item of the same vault, looked up by secret-tool (a C program, libsecret).
+    vault_id = sqlite3.connect(f"{home}/data/keyward/catalog.sqlite").execute("SELECT vault_id FROM vault").fetchone()[0]
+    lookup = f"secret-tool lookup service keyward username {vault_id}/device-secret"
+
+    out = f"{home}/hyperfine.json"
+    subprocess.run(
+        ["hyperfine", "-N", "--warmup", "20", "--runs", "300", "--export-json", out,
+         f"{kw} cred aws --profile bench", lookup],
+        env=env, check=True, stdout=subprocess.DEVNULL,
+    )
+    res = json.load(open(out))["results"]
+
+    def stats(r):
+        t = sorted(r["times"])
+        return r["median"] * 1e3, t[int(len(t) * 0.95)] * 1e3, len(t)
+
+    kw_med, kw_p95, n = stats(res[0])
+    st_med, st_p95, _ = stats(res[1])
+    print(f"keyward cred aws (warm): median {kw_med:.2f} ms, p95 {kw_p95:.2f} ms over {n} runs (target: median <= 5 ms)")
+    print(f"secret-tool lookup:      median {st_med:.2f} ms, p95 {st_p95:.2f} ms over {n} runs")
+    print(f"ratio keyward/secret-tool (median): {kw_med / st_med:.2f} (target <= 0.5)")
+
+    bench_env = dict(env, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")
+    subprocess.run(["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput"], env=bench_env, cwd=repo, check=True)
+finally:
+    subprocess.run([kw, "agent", "stop"], env=env, capture_output=True)
+    moto.terminate()
+    moto.wait()

@@ -1,0 +1,243 @@
+//! AWS provider: turns a stored long-lived access key into STS session credentials
+//! (GetSessionToken, or AssumeRole when the entry names a role) with the official SDK, and caches
+//! them per profile.
+//!
+//! SDKs refresh credential_process output 15 minutes (advisory) / 10 minutes (mandatory) before
+//! expiry, and the AWS CLI runs the process on every command, so the cache never hands out
+//! credentials with under 20 minutes left and concurrent requests for one profile share one
+//! upstream call (a per-profile async mutex: the first caller fetches, the rest find the cache).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_credential_types::Credentials;
+use aws_sdk_sts::config::{BehaviorVersion, Region};
+use aws_sdk_sts::primitives::DateTimeFormat;
+use keyward_core::AwsConfig;
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::protocol::{AwsCredentials, WireSecret};
+
+/// Credentials are never handed out with less than this left.
+pub const MIN_REMAINING: time::Duration = time::Duration::minutes(20);
+/// Region used for STS when the entry names none.
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Errors from STS.
+#[derive(Debug, Error)]
+pub enum AwsError {
+    /// STS refused or failed.
+    #[error("AWS STS refused the request for profile '{profile}': {reason}")]
+    Upstream {
+        /// Profile.
+        profile: String,
+        /// What STS said (never contains secrets).
+        reason: String,
+    },
+    /// An MFA code is needed.
+    #[error(
+        "profile '{0}' needs an MFA code: run the command in a terminal so Keyward can ask for it"
+    )]
+    MfaRequired(String),
+    /// STS gave back credentials that live too short.
+    #[error("AWS STS returned credentials for '{0}' that expire in under 20 minutes: raise the session duration")]
+    TooShort(String),
+}
+
+#[derive(Clone)]
+struct Cached {
+    creds: AwsCredentials,
+    expires: OffsetDateTime,
+    entry_id: String,
+}
+
+/// The per-profile credential cache with single-flight fetching.
+#[derive(Default)]
+pub struct AwsCache {
+    cached: std::sync::Mutex<HashMap<String, Cached>>,
+    flights: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl AwsCache {
+    /// Fresh cached credentials for `profile` issued from entry `entry_id`, if any.
+    pub fn fresh(&self, profile: &str, entry_id: &str) -> Option<AwsCredentials> {
+        let cached = self.cached.lock().ok()?;
+        let c = cached.get(profile)?;
+        (c.entry_id == entry_id && c.expires - OffsetDateTime::now_utc() >= MIN_REMAINING).then(
+            || {
+                let mut creds = c.creds.clone();
+                creds.cached = true;
+                creds
+            },
+        )
+    }
+
+    /// The lock that serializes upstream fetches for `profile`.
+    pub fn flight(&self, profile: &str) -> Arc<Mutex<()>> {
+        let mut f = match self.flights.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        f.entry(profile.to_owned()).or_default().clone()
+    }
+
+    /// Stores freshly issued credentials.
+    pub fn store(
+        &self,
+        profile: &str,
+        entry_id: &str,
+        creds: &AwsCredentials,
+        expires: OffsetDateTime,
+    ) {
+        if let Ok(mut cached) = self.cached.lock() {
+            cached.insert(
+                profile.to_owned(),
+                Cached {
+                    creds: creds.clone(),
+                    expires,
+                    entry_id: entry_id.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Drops everything (on lock).
+    pub fn clear(&self) {
+        if let Ok(mut cached) = self.cached.lock() {
+            cached.clear();
+        }
+    }
+}
+
+/// Calls STS with the long-lived key and returns session credentials and their expiry.
+pub async fn issue(
+    profile: &str,
+    cfg: &AwsConfig,
+    access_key_id: &str,
+    secret_access_key: &SecretString,
+    mfa_code: Option<&str>,
+    session_name: &str,
+) -> Result<(AwsCredentials, OffsetDateTime), AwsError> {
+    if cfg.mfa_serial.is_some() && mfa_code.is_none() {
+        return Err(AwsError::MfaRequired(profile.to_owned()));
+    }
+    let mut builder = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(
+            cfg.region
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+        ))
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            secret_access_key.expose_secret(),
+            None,
+            None,
+            "keyward",
+        ));
+    if let Some(ep) = &cfg.sts_endpoint {
+        builder = builder.endpoint_url(ep);
+    }
+    let client = aws_sdk_sts::Client::from_conf(builder.build());
+    let duration = i32::try_from(cfg.session_duration_secs).unwrap_or(3600);
+    let upstream = |e: String| AwsError::Upstream {
+        profile: profile.to_owned(),
+        reason: e,
+    };
+    let creds = if let Some(role) = &cfg.role_arn {
+        let mut req = client
+            .assume_role()
+            .role_arn(role)
+            .role_session_name(session_name)
+            .duration_seconds(duration);
+        if let (Some(serial), Some(code)) = (&cfg.mfa_serial, mfa_code) {
+            req = req.serial_number(serial).token_code(code);
+        }
+        req.send()
+            .await
+            .map_err(|e| upstream(describe(&e)))?
+            .credentials
+    } else {
+        let mut req = client.get_session_token().duration_seconds(duration);
+        if let (Some(serial), Some(code)) = (&cfg.mfa_serial, mfa_code) {
+            req = req.serial_number(serial).token_code(code);
+        }
+        req.send()
+            .await
+            .map_err(|e| upstream(describe(&e)))?
+            .credentials
+    };
+    let c = creds.ok_or_else(|| upstream("the response held no credentials".to_owned()))?;
+    let expiration = c
+        .expiration
+        .fmt(DateTimeFormat::DateTime)
+        .map_err(|e| upstream(format!("unreadable expiry: {e}")))?;
+    let expires = OffsetDateTime::from_unix_timestamp(c.expiration.secs())
+        .map_err(|e| upstream(format!("unreadable expiry: {e}")))?;
+    if expires - OffsetDateTime::now_utc() < MIN_REMAINING {
+        return Err(AwsError::TooShort(profile.to_owned()));
+    }
+    Ok((
+        AwsCredentials {
+            access_key_id: c.access_key_id,
+            secret_access_key: WireSecret::new(c.secret_access_key),
+            session_token: WireSecret::new(c.session_token),
+            expiration,
+            cached: false,
+        },
+        expires,
+    ))
+}
+
+/// One line from an SDK error: the service's code and message, or the transport failure.
+fn describe<E>(
+    e: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+) -> String
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_sts::error::SdkError;
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            match (err.code(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_owned(),
+                _ => {
+                    // Some endpoints send an error document the SDK cannot map to the
+                    // operation; fall back to the status and the document's own code.
+                    let raw = se.raw();
+                    let body = raw.body().bytes().and_then(|b| std::str::from_utf8(b).ok());
+                    let tag = |name: &str| {
+                        let body = body?;
+                        let open = format!("<{name}>");
+                        let start = body.find(&open)? + open.len();
+                        let end = body[start..].find('<')? + start;
+                        Some(body[start..end].chars().take(300).collect::<String>())
+                    };
+                    match (tag("Code"), tag("Message")) {
+                        (Some(c), Some(m)) => format!("{c}: {m}"),
+                        (Some(c), None) => c,
+                        _ => format!("HTTP {}", raw.status().as_u16()),
+                    }
+                }
+            }
+        }
+        SdkError::DispatchFailure(d) => {
+            if d.is_timeout() {
+                "the STS endpoint timed out".to_owned()
+            } else if d.is_io() {
+                "cannot reach the STS endpoint (network error)".to_owned()
+            } else {
+                "cannot reach the STS endpoint".to_owned()
+            }
+        }
+        SdkError::TimeoutError(_) => "the STS endpoint timed out".to_owned(),
+        SdkError::ResponseError(_) => "the STS endpoint sent an unreadable response".to_owned(),
+        SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
+        _ => "unknown STS failure".to_owned(),
+    }
+}

@@ -1,0 +1,118 @@
+//! Keyward's agent: the only process that holds an unlocked vault. It serves the local socket,
+//! issues short-lived credentials, auto-locks when idle and records every request.
+//!
+//! The headless `keyward agent` and the desktop app run the same [`run`]; the CLI talks to it
+//! through [`client::Client`].
+
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod client;
+
+pub mod hardening;
+pub mod peer;
+pub mod protocol;
+pub mod server;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_core::{Vault, VaultPaths};
+use thiserror::Error;
+use tracing::info;
+
+pub use service::{Agent, DEFAULT_AUTO_LOCK};
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// Hardening failed: refuse to hold secrets in a dumpable process.
+    #[error("refusing to start: {0}")]
+    Hardening(String),
+    /// No data directory could be found.
+    #[error("cannot find a data directory: set XDG_DATA_HOME or HOME")]
+    NoDataDir,
+    /// Socket set-up failed.
+    #[error(transparent)]
+    Endpoint(#[from] server::EndpointError),
+    /// The vault could not be opened.
+    #[error(transparent)]
+    Vault(#[from] keyward_core::VaultError),
+    /// The async runtime could not start.
+    #[error("cannot start the agent runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Agent settings.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Idle time before auto-lock.
+    pub auto_lock: Duration,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        AgentOptions {
+            auto_lock: DEFAULT_AUTO_LOCK,
+        }
+    }
+}
+
+/// Runs the agent until asked to stop (Shutdown request, SIGTERM or SIGINT).
+/// `ready` is called once the socket accepts connections.
+pub fn run(opts: AgentOptions, ready: impl FnOnce(&std::path::Path)) -> Result<(), AgentError> {
+    hardening::harden_process().map_err(AgentError::Hardening)?;
+    let dir = server::runtime_dir()?;
+    server::prepare_runtime_dir(&dir)?;
+    let _lock = server::take_instance_lock(&dir)?;
+    let paths = VaultPaths::from_env().ok_or(AgentError::NoDataDir)?;
+    let vault = Vault::open(paths)?;
+    let agent = Arc::new(Agent::new(vault, opts.auto_lock)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AgentError::Runtime)?;
+    let socket = dir.join("agent.sock");
+    rt.block_on(async {
+        let listener = server::bind(&socket)?;
+        info!(socket = %socket.display(), "agent listening");
+        ready(&socket);
+        let ticker = {
+            let agent = Arc::clone(&agent);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    agent.auto_lock_tick();
+                }
+            })
+        };
+        let signals = {
+            let agent = Arc::clone(&agent);
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+                agent.lock(&peer::this_process(), "agent stopped");
+                agent.shutdown.notify_one();
+            })
+        };
+        server::serve(Arc::clone(&agent), listener).await;
+        ticker.abort();
+        signals.abort();
+        Ok::<(), AgentError>(())
+    })?;
+    agent.lock(&peer::this_process(), "agent stopped");
+    let _ = std::fs::remove_file(&socket);
+    info!("agent stopped");
+    Ok(())
+}

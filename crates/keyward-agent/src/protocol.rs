@@ -1,0 +1,467 @@
+//! The agent's wire protocol: one JSON object per line over the Unix socket, versioned and parsed
+//! strictly (unknown fields are refused). See docs/PROTOCOL.md.
+//!
+//! Frames: request `{"v":1,"req":{"op":…,…}}`, response `{"v":1,"ok":{"type":…,…}}` or
+//! `{"v":1,"err":{"code":…,"message":…}}`.
+
+use keyward_core::catalog::AuditRow;
+use keyward_core::vault::{FactorInfo, ReconcileNote};
+use keyward_core::EntryMeta;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+/// Protocol version spoken by this build.
+pub const VERSION: u32 = 1;
+/// Largest request line accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A secret string on the wire: redacted in `Debug`, wiped on drop. It is serializable only
+/// because the CLI must send a passphrase to the agent over the private socket.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct WireSecret(String);
+
+impl WireSecret {
+    /// Wraps a secret.
+    pub fn new(s: String) -> Self {
+        WireSecret(s)
+    }
+    /// The secret, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WireSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for WireSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// A request frame.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFrame {
+    /// Protocol version.
+    pub v: u32,
+    /// The request.
+    pub req: Request,
+}
+
+/// Where a new vault keeps secrets.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeystoreChoice {
+    /// OS keychain.
+    Keychain,
+    /// Catalog file (explicit fallback).
+    File,
+}
+
+/// Argon2id parameters asked for at init (bounded by the core).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdfChoice {
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Passes.
+    pub iterations: u32,
+}
+
+/// The second factor at unlock.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FactorInput {
+    /// TOTP code.
+    Totp {
+        /// 6 digits.
+        code: WireSecret,
+    },
+    /// Recovery code.
+    Recovery {
+        /// The code.
+        code: WireSecret,
+    },
+}
+
+/// The AWS part of an add request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsKeyInput {
+    /// AKIA… id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: WireSecret,
+    /// Role to assume.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// MFA serial.
+    #[serde(default)]
+    pub mfa_serial: Option<String>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Session duration in seconds.
+    #[serde(default)]
+    pub session_duration_secs: Option<u32>,
+    /// STS endpoint override.
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+}
+
+/// Metadata common to every add.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaInput {
+    /// Owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Purpose.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Rotation interval in days.
+    #[serde(default)]
+    pub rotation_interval_days: Option<u32>,
+    /// Expiry (RFC 3339).
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// What the client asks for.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Liveness check.
+    Ping {},
+    /// Vault and agent state.
+    Status {},
+    /// Create the vault.
+    Init {
+        /// Passphrase.
+        passphrase: WireSecret,
+        /// TOTP secret (base32) the user's app was given.
+        totp_secret: WireSecret,
+        /// Current code from that app.
+        totp_code: WireSecret,
+        /// Keystore.
+        keystore: KeystoreChoice,
+        /// KDF parameters; calibrated to ~1 s when absent.
+        #[serde(default)]
+        kdf: Option<KdfChoice>,
+    },
+    /// Unlock with both factors.
+    Unlock {
+        /// Passphrase.
+        passphrase: WireSecret,
+        /// Second factor.
+        factor: FactorInput,
+    },
+    /// Lock now.
+    Lock {},
+    /// Add an AWS key.
+    AddAws {
+        /// Entry (and profile) name.
+        name: String,
+        /// Metadata.
+        #[serde(default)]
+        meta: MetaInput,
+        /// The key and its settings.
+        aws: AwsKeyInput,
+    },
+    /// Add a static token.
+    AddStatic {
+        /// Entry name.
+        name: String,
+        /// Metadata.
+        #[serde(default)]
+        meta: MetaInput,
+        /// The token.
+        value: WireSecret,
+    },
+    /// List entries.
+    List {},
+    /// One entry's metadata.
+    Show {
+        /// Entry name.
+        name: String,
+    },
+    /// Remove an entry.
+    Remove {
+        /// Entry name.
+        name: String,
+    },
+    /// Short-lived AWS credentials for a profile.
+    CredAws {
+        /// Entry / profile name.
+        profile: String,
+        /// MFA code when the entry has an MFA serial and no cached session.
+        #[serde(default)]
+        mfa_code: Option<WireSecret>,
+    },
+    /// Enrolled factors.
+    Factors {},
+    /// Enroll another TOTP factor (vault must be unlocked).
+    FactorAddTotp {
+        /// Passphrase (needed to seal the new slot).
+        passphrase: WireSecret,
+        /// New TOTP secret (base32).
+        totp_secret: WireSecret,
+        /// Current code from the new app.
+        totp_code: WireSecret,
+        /// Label.
+        label: String,
+    },
+    /// Remove a factor by id (vault must be unlocked).
+    FactorRemove {
+        /// Slot id.
+        id: String,
+    },
+    /// Verify the audit chain.
+    AuditVerify {},
+    /// Last audit rows.
+    AuditTail {
+        /// How many.
+        limit: u32,
+    },
+    /// Stop the agent (locks first).
+    Shutdown {},
+}
+
+impl Request {
+    /// Short name for the audit log.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Ping {} => "ping",
+            Request::Status {} => "status",
+            Request::Init { .. } => "init",
+            Request::Unlock { .. } => "unlock",
+            Request::Lock {} => "lock",
+            Request::AddAws { .. } => "add",
+            Request::AddStatic { .. } => "add",
+            Request::List {} => "list",
+            Request::Show { .. } => "show",
+            Request::Remove { .. } => "remove",
+            Request::CredAws { .. } => "cred.aws",
+            Request::Factors {} => "factors",
+            Request::FactorAddTotp { .. } => "factor.add",
+            Request::FactorRemove { .. } => "factor.remove",
+            Request::AuditVerify {} => "audit.verify",
+            Request::AuditTail { .. } => "audit.tail",
+            Request::Shutdown {} => "shutdown",
+        }
+    }
+}
+
+/// A response frame.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseFrame {
+    /// Protocol version.
+    pub v: u32,
+    /// Success payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<Reply>,
+    /// Failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<ErrorReply>,
+}
+
+/// A failure: a stable code and a one-line message the user can act on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorReply {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// One line for the user.
+    pub message: String,
+}
+
+/// Stable error codes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed, oversized or unknown request.
+    BadRequest,
+    /// Protocol version not spoken.
+    Version,
+    /// Vault not created.
+    NoVault,
+    /// Vault locked.
+    Locked,
+    /// Wrong factor.
+    WrongCredentials,
+    /// Too many attempts.
+    Throttled,
+    /// No such entry.
+    NotFound,
+    /// Invalid input.
+    Invalid,
+    /// Keychain problem.
+    Keystore,
+    /// MFA code needed.
+    MfaRequired,
+    /// Upstream (STS) failure.
+    Upstream,
+    /// Audit write failed: operation refused.
+    Audit,
+    /// Anything else.
+    Internal,
+}
+
+/// Agent and vault state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInfo {
+    /// Agent version.
+    pub agent_version: String,
+    /// Agent pid.
+    pub agent_pid: u32,
+    /// Whether a vault exists.
+    pub vault: bool,
+    /// Whether it is locked.
+    pub locked: bool,
+    /// `keychain` or `file`.
+    pub keystore: Option<String>,
+    /// Number of keys.
+    pub entries: usize,
+    /// Auto-lock after this many idle seconds.
+    pub auto_lock_secs: u64,
+    /// Seconds until auto-lock (when unlocked).
+    pub locks_in_secs: Option<u64>,
+    /// Seconds before another unlock attempt is allowed.
+    pub unlock_wait_secs: i64,
+    /// Catalog path.
+    pub catalog: String,
+    /// What startup reconciliation fixed.
+    pub reconciled: Vec<ReconcileNote>,
+    /// Whether the agent process could be dumped or ptrace-attached (false when hardened).
+    pub dumpable: bool,
+}
+
+/// Temporary AWS credentials.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsCredentials {
+    /// ASIA… id.
+    pub access_key_id: String,
+    /// Session secret.
+    pub secret_access_key: WireSecret,
+    /// Session token.
+    pub session_token: WireSecret,
+    /// RFC 3339 expiry.
+    pub expiration: String,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Success payloads.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reply {
+    /// Ping answer.
+    Pong {
+        /// Agent pid.
+        pid: u32,
+    },
+    /// Status.
+    Status(StatusInfo),
+    /// Vault created.
+    Initialized {
+        /// Codes to show once.
+        recovery_codes: Vec<WireSecret>,
+        /// KDF parameters chosen.
+        kdf_memory_mib: u32,
+        /// KDF passes chosen.
+        kdf_iterations: u32,
+    },
+    /// Unlocked.
+    Unlocked {
+        /// Codes left when a recovery code was used.
+        recovery_codes_left: Option<usize>,
+        /// Auto-lock after this many idle seconds.
+        auto_lock_secs: u64,
+    },
+    /// Done, nothing to return.
+    Done,
+    /// Entries.
+    Entries {
+        /// Metadata of each key.
+        entries: Vec<EntryMeta>,
+    },
+    /// One entry.
+    Entry {
+        /// Its metadata.
+        entry: Box<EntryMeta>,
+    },
+    /// AWS credentials.
+    AwsCredentials(AwsCredentials),
+    /// Enrolled factors.
+    Factors {
+        /// Each factor.
+        factors: Vec<FactorInfo>,
+    },
+    /// Audit chain verified.
+    AuditVerified {
+        /// Rows checked.
+        rows: u64,
+    },
+    /// Audit rows.
+    Audit {
+        /// Rows, oldest first.
+        rows: Vec<AuditRow>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_parsing() {
+        let ok: RequestFrame =
+            serde_json::from_str(r#"{"v":1,"req":{"op":"cred_aws","profile":"dev"}}"#)
+                .expect("valid");
+        assert!(matches!(ok.req, Request::CredAws { .. }));
+        for bad in [
+            r#"{"v":1,"req":{"op":"cred_aws","profile":"dev","x":1}}"#,
+            r#"{"v":1,"req":{"op":"nope"}}"#,
+            r#"{"v":1,"req":{"op":"list"},"extra":true}"#,
+            r#"{"v":1,"req":{"op":"list","evil":1}}"#,
+            r#"{"v":1,"req":{"op":"ping","x":null}}"#,
+            r#"{"req":{"op":"list"}}"#,
+            r#"[1,2,3]"#,
+        ] {
+            assert!(serde_json::from_str::<RequestFrame>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let req = Request::Unlock {
+            passphrase: WireSecret::new("hunter2-hunter2".into()),
+            factor: FactorInput::Totp {
+                code: WireSecret::new("123456".into()),
+            },
+        };
+        let dbg = format!("{req:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("123456"), "{dbg}");
+    }
+}

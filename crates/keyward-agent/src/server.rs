@@ -1,0 +1,292 @@
+//! The Unix-socket endpoint: a private 0700 directory, a 0600 socket, `SO_PEERCRED` uid check,
+//! one agent per user (an exclusive lock file), and limits so a malformed or slow client cannot
+//! hold the agent: request size, per-request time, concurrent connections.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use crate::protocol::{
+    ErrorCode, ErrorReply, RequestFrame, ResponseFrame, MAX_REQUEST_BYTES, VERSION,
+};
+use crate::service::Agent;
+
+/// How long a client may take to send one request (or stay idle between requests).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Errors setting up the endpoint.
+#[derive(Debug, Error)]
+pub enum EndpointError {
+    /// Another agent holds the lock.
+    #[error("another Keyward agent is already running for this user (lock {0})")]
+    AlreadyRunning(PathBuf),
+    /// The runtime directory is not private.
+    #[error(
+        "refusing to use {path}: {reason} (it must be a directory owned by you with mode 0700)"
+    )]
+    NotPrivate {
+        /// Directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No place for the socket.
+    #[error("cannot find a runtime directory: set XDG_RUNTIME_DIR")]
+    NoRuntimeDir,
+    /// OS error.
+    #[error("cannot set up the agent socket at {path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+}
+
+/// The agent's runtime directory: `$XDG_RUNTIME_DIR/keyward`, else `/tmp/keyward-<uid>`.
+pub fn runtime_dir() -> Result<PathBuf, EndpointError> {
+    if let Some(d) = std::env::var_os("KEYWARD_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(d).join("keyward"));
+    }
+    let uid = rustix::process::getuid().as_raw();
+    Ok(PathBuf::from(format!("/tmp/keyward-{uid}")))
+}
+
+/// The socket path.
+pub fn socket_path() -> Result<PathBuf, EndpointError> {
+    Ok(runtime_dir()?.join("agent.sock"))
+}
+
+/// Creates the runtime directory (0700) or checks that an existing one is private and ours.
+pub fn prepare_runtime_dir(dir: &Path) -> Result<(), EndpointError> {
+    let io_err = |source| EndpointError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        keyward_core::catalog::create_private_dir(dir).map_err(io_err)?;
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(io_err)?;
+    let uid = rustix::process::getuid().as_raw();
+    let not_private = |reason: String| EndpointError::NotPrivate {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    if !meta.is_dir() {
+        return Err(not_private("it is not a directory".into()));
+    }
+    if meta.uid() != uid {
+        return Err(not_private(format!("it is owned by uid {}", meta.uid())));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(not_private(format!(
+            "its mode is {:o}",
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
+/// The held single-instance lock; released when dropped (the process exits).
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+/// Takes the per-user agent lock in `dir`.
+pub fn take_instance_lock(dir: &Path) -> Result<InstanceLock, EndpointError> {
+    let path = dir.join("agent.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| EndpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    rustix::fs::flock(
+        file.as_fd(),
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .map_err(|_| EndpointError::AlreadyRunning(path))?;
+    Ok(InstanceLock { _file: file })
+}
+
+/// Binds the socket (removing a stale one: we hold the instance lock) with mode 0600.
+pub fn bind(socket: &Path) -> Result<UnixListener, EndpointError> {
+    let io_err = |source| EndpointError::Io {
+        path: socket.to_path_buf(),
+        source,
+    };
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let listener = UnixListener::bind(socket).map_err(io_err)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    Ok(listener)
+}
+
+fn frame_err(code: ErrorCode, message: &str) -> ResponseFrame {
+    ResponseFrame {
+        v: VERSION,
+        ok: None,
+        err: Some(ErrorReply {
+            code,
+            message: message.to_owned(),
+        }),
+    }
+}
+
+async fn write_frame(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    frame: &ResponseFrame,
+) -> io::Result<()> {
+    let mut line = serde_json::to_vec(frame).map_err(io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line).await?;
+    stream.flush().await
+}
+
+/// Serves connections until the agent is told to shut down.
+pub async fn serve(agent: Arc<Agent>, listener: UnixListener) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let our_uid = rustix::process::getuid().as_raw();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = agent.shutdown.notified() => return,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let agent = Arc::clone(&agent);
+        tokio::spawn(async move {
+            connection(agent, stream, our_uid).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(agent: Arc<Agent>, stream: UnixStream, our_uid: u32) {
+    let cred = match stream.peer_cred() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("cannot read peer credentials, closing: {e}");
+            return;
+        }
+    };
+    if cred.uid() != our_uid {
+        warn!(
+            peer_uid = cred.uid(),
+            "refused a connection from another user"
+        );
+        return;
+    }
+    let actor = crate::peer::actor_for(cred.uid(), cred.pid());
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read).take(0);
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        // One byte more than allowed tells an oversized request from a maximal one.
+        reader.set_limit(MAX_REQUEST_BYTES as u64 + 1);
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
+        let n = match read {
+            Err(_) => {
+                let _ = write_frame(
+                    &mut write,
+                    &frame_err(ErrorCode::BadRequest, "request timed out"),
+                )
+                .await;
+                return;
+            }
+            Ok(Err(e)) => {
+                debug!("read failed: {e}");
+                return;
+            }
+            Ok(Ok(n)) => n,
+        };
+        if n == 0 {
+            return;
+        }
+        if line.len() > MAX_REQUEST_BYTES || line.last() != Some(&b'\n') {
+            let msg = if line.len() > MAX_REQUEST_BYTES {
+                "request too large"
+            } else {
+                "request not terminated by a newline"
+            };
+            let _ = write_frame(&mut write, &frame_err(ErrorCode::BadRequest, msg)).await;
+            return;
+        }
+        let parsed = serde_json::from_slice::<RequestFrame>(&line);
+        // Wipe the raw line: it may have carried a passphrase.
+        zeroize::Zeroize::zeroize(&mut line);
+        let frame = match parsed {
+            Ok(f) => f,
+            Err(e) => {
+                // Serde's message names the field or token at fault, never echoes values at length.
+                let msg = format!("malformed request: {}", first_line(&e.to_string()));
+                if write_frame(&mut write, &frame_err(ErrorCode::BadRequest, &msg))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        if frame.v != VERSION {
+            let msg = format!("protocol version {} is not spoken by this agent (it speaks {VERSION}): restart the agent after upgrading", frame.v);
+            if write_frame(&mut write, &frame_err(ErrorCode::Version, &msg))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
+        let response = match agent.handle(frame.req, actor.clone()).await {
+            Ok(reply) => ResponseFrame {
+                v: VERSION,
+                ok: Some(reply),
+                err: None,
+            },
+            Err(e) => ResponseFrame {
+                v: VERSION,
+                ok: None,
+                err: Some(e),
+            },
+        };
+        if write_frame(&mut write, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(200).collect()
+}

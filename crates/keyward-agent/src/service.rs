@@ -1,0 +1,670 @@
+//! The agent's state and request handling: the only place an unlocked vault key lives.
+//!
+//! Blocking work (SQLite, the keychain's D-Bus calls, the KDF) runs on tokio's blocking pool; the
+//! vault sits behind a std mutex because a SQLite connection is not shareable across threads.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use keyward_core::audit::{self, Actor, AuditEvent};
+use keyward_core::catalog::KeystoreKind;
+use keyward_core::entry::{EntryError, EntryKind};
+use keyward_core::factors::TotpSetup;
+use keyward_core::kdf::KdfParams;
+use keyward_core::vault::{CreateOptions, ReconcileNote, SecondFactor};
+use keyward_core::{
+    AwsConfig, EntryConfig, EntryMeta, SecretValue, UnlockedKey, Vault, VaultError,
+};
+use secrecy::SecretString;
+use tracing::{info, warn};
+
+use crate::aws::{self, AwsCache, AwsError};
+use crate::protocol::{
+    AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
+    StatusInfo, WireSecret,
+};
+
+/// Default idle time before the vault locks itself.
+pub const DEFAULT_AUTO_LOCK: Duration = Duration::from_secs(15 * 60);
+/// Default STS session duration for new AWS entries.
+const DEFAULT_SESSION_SECS: u32 = 3600;
+
+/// The agent: vault, unlocked key, caches.
+pub struct Agent {
+    vault: Mutex<Vault>,
+    key: RwLock<Option<Arc<UnlockedKey>>>,
+    last_activity: Mutex<Instant>,
+    auto_lock: Duration,
+    aws: AwsCache,
+    reconciled: Vec<ReconcileNote>,
+    /// Signalled when a client asks the agent to stop.
+    pub shutdown: tokio::sync::Notify,
+}
+
+type Outcome = Result<Reply, ErrorReply>;
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
+    ErrorReply {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Maps a vault error to the wire, keeping the core's actionable message.
+pub fn vault_err(e: VaultError) -> ErrorReply {
+    use keyward_core::keystore::KeystoreError;
+    let code = match &e {
+        VaultError::NoVault => ErrorCode::NoVault,
+        VaultError::Locked => ErrorCode::Locked,
+        VaultError::WrongCredentials { .. } | VaultError::CodeReused | VaultError::CodeMismatch => {
+            ErrorCode::WrongCredentials
+        }
+        VaultError::Throttled(_) => ErrorCode::Throttled,
+        VaultError::NotFound(_) => ErrorCode::NotFound,
+        VaultError::Entry(_)
+        | VaultError::Factor(_)
+        | VaultError::WrongKind { .. }
+        | VaultError::AlreadyExists(_)
+        | VaultError::NoSuchFactor(_)
+        | VaultError::LastFactor => ErrorCode::Invalid,
+        VaultError::Catalog(keyward_core::catalog::CatalogError::Duplicate(_)) => {
+            ErrorCode::Invalid
+        }
+        VaultError::Keystore(KeystoreError::Catalog(_)) => ErrorCode::Internal,
+        VaultError::Keystore(_) | VaultError::DeviceSecretMissing => ErrorCode::Keystore,
+        VaultError::Audit(_) => ErrorCode::Audit,
+        _ => ErrorCode::Internal,
+    };
+    err(code, e.to_string())
+}
+
+impl Agent {
+    /// Opens the vault, reconciles the two stores, and starts locked.
+    pub fn new(vault: Vault, auto_lock: Duration) -> Result<Self, VaultError> {
+        let mut vault = vault;
+        let reconciled = match vault.reconcile(&crate::peer::this_process()) {
+            Ok(notes) => notes,
+            // An unreachable keychain must not keep the agent from starting and saying so.
+            Err(VaultError::Keystore(e)) => {
+                warn!("could not reconcile with the keychain at start-up: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        for n in &reconciled {
+            info!(entry = %n.name, "start-up reconciliation: {}", n.action);
+        }
+        Ok(Agent {
+            vault: Mutex::new(vault),
+            key: RwLock::new(None),
+            last_activity: Mutex::new(Instant::now()),
+            auto_lock,
+            aws: AwsCache::default(),
+            reconciled,
+            shutdown: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn with_vault<T>(&self, f: impl FnOnce(&mut Vault) -> T) -> T {
+        let mut guard = match self.vault.lock() {
+            Ok(g) => g,
+            // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+            Err(p) => p.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    fn current_key(&self) -> Option<Arc<UnlockedKey>> {
+        match self.key.read() {
+            Ok(k) => k.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_activity.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_activity
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Whether the vault is unlocked.
+    pub fn is_unlocked(&self) -> bool {
+        self.current_key().is_some()
+    }
+
+    /// Locks: wipes the key and every cached credential.
+    pub fn lock(&self, actor: &Actor, reason: &'static str) -> bool {
+        let was = match self.key.write() {
+            Ok(mut k) => k.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        self.aws.clear();
+        let unlocked = was.is_some();
+        drop(was);
+        if unlocked {
+            let res = self.with_vault(|v| {
+                v.audit(&[(
+                    actor.clone(),
+                    AuditEvent {
+                        action: "lock",
+                        target: None,
+                        outcome: "ok",
+                        detail: serde_json::json!({"reason": reason}),
+                    },
+                )])
+            });
+            if let Err(e) = res {
+                warn!("lock was not audited: {e}");
+            }
+            info!(reason, "vault locked");
+        }
+        unlocked
+    }
+
+    /// Locks if idle for longer than the auto-lock time; called periodically.
+    pub fn auto_lock_tick(&self) {
+        if self.is_unlocked() && self.idle_for() >= self.auto_lock {
+            self.lock(&crate::peer::this_process(), "idle");
+        }
+    }
+
+    /// Handles one request from `actor`.
+    pub async fn handle(self: &Arc<Self>, req: Request, actor: Actor) -> Outcome {
+        if !matches!(req, Request::Ping {} | Request::Status {}) {
+            self.touch();
+        }
+        match req {
+            Request::Ping {} => Ok(Reply::Pong {
+                pid: std::process::id(),
+            }),
+            Request::Status {} => self.blocking(move |a| a.status(&actor)).await,
+            Request::Init {
+                passphrase,
+                totp_secret,
+                totp_code,
+                keystore,
+                kdf,
+            } => {
+                self.blocking(move |a| {
+                    a.init(passphrase, totp_secret, totp_code, keystore, kdf, &actor)
+                })
+                .await
+            }
+            Request::Unlock { passphrase, factor } => {
+                self.blocking(move |a| a.unlock(passphrase, factor, &actor))
+                    .await
+            }
+            Request::Lock {} => {
+                self.lock(&actor, "requested");
+                Ok(Reply::Done)
+            }
+            Request::AddAws { name, meta, aws } => {
+                self.blocking(move |a| {
+                    let cfg = AwsConfig {
+                        access_key_hint: String::new(),
+                        role_arn: aws.role_arn,
+                        mfa_serial: aws.mfa_serial,
+                        region: aws.region,
+                        session_duration_secs: aws
+                            .session_duration_secs
+                            .unwrap_or(DEFAULT_SESSION_SECS),
+                        sts_endpoint: aws.sts_endpoint,
+                    };
+                    let secret = SecretValue::Aws {
+                        access_key_id: aws.access_key_id,
+                        secret_access_key: SecretString::from(
+                            aws.secret_access_key.expose().to_owned(),
+                        ),
+                    };
+                    a.add(name, EntryKind::Aws, meta, Some(cfg), secret, &actor)
+                })
+                .await
+            }
+            Request::AddStatic { name, meta, value } => {
+                self.blocking(move |a| {
+                    let secret = SecretValue::Static {
+                        value: SecretString::from(value.expose().to_owned()),
+                    };
+                    a.add(name, EntryKind::Static, meta, None, secret, &actor)
+                })
+                .await
+            }
+            Request::List {} => {
+                self.blocking(move |a| {
+                    let entries = a.with_vault(|v| v.list()).map_err(vault_err)?;
+                    a.audited(&actor, "list", None, "ok")?;
+                    Ok(Reply::Entries { entries })
+                })
+                .await
+            }
+            Request::Show { name } => {
+                self.blocking(move |a| {
+                    let entry = a.with_vault(|v| v.get(&name)).map_err(vault_err)?;
+                    a.audited(&actor, "show", Some(name), "ok")?;
+                    Ok(Reply::Entry {
+                        entry: Box::new(entry),
+                    })
+                })
+                .await
+            }
+            Request::Remove { name } => {
+                self.blocking(move |a| {
+                    a.with_vault(|v| v.remove_entry(&name, &actor))
+                        .map_err(vault_err)?;
+                    a.aws.clear();
+                    Ok(Reply::Done)
+                })
+                .await
+            }
+            Request::CredAws { profile, mfa_code } => self.cred_aws(profile, mfa_code, actor).await,
+            Request::Factors {} => {
+                self.blocking(move |a| {
+                    let factors = a.with_vault(|v| v.factors()).map_err(vault_err)?;
+                    a.audited(&actor, "factors", None, "ok")?;
+                    Ok(Reply::Factors { factors })
+                })
+                .await
+            }
+            Request::FactorAddTotp {
+                passphrase,
+                totp_secret,
+                totp_code,
+                label,
+            } => {
+                self.blocking(move |a| {
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
+                    let totp = TotpSetup::from_base32(totp_secret.expose(), &label)
+                        .map_err(|e| vault_err(e.into()))?;
+                    let pass = SecretString::from(passphrase.expose().to_owned());
+                    let info = a
+                        .with_vault(|v| {
+                            v.enroll_totp(&key, &pass, &totp, totp_code.expose(), &label, &actor)
+                        })
+                        .map_err(vault_err)?;
+                    Ok(Reply::Factors {
+                        factors: vec![info],
+                    })
+                })
+                .await
+            }
+            Request::FactorRemove { id } => {
+                self.blocking(move |a| {
+                    if !a.is_unlocked() {
+                        return Err(vault_err(VaultError::Locked));
+                    }
+                    a.with_vault(|v| v.remove_factor(&id, &actor))
+                        .map_err(vault_err)?;
+                    Ok(Reply::Done)
+                })
+                .await
+            }
+            Request::AuditVerify {} => {
+                self.blocking(move |a| {
+                    let rows = a
+                        .with_vault(|v| audit::verify(v.catalog()))
+                        .map_err(|e| err(ErrorCode::Audit, e.to_string()))?;
+                    a.audited(&actor, "audit.verify", None, "ok")?;
+                    Ok(Reply::AuditVerified { rows })
+                })
+                .await
+            }
+            Request::AuditTail { limit } => {
+                self.blocking(move |a| {
+                    let rows = a
+                        .with_vault(|v| v.catalog().audit_rows(Some(limit.min(10_000))))
+                        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+                    Ok(Reply::Audit { rows })
+                })
+                .await
+            }
+            Request::Shutdown {} => {
+                self.lock(&actor, "shutdown");
+                self.shutdown.notify_one();
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    async fn blocking(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Agent) -> Outcome + Send + 'static,
+    ) -> Outcome {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .unwrap_or_else(|_| Err(err(ErrorCode::Internal, "internal error (task failed)")))
+    }
+
+    /// Writes one audit row; a failure refuses the operation (fail closed).
+    fn audited(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        target: Option<String>,
+        outcome: &'static str,
+    ) -> Result<(), ErrorReply> {
+        self.with_vault(|v| {
+            v.audit(&[(
+                actor.clone(),
+                AuditEvent {
+                    action,
+                    target,
+                    outcome,
+                    detail: serde_json::json!({}),
+                },
+            )])
+        })
+        .map_err(vault_err)
+    }
+
+    fn status(&self, actor: &Actor) -> Outcome {
+        let unlocked = self.is_unlocked();
+        let (vault, keystore, entries, wait, catalog) = self.with_vault(|v| {
+            let exists = v.exists().unwrap_or(false);
+            let keystore = v.keystore().ok().map(|k| match k.kind() {
+                KeystoreKind::Keychain => "keychain".to_owned(),
+                KeystoreKind::File => "file".to_owned(),
+            });
+            let entries = v.list().map(|l| l.len()).unwrap_or(0);
+            let wait = if exists {
+                v.unlock_wait().unwrap_or(0)
+            } else {
+                0
+            };
+            (
+                exists,
+                keystore,
+                entries,
+                wait,
+                v.catalog_path().display().to_string(),
+            )
+        });
+        self.audited(actor, "status", None, "ok")?;
+        Ok(Reply::Status(StatusInfo {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_pid: std::process::id(),
+            vault,
+            locked: !unlocked,
+            keystore,
+            entries,
+            auto_lock_secs: self.auto_lock.as_secs(),
+            locks_in_secs: unlocked
+                .then(|| self.auto_lock.saturating_sub(self.idle_for()).as_secs()),
+            unlock_wait_secs: wait,
+            catalog,
+            reconciled: self.reconciled.clone(),
+            dumpable: crate::hardening::is_dumpable(),
+        }))
+    }
+
+    fn init(
+        &self,
+        passphrase: WireSecret,
+        totp_secret: WireSecret,
+        totp_code: WireSecret,
+        keystore: KeystoreChoice,
+        kdf: Option<crate::protocol::KdfChoice>,
+        actor: &Actor,
+    ) -> Outcome {
+        let passphrase = SecretString::from(passphrase.expose().to_owned());
+        keyward_core::factors::check_passphrase_strength(&passphrase, &[])
+            .map_err(|e| vault_err(e.into()))?;
+        let totp = TotpSetup::from_base32(totp_secret.expose(), "vault")
+            .map_err(|e| vault_err(e.into()))?;
+        let kdf = match kdf {
+            Some(k) => {
+                let p = KdfParams {
+                    memory_kib: k.memory_mib.saturating_mul(1024),
+                    iterations: k.iterations,
+                    parallelism: 1,
+                };
+                p.check_bounds()
+                    .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+                p
+            }
+            None => KdfParams::calibrate(Duration::from_millis(1000))
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?,
+        };
+        let created = self
+            .with_vault(|v| {
+                v.create(
+                    CreateOptions {
+                        passphrase,
+                        keystore: match keystore {
+                            KeystoreChoice::Keychain => KeystoreKind::Keychain,
+                            KeystoreChoice::File => KeystoreKind::File,
+                        },
+                        kdf,
+                        totp,
+                        totp_code: totp_code.expose().to_owned(),
+                        totp_label: "authenticator app".to_owned(),
+                    },
+                    actor,
+                )
+            })
+            .map_err(vault_err)?;
+        use secrecy::ExposeSecret;
+        Ok(Reply::Initialized {
+            recovery_codes: created
+                .recovery_codes
+                .iter()
+                .map(|c| WireSecret::new(c.expose_secret().to_owned()))
+                .collect(),
+            kdf_memory_mib: kdf.memory_kib / 1024,
+            kdf_iterations: kdf.iterations,
+        })
+    }
+
+    fn unlock(&self, passphrase: WireSecret, factor: FactorInput, actor: &Actor) -> Outcome {
+        let passphrase = SecretString::from(passphrase.expose().to_owned());
+        let factor = match factor {
+            FactorInput::Totp { code } => SecondFactor::Totp(code.expose().to_owned()),
+            FactorInput::Recovery { code } => {
+                SecondFactor::Recovery(SecretString::from(code.expose().to_owned()))
+            }
+        };
+        let unlocked = self
+            .with_vault(|v| v.unlock(&passphrase, &factor, actor))
+            .map_err(vault_err)?;
+        match self.key.write() {
+            Ok(mut k) => *k = Some(Arc::new(unlocked.key)),
+            Err(p) => *p.into_inner() = Some(Arc::new(unlocked.key)),
+        }
+        self.touch();
+        info!("vault unlocked");
+        Ok(Reply::Unlocked {
+            recovery_codes_left: unlocked.recovery_codes_left,
+            auto_lock_secs: self.auto_lock.as_secs(),
+        })
+    }
+
+    fn add(
+        &self,
+        name: String,
+        kind: EntryKind,
+        meta: MetaInput,
+        aws: Option<AwsConfig>,
+        secret: SecretValue,
+        actor: &Actor,
+    ) -> Outcome {
+        for (field, value, max) in [
+            ("owner", meta.owner.as_deref(), 128),
+            ("purpose", meta.purpose.as_deref(), 512),
+            ("expires", meta.expires.as_deref(), 64),
+        ] {
+            if let Some(v) = value {
+                keyward_core::entry::validate_text(field, v, max)
+                    .map_err(|e| vault_err(e.into()))?;
+            }
+        }
+        if meta.tags.len() > 32 {
+            return Err(vault_err(
+                EntryError::Text {
+                    field: "tags",
+                    max: 32,
+                }
+                .into(),
+            ));
+        }
+        for t in &meta.tags {
+            keyward_core::entry::validate_text("tag", t, 64).map_err(|e| vault_err(e.into()))?;
+        }
+        if let Some(exp) = &meta.expires {
+            time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    err(
+                        ErrorCode::Invalid,
+                        "invalid expiry: use RFC 3339, e.g. 2027-01-31T00:00:00Z",
+                    )
+                })?;
+        }
+        let entry = EntryMeta {
+            id: String::new(),
+            name,
+            kind,
+            owner: meta.owner,
+            purpose: meta.purpose,
+            tags: meta.tags,
+            created: String::new(),
+            rotated: None,
+            rotation_interval_days: meta.rotation_interval_days,
+            expires: meta.expires,
+            last_used: None,
+            use_count: 0,
+            config: EntryConfig { aws },
+        };
+        let entry = self
+            .with_vault(|v| v.add_entry(entry, &secret, actor))
+            .map_err(vault_err)?;
+        Ok(Reply::Entry {
+            entry: Box::new(entry),
+        })
+    }
+
+    async fn cred_aws(
+        self: &Arc<Self>,
+        profile: String,
+        mfa_code: Option<WireSecret>,
+        actor: Actor,
+    ) -> Outcome {
+        let key = self
+            .current_key()
+            .ok_or_else(|| vault_err(VaultError::Locked))?;
+        let meta = {
+            let me = Arc::clone(self);
+            let p = profile.clone();
+            tokio::task::spawn_blocking(move || me.with_vault(|v| v.get(&p)))
+                .await
+                .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+                .map_err(vault_err)?
+        };
+        let Some(cfg) = meta
+            .config
+            .aws
+            .clone()
+            .filter(|_| meta.kind == EntryKind::Aws)
+        else {
+            return Err(vault_err(VaultError::WrongKind {
+                name: profile,
+                expected: "aws",
+                actual: meta.kind.as_str(),
+            }));
+        };
+        if let Some(c) = self.aws.fresh(&profile, &meta.id) {
+            return self.issued(actor, meta, c).await;
+        }
+        let flight = self.aws.flight(&profile);
+        let _guard = flight.lock().await;
+        if let Some(c) = self.aws.fresh(&profile, &meta.id) {
+            return self.issued(actor, meta, c).await;
+        }
+        let secret = {
+            let me = Arc::clone(self);
+            let m = meta.clone();
+            let k = Arc::clone(&key);
+            tokio::task::spawn_blocking(move || me.with_vault(|v| v.read_secret(&k, &m)))
+                .await
+                .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+                .map_err(vault_err)?
+        };
+        let SecretValue::Aws {
+            access_key_id,
+            secret_access_key,
+        } = secret
+        else {
+            return Err(err(ErrorCode::Internal, "stored secret is not an AWS key"));
+        };
+        let session_name = format!("keyward-{}", meta.name);
+        let session_name: String = session_name.chars().take(64).collect();
+        let issued = aws::issue(
+            &profile,
+            &cfg,
+            &access_key_id,
+            &secret_access_key,
+            mfa_code.as_ref().map(|c| c.expose()),
+            &session_name,
+        )
+        .await;
+        let (creds, expires) = match issued {
+            Ok(v) => v,
+            Err(e) => {
+                let code = match e {
+                    AwsError::MfaRequired(_) => ErrorCode::MfaRequired,
+                    _ => ErrorCode::Upstream,
+                };
+                let me = Arc::clone(self);
+                let target = Some(profile.clone());
+                let a = actor.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed"))
+                        .await;
+                return Err(err(code, e.to_string()));
+            }
+        };
+        // Dropped while the vault is locked in the meantime: do not cache or hand out.
+        if !self.is_unlocked() {
+            return Err(vault_err(VaultError::Locked));
+        }
+        self.aws.store(&profile, &meta.id, &creds, expires);
+        self.issued(actor, meta, creds).await
+    }
+
+    async fn issued(
+        self: &Arc<Self>,
+        actor: Actor,
+        meta: EntryMeta,
+        creds: AwsCredentials,
+    ) -> Outcome {
+        self.blocking(move |a| {
+            a.with_vault(|v| {
+                v.audit(&[(
+                    actor,
+                    AuditEvent {
+                        action: "issue",
+                        target: Some(meta.name.clone()),
+                        outcome: "ok",
+                        detail: serde_json::json!({
+                            "kind": "aws-sts",
+                            "access_key_id": creds.access_key_id,
+                            "expiration": creds.expiration,
+                            "cached": creds.cached,
+                        }),
+                    },
+                )])?;
+                v.record_use(&meta)
+            })
+            .map_err(vault_err)?;
+            Ok(Reply::AwsCredentials(creds))
+        })
+        .await
+    }
+}

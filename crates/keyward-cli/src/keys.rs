@@ -1,0 +1,215 @@
+//! Key commands: add, list, show, remove. Secrets are asked for, never taken from argv, and never
+//! printed; list and show print metadata only.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use keyward_agent::protocol::{AwsKeyInput, MetaInput, Reply, Request, WireSecret};
+use keyward_core::{EntryKind, EntryMeta};
+use secrecy::ExposeSecret;
+
+use crate::prompt::Prompter;
+use crate::vaultcmd::call;
+
+/// Arguments of `keyward add aws`.
+pub struct AddAws {
+    /// Name.
+    pub name: String,
+    /// Access key id, asked for when absent.
+    pub access_key_id: Option<String>,
+    /// Role.
+    pub role_arn: Option<String>,
+    /// MFA serial.
+    pub mfa_serial: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Session duration.
+    pub duration: Option<Duration>,
+    /// STS endpoint.
+    pub sts_endpoint: Option<String>,
+}
+
+/// `keyward add aws`.
+pub fn add_aws(input_fd: Option<u32>, a: AddAws, meta: MetaInput) -> Result<()> {
+    keyward_core::entry::validate_name(&a.name)?;
+    let mut p = Prompter::new(input_fd)?;
+    let access_key_id = match a.access_key_id {
+        Some(id) => id,
+        None => p.line("AWS access key id (AKIA…): ", "access key id")?,
+    };
+    let secret = p.secret("AWS secret access key: ", "secret access key")?;
+    let duration = a
+        .duration
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    let reply = call(Request::AddAws {
+        name: a.name.clone(),
+        meta,
+        aws: AwsKeyInput {
+            access_key_id: access_key_id.trim().to_owned(),
+            secret_access_key: WireSecret::new(secret.expose_secret().trim().to_owned()),
+            role_arn: a.role_arn,
+            mfa_serial: a.mfa_serial,
+            region: a.region,
+            session_duration_secs: duration,
+            sts_endpoint: a.sts_endpoint,
+        },
+    })?;
+    if let Reply::Entry { entry } = reply {
+        println!(
+            "Stored AWS key '{}' ({}). Next: `keyward setup aws {}` points the AWS CLI and SDKs at it.",
+            entry.name,
+            entry
+                .config
+                .aws
+                .as_ref()
+                .map(|c| c.access_key_hint.as_str())
+                .unwrap_or(""),
+            entry.name
+        );
+    }
+    Ok(())
+}
+
+/// `keyward add static`.
+pub fn add_static(input_fd: Option<u32>, name: String, meta: MetaInput) -> Result<()> {
+    keyward_core::entry::validate_name(&name)?;
+    let mut p = Prompter::new(input_fd)?;
+    let value = p.secret("Token value: ", "token")?;
+    call(Request::AddStatic {
+        name: name.clone(),
+        meta,
+        value: WireSecret::new(value.expose_secret().to_owned()),
+    })?;
+    println!("Stored token '{name}'.");
+    Ok(())
+}
+
+fn date(s: &Option<String>) -> String {
+    s.as_deref()
+        .map(|d| d.get(..10).unwrap_or(d).to_owned())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// `keyward list`.
+pub fn list(json: bool) -> Result<()> {
+    let Reply::Entries { entries } = call(Request::List {})? else {
+        bail!("the agent gave an unexpected answer");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!("No keys yet: `keyward add aws NAME` or `keyward import aws` stores one.");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<7} {:<16} {:<11} {:<11} {:>5}  TAGS",
+        "NAME", "KIND", "OWNER", "CREATED", "LAST USED", "USES"
+    );
+    for e in &entries {
+        println!(
+            "{:<24} {:<7} {:<16} {:<11} {:<11} {:>5}  {}",
+            e.name,
+            e.kind.as_str(),
+            e.owner.as_deref().unwrap_or("-"),
+            date(&Some(e.created.clone())),
+            date(&e.last_used),
+            e.use_count,
+            e.tags.join(",")
+        );
+    }
+    Ok(())
+}
+
+fn print_entry(e: &EntryMeta) {
+    let field = |k: &str, v: &str| println!("{k:<17} {v}");
+    field("Name:", &e.name);
+    field("Kind:", e.kind.as_str());
+    field("Owner:", e.owner.as_deref().unwrap_or("-"));
+    field("Purpose:", e.purpose.as_deref().unwrap_or("-"));
+    field(
+        "Tags:",
+        &if e.tags.is_empty() {
+            "-".to_owned()
+        } else {
+            e.tags.join(", ")
+        },
+    );
+    field("Created:", &e.created);
+    field("Rotated:", e.rotated.as_deref().unwrap_or("never"));
+    field(
+        "Rotate every:",
+        &e.rotation_interval_days
+            .map(|d| format!("{d} days"))
+            .unwrap_or_else(|| "-".into()),
+    );
+    field("Expires:", e.expires.as_deref().unwrap_or("-"));
+    field("Last used:", e.last_used.as_deref().unwrap_or("never"));
+    field("Uses:", &e.use_count.to_string());
+    if let (EntryKind::Aws, Some(c)) = (e.kind, &e.config.aws) {
+        field("Access key:", &c.access_key_hint);
+        field(
+            "Issues:",
+            if c.role_arn.is_some() {
+                "STS AssumeRole"
+            } else {
+                "STS GetSessionToken"
+            },
+        );
+        if let Some(r) = &c.role_arn {
+            field("Role:", r);
+        }
+        if let Some(m) = &c.mfa_serial {
+            field("MFA device:", m);
+        }
+        field(
+            "Region:",
+            c.region.as_deref().unwrap_or("us-east-1 (default)"),
+        );
+        field(
+            "Session length:",
+            &humantime::format_duration(Duration::from_secs(c.session_duration_secs.into()))
+                .to_string(),
+        );
+        if let Some(ep) = &c.sts_endpoint {
+            field("STS endpoint:", ep);
+        }
+    }
+}
+
+/// `keyward show`.
+pub fn show(name: &str, json: bool) -> Result<()> {
+    let Reply::Entry { entry } = call(Request::Show {
+        name: name.to_owned(),
+    })?
+    else {
+        bail!("the agent gave an unexpected answer");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entry)?);
+    } else {
+        print_entry(entry.as_ref());
+    }
+    Ok(())
+}
+
+/// `keyward remove`.
+pub fn remove(input_fd: Option<u32>, name: &str, yes: bool) -> Result<()> {
+    if !yes {
+        let mut p = Prompter::new(input_fd)?;
+        if !p.available() {
+            bail!("removing '{name}' needs confirmation: run it in a terminal or pass --yes");
+        }
+        if !p.confirm(&format!(
+            "Remove '{name}' and its secret from the keychain? This cannot be undone."
+        ))? {
+            bail!("not removed");
+        }
+    }
+    call(Request::Remove {
+        name: name.to_owned(),
+    })?;
+    println!("Removed '{name}'.");
+    Ok(())
+}

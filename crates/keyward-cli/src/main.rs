@@ -1,0 +1,394 @@
+//! `keyward`: the command-line face of Keyward and the adapter tools call for credentials.
+//!
+//! Every command is a thin request to the agent (started on demand); the CLI never opens the
+//! vault itself. Errors are one line on stderr with a non-zero exit.
+
+#![forbid(unsafe_code)]
+
+mod awscmd;
+
+mod awsfiles;
+mod connect;
+mod keys;
+mod prompt;
+mod vaultcmd;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keyward: a two-factor key vault that hands tools short-lived credentials.
+#[derive(Parser)]
+#[command(name = "keyward", version, about, propagate_version = true)]
+struct Cli {
+    /// Read passphrases, codes and answers from this file descriptor, one line per prompt (for scripts).
+    #[arg(long, global = true, value_name = "FD")]
+    input_fd: Option<u32>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+// Parsed once per process: boxing variants would only add noise.
+#[allow(clippy::large_enum_variant)]
+enum Cmd {
+    /// Create the vault: passphrase, TOTP factor, recovery codes.
+    Init(InitArgs),
+    /// Unlock the vault with the passphrase and a second factor.
+    Unlock {
+        /// Use a one-time recovery code instead of the authenticator app.
+        #[arg(long)]
+        recovery: bool,
+    },
+    /// Lock the vault now (wipes keys and cached credentials).
+    Lock,
+    /// Show whether the vault is locked, where it lives and what the agent is doing.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a key.
+    #[command(subcommand)]
+    Add(AddCmd),
+    /// List stored keys (metadata only).
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key's metadata (never its secret).
+    Show {
+        /// Key name.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key from the vault and the keychain.
+    Remove {
+        /// Key name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print short-lived credentials in a tool's format.
+    #[command(subcommand)]
+    Cred(CredCmd),
+    /// Point a tool at Keyward.
+    #[command(subcommand)]
+    Setup(SetupCmd),
+    /// Import keys from a tool's plaintext files.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Manage second factors.
+    #[command(subcommand)]
+    Factor(FactorCmd),
+    /// Inspect the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Run or stop the agent.
+    Agent(AgentArgs),
+}
+
+/// Where a new vault keeps its secrets.
+#[derive(Clone, Copy, ValueEnum)]
+enum KeystoreArg {
+    /// The OS keychain (Secret Service / Keychain / Credential Manager).
+    Keychain,
+    /// The catalog file; only for machines without a keychain.
+    File,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Where secrets are stored.
+    #[arg(long, value_enum, default_value = "keychain")]
+    keystore: KeystoreArg,
+    /// Argon2id memory in MiB (default: 64, with passes calibrated to ~1 s). Lower values are for tests.
+    #[arg(long, value_name = "MIB")]
+    kdf_memory_mib: Option<u32>,
+    /// Argon2id passes (default: calibrated to ~1 s).
+    #[arg(long, value_name = "N", requires = "kdf_memory_mib")]
+    kdf_iterations: Option<u32>,
+}
+
+#[derive(Args, Default)]
+struct MetaArgs {
+    /// Who is responsible for this key.
+    #[arg(long)]
+    owner: Option<String>,
+    /// What the key is for.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Rotation interval, e.g. 90d.
+    #[arg(long, value_parser = parse_days)]
+    rotate_every: Option<u32>,
+    /// When the key expires (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+    #[arg(long)]
+    expires: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AddCmd {
+    /// An AWS access key (AKIA…); tools get STS session credentials from it.
+    Aws(AddAwsArgs),
+    /// A plain token or API key.
+    Static {
+        /// Key name.
+        name: String,
+        #[command(flatten)]
+        meta: MetaArgs,
+    },
+}
+
+#[derive(Args)]
+struct AddAwsArgs {
+    /// Key name; also the AWS profile name used by `setup aws`.
+    name: String,
+    /// Access key id (asked for when absent; the secret is always asked for).
+    #[arg(long)]
+    access_key_id: Option<String>,
+    /// Role to assume (AssumeRole instead of GetSessionToken).
+    #[arg(long)]
+    role_arn: Option<String>,
+    /// MFA device serial or ARN (a code is asked for when a session is issued).
+    #[arg(long)]
+    mfa_serial: Option<String>,
+    /// Region for STS.
+    #[arg(long)]
+    region: Option<String>,
+    /// Session duration, e.g. 1h or 12h (30 minutes to 36 hours).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// STS endpoint override (private endpoints, tests).
+    #[arg(long)]
+    sts_endpoint: Option<String>,
+    #[command(flatten)]
+    meta: MetaArgs,
+}
+
+#[derive(Subcommand)]
+enum CredCmd {
+    /// AWS `credential_process` JSON (version 1) with STS session credentials.
+    Aws {
+        /// Profile (key name).
+        #[arg(long)]
+        profile: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SetupCmd {
+    /// Write `credential_process` for a key into the AWS config file.
+    Aws {
+        /// Key name.
+        name: String,
+        /// AWS profile to write (defaults to the key name).
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Import long-lived keys from the AWS shared credentials file.
+    Aws {
+        /// Only these profiles (repeatable; default: all with long-lived keys).
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
+        /// Remove the imported plaintext keys from the credentials file without asking (a 0600 backup is kept).
+        #[arg(long, conflicts_with = "keep_plaintext")]
+        remove_plaintext: bool,
+        /// Keep the plaintext keys without asking.
+        #[arg(long)]
+        keep_plaintext: bool,
+        /// STS endpoint override for the imported keys (tests, private endpoints).
+        #[arg(long)]
+        sts_endpoint: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FactorCmd {
+    /// List enrolled factors and recovery codes left.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enroll another authenticator app (vault must be unlocked).
+    AddTotp {
+        /// A label for it.
+        #[arg(long, default_value = "authenticator app")]
+        label: String,
+    },
+    /// Remove a factor by id (vault must be unlocked).
+    Remove {
+        /// Factor id from `keyward factor list`.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check that no audit record was edited or deleted.
+    Verify,
+    /// Show the latest audit records.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    #[command(subcommand)]
+    action: Option<AgentAction>,
+    /// Lock after this much idle time, e.g. 15m.
+    #[arg(long, env = "KEYWARD_AUTO_LOCK", value_parser = parse_duration)]
+    auto_lock: Option<Duration>,
+}
+
+#[derive(Subcommand)]
+enum AgentAction {
+    /// Run in the foreground (the default).
+    Run,
+    /// Start in the background if not running.
+    Start,
+    /// Stop the running agent (locks first).
+    Stop,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 15m, 1h)"))
+}
+
+fn parse_days(s: &str) -> Result<u32, String> {
+    let d = parse_duration(s)?;
+    let days = d.as_secs() / 86_400;
+    if days == 0 || days > 3650 {
+        return Err("use 1 to 3650 days, e.g. 90d".to_owned());
+    }
+    Ok(days as u32)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let input_fd = cli.input_fd;
+    match cli.command {
+        Cmd::Init(a) => vaultcmd::init(
+            input_fd,
+            matches!(a.keystore, KeystoreArg::File),
+            a.kdf_memory_mib,
+            a.kdf_iterations,
+        ),
+        Cmd::Unlock { recovery } => vaultcmd::unlock(input_fd, recovery),
+        Cmd::Lock => vaultcmd::lock(),
+        Cmd::Status { json } => vaultcmd::status(json),
+        Cmd::Add(AddCmd::Aws(a)) => keys::add_aws(
+            input_fd,
+            keys::AddAws {
+                name: a.name,
+                access_key_id: a.access_key_id,
+                role_arn: a.role_arn,
+                mfa_serial: a.mfa_serial,
+                region: a.region,
+                duration: a.duration,
+                sts_endpoint: a.sts_endpoint,
+            },
+            a.meta.into(),
+        ),
+        Cmd::Add(AddCmd::Static { name, meta }) => keys::add_static(input_fd, name, meta.into()),
+        Cmd::List { json } => keys::list(json),
+        Cmd::Show { name, json } => keys::show(&name, json),
+        Cmd::Remove { name, yes } => keys::remove(input_fd, &name, yes),
+        Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),
+        Cmd::Setup(SetupCmd::Aws { name, profile }) => awscmd::setup(&name, profile.as_deref()),
+        Cmd::Import(ImportCmd::Aws {
+            profiles,
+            remove_plaintext,
+            keep_plaintext,
+            sts_endpoint,
+        }) => awscmd::import(
+            input_fd,
+            &profiles,
+            if remove_plaintext {
+                Some(true)
+            } else if keep_plaintext {
+                Some(false)
+            } else {
+                None
+            },
+            sts_endpoint,
+        ),
+        Cmd::Factor(FactorCmd::List { json }) => vaultcmd::factor_list(json),
+        Cmd::Factor(FactorCmd::AddTotp { label }) => vaultcmd::factor_add_totp(input_fd, &label),
+        Cmd::Factor(FactorCmd::Remove { id }) => vaultcmd::factor_remove(&id),
+        Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
+        Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
+        Cmd::Agent(a) => vaultcmd::agent(
+            match a.action {
+                None | Some(AgentAction::Run) => vaultcmd::AgentVerb::Run,
+                Some(AgentAction::Start) => vaultcmd::AgentVerb::Start,
+                Some(AgentAction::Stop) => vaultcmd::AgentVerb::Stop,
+            },
+            a.auto_lock,
+        ),
+    }
+}
+
+impl From<MetaArgs> for keyward_agent::protocol::MetaInput {
+    fn from(m: MetaArgs) -> Self {
+        keyward_agent::protocol::MetaInput {
+            owner: m.owner,
+            purpose: m.purpose,
+            tags: m.tags,
+            rotation_interval_days: m.rotate_every,
+            expires: m.expires,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_agent = matches!(cli.command, Cmd::Agent(_));
+    let default_level = if is_agent { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes joined, no backtrace, no secret (errors never hold any).
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if !line.contains(&cause) {
+                    if !line.is_empty() {
+                        line.push_str(": ");
+                    }
+                    line.push_str(&cause);
+                }
+            }
+            line.retain(|c| c != '\n' && c != '\r');
+            eprintln!("keyward: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}

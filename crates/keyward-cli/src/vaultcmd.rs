@@ -1,0 +1,428 @@
+//! Vault-level commands: init, unlock, lock, status, factors, audit, and the agent itself.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use keyward_agent::client::ClientError;
+use keyward_agent::protocol::{
+    ErrorCode, FactorInput, KdfChoice, KeystoreChoice, Reply, Request, WireSecret,
+};
+use keyward_core::factors::{self, TotpSetup};
+use secrecy::ExposeSecret;
+
+use crate::connect;
+use crate::prompt::Prompter;
+
+/// Calls the agent and turns an unexpected reply into an error.
+pub fn call(req: Request) -> Result<Reply> {
+    let mut c = connect::agent()?;
+    Ok(c.call(req)?)
+}
+
+fn unexpected() -> anyhow::Error {
+    anyhow!("the agent gave an unexpected answer (is it another version? run `keyward agent stop`)")
+}
+
+fn wire(s: &secrecy::SecretString) -> WireSecret {
+    WireSecret::new(s.expose_secret().to_owned())
+}
+
+/// Renders a QR code for the terminal with half-block characters.
+fn qr_text(data: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(data.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+/// `keyward init`.
+pub fn init(
+    input_fd: Option<u32>,
+    file_keystore: bool,
+    kdf_memory_mib: Option<u32>,
+    kdf_iterations: Option<u32>,
+) -> Result<()> {
+    let mut p = Prompter::new(input_fd)?;
+    if let Reply::Status(s) = call(Request::Status {})? {
+        if s.vault {
+            bail!(
+                "a vault already exists ({}): `keyward unlock` opens it",
+                s.catalog
+            );
+        }
+    }
+    let interactive = p.interactive();
+    let passphrase = loop {
+        let first = p.secret("Choose a passphrase: ", "passphrase")?;
+        if let Err(e) = factors::check_passphrase_strength(&first, &[]) {
+            if interactive {
+                eprintln!("{e}");
+                continue;
+            }
+            return Err(e.into());
+        }
+        let again = p.secret("Repeat the passphrase: ", "passphrase confirmation")?;
+        if again.expose_secret() != first.expose_secret() {
+            if interactive {
+                eprintln!("The two passphrases differ; try again.");
+                continue;
+            }
+            bail!("the two passphrases differ");
+        }
+        break first;
+    };
+
+    let totp = TotpSetup::generate("keyward")?;
+    let url = totp.otpauth_url();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nSecond factor: add Keyward to your authenticator app."
+    )?;
+    if let Some(qr) = qr_text(url.expose_secret()) {
+        writeln!(out, "{qr}")?;
+    }
+    writeln!(
+        out,
+        "Or enter this secret by hand: {}",
+        totp.secret_base32().expose_secret()
+    )?;
+    writeln!(out, "otpauth URL: {}", url.expose_secret())?;
+    writeln!(
+        out,
+        "(TOTP is checked on every unlock and rate-limited; its seed is stored on this machine, sealed by your passphrase.)\n"
+    )?;
+    out.flush()?;
+    drop(out);
+
+    let kdf = kdf_memory_mib.map(|m| KdfChoice {
+        memory_mib: m,
+        iterations: kdf_iterations.unwrap_or(2),
+    });
+    if kdf.is_some_and(|k| k.memory_mib < 64) {
+        eprintln!("warning: Argon2id memory below 64 MiB makes the passphrase cheaper to guess; use this only for tests");
+    }
+    let mut attempts = 0;
+    let reply = loop {
+        attempts += 1;
+        let code = p.secret("Code shown by the app: ", "TOTP code")?;
+        if !interactive {
+            eprintln!("Deriving the vault key…");
+        }
+        let res = connect::agent()?.call(Request::Init {
+            passphrase: wire(&passphrase),
+            totp_secret: wire(&totp.secret_base32()),
+            totp_code: wire(&code),
+            keystore: if file_keystore {
+                KeystoreChoice::File
+            } else {
+                KeystoreChoice::Keychain
+            },
+            kdf,
+        });
+        match res {
+            Err(ClientError::Agent(e))
+                if e.code == ErrorCode::WrongCredentials && interactive && attempts < 3 =>
+            {
+                eprintln!("{}", e.message);
+            }
+            other => break other?,
+        }
+    };
+    let Reply::Initialized {
+        recovery_codes,
+        kdf_memory_mib,
+        kdf_iterations,
+    } = reply
+    else {
+        return Err(unexpected());
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Vault created (Argon2id {kdf_memory_mib} MiB × {kdf_iterations} passes). Run `keyward unlock` to open it.")?;
+    writeln!(out, "\nRecovery codes — each opens the vault once with your passphrase if you lose your authenticator.")?;
+    writeln!(
+        out,
+        "Store them offline now; they will not be shown again:\n"
+    )?;
+    for (i, c) in recovery_codes.iter().enumerate() {
+        writeln!(out, "  {:>2}. {}", i + 1, c.expose())?;
+    }
+    writeln!(out)?;
+    out.flush()?;
+    drop(out);
+    if interactive {
+        p.line(
+            "Press Enter once you have stored the recovery codes. ",
+            "confirmation",
+        )?;
+    }
+    Ok(())
+}
+
+/// Prompts for both factors and unlocks; shared by `unlock` and `cred` when locked.
+pub fn unlock_with(p: &mut Prompter, recovery: bool) -> Result<Reply> {
+    let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
+    let factor = if recovery {
+        FactorInput::Recovery {
+            code: wire(&p.secret("Recovery code: ", "recovery code")?),
+        }
+    } else {
+        FactorInput::Totp {
+            code: wire(&p.secret("Authenticator code: ", "TOTP code")?),
+        }
+    };
+    Ok(connect::agent()?.call(Request::Unlock {
+        passphrase: wire(&passphrase),
+        factor,
+    })?)
+}
+
+/// `keyward unlock`.
+pub fn unlock(input_fd: Option<u32>, recovery: bool) -> Result<()> {
+    let mut p = Prompter::new(input_fd)?;
+    if let Reply::Status(s) = call(Request::Status {})? {
+        if !s.vault {
+            bail!("no vault yet: run `keyward init` to create one");
+        }
+        if !s.locked {
+            println!("Already unlocked.");
+            return Ok(());
+        }
+    }
+    match unlock_with(&mut p, recovery)? {
+        Reply::Unlocked {
+            recovery_codes_left,
+            auto_lock_secs,
+        } => {
+            println!(
+                "Unlocked. Locks after {} of inactivity (`keyward lock` locks now).",
+                humantime::format_duration(Duration::from_secs(auto_lock_secs))
+            );
+            if let Some(left) = recovery_codes_left {
+                println!("A recovery code was used; {left} left. Enroll a new authenticator now with `keyward factor add-totp`.");
+            }
+            Ok(())
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+/// `keyward lock`.
+pub fn lock() -> Result<()> {
+    match connect::existing()? {
+        None => println!("Locked (no agent running)."),
+        Some(mut c) => {
+            c.call(Request::Lock {})?;
+            println!("Locked.");
+        }
+    }
+    Ok(())
+}
+
+/// `keyward status`.
+pub fn status(json: bool) -> Result<()> {
+    let Reply::Status(s) = call(Request::Status {})? else {
+        return Err(unexpected());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    if !s.vault {
+        println!("No vault yet: run `keyward init`.");
+        println!("Agent: pid {} (catalog {})", s.agent_pid, s.catalog);
+        return Ok(());
+    }
+    println!("Vault:    {}", if s.locked { "locked" } else { "unlocked" });
+    println!(
+        "Keystore: {}",
+        match s.keystore.as_deref() {
+            Some("file") => "catalog file (explicit fallback: no OS keychain protection)",
+            _ => "OS keychain",
+        }
+    );
+    println!("Keys:     {}", s.entries);
+    match s.locks_in_secs {
+        Some(left) => println!(
+            "Auto-lock: in {} (after {} idle)",
+            humantime::format_duration(Duration::from_secs(left)),
+            humantime::format_duration(Duration::from_secs(s.auto_lock_secs))
+        ),
+        None => println!(
+            "Auto-lock: after {} idle",
+            humantime::format_duration(Duration::from_secs(s.auto_lock_secs))
+        ),
+    }
+    if s.unlock_wait_secs > 0 {
+        println!(
+            "Unlock attempts paused for {} s after failures",
+            s.unlock_wait_secs
+        );
+    }
+    println!("Agent:    pid {} v{}", s.agent_pid, s.agent_version);
+    println!("Catalog:  {}", s.catalog);
+    for n in &s.reconciled {
+        println!("Repaired at start-up: {}: {}", n.name, n.action);
+    }
+    Ok(())
+}
+
+/// `keyward factor list`.
+pub fn factor_list(json: bool) -> Result<()> {
+    let Reply::Factors { factors } = call(Request::Factors {})? else {
+        return Err(unexpected());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&factors)?);
+        return Ok(());
+    }
+    let recovery = factors
+        .iter()
+        .filter(|f| f.kind == keyward_core::vault::SlotKind::Recovery)
+        .count();
+    println!("{:<14} {:<10} {:<22} LABEL", "ID", "KIND", "ENROLLED");
+    for f in factors
+        .iter()
+        .filter(|f| f.kind != keyward_core::vault::SlotKind::Recovery)
+    {
+        println!(
+            "{:<14} {:<10} {:<22} {}",
+            f.id,
+            f.kind.as_str(),
+            f.created,
+            f.label
+        );
+    }
+    println!("Recovery codes left: {recovery}");
+    Ok(())
+}
+
+/// `keyward factor add-totp`.
+pub fn factor_add_totp(input_fd: Option<u32>, label: &str) -> Result<()> {
+    let mut p = Prompter::new(input_fd)?;
+    let totp = TotpSetup::generate(label)?;
+    let url = totp.otpauth_url();
+    if let Some(qr) = qr_text(url.expose_secret()) {
+        println!("{qr}");
+    }
+    println!(
+        "Or enter this secret by hand: {}",
+        totp.secret_base32().expose_secret()
+    );
+    let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
+    let code = p.secret("Code shown by the new app: ", "TOTP code")?;
+    let reply = call(Request::FactorAddTotp {
+        passphrase: wire(&passphrase),
+        totp_secret: wire(&totp.secret_base32()),
+        totp_code: wire(&code),
+        label: label.to_owned(),
+    })?;
+    let Reply::Factors { factors } = reply else {
+        return Err(unexpected());
+    };
+    for f in factors {
+        println!(
+            "Enrolled {} factor {} ({}).",
+            f.kind.as_str(),
+            f.id,
+            f.label
+        );
+    }
+    Ok(())
+}
+
+/// `keyward factor remove`.
+pub fn factor_remove(id: &str) -> Result<()> {
+    call(Request::FactorRemove { id: id.to_owned() })?;
+    println!("Removed factor {id}.");
+    Ok(())
+}
+
+/// `keyward audit verify`.
+pub fn audit_verify() -> Result<()> {
+    let Reply::AuditVerified { rows } = call(Request::AuditVerify {})? else {
+        return Err(unexpected());
+    };
+    println!("Audit log intact: {rows} records, hash chain verified.");
+    Ok(())
+}
+
+/// `keyward audit tail`.
+pub fn audit_tail(lines: u32, json: bool) -> Result<()> {
+    let Reply::Audit { rows } = call(Request::AuditTail { limit: lines })? else {
+        return Err(unexpected());
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    for r in rows {
+        let actor: keyward_core::Actor = serde_json::from_str(&r.actor).unwrap_or_default();
+        let client = actor
+            .chain
+            .iter()
+            .skip(1)
+            .find_map(|p| p.exe.clone())
+            .or_else(|| actor.chain.first().and_then(|p| p.exe.clone()))
+            .unwrap_or_else(|| "-".to_owned());
+        println!(
+            "{:>6} {} {:<14} {:<10} {:<20} {}",
+            r.seq,
+            r.ts,
+            r.action,
+            r.outcome,
+            r.target.unwrap_or_else(|| "-".into()),
+            client
+        );
+    }
+    Ok(())
+}
+
+/// What `keyward agent` does.
+pub enum AgentVerb {
+    /// Foreground.
+    Run,
+    /// Background.
+    Start,
+    /// Stop.
+    Stop,
+}
+
+/// `keyward agent`.
+pub fn agent(verb: AgentVerb, auto_lock: Option<Duration>) -> Result<()> {
+    match verb {
+        AgentVerb::Run => {
+            let opts = keyward_agent::AgentOptions {
+                auto_lock: auto_lock.unwrap_or(keyward_agent::DEFAULT_AUTO_LOCK),
+            };
+            if opts.auto_lock < Duration::from_secs(1) {
+                bail!("--auto-lock must be at least 1s");
+            }
+            keyward_agent::run(opts, |socket| {
+                tracing::info!("ready on {}", socket.display());
+            })?;
+            Ok(())
+        }
+        AgentVerb::Start => {
+            let mut c = connect::agent()?;
+            if let Reply::Pong { pid } = c.call(Request::Ping {})? {
+                println!("Agent running (pid {pid}).");
+            }
+            Ok(())
+        }
+        AgentVerb::Stop => match connect::existing()? {
+            None => {
+                println!("No agent running.");
+                Ok(())
+            }
+            Some(mut c) => {
+                c.call(Request::Shutdown {})?;
+                println!("Agent stopped.");
+                Ok(())
+            }
+        },
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `keyward` binary and its agent against a real gnome-keyring Secret
+//! Service, a real SQLite catalog, moto as STS/IAM (signatures checked), and the real AWS CLI v2
+//! and boto3 resolving profiles through `credential_process`.
+
+mod aws;
+mod errors;
+mod support;
+mod vault;
