@@ -120,7 +120,8 @@ try:
     print(f"secret-tool lookup:      median {st_med:.2f} ms, p95 {st_p95:.2f} ms over {n} runs")
     print(f"ratio keyward/secret-tool (median): {kw_med / st_med:.2f} (target <= 0.5)")
 
-    bench_env = dict(env, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")
+    # cargo needs the real HOME (rustup); the agent is reached through the socket path alone.
+    bench_env = dict(os.environ, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")
     subprocess.run(["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput"], env=bench_env, cwd=repo, check=True)
 finally:
     subprocess.run([kw, "agent", "stop"], env=env, capture_output=True)

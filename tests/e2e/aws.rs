@@ -409,3 +409,38 @@ fn import_moves_plaintext_keys_into_the_vault() {
     let list = home.kw(&["list", "--json"]).ok();
     assert!(list.stdout.contains("\"name\": \"ci\""), "{}", list.stdout);
 }
+
+#[test]
+fn mfa_profiles_ask_for_a_code_once_then_use_the_cached_session() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "mfa",
+            "--access-key-id",
+            &moto.access_key_id,
+            "--sts-endpoint",
+            &moto.endpoint,
+            "--mfa-serial",
+            "arn:aws:iam::123456789012:mfa/deployer",
+        ],
+        &[&moto.secret_access_key],
+    )
+    .ok();
+    let line = home
+        .kw(&["cred", "aws", "--profile", "mfa"])
+        .one_line_error();
+    assert!(line.contains("needs an MFA code"), "{line}");
+    let out = home
+        .kw_input(&["cred", "aws", "--profile", "mfa"], &["123456"])
+        .ok();
+    let first: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(first["Version"], 1);
+    // The session is cached: no code needed until it nears expiry.
+    let again = cred_json(&home, "mfa");
+    assert_eq!(again["SessionToken"], first["SessionToken"]);
+}

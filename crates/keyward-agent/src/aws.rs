@@ -13,7 +13,7 @@ use std::sync::Arc;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_sdk_sts::primitives::DateTimeFormat;
-use keyward_core::AwsConfig;
+use keyward_core::{AwsConfig, EntryMeta};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -51,7 +51,7 @@ pub enum AwsError {
 struct Cached {
     creds: AwsCredentials,
     expires: OffsetDateTime,
-    entry_id: String,
+    entry: EntryMeta,
 }
 
 /// The per-profile credential cache with single-flight fetching.
@@ -62,17 +62,16 @@ pub struct AwsCache {
 }
 
 impl AwsCache {
-    /// Fresh cached credentials for `profile` issued from entry `entry_id`, if any.
-    pub fn fresh(&self, profile: &str, entry_id: &str) -> Option<AwsCredentials> {
+    /// Fresh cached credentials for `profile`, with the entry they were issued from. Removing
+    /// an entry clears the cache, so a hit always belongs to the live entry of that name.
+    pub fn fresh(&self, profile: &str) -> Option<(AwsCredentials, EntryMeta)> {
         let cached = self.cached.lock().ok()?;
         let c = cached.get(profile)?;
-        (c.entry_id == entry_id && c.expires - OffsetDateTime::now_utc() >= MIN_REMAINING).then(
-            || {
-                let mut creds = c.creds.clone();
-                creds.cached = true;
-                creds
-            },
-        )
+        (c.expires - OffsetDateTime::now_utc() >= MIN_REMAINING).then(|| {
+            let mut creds = c.creds.clone();
+            creds.cached = true;
+            (creds, c.entry.clone())
+        })
     }
 
     /// The lock that serializes upstream fetches for `profile`.
@@ -88,7 +87,7 @@ impl AwsCache {
     pub fn store(
         &self,
         profile: &str,
-        entry_id: &str,
+        entry: &EntryMeta,
         creds: &AwsCredentials,
         expires: OffsetDateTime,
     ) {
@@ -98,7 +97,7 @@ impl AwsCache {
                 Cached {
                     creds: creds.clone(),
                     expires,
-                    entry_id: entry_id.to_owned(),
+                    entry: entry.clone(),
                 },
             );
         }

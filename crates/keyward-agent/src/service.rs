@@ -31,7 +31,8 @@ const DEFAULT_SESSION_SECS: u32 = 3600;
 
 /// The agent: vault, unlocked key, caches.
 pub struct Agent {
-    vault: Mutex<Vault>,
+    vault: Arc<Mutex<Vault>>,
+    issues: std::sync::mpsc::Sender<IssueRecord>,
     key: RwLock<Option<Arc<UnlockedKey>>>,
     last_activity: Mutex<Instant>,
     auto_lock: Duration,
@@ -94,8 +95,20 @@ impl Agent {
         for n in &reconciled {
             info!(entry = %n.name, "start-up reconciliation: {}", n.action);
         }
+        let vault = Arc::new(Mutex::new(vault));
+        let (issues, rx) = std::sync::mpsc::channel();
+        {
+            let vault = Arc::clone(&vault);
+            std::thread::Builder::new()
+                .name("keyward-audit".into())
+                .spawn(move || issue_writer(&vault, &rx))
+                .map_err(|e| {
+                    VaultError::BadHeader(format!("cannot start the audit writer thread: {e}"))
+                })?;
+        }
         Ok(Agent {
-            vault: Mutex::new(vault),
+            vault,
+            issues,
             key: RwLock::new(None),
             last_activity: Mutex::new(Instant::now()),
             auto_lock,
@@ -106,12 +119,7 @@ impl Agent {
     }
 
     fn with_vault<T>(&self, f: impl FnOnce(&mut Vault) -> T) -> T {
-        let mut guard = match self.vault.lock() {
-            Ok(g) => g,
-            // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-            Err(p) => p.into_inner(),
-        };
-        f(&mut guard)
+        lock_vault(&self.vault, f)
     }
 
     fn current_key(&self) -> Option<Arc<UnlockedKey>> {
@@ -559,6 +567,10 @@ impl Agent {
         let key = self
             .current_key()
             .ok_or_else(|| vault_err(VaultError::Locked))?;
+        // Hot path: no catalog read, only the (batched) audit write.
+        if let Some((c, meta)) = self.aws.fresh(&profile) {
+            return self.issued(actor, meta, c).await;
+        }
         let meta = {
             let me = Arc::clone(self);
             let p = profile.clone();
@@ -579,12 +591,9 @@ impl Agent {
                 actual: meta.kind.as_str(),
             }));
         };
-        if let Some(c) = self.aws.fresh(&profile, &meta.id) {
-            return self.issued(actor, meta, c).await;
-        }
         let flight = self.aws.flight(&profile);
         let _guard = flight.lock().await;
-        if let Some(c) = self.aws.fresh(&profile, &meta.id) {
+        if let Some((c, meta)) = self.aws.fresh(&profile) {
             return self.issued(actor, meta, c).await;
         }
         let secret = {
@@ -634,37 +643,94 @@ impl Agent {
         if !self.is_unlocked() {
             return Err(vault_err(VaultError::Locked));
         }
-        self.aws.store(&profile, &meta.id, &creds, expires);
+        self.aws.store(&profile, &meta, &creds, expires);
         self.issued(actor, meta, creds).await
     }
 
+    /// Records the issuance (fail closed) and hands the credentials out.
     async fn issued(
         self: &Arc<Self>,
         actor: Actor,
         meta: EntryMeta,
         creds: AwsCredentials,
     ) -> Outcome {
-        self.blocking(move |a| {
-            a.with_vault(|v| {
-                v.audit(&[(
-                    actor,
-                    AuditEvent {
-                        action: "issue",
-                        target: Some(meta.name.clone()),
-                        outcome: "ok",
-                        detail: serde_json::json!({
-                            "kind": "aws-sts",
-                            "access_key_id": creds.access_key_id,
-                            "expiration": creds.expiration,
-                            "cached": creds.cached,
-                        }),
-                    },
-                )])?;
-                v.record_use(&meta)
-            })
-            .map_err(vault_err)?;
-            Ok(Reply::AwsCredentials(creds))
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let record = IssueRecord {
+            actor,
+            event: AuditEvent {
+                action: "issue",
+                target: Some(meta.name.clone()),
+                outcome: "ok",
+                detail: serde_json::json!({
+                    "kind": "aws-sts",
+                    "access_key_id": creds.access_key_id,
+                    "expiration": creds.expiration,
+                    "cached": creds.cached,
+                }),
+            },
+            entry_id: meta.id,
+            done,
+        };
+        let refused = || {
+            err(
+                ErrorCode::Audit,
+                "the audit writer is not running, so the credentials were withheld",
+            )
+        };
+        self.issues.send(record).map_err(|_| refused())?;
+        wait.await.map_err(|_| refused())??;
+        Ok(Reply::AwsCredentials(creds))
+    }
+}
+
+/// One issuance waiting to be audited.
+struct IssueRecord {
+    actor: Actor,
+    event: AuditEvent,
+    entry_id: String,
+    done: tokio::sync::oneshot::Sender<Result<(), ErrorReply>>,
+}
+
+fn lock_vault<T>(vault: &Mutex<Vault>, f: impl FnOnce(&mut Vault) -> T) -> T {
+    let mut guard = match vault.lock() {
+        Ok(g) => g,
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        Err(p) => p.into_inner(),
+    };
+    f(&mut guard)
+}
+
+/// Writes issuance records in batches: under load, one transaction covers every request that
+/// arrived meanwhile (group commit). Each request is answered only after its row is committed.
+fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<IssueRecord>) {
+    const MAX_BATCH: usize = 1024;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut uses: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut events = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for r in batch {
+            *uses.entry(r.entry_id).or_default() += 1;
+            events.push((r.actor, r.event));
+            waiters.push(r.done);
+        }
+        let uses: Vec<(String, u64)> = uses.into_iter().collect();
+        let result = lock_vault(vault, |v| {
+            v.audit(&events)?;
+            v.record_uses(&uses)
         })
-        .await
+        .map_err(vault_err);
+        if let Err(e) = &result {
+            warn!("issuance audit failed, credentials withheld: {}", e.message);
+        }
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
     }
 }

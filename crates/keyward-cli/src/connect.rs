@@ -41,6 +41,7 @@ pub fn agent() -> Result<Client> {
         return Ok(c);
     }
     let mut child = start_background()?;
+    let mut starts = 1;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Some(mut c) = existing()? {
@@ -48,15 +49,16 @@ pub fn agent() -> Result<Client> {
                 return Ok(existing()?.unwrap_or(c));
             }
         }
-        let exited = child_exited(&mut child);
-        if exited {
-            // Another CLI may have started the agent first; ours then exits at once.
-            std::thread::sleep(Duration::from_millis(50));
-            if let Some(mut c) = existing()? {
-                if matches!(c.call(Request::Ping {}), Ok(Reply::Pong { .. })) {
-                    return Ok(existing()?.unwrap_or(c));
-                }
+        let mut exited = child_exited(&mut child);
+        if exited && starts < 3 && Instant::now() < deadline {
+            // Another CLI may have started an agent first (ours then exits at once), or a
+            // stopping agent still held the lock: look again, then start once more.
+            std::thread::sleep(Duration::from_millis(100));
+            if existing()?.is_none() {
+                child = start_background()?;
+                starts += 1;
             }
+            exited = false;
         }
         if exited || Instant::now() > deadline {
             // The agent's last log line says why (corrupt catalog, another agent, …).

@@ -420,6 +420,15 @@ pub fn agent(verb: AgentVerb, auto_lock: Option<Duration>) -> Result<()> {
             }
             Some(mut c) => {
                 c.call(Request::Shutdown {})?;
+                // "Stopped" means gone: wait until the agent has released its lock.
+                let dir = keyward_agent::server::runtime_dir()?;
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while keyward_agent::server::take_instance_lock(&dir).is_err() {
+                    if std::time::Instant::now() > deadline {
+                        bail!("the agent was asked to stop but is still running");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 println!("Agent stopped.");
                 Ok(())
             }

@@ -948,6 +948,12 @@ impl Vault {
         Ok(())
     }
 
+    /// Records uses of several entries (entry id, count) in one transaction.
+    pub fn record_uses(&mut self, uses: &[(String, u64)]) -> Result<(), VaultError> {
+        self.catalog.touch_entries(uses, &now_rfc3339())?;
+        Ok(())
+    }
+
     /// Finishes or rolls back writes a crash interrupted; returns what it did.
     pub fn reconcile(&mut self, actor: &Actor) -> Result<Vec<ReconcileNote>, VaultError> {
         if !self.exists()? {
