@@ -83,16 +83,26 @@ impl KdfParams {
             parallelism: 1,
         };
         let salt = [0u8; 16];
-        // The fastest of three single-pass runs: a busy machine must not talk us into fewer
-        // passes than it can afford when quiet.
-        let mut one = Duration::MAX;
-        for _ in 0..3 {
-            let start = Instant::now();
-            derive(b"calibration", &salt, &params)?;
-            one = one.min(start.elapsed());
-        }
-        let one = one.max(Duration::from_millis(1));
-        let fit = (target.as_secs_f64() / one.as_secs_f64()).floor() as u32;
+        // Time 1 and 3 passes (best of three each, so a busy moment does not skew it): their
+        // difference is the cost of a pass, the rest is fixed overhead (allocating the memory).
+        let time = |passes: u32| -> Result<Duration, KdfError> {
+            let p = KdfParams {
+                iterations: passes,
+                ..params
+            };
+            let mut best = Duration::MAX;
+            for _ in 0..3 {
+                let start = Instant::now();
+                derive(b"calibration", &salt, &p)?;
+                best = best.min(start.elapsed());
+            }
+            Ok(best)
+        };
+        let (one, three) = (time(1)?, time(3)?);
+        let per_pass = (three.saturating_sub(one) / 2).max(Duration::from_millis(1));
+        let overhead = one.saturating_sub(per_pass);
+        let fit =
+            (target.saturating_sub(overhead).as_secs_f64() / per_pass.as_secs_f64()).floor() as u32;
         params.iterations = fit.clamp(2, MAX_ITERATIONS);
         Ok(params)
     }
