@@ -4,5 +4,6 @@
 
 mod aws;
 mod errors;
+mod fido2;
 mod support;
 mod vault;

@@ -166,9 +166,17 @@ impl Home {
 
     /// Runs keyward answering its prompts with `lines` on --input-fd 0.
     pub fn kw_input(&self, args: &[&str], lines: &[&str]) -> Run {
+        self.kw_input_env(args, lines, &[])
+    }
+
+    /// Like [`Home::kw_input`] with extra environment variables.
+    pub fn kw_input_env(&self, args: &[&str], lines: &[&str], env: &[(&str, &Path)]) -> Run {
         let mut all = vec!["--input-fd", "0"];
         all.extend_from_slice(args);
         let mut cmd = self.cmd(&all);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -88,6 +88,15 @@ pub enum FactorInput {
         /// The code.
         code: WireSecret,
     },
+    /// FIDO2 assertion answering `fido2_unlock_begin`.
+    Fido2 {
+        /// Ceremony id from the challenge.
+        ceremony: String,
+        /// The WebAuthn `PublicKeyCredential` (JSON).
+        assertion: serde_json::Value,
+        /// hmac-secret output, hex.
+        hmac_output: WireSecret,
+    },
 }
 
 /// The AWS part of an add request.
@@ -220,6 +229,23 @@ pub enum Request {
         /// Label.
         label: String,
     },
+    /// Start registering a FIDO2 security key (vault must be unlocked).
+    Fido2RegisterBegin {},
+    /// Finish registering it.
+    Fido2RegisterFinish {
+        /// Ceremony id from the challenge.
+        ceremony: String,
+        /// Passphrase (needed to seal the new slot).
+        passphrase: WireSecret,
+        /// The WebAuthn `RegisterPublicKeyCredential` (JSON).
+        response: serde_json::Value,
+        /// hmac-secret output for the challenge's salt, hex.
+        hmac_output: WireSecret,
+        /// Label.
+        label: String,
+    },
+    /// Start a FIDO2 unlock.
+    Fido2UnlockBegin {},
     /// Remove a factor by id (vault must be unlocked).
     FactorRemove {
         /// Slot id.
@@ -254,6 +280,9 @@ impl Request {
             Request::Factors {} => "factors",
             Request::FactorAddTotp { .. } => "factor.add",
             Request::FactorRemove { .. } => "factor.remove",
+            Request::Fido2RegisterBegin {} => "fido2.register",
+            Request::Fido2RegisterFinish { .. } => "fido2.register",
+            Request::Fido2UnlockBegin {} => "fido2.unlock",
             Request::AuditVerify {} => "audit.verify",
             Request::AuditTail { .. } => "audit.tail",
             Request::Shutdown {} => "shutdown",
@@ -417,6 +446,15 @@ pub enum Reply {
     Factors {
         /// Each factor.
         factors: Vec<FactorInfo>,
+    },
+    /// A WebAuthn challenge for the authenticator.
+    Fido2Challenge {
+        /// Ceremony id to send back.
+        ceremony: String,
+        /// `CreationChallengeResponse` or `RequestChallengeResponse` (JSON).
+        challenge: serde_json::Value,
+        /// hmac-secret salts: (credential id hex, salt hex); credential id empty at registration.
+        salts: Vec<(String, String)>,
     },
     /// Audit chain verified.
     AuditVerified {

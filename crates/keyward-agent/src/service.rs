@@ -3,6 +3,7 @@
 //! Blocking work (SQLite, the keychain's D-Bus calls, the KDF) runs on tokio's blocking pool; the
 //! vault sits behind a std mutex because a SQLite connection is not shareable across threads.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,17 @@ use crate::protocol::{
 
 /// Default idle time before the vault locks itself.
 pub const DEFAULT_AUTO_LOCK: Duration = Duration::from_secs(15 * 60);
+/// How long a FIDO2 challenge stays valid.
+const CEREMONY_TTL: Duration = Duration::from_secs(120);
+/// Most FIDO2 ceremonies pending at once (older ones are dropped).
+const MAX_CEREMONIES: usize = 16;
+
+/// A WebAuthn ceremony waiting for the authenticator's answer.
+enum Ceremony {
+    Register(keyward_core::fido2::PendingRegistration),
+    Authenticate(keyward_core::fido2::PendingAuthentication),
+}
+
 /// Default STS session duration for new AWS entries.
 const DEFAULT_SESSION_SECS: u32 = 3600;
 
@@ -38,6 +50,7 @@ pub struct Agent {
     auto_lock: Duration,
     aws: AwsCache,
     reconciled: Vec<ReconcileNote>,
+    ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
     /// Signalled when a client asks the agent to stop.
     pub shutdown: tokio::sync::Notify,
 }
@@ -114,6 +127,7 @@ impl Agent {
             auto_lock,
             aws: AwsCache::default(),
             reconciled,
+            ceremonies: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::Notify::new(),
         })
     }
@@ -304,6 +318,80 @@ impl Agent {
                 })
                 .await
             }
+            Request::Fido2RegisterBegin {} => {
+                self.blocking(move |a| {
+                    if !a.is_unlocked() {
+                        return Err(vault_err(VaultError::Locked));
+                    }
+                    let (challenge, pending) = a
+                        .with_vault(|v| v.fido2_register_begin())
+                        .map_err(vault_err)?;
+                    let salt = hex(&pending.hmac_salt);
+                    let challenge = serde_json::to_value(&challenge)
+                        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+                    let ceremony = a.remember(Ceremony::Register(pending));
+                    Ok(Reply::Fido2Challenge {
+                        ceremony,
+                        challenge,
+                        salts: vec![(String::new(), salt)],
+                    })
+                })
+                .await
+            }
+            Request::Fido2RegisterFinish {
+                ceremony,
+                passphrase,
+                response,
+                hmac_output,
+                label,
+            } => {
+                self.blocking(move |a| {
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
+                    let Some(Ceremony::Register(pending)) = a.take_ceremony(&ceremony) else {
+                        return Err(expired());
+                    };
+                    let response: keyward_core::fido2::webauthn::RegisterPublicKeyCredential =
+                        serde_json::from_value(response).map_err(|e| {
+                            err(
+                                ErrorCode::BadRequest,
+                                format!("malformed registration: {e}"),
+                            )
+                        })?;
+                    let out = unhex(&hmac_output)?;
+                    let pass = SecretString::from(passphrase.expose().to_owned());
+                    let info = a
+                        .with_vault(|v| {
+                            v.enroll_fido2(&key, &pass, &pending, &response, &out, &label, &actor)
+                        })
+                        .map_err(vault_err)?;
+                    Ok(Reply::Factors {
+                        factors: vec![info],
+                    })
+                })
+                .await
+            }
+            Request::Fido2UnlockBegin {} => {
+                self.blocking(move |a| {
+                    let keyward_core::fido2::UnlockChallenge {
+                        challenge,
+                        pending,
+                        salts,
+                    } = a
+                        .with_vault(|v| v.fido2_unlock_begin())
+                        .map_err(vault_err)?;
+                    let challenge = serde_json::to_value(&challenge)
+                        .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+                    let ceremony = a.remember(Ceremony::Authenticate(pending));
+                    Ok(Reply::Fido2Challenge {
+                        ceremony,
+                        challenge,
+                        salts,
+                    })
+                })
+                .await
+            }
             Request::FactorRemove { id } => {
                 self.blocking(move |a| {
                     if !a.is_unlocked() {
@@ -372,6 +460,39 @@ impl Agent {
             )])
         })
         .map_err(vault_err)
+    }
+
+    /// Keeps a pending ceremony and returns its id; expired and surplus ones are dropped.
+    fn remember(&self, c: Ceremony) -> String {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut map = match self.ceremonies.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.retain(|_, (t, _)| t.elapsed() < CEREMONY_TTL);
+        while map.len() >= MAX_CEREMONIES {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
+        map.insert(id.clone(), (Instant::now(), c));
+        id
+    }
+
+    /// Takes a pending ceremony (each answers once) if it has not expired.
+    fn take_ceremony(&self, id: &str) -> Option<Ceremony> {
+        let mut map = match self.ceremonies.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.remove(id)
+            .filter(|(t, _)| t.elapsed() < CEREMONY_TTL)
+            .map(|(_, c)| c)
     }
 
     fn status(&self, actor: &Actor) -> Outcome {
@@ -478,6 +599,24 @@ impl Agent {
             FactorInput::Totp { code } => SecondFactor::Totp(code.expose().to_owned()),
             FactorInput::Recovery { code } => {
                 SecondFactor::Recovery(SecretString::from(code.expose().to_owned()))
+            }
+            FactorInput::Fido2 {
+                ceremony,
+                assertion,
+                hmac_output,
+            } => {
+                let Some(Ceremony::Authenticate(pending)) = self.take_ceremony(&ceremony) else {
+                    return Err(expired());
+                };
+                let assertion: keyward_core::fido2::webauthn::PublicKeyCredential =
+                    serde_json::from_value(assertion).map_err(|e| {
+                        err(ErrorCode::BadRequest, format!("malformed assertion: {e}"))
+                    })?;
+                SecondFactor::Fido2 {
+                    pending,
+                    assertion: Box::new(assertion),
+                    hmac_output: zeroize::Zeroizing::new(unhex(&hmac_output)?),
+                }
             }
         };
         let unlocked = self
@@ -681,6 +820,23 @@ impl Agent {
         wait.await.map_err(|_| refused())??;
         Ok(Reply::AwsCredentials(creds))
     }
+}
+
+fn expired() -> ErrorReply {
+    err(
+        ErrorCode::Invalid,
+        "the security-key challenge expired or was already used: start again",
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(b)
+}
+
+fn unhex(s: &WireSecret) -> Result<Vec<u8>, ErrorReply> {
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(s.expose().as_bytes())
+        .map_err(|_| err(ErrorCode::BadRequest, "hmac_output must be hex"))
 }
 
 /// One issuance waiting to be audited.

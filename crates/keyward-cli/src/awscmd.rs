@@ -61,7 +61,9 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
                 tell_tty(&format!(
                     "Keyward: AWS profile '{profile}' was asked for and the vault is locked. Unlock to continue (Ctrl-C to cancel)."
                 ));
-                let res = prompt::with_timeout(UNLOCK_WAIT, move || unlock_with(&mut p, false));
+                let res = prompt::with_timeout(UNLOCK_WAIT, move || {
+                    unlock_with(&mut p, crate::vaultcmd::FactorKind::Totp)
+                });
                 match res {
                     Ok(_) => {}
                     Err(e) => match e.downcast_ref::<ClientError>() {

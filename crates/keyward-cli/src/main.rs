@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod authenticator;
 mod awscmd;
 
 mod awsfiles;
@@ -39,8 +40,11 @@ enum Cmd {
     /// Unlock the vault with the passphrase and a second factor.
     Unlock {
         /// Use a one-time recovery code instead of the authenticator app.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fido2")]
         recovery: bool,
+        /// Use a FIDO2 security key instead of the authenticator app.
+        #[arg(long)]
+        fido2: bool,
     },
     /// Lock the vault now (wipes keys and cached credentials).
     Lock,
@@ -229,6 +233,12 @@ enum FactorCmd {
         #[arg(long, default_value = "authenticator app")]
         label: String,
     },
+    /// Enroll a FIDO2 security key (vault must be unlocked).
+    AddFido2 {
+        /// A label for it.
+        #[arg(long, default_value = "security key")]
+        label: String,
+    },
     /// Remove a factor by id (vault must be unlocked).
     Remove {
         /// Factor id from `keyward factor list`.
@@ -295,7 +305,16 @@ fn run(cli: Cli) -> Result<()> {
             a.kdf_memory_mib,
             a.kdf_iterations,
         ),
-        Cmd::Unlock { recovery } => vaultcmd::unlock(input_fd, recovery),
+        Cmd::Unlock { recovery, fido2 } => vaultcmd::unlock(
+            input_fd,
+            if recovery {
+                vaultcmd::FactorKind::Recovery
+            } else if fido2 {
+                vaultcmd::FactorKind::Fido2
+            } else {
+                vaultcmd::FactorKind::Totp
+            },
+        ),
         Cmd::Lock => vaultcmd::lock(),
         Cmd::Status { json } => vaultcmd::status(json),
         Cmd::Add(AddCmd::Aws(a)) => keys::add_aws(
@@ -336,6 +355,7 @@ fn run(cli: Cli) -> Result<()> {
         ),
         Cmd::Factor(FactorCmd::List { json }) => vaultcmd::factor_list(json),
         Cmd::Factor(FactorCmd::AddTotp { label }) => vaultcmd::factor_add_totp(input_fd, &label),
+        Cmd::Factor(FactorCmd::AddFido2 { label }) => vaultcmd::factor_add_fido2(input_fd, &label),
         Cmd::Factor(FactorCmd::Remove { id }) => vaultcmd::factor_remove(&id),
         Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
@@ -365,12 +385,19 @@ impl From<MetaArgs> for keyward_agent::protocol::MetaInput {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_agent = matches!(cli.command, Cmd::Agent(_));
-    let default_level = if is_agent { "info" } else { "warn" };
+    // Only Keyward's own crates log by default: a dependency's internal error line must not turn
+    // the CLI's one-line error into two.
+    let default_level = if is_agent {
+        "keyward=info,keyward_agent=info,keyward_core=info,warn"
+    } else {
+        "keyward=warn,keyward_agent=warn,keyward_core=warn,off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     match run(cli) {

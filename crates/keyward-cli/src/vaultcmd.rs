@@ -162,16 +162,47 @@ pub fn init(
     Ok(())
 }
 
+/// Which second factor to unlock with.
+#[derive(Clone, Copy)]
+pub enum FactorKind {
+    /// Authenticator app code.
+    Totp,
+    /// One-time recovery code.
+    Recovery,
+    /// FIDO2 security key.
+    Fido2,
+}
+
 /// Prompts for both factors and unlocks; shared by `unlock` and `cred` when locked.
-pub fn unlock_with(p: &mut Prompter, recovery: bool) -> Result<Reply> {
+pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
     let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
-    let factor = if recovery {
-        FactorInput::Recovery {
+    let factor = match kind {
+        FactorKind::Recovery => FactorInput::Recovery {
             code: wire(&p.secret("Recovery code: ", "recovery code")?),
-        }
-    } else {
-        FactorInput::Totp {
+        },
+        FactorKind::Totp => FactorInput::Totp {
             code: wire(&p.secret("Authenticator code: ", "TOTP code")?),
+        },
+        FactorKind::Fido2 => {
+            let mut device = crate::authenticator::open()?;
+            let Reply::Fido2Challenge {
+                ceremony,
+                challenge,
+                salts,
+            } = connect::agent()?.call(Request::Fido2UnlockBegin {})?
+            else {
+                return Err(unexpected());
+            };
+            let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
+            if p.interactive() {
+                eprintln!("Touch your security key…");
+            }
+            let (assertion, out) = device.authenticate(challenge, &salts)?;
+            FactorInput::Fido2 {
+                ceremony,
+                assertion: serde_json::to_value(&assertion)?,
+                hmac_output: WireSecret::new(data_encoding::HEXLOWER.encode(&out)),
+            }
         }
     };
     Ok(connect::agent()?.call(Request::Unlock {
@@ -180,8 +211,51 @@ pub fn unlock_with(p: &mut Prompter, recovery: bool) -> Result<Reply> {
     })?)
 }
 
+/// `keyward factor add-fido2`.
+pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
+    let mut p = Prompter::new(input_fd)?;
+    let mut device = crate::authenticator::open()?;
+    let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
+    let Reply::Fido2Challenge {
+        ceremony,
+        challenge,
+        salts,
+    } = call(Request::Fido2RegisterBegin {})?
+    else {
+        return Err(unexpected());
+    };
+    let salt = salts
+        .first()
+        .and_then(|(_, s)| data_encoding::HEXLOWER.decode(s.as_bytes()).ok())
+        .ok_or_else(unexpected)?;
+    let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
+    if p.interactive() {
+        eprintln!("Touch your security key…");
+    }
+    let (response, out) = device.register(challenge, &salt)?;
+    let reply = call(Request::Fido2RegisterFinish {
+        ceremony,
+        passphrase: wire(&passphrase),
+        response: serde_json::to_value(&response)?,
+        hmac_output: WireSecret::new(data_encoding::HEXLOWER.encode(&out)),
+        label: label.to_owned(),
+    })?;
+    let Reply::Factors { factors } = reply else {
+        return Err(unexpected());
+    };
+    for f in factors {
+        println!(
+            "Enrolled {} factor {} ({}).",
+            f.kind.as_str(),
+            f.id,
+            f.label
+        );
+    }
+    Ok(())
+}
+
 /// `keyward unlock`.
-pub fn unlock(input_fd: Option<u32>, recovery: bool) -> Result<()> {
+pub fn unlock(input_fd: Option<u32>, kind: FactorKind) -> Result<()> {
     let mut p = Prompter::new(input_fd)?;
     if let Reply::Status(s) = call(Request::Status {})? {
         if !s.vault {
@@ -192,7 +266,7 @@ pub fn unlock(input_fd: Option<u32>, recovery: bool) -> Result<()> {
             return Ok(());
         }
     }
-    match unlock_with(&mut p, recovery)? {
+    match unlock_with(&mut p, kind)? {
         Reply::Unlocked {
             recovery_codes_left,
             auto_lock_secs,

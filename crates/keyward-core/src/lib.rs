@@ -11,6 +11,7 @@ pub mod audit;
 pub mod catalog;
 pub mod entry;
 pub mod factors;
+pub mod fido2;
 pub mod kdf;
 pub mod keystore;
 pub mod vault;

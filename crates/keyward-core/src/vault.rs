@@ -93,6 +93,9 @@ pub enum VaultError {
     /// Removing this factor would leave the vault without a second factor.
     #[error("cannot remove the last second factor: enroll another one first")]
     LastFactor,
+    /// A FIDO2 ceremony failed.
+    #[error("security key: {0}")]
+    Fido2(String),
     /// The header is damaged or hostile.
     #[error("the vault header is damaged: {0}")]
     BadHeader(String),
@@ -130,6 +133,8 @@ pub enum SlotKind {
     Totp,
     /// Passphrase + one-time recovery code.
     Recovery,
+    /// Passphrase + FIDO2 security key (assertion verified, hmac-secret output as material).
+    Fido2,
 }
 
 impl SlotKind {
@@ -137,6 +142,7 @@ impl SlotKind {
         match self {
             SlotKind::Totp => b"keyward/v1/slot/totp",
             SlotKind::Recovery => b"keyward/v1/slot/recovery",
+            SlotKind::Fido2 => b"keyward/v1/slot/fido2",
         }
     }
     /// Display name.
@@ -144,6 +150,7 @@ impl SlotKind {
         match self {
             SlotKind::Totp => "totp",
             SlotKind::Recovery => "recovery",
+            SlotKind::Fido2 => "fido2",
         }
     }
 }
@@ -158,6 +165,17 @@ struct Slot {
     salt: String,
     nonce: String,
     ciphertext: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fido2: Option<Fido2Slot>,
+}
+
+/// What a FIDO2 slot keeps beside its sealed payload: the registered credential (public key,
+/// counter) and the salt sent to the authenticator's hmac-secret extension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fido2Slot {
+    key: webauthn_rs::prelude::SecurityKey,
+    hmac_salt: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,6 +237,16 @@ pub enum SecondFactor {
     Totp(String),
     /// A recovery code (consumed on success).
     Recovery(SecretString),
+    /// A FIDO2 assertion answering a challenge from [`Vault::fido2_unlock_begin`], with the
+    /// authenticator's hmac-secret output for the slot's salt.
+    Fido2 {
+        /// The pending ceremony.
+        pending: crate::fido2::PendingAuthentication,
+        /// The authenticator's assertion.
+        assertion: Box<webauthn_rs::prelude::PublicKeyCredential>,
+        /// hmac-secret output (32 bytes).
+        hmac_output: Zeroizing<Vec<u8>>,
+    },
 }
 
 /// Options for creating a vault.
@@ -246,6 +274,7 @@ pub struct Created {
 }
 
 /// Result of a successful unlock.
+#[derive(Debug)]
 pub struct Unlocked {
     /// The key.
     pub key: UnlockedKey,
@@ -538,6 +567,7 @@ impl Vault {
         let factor_name = match factor {
             SecondFactor::Totp(_) => "totp",
             SecondFactor::Recovery(_) => "recovery",
+            SecondFactor::Fido2 { .. } => "fido2",
         };
         let wait = self.unlock_wait()?;
         if wait > 0 {
@@ -656,6 +686,42 @@ impl Vault {
                     });
                 }
                 Err(wrong())
+            }
+            SecondFactor::Fido2 {
+                pending,
+                assertion,
+                hmac_output,
+            } => {
+                let result = crate::fido2::relying_party()?
+                    .finish_securitykey_authentication(assertion, &pending.state)
+                    .map_err(|_| wrong())?;
+                let index = header
+                    .slots
+                    .iter()
+                    .position(|s| {
+                        s.fido2
+                            .as_ref()
+                            .is_some_and(|f| f.key.cred_id() == result.cred_id())
+                    })
+                    .ok_or_else(wrong)?;
+                let payload = open_slot(
+                    &row.vault_id,
+                    &header.slots[index],
+                    &pass_key,
+                    &device,
+                    hmac_output,
+                )?
+                .ok_or_else(wrong)?;
+                let key = parse_identity(&payload.identity)?;
+                // Keep the signature counter current (clone detection).
+                if let Some(f) = header.slots[index].fido2.as_mut() {
+                    f.key.update_credential(&result);
+                }
+                self.store_header(&header)?;
+                Ok(Unlocked {
+                    key,
+                    recovery_codes_left: None,
+                })
             }
             SecondFactor::Recovery(code) => {
                 let material = factors::parse_recovery_code(code).map_err(|_| wrong())?;
@@ -782,6 +848,136 @@ impl Vault {
         Err(VaultError::WrongCredentials {
             failures: 0,
             delay: String::new(),
+        })
+    }
+
+    /// Starts registering a FIDO2 security key: the challenge for the authenticator and the state
+    /// (with the hmac-secret salt) to finish it with.
+    pub fn fido2_register_begin(
+        &self,
+    ) -> Result<
+        (
+            webauthn_rs::prelude::CreationChallengeResponse,
+            crate::fido2::PendingRegistration,
+        ),
+        VaultError,
+    > {
+        let (row, header) = self.header()?;
+        let user = webauthn_rs::prelude::Uuid::parse_str(&row.vault_id)
+            .map_err(|_| VaultError::BadHeader("vault id is not a UUID".into()))?;
+        let exclude: Vec<_> = header
+            .slots
+            .iter()
+            .filter_map(|s| s.fido2.as_ref().map(|f| f.key.cred_id().clone()))
+            .collect();
+        let (challenge, state) = crate::fido2::relying_party()?
+            .start_securitykey_registration(
+                user,
+                "keyward",
+                "Keyward vault",
+                Some(exclude),
+                None,
+                None,
+            )
+            .map_err(|e| VaultError::Fido2(e.to_string()))?;
+        Ok((
+            challenge,
+            crate::fido2::PendingRegistration {
+                state,
+                hmac_salt: random(),
+            },
+        ))
+    }
+
+    /// Finishes registering a security key and seals a slot under passphrase + its hmac-secret.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enroll_fido2(
+        &mut self,
+        key: &UnlockedKey,
+        passphrase: &SecretString,
+        pending: &crate::fido2::PendingRegistration,
+        response: &webauthn_rs::prelude::RegisterPublicKeyCredential,
+        hmac_output: &[u8],
+        label: &str,
+        actor: &Actor,
+    ) -> Result<FactorInfo, VaultError> {
+        if hmac_output.len() != 32 {
+            return Err(VaultError::Fido2(
+                "the security key returned no hmac-secret output (it needs the CTAP2 hmac-secret extension)".into(),
+            ));
+        }
+        let security_key = crate::fido2::relying_party()?
+            .finish_securitykey_registration(response, &pending.state)
+            .map_err(|e| VaultError::Fido2(format!("registration was not accepted: {e}")))?;
+        let (row, mut header) = self.header()?;
+        let keystore = Keystore::new(row.keystore, &row.vault_id);
+        let device = self.device_secret(&keystore)?;
+        let salt = unhex(&header.kdf_salt, "kdf salt")?;
+        let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
+        if key.identity.to_public().to_string() != header.recipient {
+            return Err(VaultError::BadHeader(
+                "unlocked key does not match the vault".into(),
+            ));
+        }
+        self.verify_passphrase_key(&row.vault_id, &header, &pass_key, &device)?;
+        let mut slot = seal_slot(
+            &row.vault_id,
+            &pass_key,
+            &device,
+            hmac_output,
+            SlotKind::Fido2,
+            label,
+            &key.identity,
+            None,
+        )?;
+        slot.fido2 = Some(Fido2Slot {
+            key: security_key,
+            hmac_salt: hex(&pending.hmac_salt),
+        });
+        let info = FactorInfo {
+            id: slot.id.clone(),
+            kind: slot.kind,
+            label: slot.label.clone(),
+            created: slot.created.clone(),
+        };
+        header.slots.push(slot);
+        self.audit(&[(
+            actor.clone(),
+            AuditEvent {
+                action: "factor.add",
+                target: Some(info.id.clone()),
+                outcome: "ok",
+                detail: serde_json::json!({"kind": "fido2", "label": label}),
+            },
+        )])?;
+        self.store_header(&header)?;
+        Ok(info)
+    }
+
+    /// Starts a FIDO2 unlock: the challenge for every enrolled key and each key's hmac salt
+    /// (credential id → salt, both hex).
+    pub fn fido2_unlock_begin(&self) -> Result<crate::fido2::UnlockChallenge, VaultError> {
+        let (_, header) = self.header()?;
+        let slots: Vec<&Fido2Slot> = header
+            .slots
+            .iter()
+            .filter_map(|s| s.fido2.as_ref())
+            .collect();
+        if slots.is_empty() {
+            return Err(VaultError::NoSuchFactor("FIDO2 security key"));
+        }
+        let keys: Vec<_> = slots.iter().map(|f| f.key.clone()).collect();
+        let (challenge, state) = crate::fido2::relying_party()?
+            .start_securitykey_authentication(&keys)
+            .map_err(|e| VaultError::Fido2(e.to_string()))?;
+        let salts = slots
+            .iter()
+            .map(|f| (hex(f.key.cred_id().as_ref()), f.hmac_salt.clone()))
+            .collect();
+        Ok(crate::fido2::UnlockChallenge {
+            challenge,
+            pending: crate::fido2::PendingAuthentication { state },
+            salts,
         })
     }
 
@@ -1074,6 +1270,7 @@ fn seal_slot(
         salt: hex(&salt),
         nonce: hex(&nonce),
         ciphertext: hex(&ct),
+        fido2: None,
     })
 }
 
