@@ -240,18 +240,7 @@ pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
         hmac_output: WireSecret::new(data_encoding::HEXLOWER.encode(&out)),
         label: label.to_owned(),
     })?;
-    let Reply::Factors { factors } = reply else {
-        return Err(unexpected());
-    };
-    for f in factors {
-        println!(
-            "Enrolled {} factor {} ({}).",
-            f.kind.as_str(),
-            f.id,
-            f.label
-        );
-    }
-    Ok(())
+    print_enrolled(reply)
 }
 
 /// `keyward unlock`.
@@ -394,6 +383,10 @@ pub fn factor_add_totp(input_fd: Option<u32>, label: &str) -> Result<()> {
         totp_code: wire(&code),
         label: label.to_owned(),
     })?;
+    print_enrolled(reply)
+}
+
+fn print_enrolled(reply: Reply) -> Result<()> {
     let Reply::Factors { factors } = reply else {
         return Err(unexpected());
     };

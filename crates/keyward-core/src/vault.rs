@@ -784,22 +784,11 @@ impl Vault {
         label: &str,
         actor: &Actor,
     ) -> Result<FactorInfo, VaultError> {
-        let (row, mut header) = self.header()?;
+        let (row, header) = self.header()?;
         let step = totp
             .check(code, now_unix() as u64)?
             .ok_or(VaultError::CodeMismatch)?;
-        let keystore = Keystore::new(row.keystore, &row.vault_id);
-        let device = self.device_secret(&keystore)?;
-        let salt = unhex(&header.kdf_salt, "kdf salt")?;
-        let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
-        // The passphrase must be the vault's: prove it by opening any slot-independent check —
-        // re-deriving the recipient from the key is not enough, so test against the header.
-        if key.identity.to_public().to_string() != header.recipient {
-            return Err(VaultError::BadHeader(
-                "unlocked key does not match the vault".into(),
-            ));
-        }
-        self.verify_passphrase_key(&row.vault_id, &header, &pass_key, &device)?;
+        let (pass_key, device) = self.enrollment_keys(&row, &header, key, passphrase)?;
         let slot = seal_slot(
             &row.vault_id,
             &pass_key,
@@ -810,6 +799,40 @@ impl Vault {
             &key.identity,
             Some(&totp.secret_bytes()),
         )?;
+        let info = self.add_slot(header, slot, actor)?;
+        self.catalog.set_totp_last_step(&info.id, step)?;
+        Ok(info)
+    }
+
+    /// Derives the passphrase key and reads the device secret for sealing a new slot, after
+    /// checking that the unlocked key is this vault's and the passphrase is right.
+    fn enrollment_keys(
+        &self,
+        row: &VaultRow,
+        header: &Header,
+        key: &UnlockedKey,
+        passphrase: &SecretString,
+    ) -> Result<SealingKeys, VaultError> {
+        if key.identity.to_public().to_string() != header.recipient {
+            return Err(VaultError::BadHeader(
+                "unlocked key does not match the vault".into(),
+            ));
+        }
+        let keystore = Keystore::new(row.keystore, &row.vault_id);
+        let device = self.device_secret(&keystore)?;
+        let salt = unhex(&header.kdf_salt, "kdf salt")?;
+        let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
+        self.verify_passphrase_key(&row.vault_id, header, &pass_key, &device)?;
+        Ok((pass_key, device))
+    }
+
+    /// Appends a sealed slot to the header, audited (fail closed) before it is stored.
+    fn add_slot(
+        &mut self,
+        mut header: Header,
+        slot: Slot,
+        actor: &Actor,
+    ) -> Result<FactorInfo, VaultError> {
         let info = FactorInfo {
             id: slot.id.clone(),
             kind: slot.kind,
@@ -823,11 +846,10 @@ impl Vault {
                 action: "factor.add",
                 target: Some(info.id.clone()),
                 outcome: "ok",
-                detail: serde_json::json!({"kind": "totp", "label": label}),
+                detail: serde_json::json!({"kind": info.kind.as_str(), "label": info.label}),
             },
         )])?;
         self.store_header(&header)?;
-        self.catalog.set_totp_last_step(&info.id, step)?;
         Ok(info)
     }
 
@@ -909,17 +931,8 @@ impl Vault {
         let security_key = crate::fido2::relying_party()?
             .finish_securitykey_registration(response, &pending.state)
             .map_err(|e| VaultError::Fido2(format!("registration was not accepted: {e}")))?;
-        let (row, mut header) = self.header()?;
-        let keystore = Keystore::new(row.keystore, &row.vault_id);
-        let device = self.device_secret(&keystore)?;
-        let salt = unhex(&header.kdf_salt, "kdf salt")?;
-        let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
-        if key.identity.to_public().to_string() != header.recipient {
-            return Err(VaultError::BadHeader(
-                "unlocked key does not match the vault".into(),
-            ));
-        }
-        self.verify_passphrase_key(&row.vault_id, &header, &pass_key, &device)?;
+        let (row, header) = self.header()?;
+        let (pass_key, device) = self.enrollment_keys(&row, &header, key, passphrase)?;
         let mut slot = seal_slot(
             &row.vault_id,
             &pass_key,
@@ -934,23 +947,7 @@ impl Vault {
             key: security_key,
             hmac_salt: hex(&pending.hmac_salt),
         });
-        let info = FactorInfo {
-            id: slot.id.clone(),
-            kind: slot.kind,
-            label: slot.label.clone(),
-            created: slot.created.clone(),
-        };
-        header.slots.push(slot);
-        self.audit(&[(
-            actor.clone(),
-            AuditEvent {
-                action: "factor.add",
-                target: Some(info.id.clone()),
-                outcome: "ok",
-                detail: serde_json::json!({"kind": "fido2", "label": label}),
-            },
-        )])?;
-        self.store_header(&header)?;
+        let info = self.add_slot(header, slot, actor)?;
         Ok(info)
     }
 
@@ -1214,6 +1211,9 @@ impl Vault {
         Ok(notes)
     }
 }
+
+/// The passphrase key and device secret a new slot is sealed with.
+type SealingKeys = (Zeroizing<[u8; 32]>, Zeroizing<Vec<u8>>);
 
 fn delay_after(failures: u32) -> i64 {
     if failures <= FREE_FAILURES {
