@@ -39,6 +39,9 @@ pub enum AgentError {
     /// The vault could not be opened.
     #[error(transparent)]
     Vault(#[from] keyward_core::VaultError),
+    /// The catalog could not be opened.
+    #[error(transparent)]
+    Catalog(#[from] keyward_core::catalog::CatalogError),
     /// The async runtime could not start.
     #[error("cannot start the agent runtime: {0}")]
     Runtime(std::io::Error),
@@ -67,7 +70,20 @@ pub fn run(opts: AgentOptions, ready: impl FnOnce(&std::path::Path)) -> Result<(
     server::prepare_runtime_dir(&dir)?;
     let _lock = server::take_instance_lock(&dir)?;
     let paths = VaultPaths::from_env().ok_or(AgentError::NoDataDir)?;
-    let vault = Vault::open(paths)?;
+    let vault = Vault::open(paths.clone())?;
+    // Checkpoints run on their own connection and thread, so commits on the request path never
+    // wait for the WAL to be copied back and fsynced.
+    vault.catalog().disable_autocheckpoint()?;
+    let checkpointer = keyward_core::catalog::Catalog::open(&paths.catalog())?;
+    std::thread::Builder::new()
+        .name("keyward-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(2));
+            if let Err(e) = checkpointer.checkpoint() {
+                tracing::warn!("catalog checkpoint failed: {e}");
+            }
+        })
+        .map_err(AgentError::Runtime)?;
     let agent = Arc::new(Agent::new(vault, opts.auto_lock)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

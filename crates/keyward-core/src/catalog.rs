@@ -564,6 +564,20 @@ impl Catalog {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Turns off checkpointing on commit, for a long-lived writer whose owner runs
+    /// [`Catalog::checkpoint`] from another connection instead (keeps fsyncs off the hot path).
+    pub fn disable_autocheckpoint(&self) -> Result<(), CatalogError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies committed WAL pages into the database without blocking writers (PASSIVE).
+    pub fn checkpoint(&self) -> Result<(), CatalogError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Direct access for tests that simulate tampering or crashes.
     #[doc(hidden)]
     pub fn connection(&self) -> &Connection {
