@@ -444,3 +444,74 @@ fn mfa_profiles_ask_for_a_code_once_then_use_the_cached_session() {
     let again = cred_json(&home, "mfa");
     assert_eq!(again["SessionToken"], first["SessionToken"]);
 }
+
+/// Runs `keyward cred aws` under `script`, which gives it a controlling terminal (a pty) the way
+/// an engineer's shell does; `input` is typed into that terminal.
+fn cred_on_a_terminal(
+    home: &Home,
+    profile: &str,
+    input: &str,
+    extra_env: &[(&str, &str)],
+) -> (i32, String) {
+    use std::io::Write;
+    let mut c = Command::new("script");
+    c.args([
+        "-qec",
+        &format!("{} cred aws --profile {profile}", crate::support::BIN),
+        "/dev/null",
+    ]);
+    home.env(&mut c);
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Type after the prompt has had time to appear, as a person would.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    stdin.write_all(input.as_bytes()).expect("type");
+    let out = child.wait_with_output().expect("wait");
+    drop(stdin);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn locked_vault_on_a_terminal_asks_to_unlock_there_then_answers() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    add_key(&home, &moto, "dev", false);
+    let code = home.fresh_code();
+    let (status, screen) = cred_on_a_terminal(
+        &home,
+        "dev",
+        &format!("{}\n{code}\n", crate::support::PASSPHRASE),
+        &[],
+    );
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        screen.contains("the vault is locked. Unlock to continue"),
+        "{screen}"
+    );
+    let json = screen
+        .lines()
+        .find(|l| l.trim_start().starts_with("{\"Version\":1"))
+        .expect("credential_process JSON on stdout");
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+    assert!(v["SessionToken"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(home.status()["locked"], false);
+}
+
+#[test]
+fn locked_vault_on_a_terminal_gives_up_after_the_wait_with_a_clear_message() {
+    let home = Home::new();
+    home.init();
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "", &[("KEYWARD_UNLOCK_WAIT", "2")]);
+    assert_ne!(status, 0);
+    assert!(screen.contains("no unlock within 2 s"), "{screen}");
+}

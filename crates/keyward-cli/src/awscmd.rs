@@ -18,8 +18,17 @@ use crate::connect;
 use crate::prompt::{self, Prompter};
 use crate::vaultcmd::{call, unlock_with};
 
-/// How long `cred aws` waits for the user to unlock on the terminal.
+/// How long `cred aws` waits for the user to unlock on the terminal, unless
+/// `KEYWARD_UNLOCK_WAIT` (seconds) says otherwise.
 const UNLOCK_WAIT: Duration = Duration::from_secs(120);
+
+fn unlock_wait() -> Duration {
+    std::env::var("KEYWARD_UNLOCK_WAIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(UNLOCK_WAIT)
+}
 
 /// AWS credential_process output, version 1.
 #[derive(Serialize)]
@@ -61,7 +70,7 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
                 tell_tty(&format!(
                     "Keyward: AWS profile '{profile}' was asked for and the vault is locked. Unlock to continue (Ctrl-C to cancel)."
                 ));
-                let res = prompt::with_timeout(UNLOCK_WAIT, move || {
+                let res = prompt::with_timeout(unlock_wait(), move || {
                     unlock_with(&mut p, crate::vaultcmd::FactorKind::Totp)
                 });
                 match res {
