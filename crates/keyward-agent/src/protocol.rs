@@ -502,4 +502,24 @@ mod tests {
         let dbg = format!("{req:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("123456"), "{dbg}");
     }
+
+    proptest::proptest! {
+        /// Hostile bytes never panic the parser, and whatever parses re-encodes to a frame
+        /// that parses again (no lossy acceptance).
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Ok(frame) = serde_json::from_slice::<RequestFrame>(&bytes) {
+                let again = serde_json::to_vec(&frame).expect("encode");
+                proptest::prop_assert!(serde_json::from_slice::<RequestFrame>(&again).is_ok());
+            }
+        }
+
+        /// Near-valid frames with an extra field are always refused.
+        #[test]
+        fn unknown_fields_are_always_refused(key in "[a-z_]{1,12}") {
+            proptest::prop_assume!(key != "profile" && key != "mfa_code" && key != "op");
+            let text = format!(r#"{{"v":1,"req":{{"op":"cred_aws","profile":"p","{key}":1}}}}"#);
+            proptest::prop_assert!(serde_json::from_str::<RequestFrame>(&text).is_err());
+        }
+    }
 }

@@ -433,4 +433,27 @@ mod tests {
         assert!(write_atomic_with_backup(&blocker.join("config"), "y", 0o600).is_err());
         assert_eq!(std::fs::read_to_string(&blocker).expect("r"), "x");
     }
+
+    proptest::proptest! {
+        /// Setting credential_process changes nothing but that one line: removing the line we
+        /// wrote gives back the original text, whatever the file held.
+        #[test]
+        fn only_the_credential_process_line_changes(
+            body in "([a-z_\\[\\] =#;]{0,20}\n){0,12}",
+            profile in "[a-z][a-z0-9-]{0,10}",
+        ) {
+            proptest::prop_assume!(!body.contains("credential_process"));
+            let out = set_credential_process(&body, &profile, "/bin/kw cred").expect("set");
+            let line = "credential_process = /bin/kw cred\n";
+            proptest::prop_assert_eq!(out.matches(line).count(), 1);
+            let without = out.replacen(line, "", 1);
+            let header = if profile == "default" { "[default]".to_owned() } else { format!("[profile {profile}]") };
+            if section_range(&lines_keep(&body), &config_section(&profile)).is_some() {
+                proptest::prop_assert_eq!(without, body);
+            } else {
+                proptest::prop_assert!(without.starts_with(body.as_str()));
+                proptest::prop_assert!(without.trim_end().ends_with(&header));
+            }
+        }
+    }
 }
