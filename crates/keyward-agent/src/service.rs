@@ -418,6 +418,8 @@ impl Agent {
                     let rows = a
                         .with_vault(|v| v.catalog().audit_rows(Some(limit.min(10_000))))
                         .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+                    // Recorded after the read, so the rows shown are the ones before this request.
+                    a.audited(&actor, "audit.tail", None, "ok")?;
                     Ok(Reply::Audit { rows })
                 })
                 .await
