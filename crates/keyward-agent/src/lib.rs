@@ -63,8 +63,12 @@ impl Default for AgentOptions {
 }
 
 /// Runs the agent until asked to stop (Shutdown request, SIGTERM or SIGINT).
-/// `ready` is called once the socket accepts connections.
-pub fn run(opts: AgentOptions, ready: impl FnOnce(&std::path::Path)) -> Result<(), AgentError> {
+/// `ready` is called once the socket accepts connections, with the agent an embedding app
+/// (the desktop shell) calls [`Agent::handle`] on directly.
+pub fn run(
+    opts: AgentOptions,
+    ready: impl FnOnce(&std::path::Path, &Arc<Agent>),
+) -> Result<(), AgentError> {
     hardening::harden_process().map_err(AgentError::Hardening)?;
     let dir = server::runtime_dir()?;
     server::prepare_runtime_dir(&dir)?;
@@ -93,7 +97,7 @@ pub fn run(opts: AgentOptions, ready: impl FnOnce(&std::path::Path)) -> Result<(
     rt.block_on(async {
         let listener = server::bind(&socket)?;
         info!(socket = %socket.display(), "agent listening");
-        ready(&socket);
+        ready(&socket, &agent);
         let ticker = {
             let agent = Arc::clone(&agent);
             tokio::spawn(async move {

@@ -468,7 +468,7 @@ pub fn agent(verb: AgentVerb, auto_lock: Option<Duration>) -> Result<()> {
             if opts.auto_lock < Duration::from_secs(1) {
                 bail!("--auto-lock must be at least 1s");
             }
-            keyward_agent::run(opts, |socket| {
+            keyward_agent::run(opts, |socket, _| {
                 tracing::info!("ready on {}", socket.display());
             })?;
             Ok(())
