@@ -60,6 +60,31 @@ fn security_key_enrolls_and_unlocks_and_a_foreign_key_does_not() {
     assert!(line.contains("not enrolled"), "{line}");
     assert_eq!(home.status()["locked"], true);
 
+    // Without the software key the CLI goes to USB: no key is plugged in here, so it says so
+    // in one line, and a named device that is not there is named.
+    let line = home
+        .kw_input(&["unlock", "--fido2"], &[PASSPHRASE])
+        .one_line_error();
+    assert!(
+        line.contains("no security key found: plug one in"),
+        "{line}"
+    );
+    let line = home
+        .kw_input_env(
+            &["unlock", "--fido2"],
+            &[PASSPHRASE],
+            &[(
+                "KEYWARD_FIDO2_DEVICE",
+                std::path::Path::new("/dev/hidraw-not-here"),
+            )],
+        )
+        .one_line_error();
+    assert!(
+        line.contains("cannot open the security key at /dev/hidraw-not-here"),
+        "{line}"
+    );
+    assert_eq!(home.status()["locked"], true);
+
     let tail = home.kw(&["audit", "tail", "-n", "30"]).ok();
     assert!(tail.stdout.contains("factor.add"), "{}", tail.stdout);
 }

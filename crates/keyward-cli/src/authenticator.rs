@@ -1,17 +1,21 @@
 //! The FIDO2 authenticator the CLI talks to for `unlock --fido2` and `factor add-fido2`.
 //!
-//! Release builds have no security-key transport yet (USB HID with the CTAP2 hmac-secret
-//! extension is the next step, see docs/STATUS.md) and say so. Builds with the
-//! `test-authenticator` feature use a file-backed software authenticator
-//! (webauthn-authenticator-rs `SoftToken`) named by `KEYWARD_TEST_AUTHENTICATOR`, with a
-//! software hmac-secret: HMAC-SHA256 under a per-token secret, bound to the credential id.
+//! Normally a USB security key (CTAP2 over HID with the hmac-secret extension, through
+//! `keyward_core::security_key`); `KEYWARD_FIDO2_DEVICE` picks one by hidraw path when several
+//! are plugged in. Builds with the test-only `test-authenticator` feature use instead a
+//! file-backed software authenticator (webauthn-authenticator-rs `SoftToken`) when
+//! `KEYWARD_TEST_AUTHENTICATOR` names its file, with a software hmac-secret: HMAC-SHA256 under a
+//! per-token secret, bound to the credential id.
 
 use anyhow::Result;
 use keyward_core::fido2::webauthn::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,
 };
+use keyward_core::security_key::UsbKey;
 use zeroize::Zeroizing;
+
+use crate::prompt::Prompter;
 
 /// A security key.
 pub trait Authenticator {
@@ -20,25 +24,64 @@ pub trait Authenticator {
         &mut self,
         challenge: CreationChallengeResponse,
         salt: &[u8],
+        p: &mut Prompter,
     ) -> Result<(RegisterPublicKeyCredential, Zeroizing<Vec<u8>>)>;
     /// Answers a challenge; `salts` maps credential ids (hex) to hmac-secret salts (hex).
     fn authenticate(
         &mut self,
         challenge: RequestChallengeResponse,
         salts: &[(String, String)],
+        p: &mut Prompter,
     ) -> Result<(PublicKeyCredential, Zeroizing<Vec<u8>>)>;
 }
 
 /// The authenticator available to this build.
-#[cfg(not(feature = "test-authenticator"))]
 pub fn open() -> Result<Box<dyn Authenticator>> {
-    anyhow::bail!("this build of keyward cannot talk to USB security keys yet: use your authenticator app (TOTP) or a recovery code")
+    #[cfg(feature = "test-authenticator")]
+    if std::env::var_os("KEYWARD_TEST_AUTHENTICATOR").is_some() {
+        return soft::SoftAuthenticator::open().map(|a| Box::new(a) as Box<dyn Authenticator>);
+    }
+    let path = std::env::var("KEYWARD_FIDO2_DEVICE").ok();
+    Ok(Box::new(Usb(UsbKey::open(path.as_deref())?)))
 }
 
-/// The authenticator available to this build.
-#[cfg(feature = "test-authenticator")]
-pub fn open() -> Result<Box<dyn Authenticator>> {
-    soft::SoftAuthenticator::open().map(|a| Box::new(a) as Box<dyn Authenticator>)
+/// A USB security key.
+struct Usb(UsbKey);
+
+impl Authenticator for Usb {
+    fn register(
+        &mut self,
+        challenge: CreationChallengeResponse,
+        salt: &[u8],
+        p: &mut Prompter,
+    ) -> Result<(RegisterPublicKeyCredential, Zeroizing<Vec<u8>>)> {
+        let salt: [u8; 32] = salt
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the agent sent a salt of the wrong size"))?;
+        let pin = if self.0.pin_needed_to_register()? {
+            Some(p.secret("Security key PIN: ", "security key PIN")?)
+        } else {
+            None
+        };
+        let cred = self.0.register(
+            &challenge,
+            pin.as_ref().map(secrecy::ExposeSecret::expose_secret),
+        )?;
+        if p.interactive() {
+            eprintln!("Touch your security key again to confirm…");
+        }
+        let out = self.0.hmac_secret(cred.raw_id.as_ref(), &salt)?;
+        Ok((cred, out))
+    }
+
+    fn authenticate(
+        &mut self,
+        challenge: RequestChallengeResponse,
+        salts: &[(String, String)],
+        _p: &mut Prompter,
+    ) -> Result<(PublicKeyCredential, Zeroizing<Vec<u8>>)> {
+        Ok(self.0.authenticate(&challenge, salts)?)
+    }
 }
 
 #[cfg(feature = "test-authenticator")]
@@ -110,6 +153,7 @@ mod soft {
             &mut self,
             challenge: CreationChallengeResponse,
             salt: &[u8],
+            _p: &mut crate::prompt::Prompter,
         ) -> Result<(RegisterPublicKeyCredential, Zeroizing<Vec<u8>>)> {
             let cred = self
                 .token
@@ -123,6 +167,7 @@ mod soft {
             &mut self,
             challenge: RequestChallengeResponse,
             salts: &[(String, String)],
+            _p: &mut crate::prompt::Prompter,
         ) -> Result<(PublicKeyCredential, Zeroizing<Vec<u8>>)> {
             let cred = self
                 .token

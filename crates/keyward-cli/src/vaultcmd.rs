@@ -197,7 +197,7 @@ pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
             if p.interactive() {
                 eprintln!("Touch your security key…");
             }
-            let (assertion, out) = device.authenticate(challenge, &salts)?;
+            let (assertion, out) = device.authenticate(challenge, &salts, p)?;
             FactorInput::Fido2 {
                 ceremony,
                 assertion: serde_json::to_value(&assertion)?,
@@ -232,7 +232,7 @@ pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
     if p.interactive() {
         eprintln!("Touch your security key…");
     }
-    let (response, out) = device.register(challenge, &salt)?;
+    let (response, out) = device.register(challenge, &salt, &mut p)?;
     let reply = call(Request::Fido2RegisterFinish {
         ceremony,
         passphrase: wire(&passphrase),

@@ -14,6 +14,7 @@ pub mod factors;
 pub mod fido2;
 pub mod kdf;
 pub mod keystore;
+pub mod security_key;
 pub mod vault;
 
 pub use audit::{Actor, AuditEvent, ProcessInfo};
