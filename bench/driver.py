@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import struct
@@ -96,6 +97,20 @@ try:
          "--role-arn", keys["role_arn"], "--sts-endpoint", endpoint],
         keys["secret_access_key"] + "\n",
     )
+    # Approve the programs that will ask (per-client approval): this driver, hyperfine, and the
+    # throughput client, whose path cargo reports.
+    built = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput", "--no-run",
+         "--message-format=json"],
+        cwd=repo, check=True, capture_output=True, text=True,
+    )
+    throughput = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
+                  if m.get("executable")][-1]
+    for exe, script in [(sys.executable, __file__), (shutil.which("hyperfine"), None), (throughput, None)]:
+        args = ["grants", "allow", "--exe", os.path.realpath(exe), "--profile", "bench"]
+        if script:
+            args += ["--script", os.path.realpath(script)]
+        run(args)
     run(["cred", "aws", "--profile", "bench"])  # warm the cache
 
     # One keychain item of the same vault, looked up by secret-tool (a C program, libsecret).
@@ -122,7 +137,7 @@ try:
 
     # cargo needs the real HOME (rustup); the agent is reached through the socket path alone.
     bench_env = dict(os.environ, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")
-    subprocess.run(["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput"], env=bench_env, cwd=repo, check=True)
+    subprocess.run([throughput, "--bench"], env=bench_env, cwd=repo, check=True)
 finally:
     subprocess.run([kw, "agent", "stop"], env=env, capture_output=True)
     moto.terminate()

@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::support::{aws_cli, python, support_script, Home, Moto};
+use crate::support::{
+    aws_cli, client_of_command, client_of_python_script, python, support_script, Home, Moto,
+};
 
 fn add_key(home: &Home, moto: &Moto, name: &str, role: bool) {
     let mut args = vec![
@@ -49,6 +51,34 @@ fn aws_cli_and_boto3_get_temporary_credentials_through_keyward() {
         "absolute credential_process line: {config}"
     );
     assert!(!config.contains(&moto.secret_access_key));
+
+    // Not yet approved, and no terminal to ask on: the AWS CLI gets Keyward's one-line refusal.
+    let mut aws = Command::new(aws_cli());
+    home.env(&mut aws);
+    let refused = aws
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "deploy",
+            "--endpoint-url",
+            &moto.endpoint,
+            "--region",
+            "us-east-1",
+        ])
+        .output()
+        .expect("run aws");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("is not approved for AWS profile 'deploy'") && err.contains("/usr/bin/aws"),
+        "{err}"
+    );
+    home.grant(&client_of_command(&aws_cli()), "deploy");
+    home.grant(
+        &client_of_python_script(&support_script("boto3_identity.py")),
+        "deploy",
+    );
 
     // The real AWS CLI v2, resolving the profile through credential_process.
     let mut aws = Command::new(aws_cli());
@@ -149,6 +179,7 @@ fn get_session_token_path_prints_credential_process_v1_with_expiration() {
     home.init();
     home.unlock();
     add_key(&home, &moto, "plain", false);
+    home.grant_tests("plain");
     let v = cred_json(&home, "plain");
     assert_eq!(v["Version"], 1);
     for field in [
@@ -199,6 +230,7 @@ fn a_wrong_stored_secret_is_refused_by_sts_with_one_line() {
         &[&wrong],
     )
     .ok();
+    home.grant_tests("wrong");
     let run = home.kw(&["cred", "aws", "--profile", "wrong"]);
     let line = run.one_line_error();
     assert!(line.contains("SignatureDoesNotMatch"), "{line}");
@@ -213,6 +245,7 @@ fn concurrent_cold_requests_share_one_sts_call() {
     home.init();
     home.unlock();
     add_key(&home, &moto, "burst", true);
+    home.grant_tests("burst");
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let h = std::sync::Arc::clone(&home);
@@ -252,6 +285,7 @@ fn locked_vault_without_terminal_fails_at_once_with_how_to_unlock() {
     home.init();
     home.unlock();
     add_key(&home, &moto, "dev", false);
+    home.grant_tests("dev");
     cred_json(&home, "dev");
     home.kw(&["lock"]).ok();
     let started = std::time::Instant::now();
@@ -386,6 +420,7 @@ fn import_moves_plaintext_keys_into_the_vault() {
         "backup path printed"
     );
     // The imported key works end to end through credential_process.
+    home.grant(&client_of_command(&aws_cli()), "ci");
     let mut aws = Command::new(aws_cli());
     home.env(&mut aws);
     let res = aws
@@ -431,6 +466,7 @@ fn mfa_profiles_ask_for_a_code_once_then_use_the_cached_session() {
         &[&moto.secret_access_key],
     )
     .ok();
+    home.grant_tests("mfa");
     let line = home
         .kw(&["cred", "aws", "--profile", "mfa"])
         .one_line_error();
@@ -447,7 +483,7 @@ fn mfa_profiles_ask_for_a_code_once_then_use_the_cached_session() {
 
 /// Runs `keyward cred aws` under `script`, which gives it a controlling terminal (a pty) the way
 /// an engineer's shell does; `input` is typed into that terminal.
-fn cred_on_a_terminal(
+pub fn cred_on_a_terminal(
     home: &Home,
     profile: &str,
     input: &str,
@@ -490,7 +526,8 @@ fn locked_vault_on_a_terminal_asks_to_unlock_there_then_answers() {
     let (status, screen) = cred_on_a_terminal(
         &home,
         "dev",
-        &format!("{}\n{code}\n", crate::support::PASSPHRASE),
+        // Passphrase and code to unlock, then "once" at the approval question that follows.
+        &format!("{}\n{code}\no\n", crate::support::PASSPHRASE),
         &[],
     );
     assert_eq!(status, 0, "{screen}");
@@ -498,10 +535,12 @@ fn locked_vault_on_a_terminal_asks_to_unlock_there_then_answers() {
         screen.contains("the vault is locked. Unlock to continue"),
         "{screen}"
     );
+    assert!(screen.contains("asks for AWS profile 'dev'"), "{screen}");
+    // Answers typed ahead are not echoed, so the JSON may follow the last prompt on its line.
     let json = screen
         .lines()
-        .find(|l| l.trim_start().starts_with("{\"Version\":1"))
-        .expect("credential_process JSON on stdout");
+        .find_map(|l| l.find("{\"Version\":1").map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("credential_process JSON on stdout: {screen}"));
     let v: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
     assert!(v["SessionToken"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!(home.status()["locked"], false);

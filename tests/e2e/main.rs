@@ -2,6 +2,7 @@
 //! Service, a real SQLite catalog, moto as STS/IAM (signatures checked), and the real AWS CLI v2
 //! and boto3 resolving profiles through `credential_process`.
 
+mod approvals;
 mod aws;
 mod errors;
 mod fido2;

@@ -302,6 +302,20 @@ impl Home {
         v["agent_pid"].as_i64().expect("pid") as i32
     }
 
+    /// Grants a program a profile ahead of time (`keyward grants allow`), as a CI script would.
+    pub fn grant(&self, client: &(String, Option<String>), profile: &str) {
+        let mut args = vec!["grants", "allow", "--exe", &client.0, "--profile", profile];
+        if let Some(s) = &client.1 {
+            args.extend_from_slice(&["--script", s]);
+        }
+        self.kw(&args).ok();
+    }
+
+    /// Grants this test binary (which runs `keyward cred` directly) a profile.
+    pub fn grant_tests(&self, profile: &str) {
+        self.grant(&(this_test_binary(), None), profile);
+    }
+
     pub fn status(&self) -> serde_json::Value {
         let s = self.kw(&["status", "--json"]).ok();
         serde_json::from_str(&s.stdout).expect("status json")
@@ -416,6 +430,37 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn canonical(p: impl AsRef<Path>) -> String {
+    std::fs::canonicalize(p.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The test binary, as the agent sees it in /proc.
+pub fn this_test_binary() -> String {
+    canonical(std::env::current_exe().expect("current exe"))
+}
+
+/// How the agent identifies a program started from `path`: a script with a `#!` line is
+/// (interpreter, script); anything else is (executable, none).
+pub fn client_of_command(path: &str) -> (String, Option<String>) {
+    let text = std::fs::read(path).unwrap_or_default();
+    if let Some(rest) = text.strip_prefix(b"#!") {
+        let line = String::from_utf8_lossy(rest.split(|b| *b == b'\n').next().unwrap_or(b""))
+            .trim()
+            .to_owned();
+        let interp = line.split_whitespace().next().expect("interpreter");
+        return (canonical(interp), Some(canonical(path)));
+    }
+    (canonical(path), None)
+}
+
+/// How the agent identifies `python script`.
+pub fn client_of_python_script(script: &Path) -> (String, Option<String>) {
+    (canonical(python()), Some(canonical(script)))
 }
 
 pub fn python() -> String {

@@ -306,3 +306,37 @@ fn audit_verify_detects_tampering() {
     let line = home.kw(&["audit", "verify"]).one_line_error();
     assert!(line.contains("verification failed at row"), "{line}");
 }
+
+#[test]
+fn list_shows_each_keys_rotation_state() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    for (name, extra) in [
+        ("calm", vec![]),
+        ("rotate-soon", vec!["--rotate-every", "7d"]),
+        ("gone", vec!["--expires", "2020-01-01T00:00:00Z"]),
+    ] {
+        let mut args = vec!["add", "static", name];
+        args.extend(extra);
+        home.kw_input(&args, &["tok-value-123"]).ok();
+    }
+    let out = home.kw(&["list", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+    let state = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .map(|r| r["state"].clone())
+            .expect(n)
+    };
+    assert_eq!(state("calm"), "ok");
+    assert_eq!(state("rotate-soon"), "due_soon");
+    assert_eq!(state("gone"), "expired");
+    let table = home.kw(&["list"]).ok().stdout;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("gone") && l.contains("EXPIRED")),
+        "{table}"
+    );
+}

@@ -20,6 +20,53 @@ fn exe_of(pid: i32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
+/// Interpreters whose executable alone does not say which program is running.
+const INTERPRETERS: &[&str] = &[
+    "python", "perl", "ruby", "node", "bash", "sh", "dash", "zsh", "fish", "java", "php", "lua",
+    "deno", "bun",
+];
+
+fn is_interpreter(exe: &str) -> bool {
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    // python3.11, ruby3.1, node20 …: compare the name before any version digits.
+    let name = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    INTERPRETERS.contains(&name)
+}
+
+/// The script an interpreter runs: its first argument that is not an option, made absolute.
+/// `sh -c '…'` and `python -m mod` run no file, so they have none.
+fn script_of(pid: i32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut args = raw
+        .split(|b| *b == 0)
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    let first = args.find(|a| !a.starts_with('-') || a == "-c" || a == "-m")?;
+    if first == "-c" || first == "-m" || first.is_empty() {
+        return None;
+    }
+    let path = std::path::Path::new(&first);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()?
+            .join(path)
+    };
+    // One name per file, however it was reached (`..`, symlinks), so grants match.
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    Some(path.to_string_lossy().into_owned())
+}
+
+fn process(pid: i32) -> ProcessInfo {
+    let exe = exe_of(pid);
+    let script = exe
+        .as_deref()
+        .filter(|e| is_interpreter(e))
+        .and_then(|_| script_of(pid));
+    ProcessInfo { pid, exe, script }
+}
+
 /// The actor for a peer with these credentials.
 pub fn actor_for(uid: u32, pid: Option<i32>) -> Actor {
     let mut chain = Vec::new();
@@ -28,10 +75,7 @@ pub fn actor_for(uid: u32, pid: Option<i32>) -> Actor {
         if p <= 1 || chain.len() >= MAX_CHAIN {
             break;
         }
-        chain.push(ProcessInfo {
-            pid: p,
-            exe: exe_of(p),
-        });
+        chain.push(process(p));
         next = parent_of(p);
     }
     Actor {
@@ -48,16 +92,60 @@ pub fn this_process() -> Actor {
     Actor {
         uid: Some(uid),
         pid: Some(pid),
-        chain: vec![ProcessInfo {
-            pid,
-            exe: exe_of(pid),
-        }],
+        chain: vec![process(pid)],
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interpreters_are_recognised_with_or_without_versions() {
+        for exe in [
+            "/usr/bin/python3.11",
+            "/usr/bin/python3",
+            "/bin/bash",
+            "/usr/bin/node20",
+        ] {
+            assert!(is_interpreter(exe), "{exe}");
+        }
+        for exe in [
+            "/usr/bin/aws",
+            "/usr/local/bin/terraform",
+            "/usr/bin/kubectl",
+        ] {
+            assert!(!is_interpreter(exe), "{exe}");
+        }
+    }
+
+    #[test]
+    fn an_interpreters_script_is_part_of_its_identity() {
+        let dir = tempfile::tempdir().expect("dir");
+        let script = dir.path().join("tool.sh");
+        std::fs::write(&script, "sleep 5\n").expect("write");
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("tool.sh")
+            .current_dir(dir.path())
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id() as i32;
+        // The shell may not have exec'd yet; give it a moment.
+        let mut info = process(pid);
+        for _ in 0..50 {
+            if info.script.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            info = process(pid);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            info.script.as_deref(),
+            Some(script.to_string_lossy().as_ref())
+        );
+    }
 
     #[test]
     fn chain_starts_with_us_and_follows_parents() {

@@ -7,6 +7,8 @@
 use keyward_core::catalog::AuditRow;
 use keyward_core::vault::{FactorInfo, ReconcileNote};
 use keyward_core::EntryMeta;
+
+use crate::approvals::{ApprovalInfo, ClientId, Decision, GrantInfo};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -215,6 +217,33 @@ pub enum Request {
         /// MFA code when the entry has an MFA serial and no cached session.
         #[serde(default)]
         mfa_code: Option<WireSecret>,
+        /// Id of an approval request this client had answered.
+        #[serde(default)]
+        approval: Option<String>,
+    },
+    /// Answer a pending approval request (only from the Keyward binary).
+    Approve {
+        /// Request id from `approval_needed`.
+        id: String,
+        /// The user's decision.
+        decision: Decision,
+    },
+    /// Standing grants.
+    Grants {},
+    /// Revoke a grant.
+    GrantRevoke {
+        /// Grant id.
+        id: String,
+    },
+    /// Grant a program a profile ahead of time (only from the Keyward binary, vault unlocked).
+    GrantAllow {
+        /// The program.
+        client: ClientId,
+        /// Profile.
+        profile: String,
+        /// Hours; absent: until the vault locks.
+        #[serde(default)]
+        hours: Option<u32>,
     },
     /// Enrolled factors.
     Factors {},
@@ -277,6 +306,10 @@ impl Request {
             Request::Show { .. } => "show",
             Request::Remove { .. } => "remove",
             Request::CredAws { .. } => "cred.aws",
+            Request::Approve { .. } => "approve",
+            Request::Grants {} => "grants",
+            Request::GrantRevoke { .. } => "grant.revoke",
+            Request::GrantAllow { .. } => "grant.allow",
             Request::Factors {} => "factors",
             Request::FactorAddTotp { .. } => "factor.add",
             Request::FactorRemove { .. } => "factor.remove",
@@ -342,6 +375,10 @@ pub enum ErrorCode {
     Upstream,
     /// Audit write failed: operation refused.
     Audit,
+    /// The user denied the request, or did not answer in time.
+    Denied,
+    /// Only the Keyward app or the `keyward` command may do this.
+    Forbidden,
     /// Anything else.
     Internal,
 }
@@ -465,6 +502,17 @@ pub enum Reply {
     Audit {
         /// Rows, oldest first.
         rows: Vec<AuditRow>,
+    },
+    /// The requesting program has no grant: the user must decide (answer with `approve`,
+    /// then ask again with `approval` set to this id).
+    ApprovalNeeded {
+        /// What to show the user.
+        approval: ApprovalInfo,
+    },
+    /// Standing grants.
+    Grants {
+        /// Each grant.
+        grants: Vec<GrantInfo>,
     },
 }
 

@@ -19,6 +19,7 @@ use keyward_core::{
 use secrecy::SecretString;
 use tracing::{info, warn};
 
+use crate::approvals::{client_of, Approvals, ClientId, Decision, APPROVAL_WAIT};
 use crate::aws::{self, AwsCache, AwsError};
 use crate::protocol::{
     AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
@@ -38,6 +39,27 @@ enum Ceremony {
     Authenticate(keyward_core::fido2::PendingAuthentication),
 }
 
+fn denied(client: &ClientId, profile: &str) -> ErrorReply {
+    err(
+        ErrorCode::Denied,
+        format!("you denied {client} credentials for profile {profile:?}"),
+    )
+}
+
+/// Whether the peer is the Keyward binary (the CLI, or this very executable): only it may
+/// answer approvals or give grants over the socket.
+fn is_keyward_binary(actor: &Actor) -> bool {
+    let Some(peer) = actor.chain.first().and_then(|p| p.exe.as_deref()) else {
+        return false;
+    };
+    let peer = std::path::Path::new(peer);
+    let Ok(own) = std::env::current_exe() else {
+        return false;
+    };
+    // The desktop app's agent is another binary; its CLI is installed beside it.
+    peer == own || (peer.parent() == own.parent() && peer.file_name() == Some("keyward".as_ref()))
+}
+
 /// Default STS session duration for new AWS entries.
 const DEFAULT_SESSION_SECS: u32 = 3600;
 
@@ -51,6 +73,8 @@ pub struct Agent {
     aws: AwsCache,
     reconciled: Vec<ReconcileNote>,
     ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
+    /// Which programs may have credentials (cleared on lock).
+    pub approvals: Approvals,
     /// Signalled when a client asks the agent to stop.
     pub shutdown: tokio::sync::Notify,
 }
@@ -128,6 +152,7 @@ impl Agent {
             aws: AwsCache::default(),
             reconciled,
             ceremonies: Mutex::new(HashMap::new()),
+            approvals: Approvals::default(),
             shutdown: tokio::sync::Notify::new(),
         })
     }
@@ -168,6 +193,7 @@ impl Agent {
             Err(p) => p.into_inner().take(),
         };
         self.aws.clear();
+        self.approvals.clear();
         let unlocked = was.is_some();
         drop(was);
         if unlocked {
@@ -285,7 +311,72 @@ impl Agent {
                 })
                 .await
             }
-            Request::CredAws { profile, mfa_code } => self.cred_aws(profile, mfa_code, actor).await,
+            Request::CredAws {
+                profile,
+                mfa_code,
+                approval,
+            } => self.cred_aws(profile, mfa_code, approval, actor).await,
+            Request::Approve { id, decision } => {
+                if !is_keyward_binary(&actor) {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "approvals are answered in the Keyward app or at the terminal of the keyward command that asked",
+                    ));
+                }
+                self.blocking(move |a| a.decide_approval(&id, decision, &actor))
+                    .await
+            }
+            Request::Grants {} => Ok(Reply::Grants {
+                grants: self.approvals.list(),
+            }),
+            Request::GrantRevoke { id } => {
+                self.blocking(move |a| {
+                    let g = a
+                        .approvals
+                        .revoke(&id)
+                        .map_err(|e| err(ErrorCode::NotFound, e.to_string()))?;
+                    a.audited_with(
+                        &actor,
+                        "grant.revoke",
+                        Some(g.profile),
+                        "ok",
+                        serde_json::json!({ "client": g.client }),
+                    )?;
+                    Ok(Reply::Done)
+                })
+                .await
+            }
+            Request::GrantAllow {
+                client,
+                profile,
+                hours,
+            } => {
+                if !is_keyward_binary(&actor) {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "grants are given in the Keyward app or with the keyward command",
+                    ));
+                }
+                self.blocking(move |a| {
+                    if !a.is_unlocked() {
+                        return Err(vault_err(VaultError::Locked));
+                    }
+                    a.with_vault(|v| v.get(&profile)).map_err(vault_err)?;
+                    let g = a
+                        .approvals
+                        .allow(client, &profile, hours)
+                        .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+                    a.audited_with(
+                        &actor,
+                        "grant.allow",
+                        Some(profile),
+                        "ok",
+                        serde_json::json!({ "client": g.client, "expires": g.expires }),
+                    )?;
+                    Ok(Reply::Grants { grants: vec![g] })
+                })
+                .await
+            }
             Request::Factors {} => {
                 self.blocking(move |a| {
                     let factors = a.with_vault(|v| v.factors()).map_err(vault_err)?;
@@ -450,6 +541,18 @@ impl Agent {
         target: Option<String>,
         outcome: &'static str,
     ) -> Result<(), ErrorReply> {
+        self.audited_with(actor, action, target, outcome, serde_json::json!({}))
+    }
+
+    /// Writes one audit row with details.
+    fn audited_with(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        target: Option<String>,
+        outcome: &'static str,
+        detail: serde_json::Value,
+    ) -> Result<(), ErrorReply> {
         self.with_vault(|v| {
             v.audit(&[(
                 actor.clone(),
@@ -457,11 +560,96 @@ impl Agent {
                     action,
                     target,
                     outcome,
-                    detail: serde_json::json!({}),
+                    detail,
                 },
             )])
         })
         .map_err(vault_err)
+    }
+
+    /// Records the user's answer to approval request `id` (from the app, in-process, or from
+    /// the keyward CLI's terminal).
+    pub fn decide_approval(&self, id: &str, decision: Decision, actor: &Actor) -> Outcome {
+        let info = self
+            .approvals
+            .decide(id, decision)
+            .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
+        self.audited_with(
+            actor,
+            "approval",
+            Some(info.profile),
+            decision.outcome(),
+            serde_json::json!({ "client": info.client, "decision": decision }),
+        )?;
+        Ok(Reply::Done)
+    }
+
+    /// Lets the request through if its program may have `profile`'s credentials; otherwise
+    /// asks the embedded approver and waits, or returns what the CLI must ask on its terminal.
+    async fn gate(
+        self: &Arc<Self>,
+        actor: &Actor,
+        profile: &str,
+        ttl_secs: u64,
+        approval: Option<&str>,
+    ) -> Result<Option<Reply>, ErrorReply> {
+        // The app's own requests (in-process) are the user's own clicks.
+        if actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
+            return Ok(None);
+        }
+        let Some(client) = client_of(actor) else {
+            return Err(err(
+                ErrorCode::Denied,
+                "cannot tell which program is asking (its executable is unreadable), so it cannot be approved",
+            ));
+        };
+        if self.approvals.granted(&client, profile) {
+            return Ok(None);
+        }
+        if let Some(id) = approval {
+            match self.approvals.take_decision(id, &client, profile) {
+                Some(Decision::Deny) => return Err(denied(&client, profile)),
+                Some(_) => return Ok(None),
+                None => {}
+            }
+        }
+        let (info, decided) =
+            self.approvals
+                .ask(client.clone(), actor.chain.clone(), profile, ttl_secs);
+        {
+            let me = Arc::clone(self);
+            let a = actor.clone();
+            let target = Some(profile.to_owned());
+            let detail = serde_json::json!({ "client": client, "ttl_secs": ttl_secs });
+            tokio::task::spawn_blocking(move || {
+                me.audited_with(&a, "approval", target, "asked", detail)
+            })
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))??;
+        }
+        if !self.approvals.has_approver() {
+            return Ok(Some(Reply::ApprovalNeeded { approval: info }));
+        }
+        let _ = tokio::time::timeout(APPROVAL_WAIT, decided.notified()).await;
+        match self.approvals.take_decision(&info.id, &client, profile) {
+            Some(Decision::Deny) => Err(denied(&client, profile)),
+            Some(_) => Ok(None),
+            None => {
+                self.approvals.expire(&info.id);
+                let me = Arc::clone(self);
+                let a = actor.clone();
+                let target = Some(profile.to_owned());
+                let detail = serde_json::json!({ "client": client });
+                let _ = tokio::task::spawn_blocking(move || {
+                    me.audited_with(&a, "approval", target, "expired", detail)
+                })
+                .await;
+                Err(err(
+                    ErrorCode::Denied,
+                    format!("nobody approved {client} for profile {profile:?} in time"),
+                ))
+            }
+        }
     }
 
     /// Keeps a pending ceremony and returns its id; expired and surplus ones are dropped.
@@ -703,13 +891,25 @@ impl Agent {
         self: &Arc<Self>,
         profile: String,
         mfa_code: Option<WireSecret>,
+        approval: Option<String>,
         actor: Actor,
     ) -> Outcome {
         let key = self
             .current_key()
             .ok_or_else(|| vault_err(VaultError::Locked))?;
-        // Hot path: no catalog read, only the (batched) audit write.
+        // Hot path: no catalog read, only the grant check and the (batched) audit write.
         if let Some((c, meta)) = self.aws.fresh(&profile) {
+            let ttl = meta
+                .config
+                .aws
+                .as_ref()
+                .map_or(0, |a| u64::from(a.session_duration_secs));
+            if let Some(ask) = self
+                .gate(&actor, &profile, ttl, approval.as_deref())
+                .await?
+            {
+                return Ok(ask);
+            }
             return self.issued(actor, meta, c).await;
         }
         let meta = {
@@ -732,6 +932,13 @@ impl Agent {
                 actual: meta.kind.as_str(),
             }));
         };
+        let ttl = u64::from(cfg.session_duration_secs);
+        if let Some(ask) = self
+            .gate(&actor, &profile, ttl, approval.as_deref())
+            .await?
+        {
+            return Ok(ask);
+        }
         let flight = self.aws.flight(&profile);
         let _guard = flight.lock().await;
         if let Some((c, meta)) = self.aws.fresh(&profile) {

@@ -41,7 +41,8 @@ struct ProcessOutput<'a> {
     expiration: &'a str,
 }
 
-fn tell_tty(msg: &str) {
+/// Writes a line to the controlling terminal, if there is one.
+pub fn tell_tty(msg: &str) {
     if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
         let _ = writeln!(tty, "{msg}");
     }
@@ -53,13 +54,36 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
     let mut client = connect::agent()?;
     let mut mfa_code: Option<WireSecret> = None;
     let mut unlock_tries = 0;
+    let mut approval: Option<String> = None;
     let creds = loop {
         let res = client.call(Request::CredAws {
             profile: profile.to_owned(),
             mfa_code: mfa_code.clone(),
+            approval: approval.clone(),
         });
         match res {
             Ok(Reply::AwsCredentials(c)) => break c,
+            Ok(Reply::ApprovalNeeded { approval: info }) => {
+                let p = Prompter::new(input_fd)?;
+                if approval.is_some() || !p.available() {
+                    bail!(
+                        "{} is not approved for AWS profile '{profile}': run it from a terminal to approve it there, approve it in the Keyward app, or grant it with `keyward grants allow`",
+                        info.client
+                    );
+                }
+                let decision = crate::grantscmd::ask(p, &info)?;
+                client.call(Request::Approve {
+                    id: info.id.clone(),
+                    decision,
+                })?;
+                if decision == keyward_agent::approvals::Decision::Deny {
+                    bail!(
+                        "denied: {} gets no credentials for profile '{profile}'",
+                        info.client
+                    );
+                }
+                approval = Some(info.id);
+            }
             Ok(_) => bail!("the agent gave an unexpected answer"),
             Err(ClientError::Agent(e)) if e.code == ErrorCode::Locked => {
                 let mut p = Prompter::new(input_fd)?;

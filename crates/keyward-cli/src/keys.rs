@@ -95,8 +95,23 @@ pub fn list(json: bool) -> Result<()> {
     let Reply::Entries { entries } = call(Request::List {})? else {
         bail!("the agent gave an unexpected answer");
     };
+    let now = time::OffsetDateTime::now_utc();
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        /// An entry with its computed state, as `list --json` shows it.
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            meta: &'a EntryMeta,
+            state: keyward_core::EntryState,
+        }
+        let rows: Vec<Row> = entries
+            .iter()
+            .map(|meta| Row {
+                meta,
+                state: meta.state(now),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if entries.is_empty() {
@@ -104,14 +119,21 @@ pub fn list(json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<7} {:<16} {:<11} {:<11} {:>5}  TAGS",
-        "NAME", "KIND", "OWNER", "CREATED", "LAST USED", "USES"
+        "{:<24} {:<7} {:<9} {:<16} {:<11} {:<11} {:>5}  TAGS",
+        "NAME", "KIND", "STATE", "OWNER", "CREATED", "LAST USED", "USES"
     );
     for e in &entries {
+        let state = match e.state(now) {
+            keyward_core::EntryState::Ok => "ok",
+            keyward_core::EntryState::DueSoon => "due soon",
+            keyward_core::EntryState::Overdue => "OVERDUE",
+            keyward_core::EntryState::Expired => "EXPIRED",
+        };
         println!(
-            "{:<24} {:<7} {:<16} {:<11} {:<11} {:>5}  {}",
+            "{:<24} {:<7} {:<9} {:<16} {:<11} {:<11} {:>5}  {}",
             e.name,
             e.kind.as_str(),
+            state,
             e.owner.as_deref().unwrap_or("-"),
             date(&Some(e.created.clone())),
             date(&e.last_used),

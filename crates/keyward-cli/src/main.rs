@@ -10,6 +10,7 @@ mod awscmd;
 
 mod awsfiles;
 mod connect;
+mod grantscmd;
 mod keys;
 mod prompt;
 mod vaultcmd;
@@ -94,6 +95,14 @@ enum Cmd {
     /// Inspect the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Programs allowed to get credentials (listed, revoked, or granted ahead).
+    Grants {
+        #[command(subcommand)]
+        cmd: Option<GrantsCmd>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run or stop the agent.
     Agent(AgentArgs),
 }
@@ -247,6 +256,30 @@ enum FactorCmd {
 }
 
 #[derive(Subcommand)]
+enum GrantsCmd {
+    /// Revoke a grant.
+    Revoke {
+        /// Grant id from `keyward grants`.
+        id: String,
+    },
+    /// Allow a program a profile ahead of time (for scripts and CI runners).
+    Allow {
+        /// The program's executable (absolute, as /proc/PID/exe shows it).
+        #[arg(long)]
+        exe: String,
+        /// For interpreters: the script it runs.
+        #[arg(long)]
+        script: Option<String>,
+        /// Profile (key name).
+        #[arg(long)]
+        profile: String,
+        /// How long, in hours (default: until the vault locks).
+        #[arg(long)]
+        hours: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Check that no audit record was edited or deleted.
     Verify,
@@ -357,6 +390,21 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Factor(FactorCmd::AddTotp { label }) => vaultcmd::factor_add_totp(input_fd, &label),
         Cmd::Factor(FactorCmd::AddFido2 { label }) => vaultcmd::factor_add_fido2(input_fd, &label),
         Cmd::Factor(FactorCmd::Remove { id }) => vaultcmd::factor_remove(&id),
+        Cmd::Grants { cmd: None, json } => grantscmd::list(json),
+        Cmd::Grants {
+            cmd: Some(GrantsCmd::Revoke { id }),
+            ..
+        } => grantscmd::revoke(&id),
+        Cmd::Grants {
+            cmd:
+                Some(GrantsCmd::Allow {
+                    exe,
+                    script,
+                    profile,
+                    hours,
+                }),
+            ..
+        } => grantscmd::allow(&exe, script, &profile, hours),
         Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
         Cmd::Agent(a) => vaultcmd::agent(

@@ -31,6 +31,10 @@ pub struct ProcessInfo {
     pub pid: i32,
     /// Executable path, if readable.
     pub exe: Option<String>,
+    /// For an interpreter (python, node, a shell…), the script it runs: the executable alone
+    /// would name every Python tool the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
 }
 
 /// One thing to record.

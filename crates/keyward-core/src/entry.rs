@@ -97,6 +97,57 @@ pub struct EntryMeta {
     pub config: EntryConfig,
 }
 
+/// How close a key is to needing attention, from its rotation interval and expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// Nothing due.
+    Ok,
+    /// Rotation or expiry within [`DUE_SOON_DAYS`] days.
+    DueSoon,
+    /// Rotation is past due.
+    Overdue,
+    /// Past its expiry.
+    Expired,
+}
+
+/// How many days ahead a rotation or expiry counts as "due soon".
+pub const DUE_SOON_DAYS: i64 = 14;
+
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+impl EntryMeta {
+    /// Its state at `now`. Rotation is due `rotation_interval_days` after the last rotation (or
+    /// creation when never rotated); an unreadable date counts as due, so it is looked at.
+    pub fn state(&self, now: time::OffsetDateTime) -> EntryState {
+        let soon = now + time::Duration::days(DUE_SOON_DAYS);
+        let expiry = self.expires.as_deref().map(parse_time);
+        let rotation_due = self.rotation_interval_days.map(|days| {
+            parse_time(self.rotated.as_deref().unwrap_or(&self.created))
+                .map(|t| t + time::Duration::days(i64::from(days)))
+        });
+        match expiry {
+            Some(None) => return EntryState::Expired,
+            Some(Some(t)) if t <= now => return EntryState::Expired,
+            _ => {}
+        }
+        match rotation_due {
+            Some(None) => return EntryState::Overdue,
+            Some(Some(t)) if t <= now => return EntryState::Overdue,
+            _ => {}
+        }
+        let due_soon =
+            |d: Option<Option<time::OffsetDateTime>>| matches!(d, Some(Some(t)) if t <= soon);
+        if due_soon(expiry) || due_soon(rotation_due) {
+            EntryState::DueSoon
+        } else {
+            EntryState::Ok
+        }
+    }
+}
+
 /// The secret part of an entry: what is age-encrypted into the keystore.
 pub enum SecretValue {
     /// An AWS access key pair.
@@ -439,5 +490,72 @@ mod tests {
             other => panic!("wrong kind {other:?}"),
         }
         assert_eq!(access_key_hint("AKIAKEYWARDTEST001"), "AKIA…T001");
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn meta(
+        created: &str,
+        rotated: Option<&str>,
+        days: Option<u32>,
+        expires: Option<&str>,
+    ) -> EntryMeta {
+        EntryMeta {
+            id: "x".into(),
+            name: "k".into(),
+            kind: EntryKind::Static,
+            owner: None,
+            purpose: None,
+            tags: vec![],
+            created: created.into(),
+            rotated: rotated.map(Into::into),
+            rotation_interval_days: days,
+            expires: expires.map(Into::into),
+            last_used: None,
+            use_count: 0,
+            config: EntryConfig::default(),
+        }
+    }
+
+    #[test]
+    fn state_follows_rotation_interval_and_expiry() {
+        let now = datetime!(2026-11-22 12:00 UTC);
+        let created = "2026-09-01T00:00:00Z";
+        assert_eq!(meta(created, None, None, None).state(now), EntryState::Ok);
+        // 90 days after 1 Sept is 30 Nov: within 14 days.
+        assert_eq!(
+            meta(created, None, Some(90), None).state(now),
+            EntryState::DueSoon
+        );
+        assert_eq!(
+            meta(created, None, Some(60), None).state(now),
+            EntryState::Overdue
+        );
+        // A rotation resets the clock.
+        assert_eq!(
+            meta(created, Some("2026-11-01T00:00:00Z"), Some(60), None).state(now),
+            EntryState::Ok
+        );
+        assert_eq!(
+            meta(created, None, None, Some("2026-11-22T11:59:59Z")).state(now),
+            EntryState::Expired
+        );
+        assert_eq!(
+            meta(created, None, None, Some("2026-12-01T00:00:00Z")).state(now),
+            EntryState::DueSoon
+        );
+        assert_eq!(
+            meta(created, None, Some(60), Some("2026-01-01T00:00:00Z")).state(now),
+            EntryState::Expired,
+            "expired outranks overdue"
+        );
+        assert_eq!(
+            meta(created, None, None, Some("garbage")).state(now),
+            EntryState::Expired
+        );
     }
 }

@@ -19,5 +19,5 @@ pub mod vault;
 
 pub use audit::{Actor, AuditEvent, ProcessInfo};
 pub use catalog::KeystoreKind;
-pub use entry::{AwsConfig, EntryConfig, EntryKind, EntryMeta, SecretValue};
+pub use entry::{AwsConfig, EntryConfig, EntryKind, EntryMeta, EntryState, SecretValue};
 pub use vault::{SecondFactor, UnlockedKey, Vault, VaultError, VaultPaths};

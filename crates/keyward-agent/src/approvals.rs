@@ -1,0 +1,491 @@
+//! Per-client approval (SECURITY-REQUIREMENTS §14): the first credential request from a program
+//! the user has not approved for that profile waits for their decision — allow once, for some
+//! hours, until the vault locks, or deny. Grants live in memory only and go with the lock.
+//!
+//! Who decides: the desktop app, in-process, when it has registered as the approver; otherwise
+//! the `keyward` CLI that made the request, on its terminal. A decision over the socket is
+//! accepted only from the Keyward binary itself, and only for a pending request whose random id
+//! that CLI was given.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use keyward_core::audit::{Actor, ProcessInfo};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// How long a request waits for a decision before it counts as denied.
+pub const APPROVAL_WAIT: Duration = Duration::from_secs(60);
+/// Undecided requests kept at most (a flood of requests must not grow memory).
+const MAX_PENDING: usize = 32;
+/// Longest "allow for N hours".
+pub const MAX_GRANT_HOURS: u32 = 24 * 7;
+
+/// The program a grant is for: its executable and, for interpreters, its script.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientId {
+    /// Executable path.
+    pub exe: String,
+    /// Script path when the executable is an interpreter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.script {
+            Some(s) => write!(f, "{s} (run by {})", self.exe),
+            None => f.write_str(&self.exe),
+        }
+    }
+}
+
+/// What the user decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// This request only.
+    Once,
+    /// This client and profile for N hours (or until the vault locks, if sooner).
+    Hours(u32),
+    /// This client and profile until the vault locks.
+    UntilLock,
+    /// Refuse this request.
+    Deny,
+}
+
+impl Decision {
+    /// Short name for the audit trail.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Decision::Once => "allowed_once",
+            Decision::Hours(_) => "allowed_hours",
+            Decision::UntilLock => "allowed_until_lock",
+            Decision::Deny => "denied",
+        }
+    }
+}
+
+/// A request waiting for the user, as shown to them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalInfo {
+    /// Random id to answer with.
+    pub id: String,
+    /// The program asking.
+    pub client: ClientId,
+    /// The whole process chain, nearest first (keyward, the tool, its shell …).
+    pub chain: Vec<ProcessInfo>,
+    /// Profile asked for.
+    pub profile: String,
+    /// Lifetime of the credential it would get.
+    pub ttl_secs: u64,
+    /// Seconds left to decide.
+    pub expires_in_secs: u64,
+}
+
+/// A standing permission, as listed to the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantInfo {
+    /// Id to revoke with.
+    pub id: String,
+    /// Program.
+    pub client: ClientId,
+    /// Profile.
+    pub profile: String,
+    /// When it was granted (RFC 3339).
+    pub granted: String,
+    /// When it ends (RFC 3339); `None`: when the vault locks.
+    pub expires: Option<String>,
+}
+
+struct Grant {
+    info: GrantInfo,
+    until: Option<Instant>,
+}
+
+struct Pending {
+    info: ApprovalInfo,
+    created: Instant,
+    decision: Option<Decision>,
+    decided: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Default)]
+struct State {
+    grants: Vec<Grant>,
+    pending: HashMap<String, Pending>,
+    approver: Option<tokio::sync::mpsc::UnboundedSender<ApprovalInfo>>,
+}
+
+/// Errors answering a pending request.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApprovalError {
+    /// Unknown, expired or already answered.
+    #[error("no such approval request (it may have expired): ask again")]
+    NoSuchRequest,
+    /// Out-of-range hours.
+    #[error("grants last 1 to {MAX_GRANT_HOURS} hours")]
+    BadHours,
+    /// No such grant.
+    #[error("no grant with id {0}: see `keyward grants`")]
+    NoSuchGrant(String),
+}
+
+/// Grants and pending requests.
+#[derive(Default)]
+pub struct Approvals {
+    state: Mutex<State>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The program behind a request: the nearest process in the chain that is not Keyward itself
+/// (the `keyward cred` process is only the messenger of the tool that ran it).
+pub fn client_of(actor: &Actor) -> Option<ClientId> {
+    let own = std::env::current_exe().ok();
+    let is_keyward = |p: &ProcessInfo| {
+        let Some(exe) = p.exe.as_deref() else {
+            return false;
+        };
+        own.as_deref()
+            .is_some_and(|o| o == std::path::Path::new(exe))
+            || exe.rsplit('/').next() == Some("keyward")
+    };
+    actor.chain.iter().find(|p| !is_keyward(p)).and_then(|p| {
+        Some(ClientId {
+            exe: p.exe.clone()?,
+            script: p.script.clone(),
+        })
+    })
+}
+
+impl Approvals {
+    fn state(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Whether `client` holds a live grant for `profile`.
+    pub fn granted(&self, client: &ClientId, profile: &str) -> bool {
+        let mut st = self.state();
+        let now = Instant::now();
+        st.grants.retain(|g| g.until.is_none_or(|u| u > now));
+        st.grants
+            .iter()
+            .any(|g| g.info.profile == profile && g.info.client == *client)
+    }
+
+    /// Records a request for the user; tells the embedded approver, if any.
+    pub fn ask(
+        &self,
+        client: ClientId,
+        chain: Vec<ProcessInfo>,
+        profile: &str,
+        ttl_secs: u64,
+    ) -> (ApprovalInfo, Arc<tokio::sync::Notify>) {
+        let mut st = self.state();
+        st.pending
+            .retain(|_, p| p.created.elapsed() < APPROVAL_WAIT * 2);
+        while st.pending.len() >= MAX_PENDING {
+            let oldest = st
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.created)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => st.pending.remove(&k),
+                None => break,
+            };
+        }
+        let info = ApprovalInfo {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            client,
+            chain,
+            profile: profile.to_owned(),
+            ttl_secs,
+            expires_in_secs: APPROVAL_WAIT.as_secs(),
+        };
+        let decided = Arc::new(tokio::sync::Notify::new());
+        st.pending.insert(
+            info.id.clone(),
+            Pending {
+                info: info.clone(),
+                created: Instant::now(),
+                decision: None,
+                decided: Arc::clone(&decided),
+            },
+        );
+        if let Some(tx) = &st.approver {
+            if tx.send(info.clone()).is_err() {
+                st.approver = None;
+            }
+        }
+        (info, decided)
+    }
+
+    /// Whether an embedded approver (the desktop app) is listening.
+    pub fn has_approver(&self) -> bool {
+        self.state()
+            .approver
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Makes the caller the approver: new requests arrive on the returned channel.
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<ApprovalInfo> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.state().approver = Some(tx);
+        rx
+    }
+
+    /// Answers a pending request; an allow for hours or until lock also stores a grant.
+    pub fn decide(&self, id: &str, decision: Decision) -> Result<ApprovalInfo, ApprovalError> {
+        if let Decision::Hours(h) = decision {
+            if h == 0 || h > MAX_GRANT_HOURS {
+                return Err(ApprovalError::BadHours);
+            }
+        }
+        let mut st = self.state();
+        let p = st
+            .pending
+            .get_mut(id)
+            .filter(|p| p.decision.is_none() && p.created.elapsed() < APPROVAL_WAIT)
+            .ok_or(ApprovalError::NoSuchRequest)?;
+        p.decision = Some(decision);
+        p.decided.notify_one();
+        let info = p.info.clone();
+        let until = match decision {
+            Decision::Hours(h) => Some(Duration::from_secs(u64::from(h) * 3600)),
+            Decision::UntilLock => None,
+            Decision::Once | Decision::Deny => return Ok(info),
+        };
+        Self::store(&mut st, info.client.clone(), &info.profile, until);
+        Ok(info)
+    }
+
+    /// The decision on request `id` if it was made for this client and profile; consumes it.
+    pub fn take_decision(&self, id: &str, client: &ClientId, profile: &str) -> Option<Decision> {
+        let mut st = self.state();
+        let matches = st.pending.get(id).is_some_and(|p| {
+            p.decision.is_some() && p.info.client == *client && p.info.profile == profile
+        });
+        if !matches {
+            return None;
+        }
+        st.pending.remove(id).and_then(|p| p.decision)
+    }
+
+    /// Forgets an undecided request (its wait ran out).
+    pub fn expire(&self, id: &str) {
+        let mut st = self.state();
+        if st.pending.get(id).is_some_and(|p| p.decision.is_none()) {
+            st.pending.remove(id);
+        }
+    }
+
+    /// Adds a grant directly (`keyward grants allow`).
+    pub fn allow(
+        &self,
+        client: ClientId,
+        profile: &str,
+        hours: Option<u32>,
+    ) -> Result<GrantInfo, ApprovalError> {
+        let until = match hours {
+            Some(h) if h == 0 || h > MAX_GRANT_HOURS => return Err(ApprovalError::BadHours),
+            Some(h) => Some(Duration::from_secs(u64::from(h) * 3600)),
+            None => None,
+        };
+        Ok(Self::store(&mut self.state(), client, profile, until))
+    }
+
+    fn store(
+        st: &mut State,
+        client: ClientId,
+        profile: &str,
+        until: Option<Duration>,
+    ) -> GrantInfo {
+        st.grants
+            .retain(|g| !(g.info.client == client && g.info.profile == profile));
+        let now = OffsetDateTime::now_utc();
+        let info = GrantInfo {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            client,
+            profile: profile.to_owned(),
+            granted: rfc3339(now),
+            expires: until.map(|d| rfc3339(now + d)),
+        };
+        st.grants.push(Grant {
+            info: info.clone(),
+            until: until.map(|d| Instant::now() + d),
+        });
+        info
+    }
+
+    /// Live grants.
+    pub fn list(&self) -> Vec<GrantInfo> {
+        let mut st = self.state();
+        let now = Instant::now();
+        st.grants.retain(|g| g.until.is_none_or(|u| u > now));
+        st.grants.iter().map(|g| g.info.clone()).collect()
+    }
+
+    /// Revokes a grant.
+    pub fn revoke(&self, id: &str) -> Result<GrantInfo, ApprovalError> {
+        let mut st = self.state();
+        let pos = st
+            .grants
+            .iter()
+            .position(|g| g.info.id == id)
+            .ok_or_else(|| ApprovalError::NoSuchGrant(id.to_owned()))?;
+        Ok(st.grants.remove(pos).info)
+    }
+
+    /// Forgets every grant and pending request (the vault locked).
+    pub fn clear(&self) {
+        let mut st = self.state();
+        st.grants.clear();
+        for p in st.pending.values() {
+            p.decided.notify_one();
+        }
+        st.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(exe: &str) -> ClientId {
+        ClientId {
+            exe: exe.into(),
+            script: None,
+        }
+    }
+
+    #[test]
+    fn once_allows_one_request_and_leaves_no_grant() {
+        let a = Approvals::default();
+        let aws = client("/usr/bin/aws");
+        let (info, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        a.decide(&info.id, Decision::Once).expect("decide");
+        assert_eq!(
+            a.take_decision(&info.id, &aws, "prod"),
+            Some(Decision::Once)
+        );
+        assert_eq!(a.take_decision(&info.id, &aws, "prod"), None, "used up");
+        assert!(!a.granted(&aws, "prod"));
+    }
+
+    #[test]
+    fn a_decision_does_not_transfer_to_another_client_or_profile() {
+        let a = Approvals::default();
+        let aws = client("/usr/bin/aws");
+        let (info, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        a.decide(&info.id, Decision::Once).expect("decide");
+        assert_eq!(
+            a.take_decision(&info.id, &client("/tmp/evil"), "prod"),
+            None
+        );
+        assert_eq!(a.take_decision(&info.id, &aws, "other"), None);
+        assert_eq!(
+            a.take_decision(&info.id, &aws, "prod"),
+            Some(Decision::Once)
+        );
+    }
+
+    #[test]
+    fn hours_and_until_lock_grant_that_client_and_profile_only_until_lock() {
+        let a = Approvals::default();
+        let aws = client("/usr/bin/aws");
+        let tf = client("/usr/bin/terraform");
+        let (i1, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        a.decide(&i1.id, Decision::Hours(8)).expect("decide");
+        let (i2, _) = a.ask(tf.clone(), vec![], "dev", 3600);
+        a.decide(&i2.id, Decision::UntilLock).expect("decide");
+        assert!(a.granted(&aws, "prod") && a.granted(&tf, "dev"));
+        assert!(!a.granted(&aws, "dev") && !a.granted(&tf, "prod"));
+        let listed = a.list();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().any(|g| g.expires.is_some()));
+        assert!(listed.iter().any(|g| g.expires.is_none()));
+        a.clear();
+        assert!(!a.granted(&aws, "prod") && a.list().is_empty());
+    }
+
+    #[test]
+    fn deny_grants_nothing_and_a_request_is_answered_once() {
+        let a = Approvals::default();
+        let aws = client("/usr/bin/aws");
+        let (info, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        a.decide(&info.id, Decision::Deny).expect("decide");
+        assert_eq!(
+            a.decide(&info.id, Decision::UntilLock).err(),
+            Some(ApprovalError::NoSuchRequest)
+        );
+        assert!(!a.granted(&aws, "prod"));
+        assert_eq!(
+            a.decide("nope", Decision::Once).err(),
+            Some(ApprovalError::NoSuchRequest)
+        );
+        assert_eq!(
+            a.decide(&info.id, Decision::Hours(0)).err(),
+            Some(ApprovalError::BadHours)
+        );
+    }
+
+    #[test]
+    fn revoke_removes_the_grant() {
+        let a = Approvals::default();
+        let aws = client("/usr/bin/aws");
+        let g = a.allow(aws.clone(), "prod", Some(1)).expect("allow");
+        assert!(a.granted(&aws, "prod"));
+        a.revoke(&g.id).expect("revoke");
+        assert!(!a.granted(&aws, "prod"));
+        assert!(matches!(
+            a.revoke(&g.id),
+            Err(ApprovalError::NoSuchGrant(_))
+        ));
+    }
+
+    #[test]
+    fn pending_requests_are_bounded() {
+        let a = Approvals::default();
+        let first = a.ask(client("/a"), vec![], "p", 1).0;
+        for i in 0..100 {
+            a.ask(client(&format!("/x{i}")), vec![], "p", 1);
+        }
+        assert_eq!(
+            a.decide(&first.id, Decision::Once).err(),
+            Some(ApprovalError::NoSuchRequest),
+            "the oldest was dropped"
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_process_that_is_not_keyward() {
+        let p = |pid, exe: &str| ProcessInfo {
+            pid,
+            exe: Some(exe.into()),
+            script: None,
+        };
+        let actor = Actor {
+            uid: Some(1000),
+            pid: Some(10),
+            chain: vec![
+                p(10, "/usr/local/bin/keyward"),
+                p(9, "/usr/bin/terraform"),
+                p(8, "/bin/bash"),
+            ],
+        };
+        assert_eq!(client_of(&actor), Some(client("/usr/bin/terraform")));
+    }
+}

@@ -1,0 +1,141 @@
+//! Per-client approval at the terminal (`cred aws` asking the user) and `keyward grants`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision};
+use keyward_agent::protocol::{Reply, Request};
+
+use crate::prompt::{self, Prompter};
+use crate::vaultcmd::call;
+
+fn hours_text(secs: u64) -> String {
+    if secs >= 3600 && secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else {
+        format!("{} min", secs.div_ceil(60))
+    }
+}
+
+/// The question shown on the terminal: who asks, through which processes, for what.
+pub fn describe(info: &ApprovalInfo) -> String {
+    let chain: Vec<String> = info
+        .chain
+        .iter()
+        .map(|p| {
+            let exe = p.exe.as_deref().unwrap_or("?");
+            match &p.script {
+                Some(s) => format!("{exe} {s} ({})", p.pid),
+                None => format!("{exe} ({})", p.pid),
+            }
+        })
+        .collect();
+    format!(
+        "Keyward: {} asks for AWS profile '{}' (credentials valid {}).\n  process chain: {}",
+        info.client,
+        info.profile,
+        hours_text(info.ttl_secs),
+        chain.join(" <- ")
+    )
+}
+
+/// Asks the user on the terminal what to do with `info`.
+pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<Decision> {
+    let question = describe(info);
+    let wait = Duration::from_secs(info.expires_in_secs);
+    prompt::with_timeout(wait, move || {
+        let mut p = p;
+        crate::awscmd::tell_tty(&question);
+        loop {
+            let answer = p.line(
+                "Allow it? [o]nce, for [h]ours, until [l]ock, [d]eny: ",
+                "approval",
+            )?;
+            match answer.to_ascii_lowercase().as_str() {
+                "o" | "once" => return Ok(Decision::Once),
+                "l" | "lock" => return Ok(Decision::UntilLock),
+                "d" | "deny" | "n" | "no" => return Ok(Decision::Deny),
+                "h" | "hours" => {
+                    let h = p.line("For how many hours? [1]: ", "hours")?;
+                    let h = if h.is_empty() {
+                        Ok(1)
+                    } else {
+                        h.parse::<u32>()
+                    };
+                    match h {
+                        Ok(h) if (1..=keyward_agent::approvals::MAX_GRANT_HOURS).contains(&h) => {
+                            return Ok(Decision::Hours(h))
+                        }
+                        _ => crate::awscmd::tell_tty(
+                            "Keyward: enter a number of hours from 1 to 168.",
+                        ),
+                    }
+                }
+                _ => crate::awscmd::tell_tty("Keyward: answer o, h, l or d."),
+            }
+        }
+    })
+}
+
+/// `keyward grants [--json]`.
+pub fn list(json: bool) -> Result<()> {
+    let Reply::Grants { grants } = call(Request::Grants {})? else {
+        bail!("the agent gave an unexpected answer");
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&grants)?);
+        return Ok(());
+    }
+    if grants.is_empty() {
+        println!("No grants: programs are asked about the first time they want credentials.");
+        return Ok(());
+    }
+    println!("{:<12}  {:<16}  {:<25}  PROGRAM", "ID", "PROFILE", "UNTIL");
+    for g in grants {
+        println!(
+            "{:<12}  {:<16}  {:<25}  {}",
+            g.id,
+            g.profile,
+            g.expires.as_deref().unwrap_or("vault locks"),
+            g.client
+        );
+    }
+    Ok(())
+}
+
+/// `keyward grants revoke ID`.
+pub fn revoke(id: &str) -> Result<()> {
+    call(Request::GrantRevoke { id: id.to_owned() })?;
+    println!("Revoked grant {id}.");
+    Ok(())
+}
+
+/// `keyward grants allow --exe PATH [--script PATH] --profile NAME [--hours N]`.
+pub fn allow(exe: &str, script: Option<String>, profile: &str, hours: Option<u32>) -> Result<()> {
+    let exe = std::path::Path::new(exe);
+    if !exe.is_absolute() {
+        bail!("--exe needs an absolute path, as the program's /proc/PID/exe shows it");
+    }
+    let client = ClientId {
+        exe: exe.to_string_lossy().into_owned(),
+        script,
+    };
+    let Reply::Grants { grants } = call(Request::GrantAllow {
+        client,
+        profile: profile.to_owned(),
+        hours,
+    })?
+    else {
+        bail!("the agent gave an unexpected answer");
+    };
+    for g in grants {
+        println!(
+            "Granted {} profile '{}' until {} (id {}).",
+            g.client,
+            g.profile,
+            g.expires.as_deref().unwrap_or("the vault locks"),
+            g.id
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Per-client approval: a program the user has not approved gets no credentials until they say
+//! so at the terminal (once, for hours, until lock) — or it is refused at once when there is no
+//! terminal to ask on. Grants are listed, revocable, cleared on lock and audited, and only the
+//! Keyward binary may answer an approval or give a grant over the socket.
+
+use std::os::unix::net::UnixStream;
+
+use crate::aws::cred_on_a_terminal;
+use crate::support::{Home, Moto};
+
+fn add_dev_key(home: &Home, moto: &Moto) {
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "dev",
+            "--access-key-id",
+            &moto.access_key_id,
+            "--sts-endpoint",
+            &moto.endpoint,
+        ],
+        &[&moto.secret_access_key],
+    )
+    .ok();
+}
+
+fn grants(home: &Home) -> Vec<serde_json::Value> {
+    let out = home.kw(&["grants", "--json"]).ok();
+    serde_json::from_str(&out.stdout).expect("grants json")
+}
+
+fn approvals_in_audit(home: &Home) -> Vec<String> {
+    let tail = home.kw(&["audit", "tail", "-n", "200", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&tail.stdout).expect("json");
+    rows.iter()
+        .filter(|r| {
+            r["action"] == "approval"
+                || r["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("grant."))
+        })
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["action"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn without_a_terminal_an_unapproved_program_is_refused_at_once() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    let started = std::time::Instant::now();
+    let run = home.kw(&["cred", "aws", "--profile", "dev"]);
+    let line = run.one_line_error();
+    assert!(
+        line.contains("is not approved for AWS profile 'dev'")
+            && line.contains(&crate::support::this_test_binary())
+            && line.contains("keyward grants allow"),
+        "{line}"
+    );
+    assert!(run.stdout.is_empty());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused at once"
+    );
+    assert_eq!(approvals_in_audit(&home), vec!["approval asked"]);
+}
+
+#[test]
+fn approving_on_the_terminal_for_hours_then_revoking_then_denying() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+
+    // Asked on the terminal; "h", then 8 hours.
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "h\n8\n", &[]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        screen.contains("asks for AWS profile 'dev' (credentials valid 1 h)"),
+        "{screen}"
+    );
+    assert!(screen.contains("process chain:"), "{screen}");
+    assert!(
+        screen.contains("{\"Version\":1"),
+        "credentials printed: {screen}"
+    );
+    let g = grants(&home);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(g[0]["profile"], "dev");
+    assert!(
+        g[0]["expires"].is_string(),
+        "an 8-hour grant has an end: {g:?}"
+    );
+
+    // The same program again: no question.
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "", &[]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(!screen.contains("asks for AWS profile"), "{screen}");
+
+    // Revoked: asked again, and this time denied.
+    let id = g[0]["id"].as_str().expect("id");
+    let out = home.kw(&["grants", "revoke", id]).ok();
+    assert!(out.stdout.contains("Revoked"), "{}", out.stdout);
+    assert!(grants(&home).is_empty());
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "d\n", &[]);
+    assert_ne!(status, 0, "{screen}");
+    assert!(screen.contains("denied:"), "{screen}");
+    assert!(!screen.contains("{\"Version\":1"), "{screen}");
+    assert!(grants(&home).is_empty(), "deny stores nothing");
+
+    assert_eq!(
+        approvals_in_audit(&home),
+        vec![
+            "approval asked",
+            "approval allowed_hours",
+            "grant.revoke ok",
+            "approval asked",
+            "approval denied"
+        ]
+    );
+    home.kw(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn allow_once_leaves_no_grant_and_lock_clears_grants() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "o\n", &[]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(grants(&home).is_empty(), "once is not a grant");
+
+    home.grant_tests("dev");
+    assert_eq!(grants(&home).len(), 1);
+    home.kw(&["cred", "aws", "--profile", "dev"]).ok();
+    home.kw(&["lock"]).ok();
+    home.unlock();
+    assert!(grants(&home).is_empty(), "grants end with the lock");
+    let line = home
+        .kw(&["cred", "aws", "--profile", "dev"])
+        .one_line_error();
+    assert!(line.contains("is not approved"), "{line}");
+}
+
+#[test]
+fn only_keyward_may_answer_approvals_or_give_grants_over_the_socket() {
+    use std::io::{BufRead, BufReader, Write};
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    // This test binary talks to the socket directly, as any program of the user's could.
+    let ask = |req: &str| {
+        let mut s = UnixStream::connect(home.socket()).expect("connect");
+        s.write_all(format!("{{\"v\":1,\"req\":{req}}}\n").as_bytes())
+            .expect("write");
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).expect("read");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json")
+    };
+    let needed = ask(r#"{"op":"cred_aws","profile":"dev"}"#);
+    let id = needed["ok"]["approval"]["id"]
+        .as_str()
+        .expect("approval id")
+        .to_owned();
+    assert_eq!(needed["ok"]["type"], "approval_needed");
+    let self_approved = ask(&format!(
+        r#"{{"op":"approve","id":"{id}","decision":"until_lock"}}"#
+    ));
+    assert_eq!(self_approved["err"]["code"], "forbidden", "{self_approved}");
+    let granted = ask(&format!(
+        r#"{{"op":"grant_allow","client":{{"exe":"{}"}},"profile":"dev"}}"#,
+        crate::support::this_test_binary()
+    ));
+    assert_eq!(granted["err"]["code"], "forbidden", "{granted}");
+    let again = ask(&format!(
+        r#"{{"op":"cred_aws","profile":"dev","approval":"{id}"}}"#
+    ));
+    assert_eq!(
+        again["ok"]["type"], "approval_needed",
+        "still not approved: {again}"
+    );
+    assert!(grants(&home).is_empty());
+}
