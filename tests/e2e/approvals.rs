@@ -145,7 +145,7 @@ fn allow_once_leaves_no_grant_and_lock_clears_grants() {
     assert_eq!(grants(&home).len(), 1);
     home.kw(&["cred", "aws", "--profile", "dev"]).ok();
     home.kw(&["lock"]).ok();
-    home.unlock();
+    home.unlock_with_recovery();
     assert!(grants(&home).is_empty(), "grants end with the lock");
     let line = home
         .kw(&["cred", "aws", "--profile", "dev"])

@@ -6,5 +6,6 @@ mod approvals;
 mod aws;
 mod errors;
 mod fido2;
+mod session;
 mod support;
 mod vault;

@@ -295,6 +295,18 @@ impl Home {
         self.kw_input(&["unlock"], &[PASSPHRASE, &code]).ok();
     }
 
+    /// Unlocks with an unused recovery code (no wait for the next TOTP step).
+    pub fn unlock_with_recovery(&self) {
+        let code = self
+            .recovery_codes
+            .lock()
+            .expect("lock")
+            .pop()
+            .expect("a recovery code left");
+        self.kw_input(&["unlock", "--recovery"], &[PASSPHRASE, &code])
+            .ok();
+    }
+
     /// The pid of this home's agent.
     pub fn agent_pid(&self) -> i32 {
         let s = self.kw(&["status", "--json"]).ok();

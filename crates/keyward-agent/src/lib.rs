@@ -15,6 +15,7 @@ pub mod peer;
 pub mod protocol;
 pub mod server;
 pub mod service;
+pub mod sessionwatch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,7 @@ pub fn run(
         })
         .map_err(AgentError::Runtime)?;
     let agent = Arc::new(Agent::new(vault, opts.auto_lock)?);
+    sessionwatch::spawn(Arc::clone(&agent));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
