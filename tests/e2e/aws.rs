@@ -554,3 +554,25 @@ fn locked_vault_on_a_terminal_gives_up_after_the_wait_with_a_clear_message() {
     assert_ne!(status, 0);
     assert!(screen.contains("no unlock within 2 s"), "{screen}");
 }
+
+#[test]
+fn test_shows_whose_session_a_key_gets_and_no_secret() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_key(&home, &moto, "deploy", true);
+    // No grant: nothing secret is handed out, so nothing needs approving.
+    let out = home.kw(&["test", "deploy"]).ok();
+    assert!(
+        out.stdout
+            .contains("'deploy' works: STS issued a session for arn:aws:sts::")
+            && out.stdout.contains(":assumed-role/deploy/keyward-deploy")
+            && out.stdout.contains("valid until"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("ASIA") && !out.stdout.contains(&moto.secret_access_key));
+    let line = home.kw(&["test", "nope"]).one_line_error();
+    assert!(line.contains("nope"), "{line}");
+}

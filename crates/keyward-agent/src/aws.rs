@@ -191,6 +191,44 @@ pub async fn issue(
     ))
 }
 
+/// Who a session is (`sts get-caller-identity` with the session credentials).
+pub async fn caller_identity(
+    profile: &str,
+    cfg: &AwsConfig,
+    creds: &AwsCredentials,
+) -> Result<String, AwsError> {
+    let mut builder = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(
+            cfg.region
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+        ))
+        .credentials_provider(Credentials::new(
+            &creds.access_key_id,
+            creds.secret_access_key.expose(),
+            Some(creds.session_token.expose().to_owned()),
+            None,
+            "keyward",
+        ));
+    if let Some(ep) = &cfg.sts_endpoint {
+        builder = builder.endpoint_url(ep);
+    }
+    let client = aws_sdk_sts::Client::from_conf(builder.build());
+    let out = client
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::Upstream {
+            profile: profile.to_owned(),
+            reason: describe(&e),
+        })?;
+    out.arn.ok_or_else(|| AwsError::Upstream {
+        profile: profile.to_owned(),
+        reason: "the response named no identity".to_owned(),
+    })
+}
+
 /// One line from an SDK error: the service's code and message, or the transport failure.
 fn describe<E>(
     e: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,

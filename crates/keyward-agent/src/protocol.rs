@@ -221,6 +221,14 @@ pub enum Request {
         #[serde(default)]
         approval: Option<String>,
     },
+    /// Check an AWS key works: issue a session and report whose it is (no secrets returned).
+    TestKey {
+        /// Entry name.
+        name: String,
+        /// MFA code when the entry needs one.
+        #[serde(default)]
+        mfa_code: Option<WireSecret>,
+    },
     /// Answer a pending approval request (only from the Keyward binary).
     Approve {
         /// Request id from `approval_needed`.
@@ -306,6 +314,7 @@ impl Request {
             Request::Show { .. } => "show",
             Request::Remove { .. } => "remove",
             Request::CredAws { .. } => "cred.aws",
+            Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
             Request::Grants {} => "grants",
             Request::GrantRevoke { .. } => "grant.revoke",
@@ -508,6 +517,13 @@ pub enum Reply {
     ApprovalNeeded {
         /// What to show the user.
         approval: ApprovalInfo,
+    },
+    /// A key works: the identity its session has.
+    KeyTested {
+        /// ARN STS reports for the session.
+        identity: String,
+        /// When the session ends (RFC 3339).
+        expiration: String,
     },
     /// Standing grants.
     Grants {

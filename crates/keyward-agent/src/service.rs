@@ -315,7 +315,11 @@ impl Agent {
                 profile,
                 mfa_code,
                 approval,
-            } => self.cred_aws(profile, mfa_code, approval, actor).await,
+            } => {
+                self.cred_aws(profile, mfa_code, approval, actor, true)
+                    .await
+            }
+            Request::TestKey { name, mfa_code } => self.test_key(name, mfa_code, actor).await,
             Request::Approve { id, decision } => {
                 if !is_keyward_binary(&actor) {
                     return Err(err(
@@ -592,9 +596,10 @@ impl Agent {
         profile: &str,
         ttl_secs: u64,
         approval: Option<&str>,
+        gated: bool,
     ) -> Result<Option<Reply>, ErrorReply> {
         // The app's own requests (in-process) are the user's own clicks.
-        if actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
+        if !gated || actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
             return Ok(None);
         }
         let Some(client) = client_of(actor) else {
@@ -887,12 +892,47 @@ impl Agent {
         })
     }
 
+    /// `test_key`: issues a session for `name` (as `cred_aws` would, cached the same way) and
+    /// reports only whose it is and until when; nothing secret leaves, so no approval is asked.
+    async fn test_key(
+        self: &Arc<Self>,
+        name: String,
+        mfa_code: Option<WireSecret>,
+        actor: Actor,
+    ) -> Outcome {
+        let Reply::AwsCredentials(creds) = self
+            .cred_aws(name.clone(), mfa_code, None, actor, false)
+            .await?
+        else {
+            return Err(err(ErrorCode::Internal, "no credentials were issued"));
+        };
+        let cfg = {
+            let me = Arc::clone(self);
+            let n = name.clone();
+            tokio::task::spawn_blocking(move || me.with_vault(|v| v.get(&n)))
+                .await
+                .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+                .map_err(vault_err)?
+                .config
+                .aws
+                .ok_or_else(|| err(ErrorCode::Internal, "not an AWS key"))?
+        };
+        let identity = aws::caller_identity(&name, &cfg, &creds)
+            .await
+            .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
+        Ok(Reply::KeyTested {
+            identity,
+            expiration: creds.expiration.clone(),
+        })
+    }
+
     async fn cred_aws(
         self: &Arc<Self>,
         profile: String,
         mfa_code: Option<WireSecret>,
         approval: Option<String>,
         actor: Actor,
+        gated: bool,
     ) -> Outcome {
         let key = self
             .current_key()
@@ -905,7 +945,7 @@ impl Agent {
                 .as_ref()
                 .map_or(0, |a| u64::from(a.session_duration_secs));
             if let Some(ask) = self
-                .gate(&actor, &profile, ttl, approval.as_deref())
+                .gate(&actor, &profile, ttl, approval.as_deref(), gated)
                 .await?
             {
                 return Ok(ask);
@@ -934,7 +974,7 @@ impl Agent {
         };
         let ttl = u64::from(cfg.session_duration_secs);
         if let Some(ask) = self
-            .gate(&actor, &profile, ttl, approval.as_deref())
+            .gate(&actor, &profile, ttl, approval.as_deref(), gated)
             .await?
         {
             return Ok(ask);

@@ -235,3 +235,39 @@ pub fn remove(input_fd: Option<u32>, name: &str, yes: bool) -> Result<()> {
     println!("Removed '{name}'.");
     Ok(())
 }
+
+/// `keyward test NAME`.
+pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
+    keyward_core::entry::validate_name(name)?;
+    let mut mfa_code = None;
+    loop {
+        match crate::connect::agent()?.call(Request::TestKey {
+            name: name.to_owned(),
+            mfa_code: mfa_code.take(),
+        }) {
+            Ok(Reply::KeyTested {
+                identity,
+                expiration,
+            }) => {
+                println!("'{name}' works: STS issued a session for {identity}, valid until {expiration}.");
+                return Ok(());
+            }
+            Ok(_) => bail!("the agent gave an unexpected answer"),
+            Err(keyward_agent::client::ClientError::Agent(e))
+                if e.code == keyward_agent::protocol::ErrorCode::MfaRequired =>
+            {
+                let mut p = crate::prompt::Prompter::new(input_fd)?;
+                if !p.available() {
+                    bail!("{}", e.message);
+                }
+                let code = p.secret(&format!("MFA code for '{name}': "), "MFA code")?;
+                mfa_code = Some(keyward_agent::protocol::WireSecret::new(
+                    secrecy::ExposeSecret::expose_secret(&code)
+                        .trim()
+                        .to_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -80,6 +80,11 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Check an AWS key works: issue a session and show whose it is (no secrets printed).
+    Test {
+        /// Key name.
+        name: String,
+    },
     /// Print short-lived credentials in a tool's format.
     #[command(subcommand)]
     Cred(CredCmd),
@@ -390,6 +395,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Factor(FactorCmd::AddTotp { label }) => vaultcmd::factor_add_totp(input_fd, &label),
         Cmd::Factor(FactorCmd::AddFido2 { label }) => vaultcmd::factor_add_fido2(input_fd, &label),
         Cmd::Factor(FactorCmd::Remove { id }) => vaultcmd::factor_remove(&id),
+        Cmd::Test { name } => keys::test(input_fd, &name),
         Cmd::Grants { cmd: None, json } => grantscmd::list(json),
         Cmd::Grants {
             cmd: Some(GrantsCmd::Revoke { id }),
