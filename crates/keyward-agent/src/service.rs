@@ -571,6 +571,35 @@ impl Agent {
         .map_err(vault_err)
     }
 
+    /// The secret of entry `name`, for the desktop app's Reveal and Copy only: there is no socket
+    /// request for this, so no other program can read a stored secret through the agent.
+    pub async fn reveal_secret(
+        self: &Arc<Self>,
+        name: String,
+        actor: Actor,
+    ) -> Result<SecretString, ErrorReply> {
+        self.touch();
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let key = me
+                .current_key()
+                .ok_or_else(|| vault_err(VaultError::Locked))?;
+            let meta = me.with_vault(|v| v.get(&name)).map_err(vault_err)?;
+            let secret = me
+                .with_vault(|v| v.read_secret(&key, &meta))
+                .map_err(vault_err)?;
+            me.audited(&actor, "reveal", Some(name), "ok")?;
+            Ok(match secret {
+                SecretValue::Aws {
+                    secret_access_key, ..
+                } => secret_access_key,
+                SecretValue::Static { value } => value,
+            })
+        })
+        .await
+        .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+    }
+
     /// Records the user's answer to approval request `id` (from the app, in-process, or from
     /// the keyward CLI's terminal).
     pub fn decide_approval(&self, id: &str, decision: Decision, actor: &Actor) -> Outcome {
