@@ -146,6 +146,12 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// This process's executable, read once (it is on every credential request's path).
+pub fn own_exe() -> Option<&'static std::path::Path> {
+    static OWN: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| std::env::current_exe().ok()).as_deref()
+}
+
 /// The program behind a request: the nearest process in the chain that is not Keyward itself
 /// (the `keyward cred` process is only the messenger of the tool that ran it).
 pub fn client_of(actor: &Actor) -> Option<ClientId> {

@@ -53,7 +53,7 @@ fn is_keyward_binary(actor: &Actor) -> bool {
         return false;
     };
     let peer = std::path::Path::new(peer);
-    let Ok(own) = std::env::current_exe() else {
+    let Some(own) = crate::approvals::own_exe() else {
         return false;
     };
     // The desktop app's agent is another binary; its CLI is installed beside it.
