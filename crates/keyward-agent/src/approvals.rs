@@ -8,7 +8,7 @@
 //! that CLI was given.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use keyward_core::audit::{Actor, ProcessInfo};
@@ -138,7 +138,8 @@ pub enum ApprovalError {
 /// Grants and pending requests.
 #[derive(Default)]
 pub struct Approvals {
-    state: Mutex<State>,
+    // Read-mostly: every credential request checks grants; only decisions write.
+    state: RwLock<State>,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -152,19 +153,27 @@ pub fn own_exe() -> Option<&'static std::path::Path> {
     OWN.get_or_init(|| std::env::current_exe().ok()).as_deref()
 }
 
-/// The program behind a request: the nearest process in the chain that is not Keyward itself
-/// (the `keyward cred` process is only the messenger of the tool that ran it).
-pub fn client_of(actor: &Actor) -> Option<ClientId> {
-    let own = std::env::current_exe().ok();
+/// The process behind a request: the nearest one in the chain that is not Keyward itself (the
+/// `keyward cred` process is only the messenger of the tool that ran it).
+pub fn client_process(actor: &Actor) -> Option<&ProcessInfo> {
+    let own = own_exe();
     let is_keyward = |p: &ProcessInfo| {
         let Some(exe) = p.exe.as_deref() else {
             return false;
         };
-        own.as_deref()
-            .is_some_and(|o| o == std::path::Path::new(exe))
+        own.is_some_and(|o| o == std::path::Path::new(exe))
             || exe.rsplit('/').next() == Some("keyward")
     };
-    actor.chain.iter().find(|p| !is_keyward(p)).and_then(|p| {
+    actor
+        .chain
+        .iter()
+        .find(|p| !is_keyward(p))
+        .filter(|p| p.exe.is_some())
+}
+
+/// The program behind a request, as grants name it.
+pub fn client_of(actor: &Actor) -> Option<ClientId> {
+    client_process(actor).and_then(|p| {
         Some(ClientId {
             exe: p.exe.clone()?,
             script: p.script.clone(),
@@ -173,8 +182,15 @@ pub fn client_of(actor: &Actor) -> Option<ClientId> {
 }
 
 impl Approvals {
-    fn state(&self) -> MutexGuard<'_, State> {
-        match self.state.lock() {
+    fn state(&self) -> RwLockWriteGuard<'_, State> {
+        match self.state.write() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        match self.state.read() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         }
@@ -182,12 +198,19 @@ impl Approvals {
 
     /// Whether `client` holds a live grant for `profile`.
     pub fn granted(&self, client: &ClientId, profile: &str) -> bool {
-        let mut st = self.state();
+        self.granted_to(&client.exe, client.script.as_deref(), profile)
+    }
+
+    /// Whether the program (executable, script) holds a live grant for `profile`; allocation-
+    /// free, as it runs on every credential request.
+    pub fn granted_to(&self, exe: &str, script: Option<&str>, profile: &str) -> bool {
         let now = Instant::now();
-        st.grants.retain(|g| g.until.is_none_or(|u| u > now));
-        st.grants
-            .iter()
-            .any(|g| g.info.profile == profile && g.info.client == *client)
+        self.read().grants.iter().any(|g| {
+            g.until.is_none_or(|u| u > now)
+                && g.info.profile == profile
+                && g.info.client.exe == exe
+                && g.info.client.script.as_deref() == script
+        })
     }
 
     /// Records a request for the user; tells the embedded approver, if any.

@@ -19,7 +19,7 @@ use keyward_core::{
 use secrecy::SecretString;
 use tracing::{info, warn};
 
-use crate::approvals::{client_of, Approvals, ClientId, Decision, APPROVAL_WAIT};
+use crate::approvals::{client_of, client_process, Approvals, ClientId, Decision, APPROVAL_WAIT};
 use crate::aws::{self, AwsCache, AwsError};
 use crate::protocol::{
     AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
@@ -631,15 +631,23 @@ impl Agent {
         if !gated || actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
             return Ok(None);
         }
-        let Some(client) = client_of(actor) else {
+        let Some(proc_) = client_process(actor) else {
             return Err(err(
                 ErrorCode::Denied,
                 "cannot tell which program is asking (its executable is unreadable), so it cannot be approved",
             ));
         };
-        if self.approvals.granted(&client, profile) {
-            return Ok(None);
+        if let Some(exe) = proc_.exe.as_deref() {
+            if self
+                .approvals
+                .granted_to(exe, proc_.script.as_deref(), profile)
+            {
+                return Ok(None);
+            }
         }
+        let Some(client) = client_of(actor) else {
+            return Err(err(ErrorCode::Internal, "client identity changed"));
+        };
         if let Some(id) = approval {
             match self.approvals.take_decision(id, &client, profile) {
                 Some(Decision::Deny) => return Err(denied(&client, profile)),
