@@ -1,0 +1,375 @@
+//! The commands the web view may call (listed in build.rs, allowed for the `main` window only).
+//! Each builds one agent request and maps the answer; the agent does the work. See
+//! docs/DESKTOP.md for the contract.
+
+use std::sync::Arc;
+
+use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
+use keyward_agent::protocol::{
+    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
+    StatusInfo, WireSecret,
+};
+use keyward_agent::Agent;
+use keyward_core::catalog::AuditRow;
+use keyward_core::vault::FactorInfo;
+use keyward_core::{EntryMeta, EntryState};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+/// What the app keeps: the embedded agent and the questions waiting for the user.
+pub struct AppState {
+    /// The agent.
+    pub agent: Arc<Agent>,
+    /// Approval requests not yet answered, with when they arrived (shown again if the window
+    /// is reopened while they wait).
+    pub pending: std::sync::Mutex<Vec<(std::time::Instant, ApprovalInfo)>>,
+}
+
+/// An error as the web view sees it.
+#[derive(Debug, Serialize)]
+pub struct CmdError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl From<ErrorReply> for CmdError {
+    fn from(e: ErrorReply) -> Self {
+        CmdError {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+fn unexpected() -> CmdError {
+    CmdError {
+        code: ErrorCode::Internal,
+        message: "the agent gave an unexpected answer".into(),
+    }
+}
+
+type Res<T> = Result<T, CmdError>;
+
+async fn call(state: &State<'_, AppState>, req: Request) -> Res<Reply> {
+    Ok(state
+        .agent
+        .handle(req, keyward_agent::peer::this_process())
+        .await?)
+}
+
+fn w(s: String) -> WireSecret {
+    WireSecret::new(s)
+}
+
+/// Agent and vault state.
+#[tauri::command]
+pub async fn status(state: State<'_, AppState>) -> Res<StatusInfo> {
+    match call(&state, Request::Status {}).await? {
+        Reply::Status(s) => Ok(s),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Whether a passphrase is strong enough, and why not.
+#[derive(Serialize)]
+pub struct PassphraseVerdict {
+    acceptable: bool,
+    reason: Option<String>,
+}
+
+/// Checks a candidate passphrase with the same rule `init` enforces.
+#[tauri::command(async)]
+pub fn passphrase_check(passphrase: String) -> PassphraseVerdict {
+    let p = SecretString::from(passphrase);
+    match keyward_core::factors::check_passphrase_strength(&p, &[]) {
+        Ok(()) => PassphraseVerdict {
+            acceptable: true,
+            reason: None,
+        },
+        Err(e) => PassphraseVerdict {
+            acceptable: false,
+            reason: Some(e.to_string()),
+        },
+    }
+}
+
+/// A new TOTP secret to enrol, shown once.
+#[derive(Serialize)]
+pub struct TotpEnrollment {
+    secret: String,
+    otpauth_url: String,
+    qr_svg: String,
+}
+
+/// Generates a TOTP secret and its QR code for the authenticator app.
+#[tauri::command(async)]
+pub fn totp_enrollment() -> Res<TotpEnrollment> {
+    let totp = keyward_core::factors::TotpSetup::generate("vault").map_err(|e| CmdError {
+        code: ErrorCode::Internal,
+        message: e.to_string(),
+    })?;
+    let url = totp.otpauth_url();
+    let qr = qrcode::QrCode::new(url.expose_secret().as_bytes()).map_err(|e| CmdError {
+        code: ErrorCode::Internal,
+        message: format!("cannot draw the QR code: {e}"),
+    })?;
+    let qr_svg = qr
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    Ok(TotpEnrollment {
+        secret: totp.secret_base32().expose_secret().to_owned(),
+        otpauth_url: url.expose_secret().to_owned(),
+        qr_svg,
+    })
+}
+
+/// Recovery codes of a new vault, shown once.
+#[derive(Serialize)]
+pub struct Created {
+    recovery_codes: Vec<String>,
+}
+
+/// Creates the vault in the OS keychain.
+#[tauri::command]
+pub async fn init_vault(
+    state: State<'_, AppState>,
+    passphrase: String,
+    totp_secret: String,
+    totp_code: String,
+) -> Res<Created> {
+    let req = Request::Init {
+        passphrase: w(passphrase),
+        totp_secret: w(totp_secret),
+        totp_code: w(totp_code),
+        keystore: KeystoreChoice::Keychain,
+        kdf: None,
+    };
+    match call(&state, req).await? {
+        Reply::Initialized { recovery_codes, .. } => Ok(Created {
+            recovery_codes: recovery_codes
+                .iter()
+                .map(|c| c.expose().to_owned())
+                .collect(),
+        }),
+        _ => Err(unexpected()),
+    }
+}
+
+/// The second factor typed in the unlock screen.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum UnlockFactor {
+    /// Authenticator app code.
+    Totp {
+        /// Code.
+        code: String,
+    },
+    /// One-time recovery code.
+    Recovery {
+        /// Code.
+        code: String,
+    },
+}
+
+/// After unlocking.
+#[derive(Serialize)]
+pub struct Unlocked {
+    recovery_codes_left: Option<usize>,
+    auto_lock_secs: u64,
+}
+
+/// Unlocks with passphrase + code.
+#[tauri::command]
+pub async fn unlock(
+    state: State<'_, AppState>,
+    passphrase: String,
+    factor: UnlockFactor,
+) -> Res<Unlocked> {
+    let factor = match factor {
+        UnlockFactor::Totp { code } => FactorInput::Totp { code: w(code) },
+        UnlockFactor::Recovery { code } => FactorInput::Recovery { code: w(code) },
+    };
+    match call(
+        &state,
+        Request::Unlock {
+            passphrase: w(passphrase),
+            factor,
+        },
+    )
+    .await?
+    {
+        Reply::Unlocked {
+            recovery_codes_left,
+            auto_lock_secs,
+        } => Ok(Unlocked {
+            recovery_codes_left,
+            auto_lock_secs,
+        }),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Locks now.
+#[tauri::command]
+pub async fn lock(state: State<'_, AppState>) -> Res<()> {
+    call(&state, Request::Lock {}).await.map(|_| ())
+}
+
+/// A key as the Keys screen shows it.
+#[derive(Serialize)]
+pub struct KeyRow {
+    #[serde(flatten)]
+    meta: EntryMeta,
+    state: EntryState,
+}
+
+/// Every key's metadata and rotation state.
+#[tauri::command]
+pub async fn list_keys(state: State<'_, AppState>) -> Res<Vec<KeyRow>> {
+    let now = time::OffsetDateTime::now_utc();
+    match call(&state, Request::List {}).await? {
+        Reply::Entries { entries } => Ok(entries
+            .into_iter()
+            .map(|meta| KeyRow {
+                state: meta.state(now),
+                meta,
+            })
+            .collect()),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Adds an AWS key.
+#[tauri::command]
+pub async fn add_aws(
+    state: State<'_, AppState>,
+    name: String,
+    meta: MetaInput,
+    aws: AwsKeyInput,
+) -> Res<()> {
+    call(&state, Request::AddAws { name, meta, aws })
+        .await
+        .map(|_| ())
+}
+
+/// Adds a static token.
+#[tauri::command]
+pub async fn add_static(
+    state: State<'_, AppState>,
+    name: String,
+    meta: MetaInput,
+    value: String,
+) -> Res<()> {
+    call(
+        &state,
+        Request::AddStatic {
+            name,
+            meta,
+            value: w(value),
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Removes a key.
+#[tauri::command]
+pub async fn remove_key(state: State<'_, AppState>, name: String) -> Res<()> {
+    call(&state, Request::Remove { name }).await.map(|_| ())
+}
+
+/// What "test this key" shows: whose session it got and until when, nothing secret.
+#[derive(Serialize)]
+pub struct Tested {
+    identity: String,
+    expiration: String,
+}
+
+/// Issues a session for an AWS key and reports its identity.
+#[tauri::command]
+pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
+    match call(
+        &state,
+        Request::TestKey {
+            name,
+            mfa_code: None,
+        },
+    )
+    .await?
+    {
+        Reply::KeyTested {
+            identity,
+            expiration,
+        } => Ok(Tested {
+            identity,
+            expiration,
+        }),
+        _ => Err(unexpected()),
+    }
+}
+
+/// The newest audit records, oldest first.
+#[tauri::command]
+pub async fn activity(state: State<'_, AppState>, limit: u32) -> Res<Vec<AuditRow>> {
+    match call(&state, Request::AuditTail { limit }).await? {
+        Reply::Audit { rows } => Ok(rows),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Enrolled factors.
+#[tauri::command]
+pub async fn factors(state: State<'_, AppState>) -> Res<Vec<FactorInfo>> {
+    match call(&state, Request::Factors {}).await? {
+        Reply::Factors { factors } => Ok(factors),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Standing grants.
+#[tauri::command]
+pub async fn grants(state: State<'_, AppState>) -> Res<Vec<GrantInfo>> {
+    match call(&state, Request::Grants {}).await? {
+        Reply::Grants { grants } => Ok(grants),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Revokes a grant.
+#[tauri::command]
+pub async fn revoke_grant(state: State<'_, AppState>, id: String) -> Res<()> {
+    call(&state, Request::GrantRevoke { id }).await.map(|_| ())
+}
+
+/// Answers an approval request.
+#[tauri::command(async)]
+pub fn decide_approval(state: State<'_, AppState>, id: String, decision: Decision) -> Res<()> {
+    if let Ok(mut p) = state.pending.lock() {
+        p.retain(|(_, a)| a.id != id);
+    }
+    state
+        .agent
+        .decide_approval(&id, decision, &keyward_agent::peer::this_process())
+        .map(|_| ())
+        .map_err(CmdError::from)
+}
+
+/// Questions waiting for the user (for a window opened after they arrived).
+#[tauri::command(async)]
+pub fn pending_approvals(state: State<'_, AppState>) -> Vec<ApprovalInfo> {
+    let Ok(p) = state.pending.lock() else {
+        return Vec::new();
+    };
+    p.iter()
+        .filter_map(|(at, a)| {
+            let left = a.expires_in_secs.checked_sub(at.elapsed().as_secs())?;
+            (left > 0).then(|| ApprovalInfo {
+                expires_in_secs: left,
+                ..a.clone()
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,22 @@
+import { render, screen, waitFor } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, it } from 'vitest';
+import Activity from './Activity.svelte';
+import { TestBackend } from '../../lib/backend';
+
+describe('activity', () => {
+  it('lists records newest first and filters by key', async () => {
+    const user = userEvent.setup();
+    const b = new TestBackend();
+    await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
+    await b.unlock('orbit-maple-quartz-lantern-7', { kind: 'totp', code: b.validCode });
+    await b.addStatic('gh', { tags: [] }, 'x');
+    await b.addStatic('npm', { tags: [] }, 'y');
+    render(Activity, { backend: b });
+    const rows = await screen.findAllByTestId('activity-row');
+    expect(rows[0]).toHaveTextContent('npm');
+    expect(rows).toHaveLength(4);
+    await user.type(screen.getByTestId('activity-key'), 'gh');
+    await waitFor(() => expect(screen.getAllByTestId('activity-row')).toHaveLength(1));
+  });
+});

@@ -1,0 +1,68 @@
+import { render, screen, waitFor } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, it, vi } from 'vitest';
+import ApprovalDialog from './ApprovalDialog.svelte';
+import Clients from './Clients.svelte';
+import { TestBackend, type ApprovalInfo } from '../../lib/backend';
+
+const request: ApprovalInfo = {
+  id: 'a1', client: { exe: '/usr/bin/python3.11', script: '/usr/bin/aws' },
+  chain: [
+    { pid: 30, exe: '/usr/local/bin/keyward' },
+    { pid: 29, exe: '/usr/bin/python3.11', script: '/usr/bin/aws' },
+    { pid: 10, exe: '/usr/bin/bash' },
+  ],
+  profile: 'prod', ttl_secs: 3600, expires_in_secs: 60,
+};
+
+describe('approval dialog', () => {
+  it('names the program, its parents, the profile and the lifetime', () => {
+    const backend = new TestBackend();
+    backend.pending = [request];
+    render(ApprovalDialog, { backend, request, ondecided: () => {} });
+    expect(screen.getByTestId('approval-program')).toHaveTextContent('/usr/bin/aws (python3.11)');
+    expect(screen.getByTestId('approval-profile')).toHaveTextContent('prod');
+    expect(screen.getByText(/valid 1 h/)).toBeInTheDocument();
+    expect(screen.getByTestId('approval-chain').querySelectorAll('li')).toHaveLength(3);
+  });
+
+  it.each([
+    ['approve-hours', { hours: 1 }],
+    ['approve-once', 'once'],
+    ['approve-until-lock', 'until_lock'],
+    ['approve-deny', 'deny'],
+  ])('%s sends %j', async (button, decision) => {
+    const user = userEvent.setup();
+    const backend = new TestBackend();
+    backend.pending = [request];
+    const ondecided = vi.fn();
+    render(ApprovalDialog, { backend, request, ondecided });
+    await user.click(screen.getByTestId(button));
+    expect(backend.decisions).toEqual([{ id: 'a1', decision }]);
+    expect(ondecided).toHaveBeenCalledOnce();
+  });
+
+  it('allows for the chosen number of hours', async () => {
+    const user = userEvent.setup();
+    const backend = new TestBackend();
+    backend.pending = [request];
+    render(ApprovalDialog, { backend, request, ondecided: () => {} });
+    await user.selectOptions(screen.getByTestId('approve-hours-choice'), '8');
+    await user.click(screen.getByTestId('approve-hours'));
+    expect(backend.decisions[0].decision).toEqual({ hours: 8 });
+  });
+});
+
+describe('clients', () => {
+  it('lists grants and revokes one', async () => {
+    const user = userEvent.setup();
+    const backend = new TestBackend();
+    backend.pending = [request];
+    await backend.decideApproval('a1', 'until_lock');
+    render(Clients, { backend });
+    expect(await screen.findByTestId('grant-row')).toHaveTextContent('/usr/bin/aws (python3.11)');
+    expect(screen.getByTestId('grant-row')).toHaveTextContent('the vault locks');
+    await user.click(screen.getByRole('button', { name: /Revoke prod/ }));
+    await waitFor(() => expect(screen.getByTestId('clients-empty')).toBeInTheDocument());
+  });
+});

@@ -1,0 +1,41 @@
+import { invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
+import type { Backend } from './backend';
+import { BackendError, type ErrorCode } from './types';
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    const err = e as { code?: ErrorCode; message?: string } | string;
+    if (typeof err === 'object' && err && err.code) {
+      throw new BackendError(err.code, err.message ?? 'unknown error');
+    }
+    throw new BackendError('internal', String(e));
+  }
+}
+
+/** The real backend: Tauri commands into the embedded agent. */
+export class TauriBackend implements Backend {
+  status = () => call<Awaited<ReturnType<Backend['status']>>>('status');
+  passphraseCheck = (passphrase: string) => call<Awaited<ReturnType<Backend['passphraseCheck']>>>('passphrase_check', { passphrase });
+  totpEnrollment = () => call<Awaited<ReturnType<Backend['totpEnrollment']>>>('totp_enrollment');
+  initVault = (passphrase: string, totpSecret: string, totpCode: string) =>
+    call<{ recovery_codes: string[] }>('init_vault', { passphrase, totpSecret, totpCode });
+  unlock: Backend['unlock'] = (passphrase, factor) => call('unlock', { passphrase, factor });
+  lock = () => call<void>('lock');
+  listKeys: Backend['listKeys'] = () => call('list_keys');
+  addAws: Backend['addAws'] = (name, meta, aws) => call('add_aws', { name, meta, aws });
+  addStatic: Backend['addStatic'] = (name, meta, value) => call('add_static', { name, meta, value });
+  removeKey: Backend['removeKey'] = (name) => call('remove_key', { name });
+  testKey: Backend['testKey'] = (name) => call('test_key', { name });
+  activity: Backend['activity'] = (limit) => call('activity', { limit });
+  factors: Backend['factors'] = () => call('factors');
+  grants: Backend['grants'] = () => call('grants');
+  revokeGrant: Backend['revokeGrant'] = (id) => call('revoke_grant', { id });
+  decideApproval: Backend['decideApproval'] = (id, decision) => call('decide_approval', { id, decision });
+  pendingApprovals: Backend['pendingApprovals'] = () => call('pending_approvals');
+  onVaultState: Backend['onVaultState'] = (cb) => listen<{ locked: boolean }>('vault-state', (e) => cb(e.payload));
+  onApprovalRequested: Backend['onApprovalRequested'] = (cb) =>
+    listen('approval-requested', (e) => cb(e.payload as Parameters<typeof cb>[0]));
+}

@@ -1,0 +1,178 @@
+import type { Backend } from './backend';
+import {
+  BackendError, type ApprovalInfo, type AuditRow, type Decision, type Grant, type KeyRow,
+  type Status, type UnlockFactor,
+} from './types';
+
+/**
+ * An in-memory Keyward for component tests and for designing in a browser (`vite dev`): a
+ * vault that can be created, locked and unlocked (passphrase + the code `validCode`), keys,
+ * approvals it can raise, and the growing delay after wrong attempts.
+ */
+export class TestBackend implements Backend {
+  validCode = '123456';
+  vault = false;
+  locked = true;
+  passphrase = '';
+  failures = 0;
+  waitUntil = 0;
+  keys: KeyRow[] = [];
+  audit: AuditRow[] = [];
+  grantList: Grant[] = [];
+  pending: ApprovalInfo[] = [];
+  decisions: { id: string; decision: Decision }[] = [];
+  private stateCbs: ((s: { locked: boolean }) => void)[] = [];
+  private approvalCbs: ((a: ApprovalInfo) => void)[] = [];
+  private seq = 0;
+
+  private record(action: string, target: string | null, outcome = 'ok') {
+    this.audit.push({
+      seq: ++this.seq, ts: new Date().toISOString(), action, target, outcome,
+      actor: JSON.stringify({ chain: [{ pid: 1, exe: '/usr/bin/keyward-desktop' }] }), detail: '{}',
+    });
+  }
+
+  private setLocked(locked: boolean) {
+    this.locked = locked;
+    for (const cb of this.stateCbs) cb({ locked });
+  }
+
+  private needUnlocked() {
+    if (this.locked) throw new BackendError('locked', 'the vault is locked: unlock it first');
+  }
+
+  async status(): Promise<Status> {
+    const wait = Math.max(0, Math.ceil((this.waitUntil - Date.now()) / 1000));
+    return {
+      agent_version: '0.1.0', agent_pid: 4242, vault: this.vault, locked: this.locked,
+      keystore: this.vault ? 'keychain' : null, entries: this.keys.length, auto_lock_secs: 900,
+      locks_in_secs: this.locked ? null : 900, unlock_wait_secs: wait, catalog: '/tmp/catalog.sqlite',
+    };
+  }
+
+  async passphraseCheck(passphrase: string) {
+    if (passphrase.length < 12) return { acceptable: false, reason: 'too short: use at least 12 characters (four or more unrelated words work well)' };
+    if (/^(.)\1+$/.test(passphrase) || /password/i.test(passphrase)) return { acceptable: false, reason: 'too easy to guess: avoid common words and repeats' };
+    return { acceptable: true, reason: null };
+  }
+
+  async totpEnrollment() {
+    return {
+      secret: 'JBSWY3DPEHPK3PXP',
+      otpauth_url: 'otpauth://totp/Keyward:vault?secret=JBSWY3DPEHPK3PXP&issuer=Keyward',
+      qr_svg: '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200"><rect width="200" height="200" fill="#fff"/><rect x="20" y="20" width="60" height="60"/></svg>',
+    };
+  }
+
+  async initVault(passphrase: string, _secret: string, code: string) {
+    if (code !== this.validCode) throw new BackendError('wrong_credentials', 'that code does not match: check the time on your phone and type the current code');
+    this.vault = true;
+    this.passphrase = passphrase;
+    this.record('init', null);
+    return { recovery_codes: Array.from({ length: 8 }, (_, i) => `KW${i}AB-CDEF-GHJK-MNPQ-RSTU-VWXY-Z234-5670`) };
+  }
+
+  async unlock(passphrase: string, factor: UnlockFactor) {
+    if (Date.now() < this.waitUntil) {
+      throw new BackendError('throttled', `too many failed attempts: try again in ${Math.ceil((this.waitUntil - Date.now()) / 1000)} s`);
+    }
+    const ok = passphrase === this.passphrase && (factor.kind === 'recovery' || factor.code === this.validCode);
+    if (!ok) {
+      this.failures += 1;
+      this.waitUntil = Date.now() + 1000 * 2 ** (this.failures - 1);
+      this.record('unlock', null, 'failed');
+      throw new BackendError('wrong_credentials', 'the passphrase or the second factor is wrong');
+    }
+    this.failures = 0;
+    this.record('unlock', null);
+    this.setLocked(false);
+    return { recovery_codes_left: factor.kind === 'recovery' ? 7 : null, auto_lock_secs: 900 };
+  }
+
+  async lock() {
+    this.grantList = [];
+    this.record('lock', null);
+    this.setLocked(true);
+  }
+
+  async listKeys() {
+    this.needUnlocked();
+    return [...this.keys];
+  }
+
+  private add(row: Partial<KeyRow> & { name: string; kind: KeyRow['kind'] }) {
+    if (this.keys.some((k) => k.name === row.name)) throw new BackendError('invalid', `a key named '${row.name}' already exists`);
+    this.keys.push({
+      id: `id-${row.name}`, owner: null, purpose: null, tags: [], created: new Date().toISOString(),
+      rotated: null, rotation_interval_days: null, expires: null, last_used: null, use_count: 0,
+      state: 'ok', ...row,
+    });
+    this.record('add', row.name);
+  }
+
+  async addAws(name: string, meta: Parameters<Backend['addAws']>[1], _aws: Parameters<Backend['addAws']>[2]) {
+    this.add({ name, kind: 'aws', owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags });
+  }
+
+  async addStatic(name: string, meta: Parameters<Backend['addStatic']>[1], _value: string) {
+    this.add({ name, kind: 'static', owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags });
+  }
+
+  async removeKey(name: string) {
+    this.keys = this.keys.filter((k) => k.name !== name);
+    this.record('remove', name);
+  }
+
+  async testKey(name: string) {
+    return { identity: `arn:aws:sts::123456789012:assumed-role/deploy/keyward-${name}`, expiration: new Date(Date.now() + 3600e3).toISOString() };
+  }
+
+  async activity(limit: number) {
+    return this.audit.slice(-limit);
+  }
+
+  async factors() {
+    return [{ id: 'f1', kind: 'totp', label: 'authenticator app', created: '2026-11-01T10:00:00Z' }];
+  }
+
+  async grants() {
+    return [...this.grantList];
+  }
+
+  async revokeGrant(id: string) {
+    this.grantList = this.grantList.filter((g) => g.id !== id);
+  }
+
+  async decideApproval(id: string, decision: Decision) {
+    const a = this.pending.find((p) => p.id === id);
+    if (!a) throw new BackendError('invalid', 'no such approval request (it may have expired): ask again');
+    this.pending = this.pending.filter((p) => p.id !== id);
+    this.decisions.push({ id, decision });
+    if (decision !== 'once' && decision !== 'deny') {
+      this.grantList.push({
+        id: `g-${id}`, client: a.client, profile: a.profile, granted: new Date().toISOString(),
+        expires: decision === 'until_lock' ? null : new Date(Date.now() + decision.hours * 3600e3).toISOString(),
+      });
+    }
+  }
+
+  async pendingApprovals() {
+    return [...this.pending];
+  }
+
+  /** Simulates a tool asking for credentials. */
+  raiseApproval(a: ApprovalInfo) {
+    this.pending.push(a);
+    for (const cb of this.approvalCbs) cb(a);
+  }
+
+  async onVaultState(cb: (s: { locked: boolean }) => void) {
+    this.stateCbs.push(cb);
+    return () => { this.stateCbs = this.stateCbs.filter((c) => c !== cb); };
+  }
+
+  async onApprovalRequested(cb: (a: ApprovalInfo) => void) {
+    this.approvalCbs.push(cb);
+    return () => { this.approvalCbs = this.approvalCbs.filter((c) => c !== cb); };
+  }
+}

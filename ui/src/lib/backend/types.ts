@@ -1,0 +1,101 @@
+// Shapes exchanged with the Rust side; see docs/DESKTOP.md and docs/PROTOCOL.md.
+
+export type ErrorCode =
+  | 'bad_request' | 'version' | 'no_vault' | 'locked' | 'wrong_credentials' | 'throttled'
+  | 'not_found' | 'invalid' | 'keystore' | 'mfa_required' | 'upstream' | 'audit' | 'denied'
+  | 'forbidden' | 'internal';
+
+export class BackendError extends Error {
+  constructor(public code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}
+
+export interface Status {
+  agent_version: string;
+  agent_pid: number;
+  vault: boolean;
+  locked: boolean;
+  keystore: string | null;
+  entries: number;
+  auto_lock_secs: number;
+  locks_in_secs: number | null;
+  unlock_wait_secs: number;
+  catalog: string;
+}
+
+export interface PassphraseVerdict { acceptable: boolean; reason: string | null }
+export interface TotpEnrollment { secret: string; otpauth_url: string; qr_svg: string }
+export type UnlockFactor = { kind: 'totp'; code: string } | { kind: 'recovery'; code: string };
+export interface Unlocked { recovery_codes_left: number | null; auto_lock_secs: number }
+
+export type KeyKind = 'aws' | 'static';
+export type KeyState = 'ok' | 'due_soon' | 'overdue' | 'expired';
+
+export interface KeyRow {
+  id: string;
+  name: string;
+  kind: KeyKind;
+  owner: string | null;
+  purpose: string | null;
+  tags: string[];
+  created: string;
+  rotated: string | null;
+  rotation_interval_days: number | null;
+  expires: string | null;
+  last_used: string | null;
+  use_count: number;
+  state: KeyState;
+}
+
+export interface MetaInput {
+  owner?: string;
+  purpose?: string;
+  tags: string[];
+  rotation_interval_days?: number;
+  expires?: string;
+}
+
+export interface AwsKeyInput {
+  access_key_id: string;
+  secret_access_key: string;
+  role_arn?: string;
+  mfa_serial?: string;
+  region?: string;
+  session_duration_secs?: number;
+  sts_endpoint?: string;
+}
+
+export interface Tested { identity: string; expiration: string }
+
+export interface AuditRow {
+  seq: number;
+  ts: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  actor: string;
+  detail: string;
+}
+
+export interface FactorInfo { id: string; kind: string; label: string; created: string }
+
+export interface ClientId { exe: string; script?: string }
+export interface ProcessInfo { pid: number; exe: string | null; script?: string }
+export interface ApprovalInfo {
+  id: string;
+  client: ClientId;
+  chain: ProcessInfo[];
+  profile: string;
+  ttl_secs: number;
+  expires_in_secs: number;
+}
+export interface Grant {
+  id: string;
+  client: ClientId;
+  profile: string;
+  granted: string;
+  expires: string | null;
+}
+export type Decision = 'once' | 'until_lock' | 'deny' | { hours: number };
