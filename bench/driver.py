@@ -6,15 +6,11 @@ and one AWS key whose session is already cached; then measures whole-process lat
 and agent throughput with 64 concurrent socket clients (the `throughput` cargo bench).
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import shutil
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,11 +35,7 @@ for d in ("home", "data", "state", "config", "run", "aws"):
 PASS = "bench-orbit-maple-quartz-lantern"
 
 
-def totp(secret_b32, t):
-    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
-    mac = hmac.new(key, struct.pack(">Q", t // 30), hashlib.sha1).digest()
-    o = mac[-1] & 15
-    return "%06d" % ((struct.unpack(">I", mac[o : o + 4])[0] & 0x7FFFFFFF) % 1000000)
+from totp import totp  # noqa: E402  (bench/totp.py, beside this file)
 
 
 def run(args, stdin=None):

@@ -45,5 +45,7 @@ describe('app', () => {
     await screen.findByTestId('nav-keys');
     await user.keyboard('{Alt>}3{/Alt}');
     expect(await screen.findByRole('heading', { name: 'Activity' })).toBeInTheDocument();
+    await user.keyboard('{Control>}w{/Control}');
+    expect(b.closed).toBe(true);
   });
 });

@@ -22,6 +22,8 @@ export interface Backend {
   revokeGrant(id: string): Promise<void>;
   decideApproval(id: string, decision: Decision): Promise<void>;
   pendingApprovals(): Promise<ApprovalInfo[]>;
+  /** Closes the window; Keyward stays in the tray. */
+  closeWindow(): Promise<void>;
   /** Calls `cb` whenever the vault locks or unlocks; returns an unsubscribe function. */
   onVaultState(cb: (s: { locked: boolean }) => void): Promise<() => void>;
   /** Calls `cb` for each approval request; returns an unsubscribe function. */

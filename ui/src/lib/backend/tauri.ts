@@ -1,5 +1,6 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
+import { getCurrentWindow } from '@tauri-apps/api/window';
 import type { Backend } from './backend';
 import { BackendError, type ErrorCode } from './types';
 
@@ -35,6 +36,7 @@ export class TauriBackend implements Backend {
   revokeGrant: Backend['revokeGrant'] = (id) => call('revoke_grant', { id });
   decideApproval: Backend['decideApproval'] = (id, decision) => call('decide_approval', { id, decision });
   pendingApprovals: Backend['pendingApprovals'] = () => call('pending_approvals');
+  closeWindow = () => getCurrentWindow().close();
   onVaultState: Backend['onVaultState'] = (cb) => listen<{ locked: boolean }>('vault-state', (e) => cb(e.payload));
   onApprovalRequested: Backend['onApprovalRequested'] = (cb) =>
     listen('approval-requested', (e) => cb(e.payload as Parameters<typeof cb>[0]));

@@ -160,6 +160,12 @@ export class TestBackend implements Backend {
     return [...this.pending];
   }
 
+  closed = false;
+
+  async closeWindow() {
+    this.closed = true;
+  }
+
   /** Simulates a tool asking for credentials. */
   raiseApproval(a: ApprovalInfo) {
     this.pending.push(a);
