@@ -13,8 +13,16 @@ use keyward_agent::{Agent, AgentError, AgentOptions};
 /// How long to wait for a headless agent to let go of the socket.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
+/// The running agent, and word of its end (SIGTERM, `keyward agent stop`, Quit).
+pub struct Running {
+    /// The agent.
+    pub agent: Arc<Agent>,
+    /// Receives once the agent has stopped.
+    pub stopped: mpsc::Receiver<Result<(), AgentError>>,
+}
+
 /// Starts the embedded agent and returns it once its socket accepts connections.
-pub fn start() -> anyhow::Result<Arc<Agent>> {
+pub fn start() -> anyhow::Result<Running> {
     let deadline = Instant::now() + TAKEOVER_WAIT;
     let mut asked_to_stop = false;
     loop {
@@ -34,7 +42,7 @@ pub fn start() -> anyhow::Result<Arc<Agent>> {
     }
 }
 
-fn try_start() -> Result<Arc<Agent>, AgentError> {
+fn try_start() -> Result<Running, AgentError> {
     let (tx, rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -48,7 +56,10 @@ fn try_start() -> Result<Arc<Agent>, AgentError> {
         .map_err(AgentError::Runtime)?;
     loop {
         if let Ok(agent) = rx.recv_timeout(Duration::from_millis(50)) {
-            return Ok(agent);
+            return Ok(Running {
+                agent,
+                stopped: done_rx,
+            });
         }
         match done_rx.try_recv() {
             Ok(Err(e)) => return Err(e),

@@ -46,8 +46,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let agent = match host::start() {
-        Ok(a) => a,
+    let host::Running { agent, stopped } = match host::start() {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("keyward-desktop: {e}");
             std::process::exit(1);
@@ -83,6 +83,16 @@ fn main() {
             tray::build(app.handle(), !agent.is_unlocked())?;
             watch_vault_state(app.handle().clone(), Arc::clone(&agent));
             forward_approvals(app.handle().clone(), approvals);
+            // Without its agent the app has nothing to show: when the agent stops (SIGTERM,
+            // `keyward agent stop`, Quit), the app ends too.
+            let handle = app.handle().clone();
+            std::thread::spawn(move || {
+                let res = stopped.recv();
+                if let Ok(Err(e)) = res {
+                    tracing::error!("the agent stopped: {e}");
+                }
+                handle.exit(0);
+            });
             show_main(app.handle());
             Ok(())
         })
