@@ -179,3 +179,21 @@ test('lock from the window; the CLI sees it locked', async () => {
   const status = await keyward(['status', '--json']);
   assert.equal(JSON.parse(status.out).locked, true);
 });
+
+test('the app ends with its agent (keyward agent stop), and the CLI carries on headless', async () => {
+  const { readdirSync, readlinkSync } = await import('node:fs');
+  const appPids = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return readlinkSync(`/proc/${p}/exe`) === APP; } catch { return false; }
+  });
+  assert.equal(appPids().length, 1, 'the app is running');
+  const stop = await keyward(['agent', 'stop']);
+  assert.equal(stop.code, 0, stop.err);
+  const deadline = Date.now() + 10000;
+  while (appPids().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(appPids().length, 0, 'the app exited when its agent stopped');
+  const status = await keyward(['status', '--json']);
+  assert.equal(status.code, 0, status.err);
+  assert.equal(JSON.parse(status.out).locked, true, 'a headless agent took over, locked');
+  await keyward(['agent', 'stop']); // leave nothing running
+  browser = undefined; // the session ended with the app
+});
