@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +50,15 @@ function keyward(args, { via } = {}) {
   });
 }
 
+/** Whether a process runs (an exited one may linger as a zombie until its parent reaps it). */
+function alive(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 let browser;
 const $t = (id) => browser.$(`[data-testid="${id}"]`);
 const shot = (name) => browser.saveScreenshot(join(SHOTS, `${name}.png`));
@@ -64,7 +73,13 @@ async function click(id) {
   await el.click();
 }
 
+let headlessPid;
+
 before(async () => {
+  // A headless agent is already running when the app starts: the app must take over from it.
+  const started = await keyward(['agent', 'start']);
+  assert.equal(started.code, 0, started.err);
+  headlessPid = JSON.parse((await keyward(['status', '--json'])).out).agent_pid;
   browser = await remote({
     hostname: '127.0.0.1',
     port: 4444,
@@ -82,6 +97,9 @@ let secret;
 
 test('first run: passphrase, authenticator app, recovery codes', async () => {
   await (await $t('first-run')).waitForDisplayed({ timeout: 20000 });
+  const status = JSON.parse((await keyward(['status', '--json'])).out);
+  assert.notEqual(status.agent_pid, headlessPid, 'the app runs its own agent');
+  assert.ok(!alive(headlessPid), 'the headless agent stopped for the app');
   await shot('01-first-run');
   await type('new-passphrase', 'weak');
   await browser.waitUntil(async () => /too weak/i.test(await (await $t('strength')).getText()), { timeout: 5000 });
