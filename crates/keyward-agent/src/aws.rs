@@ -111,6 +111,22 @@ impl AwsCache {
     }
 }
 
+/// An STS client for an entry's region and endpoint, signing with `credentials`.
+fn sts_client(cfg: &AwsConfig, credentials: Credentials) -> aws_sdk_sts::Client {
+    let mut builder = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(
+            cfg.region
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+        ))
+        .credentials_provider(credentials);
+    if let Some(ep) = &cfg.sts_endpoint {
+        builder = builder.endpoint_url(ep);
+    }
+    aws_sdk_sts::Client::from_conf(builder.build())
+}
+
 /// Calls STS with the long-lived key and returns session credentials and their expiry.
 pub async fn issue(
     profile: &str,
@@ -123,24 +139,16 @@ pub async fn issue(
     if cfg.mfa_serial.is_some() && mfa_code.is_none() {
         return Err(AwsError::MfaRequired(profile.to_owned()));
     }
-    let mut builder = aws_sdk_sts::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(
-            cfg.region
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
-        ))
-        .credentials_provider(Credentials::new(
+    let client = sts_client(
+        cfg,
+        Credentials::new(
             access_key_id,
             secret_access_key.expose_secret(),
             None,
             None,
             "keyward",
-        ));
-    if let Some(ep) = &cfg.sts_endpoint {
-        builder = builder.endpoint_url(ep);
-    }
-    let client = aws_sdk_sts::Client::from_conf(builder.build());
+        ),
+    );
     let duration = i32::try_from(cfg.session_duration_secs).unwrap_or(3600);
     let upstream = |e: String| AwsError::Upstream {
         profile: profile.to_owned(),
@@ -197,24 +205,16 @@ pub async fn caller_identity(
     cfg: &AwsConfig,
     creds: &AwsCredentials,
 ) -> Result<String, AwsError> {
-    let mut builder = aws_sdk_sts::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(
-            cfg.region
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
-        ))
-        .credentials_provider(Credentials::new(
+    let client = sts_client(
+        cfg,
+        Credentials::new(
             &creds.access_key_id,
             creds.secret_access_key.expose(),
             Some(creds.session_token.expose().to_owned()),
             None,
             "keyward",
-        ));
-    if let Some(ep) = &cfg.sts_endpoint {
-        builder = builder.endpoint_url(ep);
-    }
-    let client = aws_sdk_sts::Client::from_conf(builder.build());
+        ),
+    );
     let out = client
         .get_caller_identity()
         .send()
