@@ -9,11 +9,13 @@
 Run by bench/desktop inside a private keyring session; argv: repo, app binary, keyward binary.
 """
 
+import http.client
 import json
 import os
 import re
 import signal
 import socket
+import urllib.error
 import urllib.request
 import statistics
 import subprocess
@@ -212,6 +214,10 @@ try:
     print(f"keys screen, 10,000 keys: keystroke to painted frame median {statistics.median(times):.1f} ms, "
           f"p95 {times[int(len(times) * 0.95)]:.1f} ms, max {times[-1]:.1f} ms over {len(times)} keystrokes "
           "(target <= 50 ms)")
+except (OSError, urllib.error.URLError, http.client.HTTPException) as e:
+    # Seen on 2026-11-22: the driver dropped the connection at the first execute/async with
+    # 10,000 keys loaded; say so rather than print a figure.
+    print(f"keys screen, 10,000 keys: not measured ({type(e).__name__}: {e})")
 finally:
     os.killpg(driver.pid, signal.SIGTERM)
     xvfb.terminate()
