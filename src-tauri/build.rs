@@ -19,6 +19,19 @@ const COMMANDS: &[&str] = &[
     "revoke_grant",
     "decide_approval",
     "pending_approvals",
+    "key_detail",
+    "update_key",
+    "rotate_key",
+    "reveal_key",
+    "copy_key",
+    "import_aws_preview",
+    "import_aws",
+    "enroll_security_key",
+    "unlock_with_security_key",
+    "add_totp",
+    "remove_factor",
+    "new_recovery_codes",
+    "set_auto_lock",
 ];
 
 fn main() {

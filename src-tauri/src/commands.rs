@@ -42,23 +42,42 @@ impl From<ErrorReply> for CmdError {
     }
 }
 
-fn unexpected() -> CmdError {
+impl CmdError {
+    /// An error of `code` with a one-line message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CmdError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The one-line message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The agent answered with a reply this command does not expect.
+pub fn unexpected() -> CmdError {
     CmdError {
         code: ErrorCode::Internal,
         message: "the agent gave an unexpected answer".into(),
     }
 }
 
-type Res<T> = Result<T, CmdError>;
+/// A command's result.
+pub type Res<T> = Result<T, CmdError>;
 
-async fn call(state: &State<'_, AppState>, req: Request) -> Res<Reply> {
+/// Handles one request in the embedded agent, as this app.
+pub async fn call(state: &State<'_, AppState>, req: Request) -> Res<Reply> {
     Ok(state
         .agent
         .handle(req, keyward_agent::peer::this_process())
         .await?)
 }
 
-fn w(s: String) -> WireSecret {
+/// Wraps a string from the web view as a secret.
+pub fn w(s: String) -> WireSecret {
     WireSecret::new(s)
 }
 
@@ -146,6 +165,8 @@ pub async fn init_vault(
         totp_code: w(totp_code),
         keystore: KeystoreChoice::Keychain,
         kdf: None,
+        // Both factors were just given: the first run goes on to offer a security key.
+        unlock: true,
     };
     match call(&state, req).await? {
         Reply::Initialized { recovery_codes, .. } => Ok(Created {
@@ -177,8 +198,10 @@ pub enum UnlockFactor {
 /// After unlocking.
 #[derive(Serialize)]
 pub struct Unlocked {
-    recovery_codes_left: Option<usize>,
-    auto_lock_secs: u64,
+    /// Recovery codes left when one was used.
+    pub recovery_codes_left: Option<usize>,
+    /// Auto-lock time.
+    pub auto_lock_secs: u64,
 }
 
 /// Unlocks with passphrase + code.
@@ -224,6 +247,16 @@ pub struct KeyRow {
     #[serde(flatten)]
     meta: EntryMeta,
     state: EntryState,
+}
+
+impl KeyRow {
+    /// A key with its rotation state now.
+    pub fn now(meta: EntryMeta) -> Self {
+        KeyRow {
+            state: meta.state(time::OffsetDateTime::now_utc()),
+            meta,
+        }
+    }
 }
 
 /// Every key's metadata and rotation state.

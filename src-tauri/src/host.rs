@@ -79,7 +79,7 @@ fn agent_options() -> AgentOptions {
         .ok()
         .and_then(|v| humantime::parse_duration(&v).ok())
     {
-        opts.auto_lock = d;
+        opts.auto_lock = Some(d);
     }
     opts
 }

@@ -7,6 +7,9 @@
 
 mod commands;
 mod host;
+mod keycmds;
+mod notify;
+mod settingscmds;
 mod tray;
 
 use std::sync::Arc;
@@ -60,6 +63,7 @@ fn main() {
             agent: Arc::clone(&agent),
             pending: std::sync::Mutex::new(Vec::new()),
         })
+        .manage(Arc::new(keycmds::Clipboard::default()))
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::passphrase_check,
@@ -78,6 +82,19 @@ fn main() {
             commands::revoke_grant,
             commands::decide_approval,
             commands::pending_approvals,
+            keycmds::key_detail,
+            keycmds::update_key,
+            keycmds::rotate_key,
+            keycmds::reveal_key,
+            keycmds::copy_key,
+            keycmds::import_aws_preview,
+            keycmds::import_aws,
+            settingscmds::enroll_security_key,
+            settingscmds::unlock_with_security_key,
+            settingscmds::add_totp,
+            settingscmds::remove_factor,
+            settingscmds::new_recovery_codes,
+            settingscmds::set_auto_lock,
         ])
         .setup(move |app| {
             tray::build(app.handle(), !agent.is_unlocked())?;
@@ -93,7 +110,10 @@ fn main() {
                 }
                 handle.exit(0);
             });
-            show_main(app.handle());
+            // `--hidden` (session autostart): only the tray until the user or a tool needs the window.
+            if !std::env::args().any(|a| a == "--hidden") {
+                show_main(app.handle());
+            }
             Ok(())
         })
         .build(tauri::generate_context!());
@@ -133,8 +153,8 @@ fn watch_vault_state(app: tauri::AppHandle, agent: Arc<keyward_agent::Agent>) {
     });
 }
 
-/// Shows each approval request: opens the window if it was closed to the tray, so the user sees
-/// the question, and emits it to the web view.
+/// Shows each approval request: when the window was closed to the tray, a desktop notification
+/// says who asks, and the window opens with the question; the request goes to the web view.
 fn forward_approvals(
     app: tauri::AppHandle,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<keyward_agent::approvals::ApprovalInfo>,
@@ -146,6 +166,9 @@ fn forward_approvals(
                     p.retain(|(at, a)| at.elapsed().as_secs() < a.expires_in_secs);
                     p.push((Instant::now(), info.clone()));
                 }
+            }
+            if app.get_webview_window(MAIN).is_none() {
+                notify::approval_requested(&info);
             }
             let handle = app.clone();
             let _ = app.run_on_main_thread(move || show_main(&handle));

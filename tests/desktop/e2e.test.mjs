@@ -3,9 +3,9 @@
 // asking for credentials as a separate process. Started by tests/desktop/run, which sets up
 // every component and these variables.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +21,7 @@ const CLI = env('KEYWARD_BIN');
 const SHOTS = env('KEYWARD_SCREENSHOTS');
 const MOTO = JSON.parse(env('KEYWARD_MOTO'));
 const PASS = 'orbit-maple-quartz-lantern-7';
+const HOME = env('HOME');
 mkdirSync(SHOTS, { recursive: true });
 
 /** RFC 6238 code for `secret` (base32) at time step `step`, as an authenticator app computes it. */
@@ -118,9 +119,20 @@ test('first run: passphrase, authenticator app, recovery codes', async () => {
   await shot('03-recovery-codes');
   await click('codes-saved');
   await click('codes-done');
+  // The optional security key (the test build's software authenticator stands in for a touch).
+  await type('key-label', 'soft key');
+  await type('key-passphrase', PASS);
+  await shot('03b-first-run-security-key');
+  await click('key-enroll');
+  await (await $t('first-run-key-added')).waitForDisplayed({ timeout: 20000 });
+  await click('first-run-finish');
+  await (await $t('keys-empty')).waitForDisplayed({ timeout: 15000 });
+  const factors = JSON.parse((await keyward(['factor', 'list', '--json'])).out);
+  assert.ok(JSON.stringify(factors).includes('soft key'), 'the key is enrolled in the vault');
 });
 
 test('unlock with passphrase and the next code', async () => {
+  await click('lock');
   await (await $t('unlock-screen')).waitForDisplayed({ timeout: 15000 });
   await shot('04-unlock');
   await type('passphrase', PASS);
@@ -176,6 +188,103 @@ test('another program is denied when the user says so', async () => {
   assert.equal(res.out, '');
 });
 
+test('key detail: edit, reveal, copy with clipboard clear, replace the secret, history', async () => {
+  await click('nav-keys');
+  await click('open-key');
+  await (await $t('key-detail')).waitForDisplayed({ timeout: 10000 });
+  await (await $t('edit-owner')).setValue('platform-team');
+  await (await $t('edit-tags')).setValue('ci, prod');
+  await (await $t('edit-rotate')).setValue('90');
+  await click('edit-save');
+  await browser.waitUntil(async () => /Saved/.test(await (await $t('detail-notice')).getText()), { timeout: 10000 });
+  const shown = JSON.parse((await keyward(['show', 'deploy', '--json'])).out);
+  assert.equal(shown.owner, 'platform-team');
+  assert.deepEqual(shown.tags, ['ci', 'prod']);
+  assert.equal(shown.rotation_interval_days, 90);
+
+  // The secret reaches the page only on Reveal.
+  assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key));
+  await click('reveal');
+  await (await $t('revealed')).waitForDisplayed({ timeout: 10000 });
+  assert.equal((await (await $t('revealed')).getText()).trim(), MOTO.secret_access_key);
+  await click('reveal'); // Hide
+  assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key));
+
+  // Copy happens in Rust; the clipboard holds the secret, then is cleared after 30 s.
+  await click('copy');
+  await browser.waitUntil(async () => /cleared in 30 s/.test(await (await $t('detail-notice')).getText()), { timeout: 10000 });
+  const clip = () => { try { return execFileSync('xclip', ['-o', '-selection', 'clipboard'], { timeout: 5000 }).toString(); } catch { return ''; } };
+  assert.equal(clip(), MOTO.secret_access_key, 'the clipboard holds the secret');
+  assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key), 'not via the page');
+
+  // Replace the secret (the same pair here: moto has one key for this user).
+  await click('rotate');
+  await type('rotate-id', MOTO.access_key_id);
+  await type('rotate-secret', MOTO.secret_access_key);
+  await click('rotate-save');
+  await browser.waitUntil(async () => !/never/.test(await (await $t('detail-rotated')).getText()), { timeout: 10000 });
+  await click('detail-test');
+  await browser.waitUntil(async () => /Works: arn:aws:sts::/.test(await (await $t('detail-notice')).getText()), { timeout: 20000 });
+  await browser.waitUntil(async () => {
+    const rows = await browser.$$('[data-testid="history-row"]');
+    const actions = [];
+    for (let i = 0; i < rows.length; i++) actions.push(await rows[i].getAttribute('data-action'));
+    return ['add', 'update', 'reveal', 'rotate', 'issue'].every((a) => actions.includes(a));
+  }, { timeout: 10000, timeoutMsg: 'history shows add, update, reveal, rotate and issue' });
+  await shot('12-key-detail');
+
+  const deadline = Date.now() + 40000;
+  while (clip() === MOTO.secret_access_key && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
+  assert.notEqual(clip(), MOTO.secret_access_key, 'the clipboard was cleared after 30 s');
+  await click('detail-back');
+});
+
+test('import from ~/.aws/credentials, with the plaintext clean-up', async () => {
+  const aws = join(HOME, '.aws');
+  mkdirSync(aws, { recursive: true });
+  const creds = join(aws, 'credentials');
+  writeFileSync(creds, [
+    '# kept: a comment', '[legacy]', `aws_access_key_id = ${MOTO.access_key_id}`, `aws_secret_access_key = ${MOTO.secret_access_key}`, 'region = eu-west-1', '',
+    '[temp]', 'aws_access_key_id = ASIAEXAMPLEEXAMPLE01', 'aws_secret_access_key = abcdefghijabcdefghijabcdefghijabcdefghij', 'aws_session_token = tok', '',
+  ].join('\n'), { mode: 0o600 });
+  await click('import-aws');
+  await (await $t('import-dialog')).waitForDisplayed({ timeout: 10000 });
+  const text = await (await $t('import-dialog')).getText();
+  assert.match(text, /legacy/);
+  assert.match(text, /temporary credentials/);
+  await shot('13-import');
+  await click('import-run');
+  await (await $t('import-result')).waitForDisplayed({ timeout: 15000 });
+  assert.match(await (await $t('import-result')).getText(), /Imported: legacy/);
+  const after = readFileSync(creds, 'utf8');
+  assert.ok(!after.includes(MOTO.secret_access_key), 'the plaintext key left the credentials file');
+  assert.ok(after.includes('# kept: a comment') && after.includes('[temp]'), 'the rest is kept');
+  const config = readFileSync(join(aws, 'config'), 'utf8');
+  assert.match(config, /\[profile legacy\]\s*\ncredential_process = \S*keyward cred aws --profile legacy/);
+  const backups = (await import('node:fs')).readdirSync(aws).filter((f) => f.startsWith('credentials.keyward-backup-'));
+  assert.equal(backups.length, 1);
+  assert.equal(statSync(join(aws, backups[0])).mode & 0o777, 0o600);
+  await click('import-done');
+  await browser.waitUntil(async () => (await browser.$$('[data-testid="key-row"]')).length === 2, { timeout: 10000 });
+});
+
+test('settings: auto-lock, security key listed, new recovery codes', async () => {
+  await click('nav-settings');
+  await (await $t('factors')).waitForDisplayed({ timeout: 10000 });
+  assert.match(await (await $t('factors')).getText(), /Security key — soft key/);
+  await (await $t('auto-lock')).selectByAttribute('value', '1800');
+  await click('auto-lock-save');
+  await browser.waitUntil(async () => /30 min/.test(await (await $t('settings-notice')).getText()), { timeout: 10000 });
+  assert.equal(JSON.parse((await keyward(['status', '--json'])).out).auto_lock_secs, 1800);
+  await click('new-codes');
+  await type('codes-passphrase', PASS);
+  await click('codes-make');
+  await (await $t('new-codes-shown')).waitForDisplayed({ timeout: 15000 });
+  assert.equal((await (await $t('new-codes-shown')).$$('li')).length, 8);
+  await shot('14-settings-new-codes');
+  await click('codes-stored');
+});
+
 test('clients and activity show what happened', async () => {
   await click('nav-clients');
   await (await $t('grant-row')).waitForDisplayed({ timeout: 10000 });
@@ -191,11 +300,37 @@ test('clients and activity show what happened', async () => {
   await shot('11-settings');
 });
 
-test('lock from the window; the CLI sees it locked', async () => {
+test('lock from the window; the CLI sees it locked; unlock with the security key', async () => {
   await click('lock');
   await (await $t('unlock-screen')).waitForDisplayed({ timeout: 10000 });
-  const status = await keyward(['status', '--json']);
+  let status = await keyward(['status', '--json']);
   assert.equal(JSON.parse(status.out).locked, true);
+  await click('toggle-key');
+  await type('passphrase', PASS);
+  await shot('15-unlock-security-key');
+  await click('unlock-submit');
+  await (await $t('nav-keys')).waitForDisplayed({ timeout: 20000 });
+  status = await keyward(['status', '--json']);
+  assert.equal(JSON.parse(status.out).locked, false);
+});
+
+test('with the window closed, a tool asking for credentials brings a desktop notification', async () => {
+  // Watch the private session bus for notifications (a real server, dunst, answers them).
+  const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let seen = '';
+  monitor.stdout.on('data', (d) => (seen += d));
+  await new Promise((r) => setTimeout(r, 500));
+  // Ctrl+W closes the window (Keyward stays in the tray); WebDriver then reports the window gone.
+  await browser.keys(['Control', 'w']).catch(() => {});
+  await new Promise((r) => setTimeout(r, 1000));
+  const asking = spawn('/bin/sh', ['-c', `"${CLI}" cred aws --profile deploy; :`], { stdio: 'ignore' });
+  const deadline = Date.now() + 15000;
+  while (!/asks for credentials of profile/.test(seen) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  asking.kill();
+  monitor.kill();
+  assert.match(seen, /A program asks for credentials/);
+  assert.match(seen, /asks for credentials of profile .deploy./);
+  try { execFileSync('import', ['-window', 'root', join(SHOTS, '16-notification.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
 });
 
 test('the app ends with its agent (keyward agent stop), and the CLI carries on headless', async () => {

@@ -576,3 +576,76 @@ fn test_shows_whose_session_a_key_gets_and_no_secret() {
     let line = home.kw(&["test", "nope"]).one_line_error();
     assert!(line.contains("nope"), "{line}");
 }
+
+#[test]
+fn rotate_stores_the_new_key_and_history_shows_it() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    // A key whose secret was replaced at AWS: the stored one no longer signs.
+    let stale = "A".repeat(40);
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "deploy",
+            "--access-key-id",
+            &moto.access_key_id,
+            "--sts-endpoint",
+            &moto.endpoint,
+            "--role-arn",
+            &moto.role_arn,
+        ],
+        &[&stale],
+    )
+    .ok();
+    let line = home.kw(&["test", "deploy"]).one_line_error();
+    assert!(line.contains("SignatureDoesNotMatch"), "{line}");
+    // `rotate` stores the current key; it works at once.
+    let out = home
+        .kw_input(
+            &["rotate", "deploy"],
+            &[&moto.access_key_id, &moto.secret_access_key],
+        )
+        .ok();
+    assert!(
+        out.stdout.contains("Stored the new key for 'deploy'"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(&moto.secret_access_key));
+    let out = home.kw(&["test", "deploy"]).ok();
+    assert!(out.stdout.contains("'deploy' works"), "{}", out.stdout);
+    let show = home.kw(&["show", "deploy", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("json");
+    assert!(v["rotated"].is_string(), "{v}");
+    // History, oldest first: added, failed test, rotation, good test.
+    let out = home.kw(&["history", "deploy", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or_default().to_owned(),
+                r["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let seen: Vec<(&str, &str)> = seen.iter().map(|(a, o)| (a.as_str(), o.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("add", "ok"),
+            ("issue", "failed"),
+            ("rotate", "ok"),
+            ("issue", "ok")
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(&moto.secret_access_key) && !out.stdout.contains(&stale));
+    // A token is not an AWS key: one line, and the stored key stays.
+    let line = home.kw_input(&["rotate", "nope"], &["x"]).one_line_error();
+    assert!(line.contains("no key named 'nope'"), "{line}");
+}

@@ -6,6 +6,7 @@ mod approvals;
 mod aws;
 mod errors;
 mod fido2;
+mod keys;
 mod session;
 mod support;
 mod vault;

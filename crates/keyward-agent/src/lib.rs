@@ -50,18 +50,11 @@ pub enum AgentError {
 }
 
 /// Agent settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentOptions {
-    /// Idle time before auto-lock.
-    pub auto_lock: Duration,
-}
-
-impl Default for AgentOptions {
-    fn default() -> Self {
-        AgentOptions {
-            auto_lock: DEFAULT_AUTO_LOCK,
-        }
-    }
+    /// Idle time before auto-lock, when given on the command line; `None` uses the time the
+    /// user chose in the vault's settings, else [`DEFAULT_AUTO_LOCK`].
+    pub auto_lock: Option<Duration>,
 }
 
 /// Runs the agent until asked to stop (Shutdown request, SIGTERM or SIGINT).

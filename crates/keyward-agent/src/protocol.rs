@@ -147,6 +147,24 @@ pub struct MetaInput {
     pub expires: Option<String>,
 }
 
+/// A replacement secret for [`Request::Rotate`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NewSecret {
+    /// A new AWS access key pair.
+    Aws {
+        /// AKIA… id.
+        access_key_id: String,
+        /// Its secret.
+        secret_access_key: WireSecret,
+    },
+    /// A new token.
+    Static {
+        /// The token.
+        value: WireSecret,
+    },
+}
+
 /// What the client asks for.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -168,6 +186,10 @@ pub enum Request {
         /// KDF parameters; calibrated to ~1 s when absent.
         #[serde(default)]
         kdf: Option<KdfChoice>,
+        /// Leave the new vault unlocked (both factors were just given), e.g. so the app can go
+        /// on to enrol a security key.
+        #[serde(default)]
+        unlock: bool,
     },
     /// Unlock with both factors.
     Unlock {
@@ -209,6 +231,28 @@ pub enum Request {
     Remove {
         /// Entry name.
         name: String,
+    },
+    /// Change an entry's descriptive metadata (the whole set: absent fields are cleared).
+    Update {
+        /// Entry name.
+        name: String,
+        /// New metadata.
+        meta: MetaInput,
+    },
+    /// Replace an entry's secret with a new one of the same kind (after rotating it at the
+    /// provider); records the rotation time. Works while locked.
+    Rotate {
+        /// Entry name.
+        name: String,
+        /// The new secret.
+        secret: NewSecret,
+    },
+    /// The audit records about one entry (its history), oldest first.
+    History {
+        /// Entry name.
+        name: String,
+        /// How many of the newest.
+        limit: u32,
     },
     /// Short-lived AWS credentials for a profile.
     CredAws {
@@ -266,6 +310,16 @@ pub enum Request {
         /// Label.
         label: String,
     },
+    /// Replace every recovery code with a new set (vault must be unlocked).
+    RecoveryRegenerate {
+        /// Passphrase (needed to seal the new slots).
+        passphrase: WireSecret,
+    },
+    /// Set the idle time before auto-lock, kept in the vault's settings.
+    SetAutoLock {
+        /// Seconds (60 to 86,400).
+        secs: u64,
+    },
     /// Start registering a FIDO2 security key (vault must be unlocked).
     Fido2RegisterBegin {},
     /// Finish registering it.
@@ -313,6 +367,11 @@ impl Request {
             Request::List {} => "list",
             Request::Show { .. } => "show",
             Request::Remove { .. } => "remove",
+            Request::Update { .. } => "update",
+            Request::Rotate { .. } => "rotate",
+            Request::History { .. } => "history",
+            Request::RecoveryRegenerate { .. } => "recovery.regenerate",
+            Request::SetAutoLock { .. } => "settings.auto_lock",
             Request::CredAws { .. } => "cred.aws",
             Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
@@ -524,6 +583,11 @@ pub enum Reply {
         identity: String,
         /// When the session ends (RFC 3339).
         expiration: String,
+    },
+    /// New recovery codes, to show once.
+    RecoveryCodes {
+        /// The codes.
+        codes: Vec<WireSecret>,
     },
     /// Standing grants.
     Grants {

@@ -4,6 +4,7 @@
 //! vault sits behind a std mutex because a SQLite connection is not shareable across threads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -12,18 +13,18 @@ use keyward_core::catalog::KeystoreKind;
 use keyward_core::entry::{EntryError, EntryKind};
 use keyward_core::factors::TotpSetup;
 use keyward_core::kdf::KdfParams;
-use keyward_core::vault::{CreateOptions, ReconcileNote, SecondFactor};
+use keyward_core::vault::{CreateOptions, EntryEdit, ReconcileNote, SecondFactor};
 use keyward_core::{
     AwsConfig, EntryConfig, EntryMeta, SecretValue, UnlockedKey, Vault, VaultError,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
 use crate::approvals::{client_of, client_process, Approvals, ClientId, Decision, APPROVAL_WAIT};
 use crate::aws::{self, AwsCache, AwsError};
 use crate::protocol::{
-    AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
-    StatusInfo, WireSecret,
+    AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewSecret,
+    Reply, Request, StatusInfo, WireSecret,
 };
 
 /// Default idle time before the vault locks itself.
@@ -69,7 +70,8 @@ pub struct Agent {
     issues: std::sync::mpsc::Sender<IssueRecord>,
     key: RwLock<Option<Arc<UnlockedKey>>>,
     last_activity: Mutex<Instant>,
-    auto_lock: Duration,
+    /// Idle time before auto-lock (changed at run time from Settings).
+    auto_lock_ms: AtomicU64,
     aws: AwsCache,
     reconciled: Vec<ReconcileNote>,
     ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
@@ -118,8 +120,19 @@ pub fn vault_err(e: VaultError) -> ErrorReply {
 
 impl Agent {
     /// Opens the vault, reconciles the two stores, and starts locked.
-    pub fn new(vault: Vault, auto_lock: Duration) -> Result<Self, VaultError> {
+    /// `auto_lock` given (command line) wins over the vault's setting for this run.
+    pub fn new(vault: Vault, auto_lock: Option<Duration>) -> Result<Self, VaultError> {
         let mut vault = vault;
+        let auto_lock = match auto_lock {
+            Some(d) => d,
+            None => vault
+                .auto_lock_setting()
+                .unwrap_or_else(|e| {
+                    warn!("cannot read the auto-lock setting, using the default: {e}");
+                    None
+                })
+                .unwrap_or(crate::DEFAULT_AUTO_LOCK),
+        };
         let reconciled = match vault.reconcile(&crate::peer::this_process()) {
             Ok(notes) => notes,
             // An unreachable keychain must not keep the agent from starting and saying so.
@@ -148,7 +161,7 @@ impl Agent {
             issues,
             key: RwLock::new(None),
             last_activity: Mutex::new(Instant::now()),
-            auto_lock,
+            auto_lock_ms: AtomicU64::new(auto_lock.as_millis().try_into().unwrap_or(u64::MAX)),
             aws: AwsCache::default(),
             reconciled,
             ceremonies: Mutex::new(HashMap::new()),
@@ -179,6 +192,10 @@ impl Agent {
             .lock()
             .map(|t| t.elapsed())
             .unwrap_or_default()
+    }
+
+    fn auto_lock(&self) -> Duration {
+        Duration::from_millis(self.auto_lock_ms.load(Ordering::Relaxed))
     }
 
     /// Whether the vault is unlocked.
@@ -218,7 +235,7 @@ impl Agent {
 
     /// Locks if idle for longer than the auto-lock time; called periodically.
     pub fn auto_lock_tick(&self) {
-        if self.is_unlocked() && self.idle_for() >= self.auto_lock {
+        if self.is_unlocked() && self.idle_for() >= self.auto_lock() {
             self.lock(&crate::peer::this_process(), "idle");
         }
     }
@@ -239,9 +256,16 @@ impl Agent {
                 totp_code,
                 keystore,
                 kdf,
+                unlock,
             } => {
                 self.blocking(move |a| {
-                    a.init(passphrase, totp_secret, totp_code, keystore, kdf, &actor)
+                    let (reply, key) =
+                        a.init(passphrase, totp_secret, totp_code, keystore, kdf, &actor)?;
+                    if unlock {
+                        a.set_key(key);
+                        a.audited(&actor, "unlock", None, "ok")?;
+                    }
+                    Ok(reply)
                 })
                 .await
             }
@@ -308,6 +332,62 @@ impl Agent {
                         .map_err(vault_err)?;
                     a.aws.clear();
                     Ok(Reply::Done)
+                })
+                .await
+            }
+            Request::Update { name, meta } => {
+                self.blocking(move |a| {
+                    validate_meta(&meta)?;
+                    let edit = EntryEdit {
+                        owner: meta.owner,
+                        purpose: meta.purpose,
+                        tags: meta.tags,
+                        rotation_interval_days: meta.rotation_interval_days,
+                        expires: meta.expires,
+                    };
+                    let entry = a
+                        .with_vault(|v| v.update_entry(&name, edit, &actor))
+                        .map_err(vault_err)?;
+                    Ok(Reply::Entry {
+                        entry: Box::new(entry),
+                    })
+                })
+                .await
+            }
+            Request::Rotate { name, secret } => {
+                self.blocking(move |a| {
+                    let secret = match secret {
+                        NewSecret::Aws {
+                            access_key_id,
+                            secret_access_key,
+                        } => SecretValue::Aws {
+                            access_key_id,
+                            secret_access_key: SecretString::from(
+                                secret_access_key.expose().to_owned(),
+                            ),
+                        },
+                        NewSecret::Static { value } => SecretValue::Static {
+                            value: SecretString::from(value.expose().to_owned()),
+                        },
+                    };
+                    let entry = a
+                        .with_vault(|v| v.replace_secret(&name, &secret, &actor))
+                        .map_err(vault_err)?;
+                    // Sessions cached from the old key would outlive the rotation.
+                    a.aws.clear();
+                    Ok(Reply::Entry {
+                        entry: Box::new(entry),
+                    })
+                })
+                .await
+            }
+            Request::History { name, limit } => {
+                self.blocking(move |a| {
+                    let rows = a
+                        .with_vault(|v| v.history(&name, limit.min(10_000)))
+                        .map_err(vault_err)?;
+                    a.audited(&actor, "history", Some(name), "ok")?;
+                    Ok(Reply::Audit { rows })
                 })
                 .await
             }
@@ -410,6 +490,40 @@ impl Agent {
                     Ok(Reply::Factors {
                         factors: vec![info],
                     })
+                })
+                .await
+            }
+            Request::RecoveryRegenerate { passphrase } => {
+                self.blocking(move |a| {
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
+                    let pass = SecretString::from(passphrase.expose().to_owned());
+                    let codes = a
+                        .with_vault(|v| v.regenerate_recovery_codes(&key, &pass, &actor))
+                        .map_err(vault_err)?;
+                    Ok(Reply::RecoveryCodes {
+                        codes: codes
+                            .iter()
+                            .map(|c| WireSecret::new(c.expose_secret().to_owned()))
+                            .collect(),
+                    })
+                })
+                .await
+            }
+            Request::SetAutoLock { secs } => {
+                self.blocking(move |a| {
+                    if !a.is_unlocked() {
+                        return Err(vault_err(VaultError::Locked));
+                    }
+                    let after = Duration::from_secs(secs);
+                    a.with_vault(|v| v.set_auto_lock(after, &actor))
+                        .map_err(vault_err)?;
+                    a.auto_lock_ms.store(
+                        after.as_millis().try_into().unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
+                    Ok(Reply::Done)
                 })
                 .await
             }
@@ -757,9 +871,9 @@ impl Agent {
             locked: !unlocked,
             keystore,
             entries,
-            auto_lock_secs: self.auto_lock.as_secs(),
+            auto_lock_secs: self.auto_lock().as_secs(),
             locks_in_secs: unlocked
-                .then(|| self.auto_lock.saturating_sub(self.idle_for()).as_secs()),
+                .then(|| self.auto_lock().saturating_sub(self.idle_for()).as_secs()),
             unlock_wait_secs: wait,
             catalog,
             reconciled: self.reconciled.clone(),
@@ -775,7 +889,7 @@ impl Agent {
         keystore: KeystoreChoice,
         kdf: Option<crate::protocol::KdfChoice>,
         actor: &Actor,
-    ) -> Outcome {
+    ) -> Result<(Reply, UnlockedKey), ErrorReply> {
         let passphrase = SecretString::from(passphrase.expose().to_owned());
         keyward_core::factors::check_passphrase_strength(&passphrase, &[])
             .map_err(|e| vault_err(e.into()))?;
@@ -813,8 +927,7 @@ impl Agent {
                 )
             })
             .map_err(vault_err)?;
-        use secrecy::ExposeSecret;
-        Ok(Reply::Initialized {
+        let reply = Reply::Initialized {
             recovery_codes: created
                 .recovery_codes
                 .iter()
@@ -822,7 +935,8 @@ impl Agent {
                 .collect(),
             kdf_memory_mib: kdf.memory_kib / 1024,
             kdf_iterations: kdf.iterations,
-        })
+        };
+        Ok((reply, created.key))
     }
 
     fn unlock(&self, passphrase: WireSecret, factor: FactorInput, actor: &Actor) -> Outcome {
@@ -854,16 +968,21 @@ impl Agent {
         let unlocked = self
             .with_vault(|v| v.unlock(&passphrase, &factor, actor))
             .map_err(vault_err)?;
+        self.set_key(unlocked.key);
+        Ok(Reply::Unlocked {
+            recovery_codes_left: unlocked.recovery_codes_left,
+            auto_lock_secs: self.auto_lock().as_secs(),
+        })
+    }
+
+    /// Holds `key` as the unlocked vault key.
+    fn set_key(&self, key: UnlockedKey) {
         match self.key.write() {
-            Ok(mut k) => *k = Some(Arc::new(unlocked.key)),
-            Err(p) => *p.into_inner() = Some(Arc::new(unlocked.key)),
+            Ok(mut k) => *k = Some(Arc::new(key)),
+            Err(p) => *p.into_inner() = Some(Arc::new(key)),
         }
         self.touch();
         info!("vault unlocked");
-        Ok(Reply::Unlocked {
-            recovery_codes_left: unlocked.recovery_codes_left,
-            auto_lock_secs: self.auto_lock.as_secs(),
-        })
     }
 
     fn add(
@@ -875,37 +994,7 @@ impl Agent {
         secret: SecretValue,
         actor: &Actor,
     ) -> Outcome {
-        for (field, value, max) in [
-            ("owner", meta.owner.as_deref(), 128),
-            ("purpose", meta.purpose.as_deref(), 512),
-            ("expires", meta.expires.as_deref(), 64),
-        ] {
-            if let Some(v) = value {
-                keyward_core::entry::validate_text(field, v, max)
-                    .map_err(|e| vault_err(e.into()))?;
-            }
-        }
-        if meta.tags.len() > 32 {
-            return Err(vault_err(
-                EntryError::Text {
-                    field: "tags",
-                    max: 32,
-                }
-                .into(),
-            ));
-        }
-        for t in &meta.tags {
-            keyward_core::entry::validate_text("tag", t, 64).map_err(|e| vault_err(e.into()))?;
-        }
-        if let Some(exp) = &meta.expires {
-            time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    err(
-                        ErrorCode::Invalid,
-                        "invalid expiry: use RFC 3339, e.g. 2027-01-31T00:00:00Z",
-                    )
-                })?;
-        }
+        validate_meta(&meta)?;
         let entry = EntryMeta {
             id: String::new(),
             name,
@@ -1175,4 +1264,40 @@ fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<IssueRecord
             let _ = w.send(result.clone());
         }
     }
+}
+
+/// Checks user-typed metadata: lengths, tag count, and an RFC 3339 expiry.
+fn validate_meta(meta: &MetaInput) -> Result<(), ErrorReply> {
+    for (field, value, max) in [
+        ("owner", meta.owner.as_deref(), 128),
+        ("purpose", meta.purpose.as_deref(), 512),
+        ("expires", meta.expires.as_deref(), 64),
+    ] {
+        if let Some(v) = value {
+            keyward_core::entry::validate_text(field, v, max).map_err(|e| vault_err(e.into()))?;
+        }
+    }
+    if meta.tags.len() > 32 {
+        return Err(vault_err(
+            EntryError::Text {
+                field: "tags",
+                max: 32,
+            }
+            .into(),
+        ));
+    }
+    for t in &meta.tags {
+        keyward_core::entry::validate_text("tag", t, 64).map_err(|e| vault_err(e.into()))?;
+    }
+    if let Some(exp) = &meta.expires {
+        time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339).map_err(
+            |_| {
+                err(
+                    ErrorCode::Invalid,
+                    "invalid expiry: use RFC 3339, e.g. 2027-01-31T00:00:00Z",
+                )
+            },
+        )?;
+    }
+    Ok(())
 }

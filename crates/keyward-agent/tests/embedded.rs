@@ -46,7 +46,7 @@ async fn unlocked_agent(dir: &std::path::Path) -> (Arc<Agent>, Actor) {
         data_dir: dir.to_path_buf(),
     })
     .expect("open");
-    let agent = Arc::new(Agent::new(vault, Duration::from_secs(900)).expect("agent"));
+    let agent = Arc::new(Agent::new(vault, Some(Duration::from_secs(900))).expect("agent"));
     let me = keyward_agent::peer::this_process();
     let totp = TotpSetup::generate("test").expect("totp");
     let t = now();
@@ -61,11 +61,16 @@ async fn unlocked_agent(dir: &std::path::Path) -> (Arc<Agent>, Actor) {
                     memory_mib: 8,
                     iterations: 1,
                 }),
+                unlock: false,
             },
             me.clone(),
         )
         .await;
     assert!(matches!(init, Ok(Reply::Initialized { .. })), "{init:?}");
+    assert!(
+        !agent.is_unlocked(),
+        "a new vault starts locked unless asked"
+    );
     let unlock = agent
         .handle(
             Request::Unlock {

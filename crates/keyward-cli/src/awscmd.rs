@@ -13,10 +13,10 @@ use keyward_core::EntryKind;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::awsfiles;
 use crate::connect;
 use crate::prompt::{self, Prompter};
 use crate::vaultcmd::{call, unlock_with};
+use keyward_core::awsfiles;
 
 /// How long `cred aws` waits for the user to unlock on the terminal, unless
 /// `KEYWARD_UNLOCK_WAIT` (seconds) says otherwise.
@@ -139,24 +139,11 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
     Ok(())
 }
 
-/// The `credential_process` command line for a key: absolute path, quoted when needed.
+/// The `credential_process` command line for a key, running this executable.
 fn process_command(name: &str) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the keyward executable")?;
     let exe = exe.canonicalize().unwrap_or(exe);
-    let exe = exe
-        .to_str()
-        .ok_or_else(|| anyhow!("the keyward executable's path is not UTF-8"))?;
-    if exe.contains('"') || exe.chars().any(char::is_control) {
-        bail!(
-            "the keyward executable's path has characters credential_process cannot quote: {exe}"
-        );
-    }
-    let exe = if exe.contains(' ') {
-        format!("\"{exe}\"")
-    } else {
-        exe.to_owned()
-    };
-    Ok(format!("{exe} cred aws --profile {name}"))
+    Ok(awsfiles::credential_process_command(&exe, name)?)
 }
 
 fn read_or_empty(path: &Path) -> Result<String> {

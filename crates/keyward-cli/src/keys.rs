@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use keyward_agent::protocol::{AwsKeyInput, MetaInput, Reply, Request, WireSecret};
+use keyward_agent::protocol::{AwsKeyInput, MetaInput, NewSecret, Reply, Request, WireSecret};
 use keyward_core::{EntryKind, EntryMeta};
 use secrecy::ExposeSecret;
 
@@ -270,4 +270,130 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// What `keyward edit` changes: given fields are set, `clear` names fields to empty.
+pub struct Edit {
+    /// New owner.
+    pub owner: Option<String>,
+    /// New purpose.
+    pub purpose: Option<String>,
+    /// New tags (replace the old ones when any is given).
+    pub tags: Vec<String>,
+    /// New rotation interval in days.
+    pub rotate_every: Option<u32>,
+    /// New expiry.
+    pub expires: Option<String>,
+    /// Fields to clear: owner, purpose, tags, rotate-every, expires.
+    pub clear: Vec<String>,
+}
+
+/// `keyward edit`.
+pub fn edit(name: &str, e: Edit) -> Result<()> {
+    let Reply::Entry { entry } = call(Request::Show {
+        name: name.to_owned(),
+    })?
+    else {
+        bail!("the agent gave an unexpected answer");
+    };
+    let mut meta = MetaInput {
+        owner: entry.owner,
+        purpose: entry.purpose,
+        tags: entry.tags,
+        rotation_interval_days: entry.rotation_interval_days,
+        expires: entry.expires,
+    };
+    for field in &e.clear {
+        match field.as_str() {
+            "owner" => meta.owner = None,
+            "purpose" => meta.purpose = None,
+            "tags" => meta.tags.clear(),
+            "rotate-every" => meta.rotation_interval_days = None,
+            "expires" => meta.expires = None,
+            other => bail!(
+                "cannot clear '{}': use owner, purpose, tags, rotate-every or expires",
+                other.escape_default()
+            ),
+        }
+    }
+    if e.owner.is_some() {
+        meta.owner = e.owner;
+    }
+    if e.purpose.is_some() {
+        meta.purpose = e.purpose;
+    }
+    if !e.tags.is_empty() {
+        meta.tags = e.tags;
+    }
+    if e.rotate_every.is_some() {
+        meta.rotation_interval_days = e.rotate_every;
+    }
+    if e.expires.is_some() {
+        meta.expires = e.expires;
+    }
+    call(Request::Update {
+        name: name.to_owned(),
+        meta,
+    })?;
+    println!("Updated '{name}'.");
+    Ok(())
+}
+
+/// `keyward rotate`: stores the new secret of a key rotated at its provider.
+pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
+    let Reply::Entry { entry } = call(Request::Show {
+        name: name.to_owned(),
+    })?
+    else {
+        bail!("the agent gave an unexpected answer");
+    };
+    let mut p = Prompter::new(input_fd)?;
+    let secret = match entry.kind {
+        EntryKind::Aws => {
+            let id = p.line("New AWS access key id (AKIA…): ", "access key id")?;
+            let secret = p.secret("New AWS secret access key: ", "secret access key")?;
+            NewSecret::Aws {
+                access_key_id: id.trim().to_owned(),
+                secret_access_key: WireSecret::new(secret.expose_secret().trim().to_owned()),
+            }
+        }
+        EntryKind::Static => NewSecret::Static {
+            value: WireSecret::new(
+                p.secret("New token value: ", "token")?
+                    .expose_secret()
+                    .to_owned(),
+            ),
+        },
+    };
+    let Reply::Entry { entry } = call(Request::Rotate {
+        name: name.to_owned(),
+        secret,
+    })?
+    else {
+        bail!("the agent gave an unexpected answer");
+    };
+    match entry.config.aws.as_ref() {
+        Some(a) => println!(
+            "Stored the new key for '{name}' ({}). Deactivate the old one at AWS once tools work.",
+            a.access_key_hint
+        ),
+        None => println!("Stored the new token for '{name}'."),
+    }
+    Ok(())
+}
+
+/// `keyward history`.
+pub fn history(name: &str, lines: u32, json: bool) -> Result<()> {
+    let Reply::Audit { rows } = call(Request::History {
+        name: name.to_owned(),
+        limit: lines,
+    })?
+    else {
+        bail!("the agent gave an unexpected answer");
+    };
+    if rows.is_empty() && !json {
+        println!("No records about '{name}'.");
+        return Ok(());
+    }
+    crate::vaultcmd::print_audit(rows, json)
 }

@@ -5,10 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-mod authenticator;
 mod awscmd;
-
-mod awsfiles;
 mod connect;
 mod grantscmd;
 mod keys;
@@ -72,6 +69,45 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change a key's owner, purpose, tags, rotation interval or expiry.
+    Edit {
+        /// Key name.
+        name: String,
+        /// Who is responsible for this key.
+        #[arg(long)]
+        owner: Option<String>,
+        /// What the key is for.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// A tag (repeatable; replaces the key's tags).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Rotation interval, e.g. 90d.
+        #[arg(long, value_parser = parse_days)]
+        rotate_every: Option<u32>,
+        /// When the key expires (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Clear a field: owner, purpose, tags, rotate-every, expires (repeatable).
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+    },
+    /// Store a key's new secret after rotating it at the provider (records the rotation).
+    Rotate {
+        /// Key name.
+        name: String,
+    },
+    /// A key's history: added, edited, rotated, used (from the audit trail).
+    History {
+        /// Key name.
+        name: String,
+        /// How many of the newest records.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a key from the vault and the keychain.
     Remove {
         /// Key name.
@@ -108,6 +144,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Vault settings.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
     /// Run or stop the agent.
     Agent(AgentArgs),
 }
@@ -253,10 +292,22 @@ enum FactorCmd {
         #[arg(long, default_value = "security key")]
         label: String,
     },
+    /// Replace all recovery codes with new ones (vault must be unlocked).
+    NewRecoveryCodes,
     /// Remove a factor by id (vault must be unlocked).
     Remove {
         /// Factor id from `keyward factor list`.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettingsCmd {
+    /// Lock after this much idle time, e.g. 10m (1 minute to 24 hours); kept in the vault.
+    AutoLock {
+        /// Idle time.
+        #[arg(value_parser = parse_duration)]
+        after: Duration,
     },
 }
 
@@ -371,6 +422,29 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Add(AddCmd::Static { name, meta }) => keys::add_static(input_fd, name, meta.into()),
         Cmd::List { json } => keys::list(json),
         Cmd::Show { name, json } => keys::show(&name, json),
+        Cmd::Edit {
+            name,
+            owner,
+            purpose,
+            tags,
+            rotate_every,
+            expires,
+            clear,
+        } => keys::edit(
+            &name,
+            keys::Edit {
+                owner,
+                purpose,
+                tags,
+                rotate_every,
+                expires,
+                clear,
+            },
+        ),
+        Cmd::Rotate { name } => keys::rotate(input_fd, &name),
+        Cmd::History { name, lines, json } => keys::history(&name, lines, json),
+        Cmd::Settings(SettingsCmd::AutoLock { after }) => vaultcmd::set_auto_lock(after),
+        Cmd::Factor(FactorCmd::NewRecoveryCodes) => vaultcmd::factor_new_recovery_codes(input_fd),
         Cmd::Remove { name, yes } => keys::remove(input_fd, &name, yes),
         Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),
         Cmd::Setup(SetupCmd::Aws { name, profile }) => awscmd::setup(&name, profile.as_deref()),

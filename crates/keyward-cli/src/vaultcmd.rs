@@ -122,6 +122,7 @@ pub fn init(
                 KeystoreChoice::Keychain
             },
             kdf,
+            unlock: false,
         });
         match res {
             Err(ClientError::Agent(e))
@@ -184,7 +185,7 @@ pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
             code: wire(&p.secret("Authenticator code: ", "TOTP code")?),
         },
         FactorKind::Fido2 => {
-            let mut device = crate::authenticator::open()?;
+            let mut device = keyward_authenticator::open()?;
             let Reply::Fido2Challenge {
                 ceremony,
                 challenge,
@@ -197,7 +198,7 @@ pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
             if p.interactive() {
                 eprintln!("Touch your security key…");
             }
-            let (assertion, out) = device.authenticate(challenge, &salts, p)?;
+            let (assertion, out) = device.authenticate(challenge, &salts)?;
             FactorInput::Fido2 {
                 ceremony,
                 assertion: serde_json::to_value(&assertion)?,
@@ -214,7 +215,7 @@ pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
 /// `keyward factor add-fido2`.
 pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
     let mut p = Prompter::new(input_fd)?;
-    let mut device = crate::authenticator::open()?;
+    let mut device = keyward_authenticator::open()?;
     let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
     let Reply::Fido2Challenge {
         ceremony,
@@ -229,10 +230,19 @@ pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
         .and_then(|(_, s)| data_encoding::HEXLOWER.decode(s.as_bytes()).ok())
         .ok_or_else(unexpected)?;
     let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
+    let pin = if device.pin_needed_to_register()? {
+        Some(p.secret("Security key PIN: ", "security key PIN")?)
+    } else {
+        None
+    };
     if p.interactive() {
-        eprintln!("Touch your security key…");
+        eprintln!("Touch your security key, then touch it again to confirm…");
     }
-    let (response, out) = device.register(challenge, &salt, &mut p)?;
+    let (response, out) = device.register(
+        challenge,
+        &salt,
+        pin.as_ref().map(secrecy::ExposeSecret::expose_secret),
+    )?;
     let reply = call(Request::Fido2RegisterFinish {
         ceremony,
         passphrase: wire(&passphrase),
@@ -401,6 +411,35 @@ fn print_enrolled(reply: Reply) -> Result<()> {
     Ok(())
 }
 
+/// `keyward factor new-recovery-codes`.
+pub fn factor_new_recovery_codes(input_fd: Option<u32>) -> Result<()> {
+    let mut p = Prompter::new(input_fd)?;
+    let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
+    let Reply::RecoveryCodes { codes } = call(Request::RecoveryRegenerate {
+        passphrase: wire(&passphrase),
+    })?
+    else {
+        return Err(unexpected());
+    };
+    println!("New recovery codes (each works once; the old ones no longer work). Store them offline now:");
+    for c in &codes {
+        println!("  {}", c.expose());
+    }
+    Ok(())
+}
+
+/// `keyward settings auto-lock`.
+pub fn set_auto_lock(after: Duration) -> Result<()> {
+    call(Request::SetAutoLock {
+        secs: after.as_secs(),
+    })?;
+    println!(
+        "The vault now locks after {} without use.",
+        humantime::format_duration(after)
+    );
+    Ok(())
+}
+
 /// `keyward factor remove`.
 pub fn factor_remove(id: &str) -> Result<()> {
     call(Request::FactorRemove { id: id.to_owned() })?;
@@ -422,6 +461,11 @@ pub fn audit_tail(lines: u32, json: bool) -> Result<()> {
     let Reply::Audit { rows } = call(Request::AuditTail { limit: lines })? else {
         return Err(unexpected());
     };
+    print_audit(rows, json)
+}
+
+/// Prints audit rows, one line each (or JSON).
+pub fn print_audit(rows: Vec<keyward_core::catalog::AuditRow>, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -462,12 +506,10 @@ pub enum AgentVerb {
 pub fn agent(verb: AgentVerb, auto_lock: Option<Duration>) -> Result<()> {
     match verb {
         AgentVerb::Run => {
-            let opts = keyward_agent::AgentOptions {
-                auto_lock: auto_lock.unwrap_or(keyward_agent::DEFAULT_AUTO_LOCK),
-            };
-            if opts.auto_lock < Duration::from_secs(1) {
+            if auto_lock.is_some_and(|d| d < Duration::from_secs(1)) {
                 bail!("--auto-lock must be at least 1s");
             }
+            let opts = keyward_agent::AgentOptions { auto_lock };
             keyward_agent::run(opts, |socket, _| {
                 tracing::info!("ready on {}", socket.display());
             })?;

@@ -14,7 +14,10 @@ use thiserror::Error;
 use crate::entry::{EntryConfig, EntryKind, EntryMeta};
 
 /// The ordered migrations; index + 1 is the schema version each one produces.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_settings.sql"),
+];
 
 /// Errors reading or writing the catalog.
 #[derive(Debug, Error)]
@@ -378,6 +381,56 @@ impl Catalog {
         }
     }
 
+    /// Rewrites an entry's editable metadata (owner, purpose, tags, rotation, expiry, rotated,
+    /// config); name, kind, id and usage stay.
+    pub fn update_entry_meta(&self, meta: &EntryMeta) -> Result<(), CatalogError> {
+        let tags = serde_json::to_string(&meta.tags).map_err(|e| CatalogError::Malformed {
+            what: "tags",
+            reason: e.to_string(),
+        })?;
+        let config = serde_json::to_string(&meta.config).map_err(|e| CatalogError::Malformed {
+            what: "entry config",
+            reason: e.to_string(),
+        })?;
+        self.conn.execute(
+            "UPDATE entries SET owner = ?1, purpose = ?2, tags = ?3, rotated = ?4,
+                rotation_interval_days = ?5, expires = ?6, config = ?7 WHERE id = ?8",
+            params![
+                meta.owner,
+                meta.purpose,
+                tags,
+                meta.rotated,
+                meta.rotation_interval_days,
+                meta.expires,
+                config,
+                meta.id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A vault setting, if it was ever set.
+    pub fn setting(&self, name: &str) -> Result<Option<String>, CatalogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores a vault setting.
+    pub fn set_setting(&self, name: &str, value: &str) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "INSERT INTO settings (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, value],
+        )?;
+        Ok(())
+    }
+
     /// Sets an entry's write state.
     pub fn set_entry_state(&self, id: &str, state: EntryState) -> Result<(), CatalogError> {
         self.conn.execute(
@@ -542,7 +595,30 @@ impl Catalog {
         Ok(())
     }
 
-    /// Audit rows in order, optionally only the last `limit`.
+    /// The newest `limit` audit rows about `target` (oldest first), without the reads of the
+    /// entry itself (`show`, `history`), which would drown its history.
+    pub fn audit_rows_for(&self, target: &str, limit: u32) -> Result<Vec<AuditRow>, CatalogError> {
+        let sql = "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
+                   (SELECT * FROM audit WHERE target = ?1 AND action NOT IN ('show', 'history')
+                    ORDER BY seq DESC LIMIT ?2) ORDER BY seq";
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params![target, i64::from(limit)], |r| {
+            Ok(AuditRow {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                action: r.get(2)?,
+                target: r.get(3)?,
+                outcome: r.get(4)?,
+                actor: r.get(5)?,
+                detail: r.get(6)?,
+                prev_hash: r.get(7)?,
+                hash: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The newest `limit` audit rows (all when `None`), oldest first.
     pub fn audit_rows(&self, limit: Option<u32>) -> Result<Vec<AuditRow>, CatalogError> {
         let sql = "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
                    (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq";

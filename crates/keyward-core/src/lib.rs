@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod awsfiles;
 pub mod catalog;
 pub mod entry;
 pub mod factors;

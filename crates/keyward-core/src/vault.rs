@@ -45,6 +45,28 @@ const MAX_DELAY_SECS: i64 = 900;
 /// Failures allowed before delays start.
 const FREE_FAILURES: u32 = 2;
 
+/// Catalog setting holding the user's auto-lock time in seconds.
+const AUTO_LOCK_SETTING: &str = "auto_lock_secs";
+/// Shortest auto-lock time a user may set.
+pub const MIN_AUTO_LOCK: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest auto-lock time a user may set.
+pub const MAX_AUTO_LOCK: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The descriptive metadata of an entry a user may edit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryEdit {
+    /// Who is responsible for the key.
+    pub owner: Option<String>,
+    /// What the key is for.
+    pub purpose: Option<String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// Rotation interval in days.
+    pub rotation_interval_days: Option<u32>,
+    /// Expiry (RFC 3339).
+    pub expires: Option<String>,
+}
+
 /// Errors from vault operations; each message says what to do.
 #[derive(Debug, Error)]
 pub enum VaultError {
@@ -90,6 +112,9 @@ pub enum VaultError {
     /// The vault has no factor of this kind.
     #[error("this vault has no {0} factor enrolled")]
     NoSuchFactor(&'static str),
+    /// An auto-lock time outside what Keyward allows.
+    #[error("auto-lock must be between 1 minute and 24 hours")]
+    AutoLockRange,
     /// Removing this factor would leave the vault without a second factor.
     #[error("cannot remove the last second factor: enroll another one first")]
     LastFactor,
@@ -271,6 +296,8 @@ pub struct Created {
     pub recovery_codes: Vec<SecretString>,
     /// The vault id.
     pub vault_id: String,
+    /// The new vault's key: the caller just proved both factors, so it may start unlocked.
+    pub key: UnlockedKey,
 }
 
 /// Result of a successful unlock.
@@ -539,6 +566,7 @@ impl Vault {
         Ok(Created {
             recovery_codes: codes,
             vault_id,
+            key: UnlockedKey { identity },
         })
     }
 
@@ -1009,14 +1037,13 @@ impl Vault {
         Ok(())
     }
 
-    /// Adds an entry; works while locked (encrypts to the public recipient).
-    pub fn add_entry(
-        &mut self,
-        mut meta: EntryMeta,
+    /// Checks `secret` fits `meta` (kind, AWS key shape, non-empty), fills the AWS key hint, and
+    /// returns it encrypted to the vault's public recipient with the keystore to put it in.
+    fn seal_secret(
+        &self,
+        meta: &mut EntryMeta,
         secret: &SecretValue,
-        actor: &Actor,
-    ) -> Result<EntryMeta, VaultError> {
-        crate::entry::validate_name(&meta.name)?;
+    ) -> Result<(Vec<u8>, Keystore), VaultError> {
         if secret.kind() != meta.kind {
             return Err(VaultError::WrongKind {
                 name: meta.name.clone(),
@@ -1049,9 +1076,20 @@ impl Vault {
             .map_err(|_| VaultError::BadHeader("bad recipient".into()))?;
         let ciphertext = age::encrypt(&recipient, &secret.to_plaintext())
             .map_err(|e| VaultError::BadHeader(format!("encryption failed: {e}")))?;
+        Ok((ciphertext, Keystore::new(row.keystore, &row.vault_id)))
+    }
+
+    /// Adds an entry; works while locked (encrypts to the public recipient).
+    pub fn add_entry(
+        &mut self,
+        mut meta: EntryMeta,
+        secret: &SecretValue,
+        actor: &Actor,
+    ) -> Result<EntryMeta, VaultError> {
+        crate::entry::validate_name(&meta.name)?;
+        let (ciphertext, keystore) = self.seal_secret(&mut meta, secret)?;
         meta.id = uuid::Uuid::new_v4().simple().to_string();
         meta.created = now_rfc3339();
-        let keystore = Keystore::new(row.keystore, &row.vault_id);
         self.audit(&[(
             actor.clone(),
             AuditEvent {
@@ -1069,6 +1107,173 @@ impl Vault {
         }
         self.catalog.set_entry_state(&meta.id, EntryState::Active)?;
         Ok(meta)
+    }
+
+    /// Changes an entry's descriptive metadata (owner, purpose, tags, rotation interval, expiry)
+    /// to those of `edit`; the secret, name and kind stay. Audited with the fields that changed.
+    pub fn update_entry(
+        &mut self,
+        name: &str,
+        edit: EntryEdit,
+        actor: &Actor,
+    ) -> Result<EntryMeta, VaultError> {
+        let mut meta = self.get(name)?;
+        let mut changed = Vec::new();
+        if meta.owner != edit.owner {
+            changed.push("owner");
+        }
+        if meta.purpose != edit.purpose {
+            changed.push("purpose");
+        }
+        if meta.tags != edit.tags {
+            changed.push("tags");
+        }
+        if meta.rotation_interval_days != edit.rotation_interval_days {
+            changed.push("rotation_interval_days");
+        }
+        if meta.expires != edit.expires {
+            changed.push("expires");
+        }
+        if changed.is_empty() {
+            return Ok(meta);
+        }
+        meta.owner = edit.owner;
+        meta.purpose = edit.purpose;
+        meta.tags = edit.tags;
+        meta.rotation_interval_days = edit.rotation_interval_days;
+        meta.expires = edit.expires;
+        self.audit(&[(
+            actor.clone(),
+            AuditEvent {
+                action: "update",
+                target: Some(meta.name.clone()),
+                outcome: "ok",
+                detail: serde_json::json!({ "changed": changed }),
+            },
+        )])?;
+        self.catalog.update_entry_meta(&meta)?;
+        Ok(meta)
+    }
+
+    /// Replaces an entry's secret with a new one of the same kind (a rotation done elsewhere,
+    /// e.g. a new access key made in the AWS console) and records when. Works while locked.
+    ///
+    /// The keychain item is overwritten in one call, so the entry holds either the old or the new
+    /// secret, never neither; the audit row (written first, fail closed) names both key hints.
+    pub fn replace_secret(
+        &mut self,
+        name: &str,
+        secret: &SecretValue,
+        actor: &Actor,
+    ) -> Result<EntryMeta, VaultError> {
+        let mut meta = self.get(name)?;
+        let old_hint = meta.config.aws.as_ref().map(|a| a.access_key_hint.clone());
+        let (ciphertext, keystore) = self.seal_secret(&mut meta, secret)?;
+        let new_hint = meta.config.aws.as_ref().map(|a| a.access_key_hint.clone());
+        meta.rotated = Some(now_rfc3339());
+        self.audit(&[(
+            actor.clone(),
+            AuditEvent {
+                action: "rotate",
+                target: Some(meta.name.clone()),
+                outcome: "ok",
+                detail: serde_json::json!({
+                    "kind": meta.kind.as_str(),
+                    "from": old_hint,
+                    "to": new_hint,
+                }),
+            },
+        )])?;
+        keystore.put(&self.catalog, &keystore::entry_item(&meta.id), &ciphertext)?;
+        self.catalog.update_entry_meta(&meta)?;
+        Ok(meta)
+    }
+
+    /// The newest `limit` audit records about entry `name` (adds, rotations, edits, credentials
+    /// issued, tests, reveals), oldest first; works for a removed entry's name too.
+    pub fn history(
+        &self,
+        name: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::catalog::AuditRow>, VaultError> {
+        Ok(self.catalog.audit_rows_for(name, limit)?)
+    }
+
+    /// Replaces every recovery code with a fresh set (the old ones stop working); needs the
+    /// unlocked key and the passphrase, like enrolling a factor. Returns the codes to show once.
+    pub fn regenerate_recovery_codes(
+        &mut self,
+        key: &UnlockedKey,
+        passphrase: &SecretString,
+        actor: &Actor,
+    ) -> Result<Vec<SecretString>, VaultError> {
+        let (row, mut header) = self.header()?;
+        let (pass_key, device) = self.enrollment_keys(&row, &header, key, passphrase)?;
+        let codes = factors::generate_recovery_codes();
+        let mut slots = Vec::with_capacity(codes.len());
+        for (i, code) in codes.iter().enumerate() {
+            let material = factors::parse_recovery_code(code)?;
+            slots.push(seal_slot(
+                &row.vault_id,
+                &pass_key,
+                &device,
+                &material,
+                SlotKind::Recovery,
+                &format!("recovery code {}", i + 1),
+                &key.identity,
+                None,
+            )?);
+        }
+        let old = header
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::Recovery)
+            .count();
+        header.slots.retain(|s| s.kind != SlotKind::Recovery);
+        header.slots.extend(slots);
+        self.audit(&[(
+            actor.clone(),
+            AuditEvent {
+                action: "recovery.regenerate",
+                target: None,
+                outcome: "ok",
+                detail: serde_json::json!({ "replaced": old, "codes": codes.len() }),
+            },
+        )])?;
+        self.store_header(&header)?;
+        Ok(codes)
+    }
+
+    /// The auto-lock time the user chose, if any.
+    pub fn auto_lock_setting(&self) -> Result<Option<std::time::Duration>, VaultError> {
+        Ok(self
+            .catalog
+            .setting(AUTO_LOCK_SETTING)?
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs))
+    }
+
+    /// Stores the auto-lock time (audited).
+    pub fn set_auto_lock(
+        &mut self,
+        after: std::time::Duration,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        if after < MIN_AUTO_LOCK || after > MAX_AUTO_LOCK {
+            return Err(VaultError::AutoLockRange);
+        }
+        self.audit(&[(
+            actor.clone(),
+            AuditEvent {
+                action: "settings.auto_lock",
+                target: None,
+                outcome: "ok",
+                detail: serde_json::json!({ "secs": after.as_secs() }),
+            },
+        )])?;
+        self.catalog
+            .set_setting(AUTO_LOCK_SETTING, &after.as_secs().to_string())?;
+        Ok(())
     }
 
     /// Removes an entry and its keychain item.

@@ -1,6 +1,6 @@
 import { render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import Keys from './Keys.svelte';
 import { TestBackend, type KeyRow } from '../../lib/backend';
 
@@ -69,5 +69,95 @@ describe('keys', () => {
     await user.click(screen.getByRole('button', { name: 'Remove legacy' }));
     await user.click(screen.getByTestId('confirm-remove'));
     await waitFor(() => expect(screen.queryByText('legacy')).not.toBeInTheDocument());
+  });
+});
+
+describe('key detail', () => {
+  it('edits details, reveals for 30 s, copies in Rust, rotates, and shows the history', async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    await b.addStatic('gh', { tags: ['ci'], owner: 'me' }, 'ghp_x');
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open gh' }));
+    expect(await screen.findByTestId('key-detail')).toBeInTheDocument();
+
+    // Edit.
+    const owner = screen.getByTestId('edit-owner');
+    await waitFor(() => expect(owner).toHaveValue('me'));
+    await user.clear(owner);
+    await user.type(owner, 'platform');
+    await user.type(screen.getByTestId('edit-rotate'), '30');
+    await user.click(screen.getByTestId('edit-save'));
+    expect(await screen.findByTestId('detail-notice')).toHaveTextContent('Saved');
+    expect(b.keys[0].owner).toBe('platform');
+    expect(b.keys[0].rotation_interval_days).toBe(30);
+
+    // The secret is not on screen until Reveal, and Copy never brings it to the page.
+    expect(screen.queryByTestId('revealed')).toBeNull();
+    await user.click(screen.getByTestId('copy'));
+    expect(await screen.findByTestId('detail-notice')).toHaveTextContent(/cleared in 30 s/);
+    expect(b.copied).toEqual(['gh']);
+    expect(screen.queryByText('ghp_x')).toBeNull();
+    await user.click(screen.getByTestId('reveal'));
+    expect(await screen.findByTestId('revealed')).toHaveTextContent('secret-value');
+    await user.click(screen.getByTestId('reveal'));
+    expect(screen.queryByTestId('revealed')).toBeNull();
+
+    // Rotate.
+    await user.click(screen.getByTestId('rotate'));
+    await user.type(screen.getByTestId('rotate-secret'), 'ghp_new');
+    await user.click(screen.getByTestId('rotate-save'));
+    await waitFor(() => expect(screen.getByTestId('detail-rotated')).not.toHaveTextContent('never'));
+    const actions = screen.getAllByTestId('history-row').map((r) => r.getAttribute('data-action'));
+    expect(actions).toEqual(['rotate', 'reveal', 'reveal', 'update', 'add']);
+
+    await user.click(screen.getByTestId('detail-back'));
+    expect(await screen.findByTestId('key-count')).toHaveTextContent('1 of 1');
+  });
+
+  it('hides a revealed secret by itself after the time the app gives', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime });
+      const b = await unlocked([]);
+      await b.addStatic('gh', { tags: [] }, 'ghp_x');
+      render(Keys, { backend: b });
+      await user.click(await screen.findByRole('button', { name: 'Open gh' }));
+      await user.click(await screen.findByTestId('reveal'));
+      expect(await screen.findByTestId('revealed')).toBeInTheDocument();
+      await vi.advanceTimersByTimeAsync(29_000);
+      expect(screen.queryByTestId('revealed')).not.toBeNull();
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(screen.queryByTestId('revealed')).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe('import', () => {
+  it('lists what can be imported, says why the rest cannot, and imports with clean-up', async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    b.importable = {
+      path: '/home/me/.aws/credentials',
+      candidates: [
+        { name: 'prod', access_key_hint: 'AKIA…7EXA', region: 'eu-west-1', problem: null },
+        { name: 'temp', access_key_hint: 'ASIA…0001', region: null, problem: 'temporary credentials (a session token), not a long-lived key' },
+      ],
+    };
+    render(Keys, { backend: b });
+    await user.click(await screen.findByTestId('import-aws'));
+    const dialog = await screen.findByTestId('import-dialog');
+    expect(dialog).toHaveTextContent('temporary credentials');
+    const picks = screen.getAllByTestId('import-pick');
+    expect(picks[0]).toBeChecked();
+    expect(picks[1]).toBeDisabled();
+    expect(screen.getByTestId('import-clean')).toBeChecked();
+    await user.click(screen.getByTestId('import-run'));
+    expect(await screen.findByTestId('import-result')).toHaveTextContent(/Imported: prod/);
+    expect(screen.getByTestId('import-result')).toHaveTextContent(/backup/);
+    await user.click(screen.getByTestId('import-done'));
+    expect(await screen.findByTestId('key-count')).toHaveTextContent('1 of 1');
   });
 });

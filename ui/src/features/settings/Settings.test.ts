@@ -1,22 +1,76 @@
-import { render, screen } from '@testing-library/svelte';
+import { render, screen, waitFor } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import Settings from './Settings.svelte';
 import { TestBackend } from '../../lib/backend';
 
+const PASS = 'orbit-maple-quartz-lantern-7';
+
+async function backend() {
+  const b = new TestBackend();
+  await b.initVault(PASS, 'S', b.validCode);
+  return b;
+}
+
 describe('settings', () => {
-  it('shows locking, storage and factors, with recovery codes counted', async () => {
-    const b = new TestBackend();
-    await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
-    b.factors = async () => [
+  it('shows locking, storage, policy and factors, with recovery codes counted', async () => {
+    const b = await backend();
+    b.factorList = [
       { id: 't', kind: 'totp', label: 'phone', created: '2026-11-01T00:00:00Z' },
       { id: 'r1', kind: 'recovery', label: 'recovery code 1', created: '2026-11-01T00:00:00Z' },
       { id: 'r2', kind: 'recovery', label: 'recovery code 2', created: '2026-11-01T00:00:00Z' },
     ];
     render(Settings, { backend: b });
     await screen.findByText(/Authenticator app — phone/);
-    const list = screen.getByTestId('factors');
-    expect(list).toHaveTextContent('Recovery codes — 2 left');
-    expect(screen.getByText(/Locks after 15 min/)).toBeInTheDocument();
+    expect(screen.getByTestId('recovery-left')).toHaveTextContent('Recovery codes — 2 left');
+    expect((screen.getByTestId('auto-lock') as HTMLSelectElement).value).toBe('900');
     expect(screen.getByText(/system keychain/)).toBeInTheDocument();
+    expect(screen.getByTestId('policy')).toHaveTextContent(/No administrator policy/);
+  });
+
+  it('changes the auto-lock time', async () => {
+    const user = userEvent.setup();
+    const b = await backend();
+    render(Settings, { backend: b });
+    const select = await screen.findByTestId('auto-lock');
+    await waitFor(() => expect((select as HTMLSelectElement).value).toBe('900'));
+    await waitFor(() => expect(screen.getByTestId('auto-lock-save')).toBeDisabled());
+    await user.selectOptions(select, '300');
+    await user.click(screen.getByTestId('auto-lock-save'));
+    expect(await screen.findByTestId('settings-notice')).toHaveTextContent('5 min');
+    expect(b.autoLockSecs).toBe(300);
+  });
+
+  it('adds a security key, refuses to remove the last app, and removes the key', async () => {
+    const user = userEvent.setup();
+    const b = await backend();
+    render(Settings, { backend: b });
+    await user.click(await screen.findByTestId('add-security-key'));
+    await user.type(screen.getByTestId('key-label'), 'blue key');
+    await user.type(screen.getByTestId('key-passphrase'), PASS);
+    await user.click(screen.getByTestId('key-enroll'));
+    expect(await screen.findByTestId('settings-notice')).toHaveTextContent('blue key');
+    await waitFor(() => expect(screen.getAllByTestId('factor')).toHaveLength(2));
+
+    await user.click(screen.getByRole('button', { name: 'Remove authenticator app' }));
+    await user.click(screen.getByTestId('confirm-remove-factor'));
+    expect(await screen.findByTestId('settings-error')).toHaveTextContent(/last second factor/);
+
+    await user.click(screen.getByRole('button', { name: 'Remove blue key' }));
+    await user.click(screen.getByTestId('confirm-remove-factor'));
+    await waitFor(() => expect(screen.getAllByTestId('factor')).toHaveLength(1));
+  });
+
+  it('makes new recovery codes and shows them once', async () => {
+    const user = userEvent.setup();
+    const b = await backend();
+    render(Settings, { backend: b });
+    await user.click(await screen.findByTestId('new-codes'));
+    await user.type(screen.getByTestId('codes-passphrase'), PASS);
+    await user.click(screen.getByTestId('codes-make'));
+    const shown = await screen.findByTestId('new-codes-shown');
+    expect(shown.querySelectorAll('li')).toHaveLength(8);
+    await user.click(screen.getByTestId('codes-stored'));
+    expect(screen.queryByTestId('new-codes-shown')).toBeNull();
   });
 });

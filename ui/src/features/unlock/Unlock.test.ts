@@ -42,3 +42,21 @@ describe('unlock', () => {
     expect(screen.getByTestId('unlock-wait')).toHaveTextContent('8 s');
   });
 });
+
+describe('unlock with a security key', () => {
+  it('needs only the passphrase and a touch', async () => {
+    const user = userEvent.setup();
+    const b = new TestBackend();
+    await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
+    await b.lock();
+    b.factorList.push({ id: 'k', kind: 'fido2', label: 'blue key', created: '2026-11-01T00:00:00Z' });
+    const onunlocked = vi.fn();
+    render(Unlock, { backend: b, onunlocked });
+    await user.click(screen.getByTestId('toggle-key'));
+    expect(screen.queryByTestId('code')).toBeNull();
+    await user.type(screen.getByTestId('passphrase'), 'orbit-maple-quartz-lantern-7');
+    await user.click(screen.getByTestId('unlock-submit'));
+    await waitFor(() => expect(onunlocked).toHaveBeenCalledOnce());
+    expect(b.locked).toBe(false);
+  });
+});

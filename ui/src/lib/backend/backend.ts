@@ -1,6 +1,7 @@
 import type {
-  ApprovalInfo, AuditRow, AwsKeyInput, Decision, FactorInfo, Grant, KeyRow, MetaInput,
-  PassphraseVerdict, Status, Tested, TotpEnrollment, UnlockFactor, Unlocked,
+  ApprovalInfo, AuditRow, AwsKeyInput, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
+  KeyDetail, KeyRow, MetaInput, PassphraseVerdict, Revealed, RotateInput, Status, Tested,
+  TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
 
 /** Everything the UI asks of Keyward. `TauriBackend` talks to the app; `TestBackend` fakes it. */
@@ -22,6 +23,22 @@ export interface Backend {
   revokeGrant(id: string): Promise<void>;
   decideApproval(id: string, decision: Decision): Promise<void>;
   pendingApprovals(): Promise<ApprovalInfo[]>;
+  keyDetail(name: string): Promise<KeyDetail>;
+  updateKey(name: string, meta: MetaInput): Promise<KeyRow>;
+  rotateKey(name: string, secret: RotateInput): Promise<KeyRow>;
+  /** The secret itself, only on the user's Reveal click; the screen hides it again. */
+  revealKey(name: string): Promise<Revealed>;
+  /** Copies the secret in Rust (never through the web view); returns seconds until cleared. */
+  copyKey(name: string): Promise<number>;
+  importAwsPreview(): Promise<ImportPreview>;
+  importAws(names: string[], removePlaintext: boolean): Promise<ImportResult>;
+  /** Registers a security key; the user touches it. */
+  enrollSecurityKey(passphrase: string, label: string, pin?: string): Promise<FactorInfo>;
+  unlockWithSecurityKey(passphrase: string): Promise<Unlocked>;
+  addTotp(passphrase: string, totpSecret: string, totpCode: string, label: string): Promise<FactorInfo>;
+  removeFactor(id: string): Promise<void>;
+  newRecoveryCodes(passphrase: string): Promise<string[]>;
+  setAutoLock(secs: number): Promise<void>;
   /** Closes the window; Keyward stays in the tray. */
   closeWindow(): Promise<void>;
   /** Calls `cb` whenever the vault locks or unlocks; returns an unsubscribe function. */

@@ -36,6 +36,21 @@ export class TauriBackend implements Backend {
   revokeGrant: Backend['revokeGrant'] = (id) => call('revoke_grant', { id });
   decideApproval: Backend['decideApproval'] = (id, decision) => call('decide_approval', { id, decision });
   pendingApprovals: Backend['pendingApprovals'] = () => call('pending_approvals');
+  keyDetail: Backend['keyDetail'] = (name) => call('key_detail', { name });
+  updateKey: Backend['updateKey'] = (name, meta) => call('update_key', { name, meta });
+  rotateKey: Backend['rotateKey'] = (name, secret) => call('rotate_key', { name, secret });
+  revealKey: Backend['revealKey'] = (name) => call('reveal_key', { name });
+  copyKey: Backend['copyKey'] = (name) => call('copy_key', { name });
+  importAwsPreview: Backend['importAwsPreview'] = () => call('import_aws_preview');
+  importAws: Backend['importAws'] = (names, removePlaintext) => call('import_aws', { names, removePlaintext });
+  enrollSecurityKey: Backend['enrollSecurityKey'] = (passphrase, label, pin) =>
+    call('enroll_security_key', { passphrase, label, pin: pin || null });
+  unlockWithSecurityKey: Backend['unlockWithSecurityKey'] = (passphrase) => call('unlock_with_security_key', { passphrase });
+  addTotp: Backend['addTotp'] = (passphrase, totpSecret, totpCode, label) =>
+    call('add_totp', { passphrase, totpSecret, totpCode, label });
+  removeFactor: Backend['removeFactor'] = (id) => call('remove_factor', { id });
+  newRecoveryCodes: Backend['newRecoveryCodes'] = (passphrase) => call('new_recovery_codes', { passphrase });
+  setAutoLock: Backend['setAutoLock'] = (secs) => call('set_auto_lock', { secs });
   closeWindow = () => getCurrentWindow().close();
   onVaultState: Backend['onVaultState'] = (cb) => listen<{ locked: boolean }>('vault-state', (e) => cb(e.payload));
   onApprovalRequested: Backend['onApprovalRequested'] = (cb) =>

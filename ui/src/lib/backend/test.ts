@@ -1,7 +1,7 @@
 import type { Backend } from './backend';
 import {
-  BackendError, type ApprovalInfo, type AuditRow, type Decision, type Grant, type KeyRow,
-  type Status, type UnlockFactor,
+  BackendError, type ApprovalInfo, type AuditRow, type Decision, type FactorInfo, type Grant,
+  type ImportPreview, type KeyRow, type MetaInput, type RotateInput, type Status, type UnlockFactor,
 } from './types';
 
 /**
@@ -45,7 +45,7 @@ export class TestBackend implements Backend {
     const wait = Math.max(0, Math.ceil((this.waitUntil - Date.now()) / 1000));
     return {
       agent_version: '0.1.0', agent_pid: 4242, vault: this.vault, locked: this.locked,
-      keystore: this.vault ? 'keychain' : null, entries: this.keys.length, auto_lock_secs: 900,
+      keystore: this.vault ? 'keychain' : null, entries: this.keys.length, auto_lock_secs: this.autoLockSecs,
       locks_in_secs: this.locked ? null : 900, unlock_wait_secs: wait, catalog: '/tmp/catalog.sqlite',
     };
   }
@@ -69,6 +69,8 @@ export class TestBackend implements Backend {
     this.vault = true;
     this.passphrase = passphrase;
     this.record('init', null);
+    // Like the app: both factors were just given, so the new vault is open.
+    this.setLocked(false);
     return { recovery_codes: Array.from({ length: 8 }, (_, i) => `KW${i}AB-CDEF-GHJK-MNPQ-RSTU-VWXY-Z234-5670`) };
   }
 
@@ -131,8 +133,114 @@ export class TestBackend implements Backend {
     return this.audit.slice(-limit);
   }
 
+  factorList: FactorInfo[] = [
+    { id: 'f1', kind: 'totp', label: 'authenticator app', created: '2026-11-01T10:00:00Z' },
+    ...Array.from({ length: 8 }, (_, i) => ({ id: `r${i}`, kind: 'recovery', label: `recovery code ${i + 1}`, created: '2026-11-01T10:00:00Z' })),
+  ];
+  autoLockSecs = 900;
+  secrets: Record<string, string> = {};
+  copied: string[] = [];
+  /** Profiles `importAwsPreview` finds. */
+  importable: ImportPreview = { path: '/home/me/.aws/credentials', candidates: [] };
+  /** Whether a security key is "plugged in". */
+  securityKey = true;
+
   async factors() {
-    return [{ id: 'f1', kind: 'totp', label: 'authenticator app', created: '2026-11-01T10:00:00Z' }];
+    return [...this.factorList];
+  }
+
+  private find(name: string) {
+    const k = this.keys.find((x) => x.name === name);
+    if (!k) throw new BackendError('not_found', `no key named '${name}'`);
+    return k;
+  }
+
+  async keyDetail(name: string) {
+    this.needUnlocked();
+    const key = this.find(name);
+    return { key: { ...key }, history: this.audit.filter((r) => r.target === name) };
+  }
+
+  async updateKey(name: string, meta: MetaInput) {
+    const k = this.find(name);
+    if (meta.expires && Number.isNaN(Date.parse(meta.expires))) throw new BackendError('invalid', 'invalid expiry: use RFC 3339, e.g. 2027-01-31T00:00:00Z');
+    Object.assign(k, { owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags, rotation_interval_days: meta.rotation_interval_days ?? null, expires: meta.expires ?? null });
+    this.record('update', name);
+    return { ...k };
+  }
+
+  async rotateKey(name: string, secret: RotateInput) {
+    const k = this.find(name);
+    if (secret.kind !== k.kind) throw new BackendError('invalid', `'${name}' is a ${k.kind} key, not ${secret.kind}`);
+    this.secrets[name] = secret.kind === 'aws' ? secret.secret_access_key : secret.value;
+    k.rotated = new Date().toISOString();
+    this.record('rotate', name);
+    return { ...k };
+  }
+
+  async revealKey(name: string) {
+    this.needUnlocked();
+    this.find(name);
+    this.record('reveal', name);
+    return { value: this.secrets[name] ?? 'secret-value', hide_after_secs: 30 };
+  }
+
+  async copyKey(name: string) {
+    this.needUnlocked();
+    this.find(name);
+    this.copied.push(name);
+    this.record('reveal', name);
+    return 30;
+  }
+
+  async importAwsPreview() {
+    return this.importable;
+  }
+
+  async importAws(names: string[], removePlaintext: boolean) {
+    for (const name of names) this.add({ name, kind: 'aws' });
+    return { imported: names, skipped: [], config: '/home/me/.aws/config', config_problem: null, removed_plaintext: removePlaintext, backup: removePlaintext ? '/home/me/.aws/credentials.keyward-backup-1' : null };
+  }
+
+  async enrollSecurityKey(passphrase: string, label: string) {
+    this.needUnlocked();
+    if (passphrase !== this.passphrase) throw new BackendError('wrong_credentials', 'the passphrase is wrong');
+    if (!this.securityKey) throw new BackendError('invalid', 'no security key found: plug one in');
+    const f = { id: `k${this.factorList.length}`, kind: 'fido2', label, created: new Date().toISOString() };
+    this.factorList.push(f);
+    return f;
+  }
+
+  async unlockWithSecurityKey(passphrase: string) {
+    if (!this.factorList.some((f) => f.kind === 'fido2')) throw new BackendError('invalid', 'this vault has no security key enrolled');
+    return this.unlock(passphrase, { kind: 'recovery', code: 'key' }).then((r) => ({ ...r, recovery_codes_left: null }));
+  }
+
+  async addTotp(passphrase: string, _secret: string, code: string, label: string) {
+    this.needUnlocked();
+    if (passphrase !== this.passphrase || code !== this.validCode) throw new BackendError('wrong_credentials', 'the passphrase or the code is wrong');
+    const f = { id: `t${this.factorList.length}`, kind: 'totp', label, created: new Date().toISOString() };
+    this.factorList.push(f);
+    return f;
+  }
+
+  async removeFactor(id: string) {
+    const f = this.factorList.find((x) => x.id === id);
+    if (f?.kind === 'totp' && this.factorList.filter((x) => x.kind === 'totp').length === 1) {
+      throw new BackendError('invalid', 'cannot remove the last second factor: enroll another one first');
+    }
+    this.factorList = this.factorList.filter((x) => x.id !== id);
+  }
+
+  async newRecoveryCodes(passphrase: string) {
+    this.needUnlocked();
+    if (passphrase !== this.passphrase) throw new BackendError('wrong_credentials', 'the passphrase is wrong');
+    return Array.from({ length: 8 }, (_, i) => `NEW${i}-CDEF-GHJK-MNPQ-RSTU-VWXY-Z234-5670`);
+  }
+
+  async setAutoLock(secs: number) {
+    if (secs < 60 || secs > 86400) throw new BackendError('invalid', 'auto-lock must be between 1 minute and 24 hours');
+    this.autoLockSecs = secs;
   }
 
   async grants() {

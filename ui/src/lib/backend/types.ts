@@ -46,6 +46,7 @@ export interface KeyRow {
   expires: string | null;
   last_used: string | null;
   use_count: number;
+  config?: { aws?: { access_key_hint: string; region?: string | null; role_arn?: string | null } };
   state: KeyState;
 }
 
@@ -99,3 +100,19 @@ export interface Grant {
   expires: string | null;
 }
 export type Decision = 'once' | 'until_lock' | 'deny' | { hours: number };
+
+export interface KeyDetail { key: KeyRow; history: AuditRow[] }
+export type RotateInput =
+  | { kind: 'aws'; access_key_id: string; secret_access_key: string }
+  | { kind: 'static'; value: string };
+export interface Revealed { value: string; hide_after_secs: number }
+export interface ImportCandidate { name: string; access_key_hint: string | null; region: string | null; problem: string | null }
+export interface ImportPreview { path: string; candidates: ImportCandidate[] }
+export interface ImportResult {
+  imported: string[];
+  skipped: [string, string][];
+  config: string | null;
+  config_problem: string | null;
+  removed_plaintext: boolean;
+  backup: string | null;
+}

@@ -1,4 +1,5 @@
-//! The FIDO2 authenticator the CLI talks to for `unlock --fido2` and `factor add-fido2`.
+//! The FIDO2 authenticator Keyward's CLI and desktop app talk to for unlocking with a security
+//! key and enrolling one.
 //!
 //! Normally a USB security key (CTAP2 over HID with the hmac-secret extension, through
 //! `keyward_core::security_key`); `KEYWARD_FIDO2_DEVICE` picks one by hidraw path when several
@@ -7,36 +8,61 @@
 //! `KEYWARD_TEST_AUTHENTICATOR` names its file, with a software hmac-secret: HMAC-SHA256 under a
 //! per-token secret, bound to the credential id.
 
-use anyhow::Result;
 use keyward_core::fido2::webauthn::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,
 };
-use keyward_core::security_key::UsbKey;
+use keyward_core::security_key::{SecurityKeyError, UsbKey};
+use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::prompt::Prompter;
+/// Errors talking to the authenticator, each with what to do.
+#[derive(Debug, Error)]
+pub enum AuthenticatorError {
+    /// The USB key failed or is missing.
+    #[error(transparent)]
+    Device(#[from] SecurityKeyError),
+    /// The agent sent a salt that is not 32 bytes.
+    #[error("the agent sent a salt of the wrong size")]
+    Salt,
+    /// The key needs its PIN to register and none was given.
+    #[error("this security key needs its PIN to register a new credential")]
+    PinNeeded,
+    /// The key answered, but for a credential the vault does not know.
+    #[error("this security key is not enrolled in the vault")]
+    NotEnrolled,
+    /// The software authenticator (test builds) failed.
+    #[error("software authenticator: {0}")]
+    Soft(String),
+}
+
+/// A registration: the credential and the hmac-secret output for the vault's salt.
+pub type Registration = (RegisterPublicKeyCredential, Zeroizing<Vec<u8>>);
+/// An assertion and the hmac-secret output for the credential's salt.
+pub type Assertion = (PublicKeyCredential, Zeroizing<Vec<u8>>);
 
 /// A security key.
-pub trait Authenticator {
-    /// Makes a credential and returns it with the hmac-secret output for `salt`.
+pub trait Authenticator: Send {
+    /// Whether registering needs the key's PIN (asked for before touching it).
+    fn pin_needed_to_register(&self) -> Result<bool, AuthenticatorError>;
+    /// Makes a credential (one touch) and derives its hmac-secret output for `salt` (another
+    /// touch on a USB key).
     fn register(
         &mut self,
         challenge: CreationChallengeResponse,
         salt: &[u8],
-        p: &mut Prompter,
-    ) -> Result<(RegisterPublicKeyCredential, Zeroizing<Vec<u8>>)>;
+        pin: Option<&str>,
+    ) -> Result<Registration, AuthenticatorError>;
     /// Answers a challenge; `salts` maps credential ids (hex) to hmac-secret salts (hex).
     fn authenticate(
         &mut self,
         challenge: RequestChallengeResponse,
         salts: &[(String, String)],
-        p: &mut Prompter,
-    ) -> Result<(PublicKeyCredential, Zeroizing<Vec<u8>>)>;
+    ) -> Result<Assertion, AuthenticatorError>;
 }
 
 /// The authenticator available to this build.
-pub fn open() -> Result<Box<dyn Authenticator>> {
+pub fn open() -> Result<Box<dyn Authenticator>, AuthenticatorError> {
     #[cfg(feature = "test-authenticator")]
     if std::env::var_os("KEYWARD_TEST_AUTHENTICATOR").is_some() {
         return soft::SoftAuthenticator::open().map(|a| Box::new(a) as Box<dyn Authenticator>);
@@ -49,27 +75,21 @@ pub fn open() -> Result<Box<dyn Authenticator>> {
 struct Usb(UsbKey);
 
 impl Authenticator for Usb {
+    fn pin_needed_to_register(&self) -> Result<bool, AuthenticatorError> {
+        Ok(self.0.pin_needed_to_register()?)
+    }
+
     fn register(
         &mut self,
         challenge: CreationChallengeResponse,
         salt: &[u8],
-        p: &mut Prompter,
-    ) -> Result<(RegisterPublicKeyCredential, Zeroizing<Vec<u8>>)> {
-        let salt: [u8; 32] = salt
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the agent sent a salt of the wrong size"))?;
-        let pin = if self.0.pin_needed_to_register()? {
-            Some(p.secret("Security key PIN: ", "security key PIN")?)
-        } else {
-            None
-        };
-        let cred = self.0.register(
-            &challenge,
-            pin.as_ref().map(secrecy::ExposeSecret::expose_secret),
-        )?;
-        if p.interactive() {
-            eprintln!("Touch your security key again to confirm…");
+        pin: Option<&str>,
+    ) -> Result<Registration, AuthenticatorError> {
+        let salt: [u8; 32] = salt.try_into().map_err(|_| AuthenticatorError::Salt)?;
+        if pin.is_none() && self.0.pin_needed_to_register()? {
+            return Err(AuthenticatorError::PinNeeded);
         }
+        let cred = self.0.register(&challenge, pin)?;
         let out = self.0.hmac_secret(cred.raw_id.as_ref(), &salt)?;
         Ok((cred, out))
     }
@@ -78,8 +98,7 @@ impl Authenticator for Usb {
         &mut self,
         challenge: RequestChallengeResponse,
         salts: &[(String, String)],
-        _p: &mut Prompter,
-    ) -> Result<(PublicKeyCredential, Zeroizing<Vec<u8>>)> {
+    ) -> Result<Assertion, AuthenticatorError> {
         Ok(self.0.authenticate(&challenge, salts)?)
     }
 }
@@ -88,52 +107,53 @@ impl Authenticator for Usb {
 mod soft {
     use std::path::PathBuf;
 
-    use anyhow::{anyhow, Context, Result};
     use hmac::{Hmac, Mac};
-    use keyward_core::fido2::webauthn::{
-        CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-        RequestChallengeResponse,
-    };
+    use keyward_core::fido2::webauthn::{CreationChallengeResponse, RequestChallengeResponse};
     use sha2::Sha256;
     use webauthn_authenticator_rs::softtoken::{SoftToken, SoftTokenFile};
     use webauthn_authenticator_rs::WebauthnAuthenticator;
     use zeroize::Zeroizing;
+
+    use super::{Assertion, AuthenticatorError, Registration};
 
     pub struct SoftAuthenticator {
         token: SoftTokenFile,
         secret: Zeroizing<Vec<u8>>,
     }
 
-    fn origin() -> Result<url::Url> {
-        Ok(url::Url::parse(keyward_core::fido2::ORIGIN)?)
+    fn soft(what: &str, e: impl std::fmt::Debug) -> AuthenticatorError {
+        AuthenticatorError::Soft(format!("{what}: {e:?}"))
+    }
+
+    fn origin() -> Result<url::Url, AuthenticatorError> {
+        url::Url::parse(keyward_core::fido2::ORIGIN).map_err(|e| soft("origin", e))
     }
 
     impl SoftAuthenticator {
-        pub fn open() -> Result<Self> {
+        pub fn open() -> Result<Self, AuthenticatorError> {
             let path = PathBuf::from(std::env::var_os("KEYWARD_TEST_AUTHENTICATOR").ok_or_else(
-                || anyhow!("no security key: set KEYWARD_TEST_AUTHENTICATOR to a software authenticator file"),
+                || AuthenticatorError::Soft("set KEYWARD_TEST_AUTHENTICATOR to a file".into()),
             )?);
             let secret_path = path.with_extension("hmac");
             let token = if path.exists() {
                 let f = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
-                    .open(&path)?;
-                SoftTokenFile::open(f)
-                    .map_err(|e| anyhow!("cannot load the software authenticator: {e:?}"))?
+                    .open(&path)
+                    .map_err(|e| soft("open", e))?;
+                SoftTokenFile::open(f).map_err(|e| soft("load", e))?
             } else {
-                let (t, _) = SoftToken::new(true)
-                    .map_err(|e| anyhow!("cannot create a software authenticator: {e:?}"))?;
-                let f = std::fs::File::create(&path)?;
+                let (t, _) = SoftToken::new(true).map_err(|e| soft("create", e))?;
+                let f = std::fs::File::create(&path).map_err(|e| soft("create", e))?;
                 let mut secret = [0u8; 32];
-                std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut secret)?;
-                std::fs::write(&secret_path, secret)?;
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut r| std::io::Read::read_exact(&mut r, &mut secret))
+                    .map_err(|e| soft("random", e))?;
+                std::fs::write(&secret_path, secret).map_err(|e| soft("write", e))?;
                 SoftTokenFile::new(t, f)
             };
-            let secret = Zeroizing::new(
-                std::fs::read(&secret_path)
-                    .context("cannot read the software authenticator's secret")?,
-            );
+            let secret =
+                Zeroizing::new(std::fs::read(&secret_path).map_err(|e| soft("read secret", e))?);
             Ok(SoftAuthenticator { token, secret })
         }
 
@@ -149,16 +169,20 @@ mod soft {
     }
 
     impl super::Authenticator for SoftAuthenticator {
+        fn pin_needed_to_register(&self) -> Result<bool, AuthenticatorError> {
+            Ok(false)
+        }
+
         fn register(
             &mut self,
             challenge: CreationChallengeResponse,
             salt: &[u8],
-            _p: &mut crate::prompt::Prompter,
-        ) -> Result<(RegisterPublicKeyCredential, Zeroizing<Vec<u8>>)> {
+            _pin: Option<&str>,
+        ) -> Result<Registration, AuthenticatorError> {
             let cred = self
                 .token
                 .do_registration(origin()?, challenge)
-                .map_err(|e| anyhow!("the security key refused to register: {e:?}"))?;
+                .map_err(|e| soft("the key refused to register", e))?;
             let out = self.hmac_secret(cred.raw_id.as_ref(), salt);
             Ok((cred, out))
         }
@@ -167,19 +191,20 @@ mod soft {
             &mut self,
             challenge: RequestChallengeResponse,
             salts: &[(String, String)],
-            _p: &mut crate::prompt::Prompter,
-        ) -> Result<(PublicKeyCredential, Zeroizing<Vec<u8>>)> {
+        ) -> Result<Assertion, AuthenticatorError> {
             let cred = self
                 .token
                 .do_authentication(origin()?, challenge)
-                .map_err(|_| anyhow!("this security key is not enrolled in the vault"))?;
+                .map_err(|_| AuthenticatorError::NotEnrolled)?;
             let id = data_encoding::HEXLOWER.encode(cred.raw_id.as_ref());
             let salt = salts
                 .iter()
                 .find(|(c, _)| *c == id)
                 .map(|(_, s)| s)
-                .ok_or_else(|| anyhow!("this security key is not enrolled in the vault"))?;
-            let salt = data_encoding::HEXLOWER.decode(salt.as_bytes())?;
+                .ok_or(AuthenticatorError::NotEnrolled)?;
+            let salt = data_encoding::HEXLOWER
+                .decode(salt.as_bytes())
+                .map_err(|_| AuthenticatorError::Salt)?;
             let out = self.hmac_secret(cred.raw_id.as_ref(), &salt);
             Ok((cred, out))
         }

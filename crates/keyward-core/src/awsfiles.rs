@@ -61,6 +61,26 @@ pub enum AwsFileError {
     },
 }
 
+/// The `credential_process` command line running the `keyward` executable at `exe` for key
+/// `name`: an absolute path, in double quotes when it has spaces (the AWS CLI splits on them).
+pub fn credential_process_command(exe: &Path, name: &str) -> Result<String, AwsFileError> {
+    let exe = exe.to_str().ok_or(AwsFileError::BadValue {
+        what: "the keyward executable's path",
+        why: "is not UTF-8",
+    })?;
+    if exe.contains('"') || exe.chars().any(char::is_control) {
+        return Err(AwsFileError::BadValue {
+            what: "the keyward executable's path",
+            why: "has characters credential_process cannot quote",
+        });
+    }
+    Ok(if exe.contains(' ') {
+        format!("\"{exe}\" cred aws --profile {name}")
+    } else {
+        format!("{exe} cred aws --profile {name}")
+    })
+}
+
 /// Where the AWS config file is: $AWS_CONFIG_FILE, else $HOME/.aws/config.
 pub fn config_path() -> Result<PathBuf, AwsFileError> {
     resolve_path(

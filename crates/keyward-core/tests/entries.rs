@@ -1,0 +1,259 @@
+//! Editing and rotating entries, their history, recovery-code renewal and the auto-lock setting,
+//! on a file-keystore vault in a temp dir.
+
+use std::time::Duration;
+
+use keyward_core::entry::{AwsConfig, EntryConfig, EntryKind, EntryMeta, SecretValue};
+use keyward_core::factors::TotpSetup;
+use keyward_core::kdf::{KdfParams, MIN_MEMORY_KIB};
+use keyward_core::vault::{CreateOptions, EntryEdit, SecondFactor};
+use keyward_core::{Actor, KeystoreKind, Vault, VaultError, VaultPaths};
+use secrecy::{ExposeSecret, SecretString};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    vault: Vault,
+    pass: SecretString,
+    codes: Vec<SecretString>,
+}
+
+fn vault() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vault = Vault::open(VaultPaths {
+        data_dir: dir.path().to_path_buf(),
+    })
+    .expect("open");
+    let pass = SecretString::from("entry-orbit-maple-quartz-7".to_owned());
+    let totp = TotpSetup::generate("t").expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let created = vault
+        .create(
+            CreateOptions {
+                passphrase: pass.clone(),
+                keystore: KeystoreKind::File,
+                kdf: KdfParams {
+                    memory_kib: MIN_MEMORY_KIB,
+                    iterations: 1,
+                    parallelism: 1,
+                },
+                totp_code: totp.code_at(now),
+                totp,
+                totp_label: "app".into(),
+            },
+            &Actor::default(),
+        )
+        .expect("create");
+    Fixture {
+        _dir: dir,
+        vault,
+        pass,
+        codes: created.recovery_codes,
+    }
+}
+
+fn aws_meta(name: &str) -> EntryMeta {
+    EntryMeta {
+        id: String::new(),
+        name: name.into(),
+        kind: EntryKind::Aws,
+        owner: Some("ops".into()),
+        purpose: None,
+        tags: vec!["prod".into()],
+        created: String::new(),
+        rotated: None,
+        rotation_interval_days: Some(90),
+        expires: None,
+        last_used: None,
+        use_count: 0,
+        config: EntryConfig {
+            aws: Some(AwsConfig {
+                session_duration_secs: 3600,
+                ..AwsConfig::default()
+            }),
+        },
+    }
+}
+
+fn aws_secret(id: &str, secret: &str) -> SecretValue {
+    SecretValue::Aws {
+        access_key_id: id.into(),
+        secret_access_key: SecretString::from(secret.to_owned()),
+    }
+}
+
+#[test]
+fn edit_rotate_and_history() {
+    let mut f = vault();
+    let actor = Actor::default();
+    f.vault
+        .add_entry(
+            aws_meta("prod"),
+            &aws_secret(
+                "AKIAOLDOLDOLDOLD1234",
+                "oldSecretoldSecretoldSecretoldSecret0000",
+            ),
+            &actor,
+        )
+        .expect("add");
+
+    // Editing changes only the metadata, and says which fields changed.
+    let edited = f
+        .vault
+        .update_entry(
+            "prod",
+            EntryEdit {
+                owner: Some("platform".into()),
+                purpose: Some("deploys".into()),
+                tags: vec!["prod".into(), "deploy".into()],
+                rotation_interval_days: Some(30),
+                expires: None,
+            },
+            &actor,
+        )
+        .expect("update");
+    assert_eq!(edited.owner.as_deref(), Some("platform"));
+    assert_eq!(f.vault.get("prod").expect("get"), edited);
+
+    // Rotating replaces the secret, stamps `rotated`, and keeps the name and id.
+    let before = f.vault.get("prod").expect("get");
+    assert!(before.rotated.is_none());
+    let rotated = f
+        .vault
+        .replace_secret(
+            "prod",
+            &aws_secret(
+                "AKIANEWNEWNEWNEW5678",
+                "newSecretnewSecretnewSecretnewSecret1111",
+            ),
+            &actor,
+        )
+        .expect("rotate");
+    assert_eq!(rotated.id, before.id);
+    assert!(rotated.rotated.is_some());
+    assert_eq!(
+        rotated
+            .config
+            .aws
+            .as_ref()
+            .map(|a| a.access_key_hint.as_str()),
+        Some("AKIA…5678")
+    );
+    let key = f
+        .vault
+        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
+        .expect("unlock")
+        .key;
+    match f.vault.read_secret(&key, &rotated).expect("read") {
+        SecretValue::Aws {
+            access_key_id,
+            secret_access_key,
+        } => {
+            assert_eq!(access_key_id, "AKIANEWNEWNEWNEW5678");
+            assert_eq!(
+                secret_access_key.expose_secret(),
+                "newSecretnewSecretnewSecretnewSecret1111"
+            );
+        }
+        other => panic!("wrong kind: {:?}", other.kind()),
+    }
+
+    // A secret of another kind is refused and the stored one stays.
+    let err = f
+        .vault
+        .replace_secret(
+            "prod",
+            &SecretValue::Static {
+                value: SecretString::from("tok".to_owned()),
+            },
+            &actor,
+        )
+        .expect_err("wrong kind");
+    assert!(matches!(err, VaultError::WrongKind { .. }), "{err}");
+    assert_eq!(f.vault.get("prod").expect("get").rotated, rotated.rotated);
+
+    // History: add, update, rotate — reads of the entry itself are left out; no secret inside.
+    let history = f.vault.history("prod", 50).expect("history");
+    let actions: Vec<&str> = history.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["add", "update", "rotate"]);
+    assert!(history[1].detail.contains("owner") && history[1].detail.contains("tags"));
+    assert!(history[2].detail.contains("AKIA…1234") && history[2].detail.contains("AKIA…5678"));
+    for row in &history {
+        assert!(!row.detail.contains("Secret"), "{}", row.detail);
+    }
+    assert_eq!(f.vault.history("prod", 1).expect("history").len(), 1);
+    assert!(f.vault.history("other", 10).expect("history").is_empty());
+
+    // Unknown names are reported as such.
+    assert!(matches!(
+        f.vault.update_entry("nope", EntryEdit::default(), &actor),
+        Err(VaultError::NotFound(_))
+    ));
+}
+
+#[test]
+fn regenerated_recovery_codes_replace_the_old_ones() {
+    let mut f = vault();
+    let actor = Actor::default();
+    let key = f
+        .vault
+        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
+        .expect("unlock")
+        .key;
+    let wrong = SecretString::from("not-the-passphrase-at-all".to_owned());
+    assert!(f
+        .vault
+        .regenerate_recovery_codes(&key, &wrong, &actor)
+        .is_err());
+    let fresh = f
+        .vault
+        .regenerate_recovery_codes(&key, &f.pass, &actor)
+        .expect("regenerate");
+    assert_eq!(fresh.len(), f.codes.len());
+    // An old, unused code no longer opens the vault; a new one does.
+    let Err(err) = f
+        .vault
+        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[1].clone()), &actor)
+    else {
+        panic!("an old recovery code still opens the vault");
+    };
+    assert!(matches!(err, VaultError::WrongCredentials { .. }), "{err}");
+    // Let the growing delay pass (one failure is free).
+    f.vault
+        .unlock(&f.pass, &SecondFactor::Recovery(fresh[0].clone()), &actor)
+        .expect("new code opens");
+    let recovery = f
+        .vault
+        .factors()
+        .expect("factors")
+        .into_iter()
+        .filter(|i| i.kind == keyward_core::vault::SlotKind::Recovery)
+        .count();
+    assert_eq!(recovery, fresh.len() - 1);
+}
+
+#[test]
+fn auto_lock_setting_is_kept_and_bounded() {
+    let mut f = vault();
+    let actor = Actor::default();
+    assert_eq!(f.vault.auto_lock_setting().expect("read"), None);
+    f.vault
+        .set_auto_lock(Duration::from_secs(300), &actor)
+        .expect("set");
+    assert_eq!(
+        f.vault.auto_lock_setting().expect("read"),
+        Some(Duration::from_secs(300))
+    );
+    for bad in [Duration::from_secs(5), Duration::from_secs(3 * 86_400)] {
+        assert!(matches!(
+            f.vault.set_auto_lock(bad, &actor),
+            Err(VaultError::AutoLockRange)
+        ));
+    }
+    assert_eq!(
+        f.vault.auto_lock_setting().expect("read"),
+        Some(Duration::from_secs(300))
+    );
+}
