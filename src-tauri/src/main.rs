@@ -110,10 +110,7 @@ fn main() {
                 }
                 handle.exit(0);
             });
-            // `--hidden` (session autostart): only the tray until the user or a tool needs the window.
-            if !std::env::args().any(|a| a == "--hidden") {
-                show_main(app.handle());
-            }
+            show_main(app.handle());
             Ok(())
         })
         .build(tauri::generate_context!());
