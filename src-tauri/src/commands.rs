@@ -198,10 +198,8 @@ pub enum UnlockFactor {
 /// After unlocking.
 #[derive(Serialize)]
 pub struct Unlocked {
-    /// Recovery codes left when one was used.
-    pub recovery_codes_left: Option<usize>,
-    /// Auto-lock time.
-    pub auto_lock_secs: u64,
+    recovery_codes_left: Option<usize>,
+    auto_lock_secs: u64,
 }
 
 /// Unlocks with passphrase + code.
@@ -215,15 +213,20 @@ pub async fn unlock(
         UnlockFactor::Totp { code } => FactorInput::Totp { code: w(code) },
         UnlockFactor::Recovery { code } => FactorInput::Recovery { code: w(code) },
     };
-    match call(
-        &state,
-        Request::Unlock {
-            passphrase: w(passphrase),
-            factor,
-        },
-    )
-    .await?
-    {
+    unlock_with(&state, passphrase, factor).await
+}
+
+/// Sends an unlock request with `factor` and maps the answer (shared with the security-key path).
+pub async fn unlock_with(
+    state: &State<'_, AppState>,
+    passphrase: String,
+    factor: FactorInput,
+) -> Res<Unlocked> {
+    let req = Request::Unlock {
+        passphrase: w(passphrase),
+        factor,
+    };
+    match call(state, req).await? {
         Reply::Unlocked {
             recovery_codes_left,
             auto_lock_secs,

@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, MetaInput, NewSecret, Reply, Request, WireSecret,
-};
+use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret, Reply, Request};
 use keyward_core::awsfiles;
 use keyward_core::catalog::AuditRow;
 use secrecy::ExposeSecret;
@@ -258,15 +256,11 @@ pub async fn import_aws_preview(state: State<'_, AppState>) -> Res<ImportPreview
             name: p.name.clone(),
             access_key_hint: Some(keyward_core::entry::access_key_hint(&p.access_key_id)),
             region: p.region.clone(),
-            problem: if p.session_token_present {
-                Some("temporary credentials (a session token), not a long-lived key".into())
-            } else if keyward_core::entry::validate_name(&p.name).is_err() {
-                Some("Keyward key names use letters, digits, '.', '_' and '-'".into())
-            } else if existing.contains(&p.name) {
-                Some("a key with this name is already in Keyward".into())
-            } else {
-                None
-            },
+            problem: p.import_problem().map(str::to_owned).or_else(|| {
+                existing
+                    .contains(&p.name)
+                    .then(|| "a key with this name is already in Keyward".to_owned())
+            }),
         })
         .collect();
     candidates.extend(incomplete.into_iter().map(|name| ImportCandidate {
@@ -337,28 +331,11 @@ pub async fn import_aws(
                 .push((name.clone(), "not in the credentials file".into()));
             continue;
         };
-        if p.session_token_present {
-            result
-                .skipped
-                .push((name.clone(), "temporary credentials".into()));
+        if let Some(why) = p.import_problem() {
+            result.skipped.push((name.clone(), why.to_owned()));
             continue;
         }
-        let req = Request::AddAws {
-            name: p.name.clone(),
-            meta: MetaInput {
-                purpose: Some(format!("imported from {}", path.display())),
-                ..Default::default()
-            },
-            aws: AwsKeyInput {
-                access_key_id: p.access_key_id.clone(),
-                secret_access_key: WireSecret::new(p.secret_access_key.expose_secret().to_owned()),
-                role_arn: None,
-                mfa_serial: None,
-                region: p.region.clone(),
-                session_duration_secs: None,
-                sts_endpoint: None,
-            },
-        };
+        let req = Request::import_aws(p, &path, None);
         match call(&state, req).await {
             Ok(_) => result.imported.push(p.name.clone()),
             Err(e) => result

@@ -48,10 +48,7 @@ pub async fn enroll_security_key(
     else {
         return Err(unexpected());
     };
-    let salt = salts
-        .first()
-        .and_then(|(_, s)| data_encoding::HEXLOWER.decode(s.as_bytes()).ok())
-        .ok_or_else(unexpected)?;
+    let salt = keyward_authenticator::registration_salt(&salts).map_err(key_err)?;
     let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
     let pin = pin.filter(|p| !p.is_empty()).map(zeroize::Zeroizing::new);
     let (response, out) =
@@ -94,24 +91,7 @@ pub async fn unlock_with_security_key(
         assertion: serde_json::to_value(&assertion).map_err(|_| unexpected())?,
         hmac_output: hex(&out),
     };
-    match call(
-        &state,
-        Request::Unlock {
-            passphrase: w(passphrase),
-            factor,
-        },
-    )
-    .await?
-    {
-        Reply::Unlocked {
-            recovery_codes_left,
-            auto_lock_secs,
-        } => Ok(Unlocked {
-            recovery_codes_left,
-            auto_lock_secs,
-        }),
-        _ => Err(unexpected()),
-    }
+    crate::commands::unlock_with(&state, passphrase, factor).await
 }
 
 /// Enrolls another authenticator app (secret from `totp_enrollment`, code from the app).

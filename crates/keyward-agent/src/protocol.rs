@@ -354,6 +354,31 @@ pub enum Request {
 }
 
 impl Request {
+    /// The `add_aws` request storing profile `p` of the shared credentials file at `source`.
+    pub fn import_aws(
+        p: &keyward_core::awsfiles::CredentialsProfile,
+        source: &std::path::Path,
+        sts_endpoint: Option<String>,
+    ) -> Request {
+        use secrecy::ExposeSecret;
+        Request::AddAws {
+            name: p.name.clone(),
+            meta: MetaInput {
+                purpose: Some(format!("imported from {}", source.display())),
+                ..Default::default()
+            },
+            aws: AwsKeyInput {
+                access_key_id: p.access_key_id.clone(),
+                secret_access_key: WireSecret::new(p.secret_access_key.expose_secret().to_owned()),
+                role_arn: None,
+                mfa_serial: None,
+                region: p.region.clone(),
+                session_duration_secs: None,
+                sts_endpoint,
+            },
+        }
+    }
+
     /// Short name for the audit log.
     pub fn op(&self) -> &'static str {
         match self {

@@ -61,6 +61,16 @@ pub trait Authenticator: Send {
     ) -> Result<Assertion, AuthenticatorError>;
 }
 
+/// The hmac-secret salt of a registration challenge (`salts` as the agent sends them: one pair,
+/// credential id empty, salt in hex).
+pub fn registration_salt(salts: &[(String, String)]) -> Result<Vec<u8>, AuthenticatorError> {
+    salts
+        .first()
+        .and_then(|(_, s)| data_encoding::HEXLOWER.decode(s.as_bytes()).ok())
+        .filter(|s| s.len() == 32)
+        .ok_or(AuthenticatorError::Salt)
+}
+
 /// The authenticator available to this build.
 pub fn open() -> Result<Box<dyn Authenticator>, AuthenticatorError> {
     #[cfg(feature = "test-authenticator")]

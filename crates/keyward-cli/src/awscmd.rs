@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use keyward_agent::client::ClientError;
-use keyward_agent::protocol::{AwsKeyInput, ErrorCode, MetaInput, Reply, Request, WireSecret};
+use keyward_agent::protocol::{ErrorCode, Reply, Request, WireSecret};
 use keyward_core::EntryKind;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -264,33 +264,11 @@ pub fn import(
         .iter()
         .filter(|p| only.is_empty() || only.contains(&p.name))
     {
-        if p.session_token_present {
-            println!("Skipped '{}': it holds temporary credentials (a session token), not a long-lived key.", p.name);
+        if let Some(why) = p.import_problem() {
+            println!("Skipped '{}': {why}.", p.name.escape_default());
             continue;
         }
-        if keyward_core::entry::validate_name(&p.name).is_err() {
-            println!(
-                "Skipped '{}': Keyward key names use letters, digits, '.', '_' and '-'.",
-                p.name.escape_default()
-            );
-            continue;
-        }
-        let res = call(Request::AddAws {
-            name: p.name.clone(),
-            meta: MetaInput {
-                purpose: Some(format!("imported from {}", path.display())),
-                ..Default::default()
-            },
-            aws: AwsKeyInput {
-                access_key_id: p.access_key_id.clone(),
-                secret_access_key: WireSecret::new(p.secret_access_key.expose_secret().to_owned()),
-                role_arn: None,
-                mfa_serial: None,
-                region: p.region.clone(),
-                session_duration_secs: None,
-                sts_endpoint: sts_endpoint.clone(),
-            },
-        });
+        let res = call(Request::import_aws(p, &path, sts_endpoint.clone()));
         match res {
             Ok(_) => {
                 println!("Imported '{}'.", p.name);

@@ -272,24 +272,9 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
     }
 }
 
-/// What `keyward edit` changes: given fields are set, `clear` names fields to empty.
-pub struct Edit {
-    /// New owner.
-    pub owner: Option<String>,
-    /// New purpose.
-    pub purpose: Option<String>,
-    /// New tags (replace the old ones when any is given).
-    pub tags: Vec<String>,
-    /// New rotation interval in days.
-    pub rotate_every: Option<u32>,
-    /// New expiry.
-    pub expires: Option<String>,
-    /// Fields to clear: owner, purpose, tags, rotate-every, expires.
-    pub clear: Vec<String>,
-}
-
-/// `keyward edit`.
-pub fn edit(name: &str, e: Edit) -> Result<()> {
+/// `keyward edit`: the fields given in `set` change, those named in `clear` are emptied, the
+/// rest stay.
+pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
     let Reply::Entry { entry } = call(Request::Show {
         name: name.to_owned(),
     })?
@@ -303,7 +288,7 @@ pub fn edit(name: &str, e: Edit) -> Result<()> {
         rotation_interval_days: entry.rotation_interval_days,
         expires: entry.expires,
     };
-    for field in &e.clear {
+    for field in clear {
         match field.as_str() {
             "owner" => meta.owner = None,
             "purpose" => meta.purpose = None,
@@ -316,20 +301,20 @@ pub fn edit(name: &str, e: Edit) -> Result<()> {
             ),
         }
     }
-    if e.owner.is_some() {
-        meta.owner = e.owner;
+    if set.owner.is_some() {
+        meta.owner = set.owner;
     }
-    if e.purpose.is_some() {
-        meta.purpose = e.purpose;
+    if set.purpose.is_some() {
+        meta.purpose = set.purpose;
     }
-    if !e.tags.is_empty() {
-        meta.tags = e.tags;
+    if !set.tags.is_empty() {
+        meta.tags = set.tags;
     }
-    if e.rotate_every.is_some() {
-        meta.rotation_interval_days = e.rotate_every;
+    if set.rotation_interval_days.is_some() {
+        meta.rotation_interval_days = set.rotation_interval_days;
     }
-    if e.expires.is_some() {
-        meta.expires = e.expires;
+    if set.expires.is_some() {
+        meta.expires = set.expires;
     }
     call(Request::Update {
         name: name.to_owned(),

@@ -69,25 +69,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Change a key's owner, purpose, tags, rotation interval or expiry.
+    /// Change a key's owner, purpose, tags (given tags replace the old ones), rotation interval
+    /// or expiry; fields not given stay.
     Edit {
         /// Key name.
         name: String,
-        /// Who is responsible for this key.
-        #[arg(long)]
-        owner: Option<String>,
-        /// What the key is for.
-        #[arg(long)]
-        purpose: Option<String>,
-        /// A tag (repeatable; replaces the key's tags).
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// Rotation interval, e.g. 90d.
-        #[arg(long, value_parser = parse_days)]
-        rotate_every: Option<u32>,
-        /// When the key expires (RFC 3339, e.g. 2027-01-31T00:00:00Z).
-        #[arg(long)]
-        expires: Option<String>,
+        #[command(flatten)]
+        meta: MetaArgs,
         /// Clear a field: owner, purpose, tags, rotate-every, expires (repeatable).
         #[arg(long, value_name = "FIELD")]
         clear: Vec<String>,
@@ -422,25 +410,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Add(AddCmd::Static { name, meta }) => keys::add_static(input_fd, name, meta.into()),
         Cmd::List { json } => keys::list(json),
         Cmd::Show { name, json } => keys::show(&name, json),
-        Cmd::Edit {
-            name,
-            owner,
-            purpose,
-            tags,
-            rotate_every,
-            expires,
-            clear,
-        } => keys::edit(
-            &name,
-            keys::Edit {
-                owner,
-                purpose,
-                tags,
-                rotate_every,
-                expires,
-                clear,
-            },
-        ),
+        Cmd::Edit { name, meta, clear } => keys::edit(&name, meta.into(), &clear),
         Cmd::Rotate { name } => keys::rotate(input_fd, &name),
         Cmd::History { name, lines, json } => keys::history(&name, lines, json),
         Cmd::Settings(SettingsCmd::AutoLock { after }) => vaultcmd::set_auto_lock(after),

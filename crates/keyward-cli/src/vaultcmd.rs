@@ -225,10 +225,7 @@ pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
     else {
         return Err(unexpected());
     };
-    let salt = salts
-        .first()
-        .and_then(|(_, s)| data_encoding::HEXLOWER.decode(s.as_bytes()).ok())
-        .ok_or_else(unexpected)?;
+    let salt = keyward_authenticator::registration_salt(&salts)?;
     let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
     let pin = if device.pin_needed_to_register()? {
         Some(p.secret("Security key PIN: ", "security key PIN")?)

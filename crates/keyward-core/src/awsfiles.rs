@@ -405,6 +405,19 @@ impl std::fmt::Debug for CredentialsProfile {
     }
 }
 
+impl CredentialsProfile {
+    /// Why this profile cannot be imported into Keyward, if it cannot.
+    pub fn import_problem(&self) -> Option<&'static str> {
+        if self.session_token_present {
+            Some("it holds temporary credentials (a session token), not a long-lived key")
+        } else if crate::entry::validate_name(&self.name).is_err() {
+            Some("Keyward key names use letters, digits, '.', '_' and '-'")
+        } else {
+            None
+        }
+    }
+}
+
 /// Parses the shared credentials file; also returns the names of sections without a key pair.
 ///
 /// A section is skipped (and named in the second vec) if its `aws_access_key_id` or

@@ -147,6 +147,34 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// An audit row from `SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash`.
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get(0)?,
+        ts: r.get(1)?,
+        action: r.get(2)?,
+        target: r.get(3)?,
+        outcome: r.get(4)?,
+        actor: r.get(5)?,
+        detail: r.get(6)?,
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
+/// An entry's tags and config as the JSON the catalog stores.
+fn entry_json(meta: &EntryMeta) -> Result<(String, String), CatalogError> {
+    let tags = serde_json::to_string(&meta.tags).map_err(|e| CatalogError::Malformed {
+        what: "tags",
+        reason: e.to_string(),
+    })?;
+    let config = serde_json::to_string(&meta.config).map_err(|e| CatalogError::Malformed {
+        what: "entry config",
+        reason: e.to_string(),
+    })?;
+    Ok((tags, config))
+}
+
 /// The catalog database.
 pub struct Catalog {
     conn: Connection,
@@ -341,14 +369,7 @@ impl Catalog {
 
     /// Inserts a new entry row in the given state.
     pub fn insert_entry(&self, meta: &EntryMeta, state: EntryState) -> Result<(), CatalogError> {
-        let tags = serde_json::to_string(&meta.tags).map_err(|e| CatalogError::Malformed {
-            what: "tags",
-            reason: e.to_string(),
-        })?;
-        let config = serde_json::to_string(&meta.config).map_err(|e| CatalogError::Malformed {
-            what: "entry config",
-            reason: e.to_string(),
-        })?;
+        let (tags, config) = entry_json(meta)?;
         let res = self.conn.execute(
             "INSERT INTO entries (id, name, kind, state, owner, purpose, tags, created, rotated,
                 rotation_interval_days, expires, last_used, use_count, config)
@@ -384,14 +405,7 @@ impl Catalog {
     /// Rewrites an entry's editable metadata (owner, purpose, tags, rotation, expiry, rotated,
     /// config); name, kind, id and usage stay.
     pub fn update_entry_meta(&self, meta: &EntryMeta) -> Result<(), CatalogError> {
-        let tags = serde_json::to_string(&meta.tags).map_err(|e| CatalogError::Malformed {
-            what: "tags",
-            reason: e.to_string(),
-        })?;
-        let config = serde_json::to_string(&meta.config).map_err(|e| CatalogError::Malformed {
-            what: "entry config",
-            reason: e.to_string(),
-        })?;
+        let (tags, config) = entry_json(meta)?;
         self.conn.execute(
             "UPDATE entries SET owner = ?1, purpose = ?2, tags = ?3, rotated = ?4,
                 rotation_interval_days = ?5, expires = ?6, config = ?7 WHERE id = ?8",
@@ -602,19 +616,7 @@ impl Catalog {
                    (SELECT * FROM audit WHERE target = ?1 AND action NOT IN ('show', 'history')
                     ORDER BY seq DESC LIMIT ?2) ORDER BY seq";
         let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(params![target, i64::from(limit)], |r| {
-            Ok(AuditRow {
-                seq: r.get(0)?,
-                ts: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                outcome: r.get(4)?,
-                actor: r.get(5)?,
-                detail: r.get(6)?,
-                prev_hash: r.get(7)?,
-                hash: r.get(8)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![target, i64::from(limit)], audit_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -624,19 +626,7 @@ impl Catalog {
                    (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq";
         let mut stmt = self.conn.prepare(sql)?;
         let lim = limit.map(i64::from).unwrap_or(-1);
-        let rows = stmt.query_map(params![lim], |r| {
-            Ok(AuditRow {
-                seq: r.get(0)?,
-                ts: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                outcome: r.get(4)?,
-                actor: r.get(5)?,
-                detail: r.get(6)?,
-                prev_hash: r.get(7)?,
-                hash: r.get(8)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![lim], audit_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

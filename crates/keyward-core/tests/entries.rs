@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use keyward_core::entry::{AwsConfig, EntryConfig, EntryKind, EntryMeta, SecretValue};
-use keyward_core::factors::TotpSetup;
-use keyward_core::kdf::{KdfParams, MIN_MEMORY_KIB};
-use keyward_core::vault::{CreateOptions, EntryEdit, SecondFactor};
-use keyward_core::{Actor, KeystoreKind, Vault, VaultError, VaultPaths};
+use keyward_core::vault::{EntryEdit, SecondFactor};
+use keyward_core::{Actor, Vault, VaultError};
 use secrecy::{ExposeSecret, SecretString};
+
+mod common;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -18,39 +18,13 @@ struct Fixture {
 }
 
 fn vault() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut vault = Vault::open(VaultPaths {
-        data_dir: dir.path().to_path_buf(),
-    })
-    .expect("open");
     let pass = SecretString::from("entry-orbit-maple-quartz-7".to_owned());
-    let totp = TotpSetup::generate("t").expect("totp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let created = vault
-        .create(
-            CreateOptions {
-                passphrase: pass.clone(),
-                keystore: KeystoreKind::File,
-                kdf: KdfParams {
-                    memory_kib: MIN_MEMORY_KIB,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                totp_code: totp.code_at(now),
-                totp,
-                totp_label: "app".into(),
-            },
-            &Actor::default(),
-        )
-        .expect("create");
+    let (dir, vault, codes) = common::new_vault(&pass);
     Fixture {
         _dir: dir,
         vault,
         pass,
-        codes: created.recovery_codes,
+        codes,
     }
 }
 

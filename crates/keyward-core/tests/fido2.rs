@@ -3,16 +3,16 @@
 //! Runs with the explicit file keystore so it needs no Secret Service.
 
 use hmac::{Hmac, Mac};
-use keyward_core::factors::TotpSetup;
 use keyward_core::fido2::ORIGIN;
-use keyward_core::kdf::{KdfParams, MIN_MEMORY_KIB};
-use keyward_core::vault::{CreateOptions, SecondFactor, SlotKind};
-use keyward_core::{Actor, KeystoreKind, Vault, VaultError, VaultPaths};
+use keyward_core::vault::{SecondFactor, SlotKind};
+use keyward_core::{Actor, Vault, VaultError};
 use secrecy::SecretString;
 use sha2::Sha256;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use zeroize::Zeroizing;
+
+mod common;
 
 /// The CTAP2 hmac-secret function of a software authenticator: HMAC-SHA256 under a per-token
 /// secret bound to the credential id.
@@ -67,38 +67,12 @@ fn attempt(
 
 #[test]
 fn security_key_opens_the_vault_only_with_its_hmac_secret() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut vault = Vault::open(VaultPaths {
-        data_dir: dir.path().to_path_buf(),
-    })
-    .expect("open");
     let pass = SecretString::from("fido-orbit-maple-quartz-7".to_owned());
-    let totp = TotpSetup::generate("t").expect("totp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let created = vault
-        .create(
-            CreateOptions {
-                passphrase: pass.clone(),
-                keystore: KeystoreKind::File,
-                kdf: KdfParams {
-                    memory_kib: MIN_MEMORY_KIB,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                totp_code: totp.code_at(now),
-                totp,
-                totp_label: "app".into(),
-            },
-            &Actor::default(),
-        )
-        .expect("create");
+    let (_dir, mut vault, recovery_codes) = common::new_vault(&pass);
     let key = vault
         .unlock(
             &pass,
-            &SecondFactor::Recovery(created.recovery_codes[0].clone()),
+            &SecondFactor::Recovery(recovery_codes[0].clone()),
             &Actor::default(),
         )
         .expect("unlock")
