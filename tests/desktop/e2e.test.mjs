@@ -270,7 +270,7 @@ test('import from ~/.aws/credentials, with the plaintext clean-up', async () => 
 
 test('settings: auto-lock, security key listed, new recovery codes', async () => {
   await click('nav-settings');
-  await (await $t('factors')).waitForDisplayed({ timeout: 10000 });
+  await (await $t('factor')).waitForDisplayed({ timeout: 10000 });
   assert.match(await (await $t('factors')).getText(), /Security key — soft key/);
   await (await $t('auto-lock')).selectByAttribute('value', '1800');
   await click('auto-lock-save');
@@ -296,7 +296,7 @@ test('clients and activity show what happened', async () => {
   assert.match(text, /denied/);
   await shot('10-activity');
   await click('nav-settings');
-  await (await $t('factors')).waitForDisplayed();
+  await (await $t('factor')).waitForDisplayed({ timeout: 10000 });
   await shot('11-settings');
 });
 
@@ -326,11 +326,13 @@ test('with the window closed, a tool asking for credentials brings a desktop not
   const asking = spawn('/bin/sh', ['-c', `"${CLI}" cred aws --profile deploy; :`], { stdio: 'ignore' });
   const deadline = Date.now() + 15000;
   while (!/asks for credentials of profile/.test(seen) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  // The whole screen: the notification, and the window opening again with the question.
+  await new Promise((r) => setTimeout(r, 2500));
+  try { execFileSync('import', ['-window', 'root', join(SHOTS, '16-notification.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
   asking.kill();
   monitor.kill();
   assert.match(seen, /A program asks for credentials/);
   assert.match(seen, /asks for credentials of profile .deploy./);
-  try { execFileSync('import', ['-window', 'root', join(SHOTS, '16-notification.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
 });
 
 test('the app ends with its agent (keyward agent stop), and the CLI carries on headless', async () => {
