@@ -123,9 +123,8 @@ fn new_recovery_codes_replace_the_old_ones() {
     let fresh: Vec<String> = out
         .stdout
         .lines()
-        .skip(1)
+        .filter(|l| l.starts_with("  "))
         .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
         .collect();
     assert_eq!(fresh.len(), 8, "{}", out.stdout);
     home.kw(&["lock"]).ok();

@@ -58,17 +58,20 @@ fn aws_secret(id: &str, secret: &str) -> SecretValue {
     }
 }
 
+/// A made-up access key id of the right shape: AKIA + 16 characters ending in `last4`.
+fn fake_key_id(fill: &str, last4: &str) -> String {
+    format!("AKIA{}{last4}", fill.repeat(4))
+}
+
 #[test]
 fn edit_rotate_and_history() {
     let mut f = vault();
     let actor = Actor::default();
+    let (old_id, new_id) = (fake_key_id("OLD", "1234"), fake_key_id("NEW", "5678"));
     f.vault
         .add_entry(
             aws_meta("prod"),
-            &aws_secret(
-                "AKIAOLDOLDOLDOLD1234",
-                "oldSecretoldSecretoldSecretoldSecret0000",
-            ),
+            &aws_secret(&old_id, "oldSecretoldSecretoldSecretoldSecret0000"),
             &actor,
         )
         .expect("add");
@@ -98,10 +101,7 @@ fn edit_rotate_and_history() {
         .vault
         .replace_secret(
             "prod",
-            &aws_secret(
-                "AKIANEWNEWNEWNEW5678",
-                "newSecretnewSecretnewSecretnewSecret1111",
-            ),
+            &aws_secret(&new_id, "newSecretnewSecretnewSecretnewSecret1111"),
             &actor,
         )
         .expect("rotate");
@@ -125,7 +125,7 @@ fn edit_rotate_and_history() {
             access_key_id,
             secret_access_key,
         } => {
-            assert_eq!(access_key_id, "AKIANEWNEWNEWNEW5678");
+            assert_eq!(access_key_id, new_id);
             assert_eq!(
                 secret_access_key.expose_secret(),
                 "newSecretnewSecretnewSecretnewSecret1111"
