@@ -161,3 +161,14 @@ describe('import', () => {
     expect(await screen.findByTestId('key-count')).toHaveTextContent('1 of 1');
   });
 });
+
+describe('import dialog', () => {
+  it('closes with Escape and says when there is nothing to import', async () => {
+    const user = userEvent.setup();
+    render(Keys, { backend: await unlocked([]) });
+    await user.click(await screen.findByTestId('import-aws'));
+    expect(await screen.findByTestId('import-none')).toHaveTextContent('No long-lived keys found');
+    await user.keyboard('{Escape}');
+    await waitFor(() => expect(screen.queryByTestId('import-dialog')).toBeNull());
+  });
+});
