@@ -386,7 +386,8 @@ fn point_config_at_keyward(names: &[String]) -> Res<String> {
         text = awsfiles::set_credential_process(&text, name, &command).map_err(file_err)?;
     }
     if text != old {
-        awsfiles::write_atomic_with_backup(&path, &text, 0o600).map_err(file_err)?;
+        awsfiles::write_atomic_with_backup(&path, &text, awsfiles::mode_to_keep(&path))
+            .map_err(file_err)?;
     }
     Ok(path.display().to_string())
 }

@@ -154,13 +154,6 @@ fn read_or_empty(path: &Path) -> Result<String> {
     }
 }
 
-fn file_mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0o600)
-}
-
 /// Sets credential_process for each (profile, key) in the config file in one atomic write.
 fn write_process_lines(pairs: &[(String, String)]) -> Result<()> {
     let path = awsfiles::config_path()?;
@@ -176,7 +169,7 @@ fn write_process_lines(pairs: &[(String, String)]) -> Result<()> {
         );
         return Ok(());
     }
-    let backup = awsfiles::write_atomic_with_backup(&path, &text, file_mode(&path))?;
+    let backup = awsfiles::write_atomic_with_backup(&path, &text, awsfiles::mode_to_keep(&path))?;
     for (profile, _) in pairs {
         println!(
             "AWS profile '{profile}' now gets credentials from Keyward ({}).",

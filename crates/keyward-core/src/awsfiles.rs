@@ -533,6 +533,13 @@ pub fn remove_profiles(text: &str, names: &[&str]) -> String {
     out
 }
 
+/// The permission bits a rewrite of `path` keeps: the file's own, or 0600 for a new file.
+pub fn mode_to_keep(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o600)
+}
+
 /// Atomically replaces `path` with `contents` (mode `mode`), keeping a 0600 backup of the old file.
 ///
 /// The backup is `<path>.keyward-backup-<unix-seconds>` (with `-N` added if taken); its path is
