@@ -1,15 +1,13 @@
 //! The commands the web view may call (listed in build.rs, allowed for the `main` window only).
-//! Each builds one agent request and maps the answer; the agent does the work. See
-//! docs/DESKTOP.md for the contract.
-
-use std::sync::Arc;
+//! Each builds one agent request, sends it over the agent's socket and maps the answer; the
+//! agent does the work. See docs/DESKTOP.md for the contract.
 
 use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
+use keyward_agent::client::{Client, ClientError};
 use keyward_agent::protocol::{
     AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
     StatusInfo, WireSecret,
 };
-use keyward_agent::Agent;
 use keyward_core::catalog::AuditRow;
 use keyward_core::vault::FactorInfo;
 use keyward_core::{EntryMeta, EntryState};
@@ -17,13 +15,30 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
-/// What the app keeps: the embedded agent and the questions waiting for the user.
+/// What the app keeps: where its agent listens, and the questions waiting for the user.
 pub struct AppState {
-    /// The agent.
-    pub agent: Arc<Agent>,
-    /// Approval requests not yet answered, with when they arrived (shown again if the window
-    /// is reopened while they wait).
-    pub pending: std::sync::Mutex<Vec<(std::time::Instant, ApprovalInfo)>>,
+    /// The agent's socket.
+    pub socket: std::path::PathBuf,
+    /// Approval requests not yet answered, as of the latest poll.
+    pub pending: std::sync::Mutex<Vec<ApprovalInfo>>,
+    /// This window's token: it lets the window reveal keys and answer approvals. Given by the
+    /// agent when it started the window, or when the vault was unlocked through it; void once
+    /// the vault locks.
+    pub token: std::sync::Mutex<Option<WireSecret>>,
+}
+
+impl AppState {
+    /// The window token, if the window has one.
+    pub fn token(&self) -> Option<WireSecret> {
+        self.token.lock().ok().and_then(|t| t.clone())
+    }
+
+    /// Keeps the token a reply carried.
+    pub fn set_token(&self, token: Option<WireSecret>) {
+        if let Ok(mut t) = self.token.lock() {
+            *t = token;
+        }
+    }
 }
 
 /// An error as the web view sees it.
@@ -68,12 +83,26 @@ pub fn unexpected() -> CmdError {
 /// A command's result.
 pub type Res<T> = Result<T, CmdError>;
 
-/// Handles one request in the embedded agent, as this app.
+impl From<ClientError> for CmdError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Agent(e) => e.into(),
+            ClientError::NotRunning => CmdError::new(
+                ErrorCode::Internal,
+                "the Keyward agent is not running: start Keyward again",
+            ),
+            other => CmdError::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
+}
+
+/// Sends one request to the agent (a connection per request: the agent drops idle ones).
 pub async fn call(state: &State<'_, AppState>, req: Request) -> Res<Reply> {
-    Ok(state
-        .agent
-        .handle(req, keyward_agent::peer::this_process())
-        .await?)
+    let socket = state.socket.clone();
+    tauri::async_runtime::spawn_blocking(move || Client::connect(&socket)?.call(req))
+        .await
+        .map_err(|_| CmdError::new(ErrorCode::Internal, "internal error (task failed)"))?
+        .map_err(CmdError::from)
 }
 
 /// Wraps a string from the web view as a secret.
@@ -167,14 +196,22 @@ pub async fn init_vault(
         kdf: None,
         // Both factors were just given: the first run goes on to offer a security key.
         unlock: true,
+        window: true,
     };
     match call(&state, req).await? {
-        Reply::Initialized { recovery_codes, .. } => Ok(Created {
-            recovery_codes: recovery_codes
-                .iter()
-                .map(|c| c.expose().to_owned())
-                .collect(),
-        }),
+        Reply::Initialized {
+            recovery_codes,
+            window_token,
+            ..
+        } => {
+            state.set_token(window_token);
+            Ok(Created {
+                recovery_codes: recovery_codes
+                    .iter()
+                    .map(|c| c.expose().to_owned())
+                    .collect(),
+            })
+        }
         _ => Err(unexpected()),
     }
 }
@@ -225,15 +262,20 @@ pub async fn unlock_with(
     let req = Request::Unlock {
         passphrase: w(passphrase),
         factor,
+        window: true,
     };
     match call(state, req).await? {
         Reply::Unlocked {
             recovery_codes_left,
             auto_lock_secs,
-        } => Ok(Unlocked {
-            recovery_codes_left,
-            auto_lock_secs,
-        }),
+            window_token,
+        } => {
+            state.set_token(window_token);
+            Ok(Unlocked {
+                recovery_codes_left,
+                auto_lock_secs,
+            })
+        }
         _ => Err(unexpected()),
     }
 }
@@ -381,31 +423,30 @@ pub async fn revoke_grant(state: State<'_, AppState>, id: String) -> Res<()> {
 }
 
 /// Answers an approval request.
-#[tauri::command(async)]
-pub fn decide_approval(state: State<'_, AppState>, id: String, decision: Decision) -> Res<()> {
+#[tauri::command]
+pub async fn decide_approval(
+    state: State<'_, AppState>,
+    id: String,
+    decision: Decision,
+) -> Res<()> {
     if let Ok(mut p) = state.pending.lock() {
-        p.retain(|(_, a)| a.id != id);
+        p.retain(|a| a.id != id);
     }
-    state
-        .agent
-        .decide_approval(&id, decision, &keyward_agent::peer::this_process())
-        .map(|_| ())
-        .map_err(CmdError::from)
+    let token = state.token();
+    call(
+        &state,
+        Request::Approve {
+            id,
+            decision,
+            token,
+        },
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Questions waiting for the user (for a window opened after they arrived).
 #[tauri::command(async)]
 pub fn pending_approvals(state: State<'_, AppState>) -> Vec<ApprovalInfo> {
-    let Ok(p) = state.pending.lock() else {
-        return Vec::new();
-    };
-    p.iter()
-        .filter_map(|(at, a)| {
-            let left = a.expires_in_secs.checked_sub(at.elapsed().as_secs())?;
-            (left > 0).then(|| ApprovalInfo {
-                expires_in_secs: left,
-                ..a.clone()
-            })
-        })
-        .collect()
+    state.pending.lock().map(|p| p.clone()).unwrap_or_default()
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret, Reply, Request};
 use keyward_core::awsfiles;
 use keyward_core::catalog::AuditRow;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use zeroize::Zeroizing;
@@ -101,12 +100,12 @@ pub struct Revealed {
 /// The stored secret of a key, for the Reveal button only (audited by the agent).
 #[tauri::command]
 pub async fn reveal_key(state: State<'_, AppState>, name: String) -> Res<Revealed> {
-    let secret = state
-        .agent
-        .reveal_secret(name, keyward_agent::peer::this_process())
-        .await?;
+    let token = state.token().unwrap_or_default();
+    let Reply::Revealed { secret } = call(&state, Request::Reveal { name, token }).await? else {
+        return Err(unexpected());
+    };
     Ok(Revealed {
-        value: secret.expose_secret().to_owned(),
+        value: secret.expose().to_owned(),
         hide_after_secs: SECRET_SECS,
     })
 }
@@ -116,6 +115,8 @@ pub async fn reveal_key(state: State<'_, AppState>, name: String) -> Res<Reveale
 pub struct Clipboard {
     board: std::sync::Mutex<Option<arboard::Clipboard>>,
     generation: AtomicU64,
+    /// Clears still to come (the app waits for them before it exits).
+    timers: AtomicU64,
 }
 
 fn clip_err(e: impl std::fmt::Display) -> CmdError {
@@ -148,12 +149,19 @@ impl Clipboard {
     fn copy_for(self: &Arc<Self>, value: Zeroizing<String>, after: Duration) -> Res<()> {
         self.with(|b| b.set_text(value.as_str()))?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.timers.fetch_add(1, Ordering::SeqCst);
         let me = Arc::clone(self);
         std::thread::spawn(move || {
             std::thread::sleep(after);
             me.clear_if(generation, &value);
+            me.timers.fetch_sub(1, Ordering::SeqCst);
         });
         Ok(())
+    }
+
+    /// Whether a copied secret is still waiting to be cleared.
+    pub fn clear_pending(&self) -> bool {
+        self.timers.load(Ordering::SeqCst) > 0
     }
 
     fn clear_if(&self, generation: u64, value: &str) {
@@ -181,11 +189,11 @@ pub async fn copy_key(
     clipboard: State<'_, Arc<Clipboard>>,
     name: String,
 ) -> Res<u64> {
-    let secret = state
-        .agent
-        .reveal_secret(name, keyward_agent::peer::this_process())
-        .await?;
-    let value = Zeroizing::new(secret.expose_secret().to_owned());
+    let token = state.token().unwrap_or_default();
+    let Reply::Revealed { secret } = call(&state, Request::Reveal { name, token }).await? else {
+        return Err(unexpected());
+    };
+    let value = Zeroizing::new(secret.expose().to_owned());
     let clipboard = Arc::clone(&clipboard);
     tauri::async_runtime::spawn_blocking(move || {
         clipboard.copy_for(value, Duration::from_secs(SECRET_SECS))

@@ -1,19 +1,17 @@
-//! Keyward's desktop app: a window and a tray icon over the embedded agent.
-//!
-//! Closing the window destroys the web view (Keyward keeps running in the tray at the agent's
-//! cost); "Open" builds it again. The agent keeps serving CLI tools throughout.
+//! Keyward's desktop app: the window over the agent. The agent (`keyward agent --tray`, started
+//! by this app when none runs) owns the tray icon and serves CLI tools; this process is only the
+//! window and ends when it is closed, so a hidden Keyward costs only the agent's memory.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
 mod host;
 mod keycmds;
-mod notify;
 mod settingscmds;
-mod tray;
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tauri::{Emitter, Manager, RunEvent};
 
@@ -22,7 +20,10 @@ use commands::AppState;
 /// The window's label (capabilities/main.json grants commands to it alone).
 pub const MAIN: &str = "main";
 
-/// Opens the main window, or focuses it if it is open.
+/// How often the window asks the agent for its state and questions.
+const POLL: Duration = Duration::from_millis(400);
+
+/// Brings the main window to the front, or opens it.
 pub fn show_main(app: &tauri::AppHandle) {
     if let Some(w) = app.get_webview_window(MAIN) {
         let _ = w.unminimize();
@@ -49,21 +50,31 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let host::Running { agent, stopped } = match host::start() {
-        Ok(r) => r,
+    // Revealed secrets and typed passphrases pass through this process: no core dumps, no
+    // ptrace by other programs of the user.
+    if let Err(e) = keyward_agent::hardening::harden_process() {
+        eprintln!("keyward-desktop: refusing to start: {e}");
+        std::process::exit(1);
+    }
+    let started = host::started_by_agent();
+    let socket = match host::connect(started.is_some()) {
+        Ok(host::Connected::Window(s)) => s,
+        // The running agent opens (or brings up) its window: one window at a time.
+        Ok(host::Connected::HandedOver) => std::process::exit(0),
         Err(e) => {
-            eprintln!("keyward-desktop: {e}");
+            eprintln!("keyward-desktop: {e:#}");
             std::process::exit(1);
         }
     };
-    let approvals = agent.approvals.subscribe();
+    let clipboard = Arc::new(keycmds::Clipboard::default());
 
     let app = tauri::Builder::default()
         .manage(AppState {
-            agent: Arc::clone(&agent),
+            socket: socket.clone(),
             pending: std::sync::Mutex::new(Vec::new()),
+            token: std::sync::Mutex::new(started.flatten()),
         })
-        .manage(Arc::new(keycmds::Clipboard::default()))
+        .manage(Arc::clone(&clipboard))
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::passphrase_check,
@@ -97,19 +108,7 @@ fn main() {
             settingscmds::set_auto_lock,
         ])
         .setup(move |app| {
-            tray::build(app.handle(), !agent.is_unlocked())?;
-            watch_vault_state(app.handle().clone(), Arc::clone(&agent));
-            forward_approvals(app.handle().clone(), approvals);
-            // Without its agent the app has nothing to show: when the agent stops (SIGTERM,
-            // `keyward agent stop`, Quit), the app ends too.
-            let handle = app.handle().clone();
-            std::thread::spawn(move || {
-                let res = stopped.recv();
-                if let Ok(Err(e)) = res {
-                    tracing::error!("the agent stopped: {e}");
-                }
-                handle.exit(0);
-            });
+            watch_agent(app.handle().clone(), socket);
             show_main(app.handle());
             Ok(())
         })
@@ -121,55 +120,93 @@ fn main() {
             std::process::exit(1);
         }
     };
-    app.run(|_, event| {
-        // Closing the last window keeps Keyward in the tray; only Quit (an explicit exit code)
-        // ends it.
+    app.run(move |handle, event| {
+        // Closing the window ends the app (the agent stays, with the tray icon). A secret copied
+        // less than 30 s ago is still cleared from the clipboard first.
         if let RunEvent::ExitRequested {
             code: None, api, ..
         } = event
         {
             api.prevent_exit();
+            let socket = handle.state::<AppState>().socket.clone();
+            let clipboard = Arc::clone(&clipboard);
+            let handle = handle.clone();
+            let token = handle.state::<AppState>().token();
+            std::thread::spawn(move || {
+                if let Ok(mut c) = keyward_agent::client::Client::connect(&socket) {
+                    let _ = c.call(keyward_agent::protocol::Request::Window {
+                        closed: true,
+                        token,
+                    });
+                }
+                while clipboard.clear_pending() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                handle.exit(0);
+            });
         }
     });
 }
 
-/// Tells the web view and the tray when the vault locks or unlocks, whoever caused it (the CLI,
-/// auto-lock, suspend).
-fn watch_vault_state(app: tauri::AppHandle, agent: Arc<keyward_agent::Agent>) {
+/// Polls the agent for the window: tells the web view when the vault locks or unlocks, whoever
+/// caused it (the CLI, the tray, auto-lock, suspend), hands it each new approval question, and
+/// comes to the front when the tray asks. When the agent is gone (Quit in the tray, `keyward
+/// agent stop`), the app ends with it.
+fn watch_agent(app: tauri::AppHandle, socket: std::path::PathBuf) {
     tauri::async_runtime::spawn(async move {
-        let mut last = None;
+        let mut locked = None;
+        let mut shown: HashSet<String> = HashSet::new();
+        let mut failures = 0;
         loop {
-            let locked = !agent.is_unlocked();
-            if last != Some(locked) {
-                last = Some(locked);
-                tray::set_locked(&app, locked);
-                let _ = app.emit("vault-state", serde_json::json!({ "locked": locked }));
+            tokio::time::sleep(POLL).await;
+            if app.get_webview_window(MAIN).is_none() {
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-}
-
-/// Shows each approval request: when the window was closed to the tray, a desktop notification
-/// says who asks, and the window opens with the question; the request goes to the web view.
-fn forward_approvals(
-    app: tauri::AppHandle,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<keyward_agent::approvals::ApprovalInfo>,
-) {
-    tauri::async_runtime::spawn(async move {
-        while let Some(info) = rx.recv().await {
-            if let Some(state) = app.try_state::<AppState>() {
-                if let Ok(mut p) = state.pending.lock() {
-                    p.retain(|(at, a)| at.elapsed().as_secs() < a.expires_in_secs);
-                    p.push((Instant::now(), info.clone()));
+            let s = socket.clone();
+            let polled = tauri::async_runtime::spawn_blocking(move || host::poll(&s)).await;
+            let state = match polled {
+                Ok(Ok(state)) => {
+                    failures = 0;
+                    state
+                }
+                Ok(Err(e)) => {
+                    failures += 1;
+                    if failures >= 3 {
+                        tracing::info!("the agent is gone ({e}): closing the window");
+                        app.exit(0);
+                        return;
+                    }
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if locked != Some(state.locked) {
+                locked = Some(state.locked);
+                // The agent ended the token when the vault locked.
+                if state.locked {
+                    if let Some(st) = app.try_state::<AppState>() {
+                        st.set_token(None);
+                    }
+                }
+                let _ = app.emit("vault-state", serde_json::json!({ "locked": state.locked }));
+            }
+            if let Some(st) = app.try_state::<AppState>() {
+                if let Ok(mut p) = st.pending.lock() {
+                    p.clone_from(&state.approvals);
                 }
             }
-            if app.get_webview_window(MAIN).is_none() {
-                notify::approval_requested(&info);
+            shown.retain(|id| state.approvals.iter().any(|a| &a.id == id));
+            let mut focus = state.focus;
+            for info in state.approvals {
+                if shown.insert(info.id.clone()) {
+                    focus = true;
+                    let _ = app.emit("approval-requested", info);
+                }
             }
-            let handle = app.clone();
-            let _ = app.run_on_main_thread(move || show_main(&handle));
-            let _ = app.emit("approval-requested", info);
+            if focus {
+                let handle = app.clone();
+                let _ = app.run_on_main_thread(move || show_main(&handle));
+            }
         }
     });
 }

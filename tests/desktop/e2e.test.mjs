@@ -1,11 +1,12 @@
 // The real Keyward app, driven through WebDriver (tauri-driver → WebKitWebDriver) under Xvfb,
-// with the real agent it embeds, a real gnome-keyring, moto as STS, and the real `keyward` CLI
-// asking for credentials as a separate process. Started by tests/desktop/run, which sets up
+// with the real agent it starts (`keyward agent --tray`, which owns the tray icon), a real
+// gnome-keyring, moto as STS, and the real `keyward` CLI asking for credentials as a separate
+// process. Started by tests/desktop/run, which sets up
 // every component and these variables.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +50,24 @@ function keyward(args, { via } = {}) {
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => resolve({ code, out, err }));
   });
+}
+
+/** Pids of running app processes (the window). */
+function appPids() {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return readlinkSync(`/proc/${p}/exe`) === APP && alive(p); } catch { return false; }
+  });
+}
+
+/** Clicks an item of the tray icon's menu, as a panel does: com.canonical.dbusmenu over D-Bus. */
+function trayClick(agentPid, label) {
+  const dest = `org.kde.StatusNotifierItem-${agentPid}-1`;
+  const gdbus = (...args) => execFileSync('gdbus', ['call', '--session', '--dest', dest, '--object-path', '/MenuBar', ...args], { encoding: 'utf8', timeout: 10000 });
+  // `--` ends gdbus's options: the -1 below is an argument (the whole menu depth).
+  const layout = gdbus('--method', 'com.canonical.dbusmenu.GetLayout', '--', '0', '-1', '[]');
+  const item = new RegExp(`\\((\\d+), \\{[^}]*'label': <'${label}'>`).exec(layout);
+  assert.ok(item, `the tray menu has "${label}": ${layout}`);
+  gdbus('--method', 'com.canonical.dbusmenu.Event', '--', item[1], 'clicked', '<0>', '0');
 }
 
 /** Whether a process runs (an exited one may linger as a zombie until its parent reaps it). */
@@ -99,7 +118,8 @@ let secret;
 test('first run: passphrase, authenticator app, recovery codes', async () => {
   await (await $t('first-run')).waitForDisplayed({ timeout: 20000 });
   const status = JSON.parse((await keyward(['status', '--json'])).out);
-  assert.notEqual(status.agent_pid, headlessPid, 'the app runs its own agent');
+  assert.notEqual(status.agent_pid, headlessPid, 'the app started its own agent');
+  assert.equal(status.desktop, true, "the app's agent is the desktop one (tray icon)");
   assert.ok(!alive(headlessPid), 'the headless agent stopped for the app');
   await shot('01-first-run');
   await type('new-passphrase', 'weak');
@@ -315,40 +335,94 @@ test('lock from the window; the CLI sees it locked; unlock with the security key
 });
 
 test('with the window closed, a tool asking for credentials brings a desktop notification', async () => {
+  const [firstWindow] = appPids();
+  assert.ok(firstWindow, 'the window is open');
   // Watch the private session bus for notifications (a real server, dunst, answers them).
   const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"], { stdio: ['ignore', 'pipe', 'ignore'] });
   let seen = '';
   monitor.stdout.on('data', (d) => (seen += d));
   await new Promise((r) => setTimeout(r, 500));
-  // Ctrl+W closes the window (Keyward stays in the tray); WebDriver then reports the window gone.
+  // Ctrl+W closes the window: its process ends, the agent stays (tray). WebDriver's session ends
+  // with it.
   await browser.keys(['Control', 'w']).catch(() => {});
-  await new Promise((r) => setTimeout(r, 1000));
-  const asking = spawn('/bin/sh', ['-c', `"${CLI}" cred aws --profile deploy; :`], { stdio: 'ignore' });
+  const closedBy = Date.now() + 10000;
+  while (alive(firstWindow) && Date.now() < closedBy) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!alive(firstWindow), 'closing the window ends its process');
+  const status = JSON.parse((await keyward(['status', '--json'])).out);
+  assert.equal(status.locked, false, 'the agent keeps the vault unlocked in the tray');
+  const asking = spawn('/bin/sh', ['-c', `"${CLI}" cred aws --profile deploy; :`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let refusal = '';
+  asking.stderr.on('data', (d) => (refusal += d));
   const deadline = Date.now() + 15000;
   while (!/asks for credentials of profile/.test(seen) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  // The whole screen: the notification, and the window opening again with the question.
+  // The agent opens the window again with the question.
+  while (appPids().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   await new Promise((r) => setTimeout(r, 2500));
+  // The whole screen: the notification, and the window opening again with the question.
   try { execFileSync('import', ['-window', 'root', join(SHOTS, '16-notification.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
-  asking.kill();
   monitor.kill();
   assert.match(seen, /A program asks for credentials/);
   assert.match(seen, /asks for credentials of profile .deploy./);
+  assert.equal(appPids().length, 1, 'the agent opened one window for the question');
+  // The window the agent opened answers: Escape in the question is "Deny". Answering needs the
+  // window token the agent handed that window (it was not unlocked through it), so the tool's
+  // refusal shows the token arrived.
+  const [win] = execFileSync('xdotool', ['search', '--name', '^Keyward$'], { encoding: 'utf8' }).trim().split('\n');
+  execFileSync('xdotool', ['windowfocus', '--sync', win]);
+  execFileSync('xdotool', ['key', '--clearmodifiers', 'Escape']);
+  const answeredBy = Date.now() + 10000;
+  while (asking.exitCode === null && Date.now() < answeredBy) await new Promise((r) => setTimeout(r, 100));
+  assert.match(refusal, /you denied .* credentials for profile "deploy"/, 'the window answered the question');
+  browser = undefined; // the session ended with the first window
+});
+
+test('the tray icon locks the vault and quits Keyward', async () => {
+  const agentPid = JSON.parse((await keyward(['status', '--json'])).out).agent_pid;
+  // Starting the app again while its window is open brings that window up: no second one.
+  const again = await new Promise((resolve) => {
+    const p = spawn(APP, [], { stdio: 'ignore' });
+    p.on('exit', (code) => resolve(code));
+  });
+  assert.equal(again, 0, 'a second start hands over to the running agent and exits');
+  assert.equal(appPids().length, 1, 'still one window');
+  trayClick(agentPid, 'Lock now');
+  const lockedBy = Date.now() + 5000;
+  let status;
+  do {
+    await new Promise((r) => setTimeout(r, 100));
+    status = JSON.parse((await keyward(['status', '--json'])).out);
+  } while (!status.locked && Date.now() < lockedBy);
+  assert.equal(status.locked, true, 'Lock now in the tray locks the vault');
+  // Quit ends the agent, and the window with it.
+  assert.equal(appPids().length, 1, 'a window is open');
+  trayClick(agentPid, 'Quit Keyward');
+  const deadline = Date.now() + 10000;
+  while ((alive(agentPid) || appPids().length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!alive(agentPid), 'Quit stops the agent');
+  assert.equal(appPids().length, 0, 'the window ends with its agent');
 });
 
 test('the app ends with its agent (keyward agent stop), and the CLI carries on headless', async () => {
-  const { readdirSync, readlinkSync } = await import('node:fs');
-  const appPids = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try { return readlinkSync(`/proc/${p}/exe`) === APP; } catch { return false; }
-  });
-  assert.equal(appPids().length, 1, 'the app is running');
+  // The app again, as from its launcher: it starts the desktop agent, then opens its window
+  // (asking before the window shows could start a headless agent first: the CLI starts one).
+  const app = spawn(APP, [], { stdio: 'ignore', detached: true });
+  const openedBy = Date.now() + 20000;
+  const windowShown = () => {
+    try { return execFileSync('xdotool', ['search', '--name', '^Keyward$'], { encoding: 'utf8' }).trim() !== ''; } catch { return false; }
+  };
+  while (!windowShown() && Date.now() < openedBy) await new Promise((r) => setTimeout(r, 200));
+  let status = JSON.parse((await keyward(['status', '--json'])).out);
+  assert.equal(status?.desktop, true, 'the app started the desktop agent');
+  assert.equal(appPids().length, 1, 'the window is open');
   const stop = await keyward(['agent', 'stop']);
   assert.equal(stop.code, 0, stop.err);
   const deadline = Date.now() + 10000;
   while (appPids().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.equal(appPids().length, 0, 'the app exited when its agent stopped');
-  const status = await keyward(['status', '--json']);
+  assert.ok(app.exitCode !== null || !alive(app.pid));
+  status = await keyward(['status', '--json']);
   assert.equal(status.code, 0, status.err);
   assert.equal(JSON.parse(status.out).locked, true, 'a headless agent took over, locked');
+  assert.equal(JSON.parse(status.out).desktop, false, 'the CLI starts a headless agent');
   await keyward(['agent', 'stop']); // leave nothing running
-  browser = undefined; // the session ended with the app
 });

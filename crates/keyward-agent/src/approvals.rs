@@ -276,6 +276,23 @@ impl Approvals {
         rx
     }
 
+    /// The requests still waiting for an answer, with the seconds each has left.
+    pub fn pending(&self) -> Vec<ApprovalInfo> {
+        let mut list: Vec<_> = self
+            .read()
+            .pending
+            .values()
+            .filter(|p| p.decision.is_none() && p.created.elapsed() < APPROVAL_WAIT)
+            .map(|p| {
+                let mut info = p.info.clone();
+                info.expires_in_secs = APPROVAL_WAIT.saturating_sub(p.created.elapsed()).as_secs();
+                (p.created, info)
+            })
+            .collect();
+        list.sort_by_key(|(created, _)| *created);
+        list.into_iter().map(|(_, i)| i).collect()
+    }
+
     /// Answers a pending request; an allow for hours or until lock also stores a grant.
     pub fn decide(&self, id: &str, decision: Decision) -> Result<ApprovalInfo, ApprovalError> {
         if let Decision::Hours(h) = decision {

@@ -9,6 +9,7 @@
 pub mod approvals;
 pub mod aws;
 pub mod client;
+pub mod desktop;
 
 pub mod hardening;
 pub mod peer;
@@ -55,6 +56,9 @@ pub struct AgentOptions {
     /// Idle time before auto-lock, when given on the command line; `None` uses the time the
     /// user chose in the vault's settings, else [`DEFAULT_AUTO_LOCK`].
     pub auto_lock: Option<Duration>,
+    /// The desktop app this agent serves (its executable): trusted with the window's requests
+    /// and started to show approval questions. `None`: a headless agent.
+    pub app: Option<std::path::PathBuf>,
 }
 
 /// Runs the agent until asked to stop (Shutdown request, SIGTERM or SIGINT).
@@ -83,7 +87,9 @@ pub fn run(
             }
         })
         .map_err(AgentError::Runtime)?;
-    let agent = Arc::new(Agent::new(vault, opts.auto_lock)?);
+    let mut agent = Agent::new(vault, opts.auto_lock)?;
+    agent.desktop = desktop::Desktop::new(opts.app);
+    let agent = Arc::new(agent);
     sessionwatch::spawn(Arc::clone(&agent));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

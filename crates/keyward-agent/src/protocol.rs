@@ -190,6 +190,9 @@ pub enum Request {
         /// on to enrol a security key.
         #[serde(default)]
         unlock: bool,
+        /// The desktop app's window asks: the reply carries a window token (see `Reveal`).
+        #[serde(default)]
+        window: bool,
     },
     /// Unlock with both factors.
     Unlock {
@@ -197,6 +200,9 @@ pub enum Request {
         passphrase: WireSecret,
         /// Second factor.
         factor: FactorInput,
+        /// The desktop app's window asks: the reply carries a window token (see `Reveal`).
+        #[serde(default)]
+        window: bool,
     },
     /// Lock now.
     Lock {},
@@ -279,6 +285,9 @@ pub enum Request {
         id: String,
         /// The user's decision.
         decision: Decision,
+        /// The window token, when the desktop app's window answers.
+        #[serde(default)]
+        token: Option<WireSecret>,
     },
     /// Standing grants.
     Grants {},
@@ -351,6 +360,26 @@ pub enum Request {
     },
     /// Stop the agent (locks first).
     Shutdown {},
+    /// The secret of a key, for the app's Reveal and Copy: only from the app this agent serves,
+    /// with the token of a window the vault was unlocked through or the agent opened.
+    Reveal {
+        /// Entry name.
+        name: String,
+        /// The window token.
+        token: WireSecret,
+    },
+    /// The app's window: "I am open" (polled), or "I closed" (only from the app).
+    Window {
+        /// The window is closing (its token, if any, ends with it).
+        #[serde(default)]
+        closed: bool,
+        /// The window token, if it has one.
+        #[serde(default)]
+        token: Option<WireSecret>,
+    },
+    /// Open the desktop app's window, or bring it to the front (a second start of the app asks
+    /// this instead of opening a window of its own).
+    OpenWindow {},
 }
 
 impl Request {
@@ -412,6 +441,9 @@ impl Request {
             Request::AuditVerify {} => "audit.verify",
             Request::AuditTail { .. } => "audit.tail",
             Request::Shutdown {} => "shutdown",
+            Request::Reveal { .. } => "reveal",
+            Request::Window { .. } => "window",
+            Request::OpenWindow {} => "window.open",
         }
     }
 }
@@ -504,6 +536,21 @@ pub struct StatusInfo {
     pub reconciled: Vec<ReconcileNote>,
     /// Whether the agent process could be dumped or ptrace-attached (false when hardened).
     pub dumpable: bool,
+    /// Whether this agent runs for the desktop app (tray icon, opens the window).
+    #[serde(default)]
+    pub desktop: bool,
+}
+
+/// What the app's window needs at each poll.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowState {
+    /// Whether the vault is locked.
+    pub locked: bool,
+    /// Approval requests waiting for the user.
+    pub approvals: Vec<ApprovalInfo>,
+    /// The tray asked the window to come to the front.
+    pub focus: bool,
 }
 
 /// Temporary AWS credentials.
@@ -550,6 +597,9 @@ pub enum Reply {
         kdf_memory_mib: u32,
         /// KDF passes chosen.
         kdf_iterations: u32,
+        /// The window token, when the app's window asked and the vault was left unlocked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window_token: Option<WireSecret>,
     },
     /// Unlocked.
     Unlocked {
@@ -557,6 +607,9 @@ pub enum Reply {
         recovery_codes_left: Option<usize>,
         /// Auto-lock after this many idle seconds.
         auto_lock_secs: u64,
+        /// The window token, when the app's window asked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window_token: Option<WireSecret>,
     },
     /// Done, nothing to return.
     Done,
@@ -619,6 +672,13 @@ pub enum Reply {
         /// Each grant.
         grants: Vec<GrantInfo>,
     },
+    /// A stored secret, revealed to the app.
+    Revealed {
+        /// The secret (the secret access key of an AWS key).
+        secret: WireSecret,
+    },
+    /// The window's poll answer.
+    Window(WindowState),
 }
 
 #[cfg(test)]
@@ -651,6 +711,7 @@ mod tests {
             factor: FactorInput::Totp {
                 code: WireSecret::new("123456".into()),
             },
+            window: false,
         };
         let dbg = format!("{req:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("123456"), "{dbg}");

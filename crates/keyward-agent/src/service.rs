@@ -22,9 +22,10 @@ use tracing::{info, warn};
 
 use crate::approvals::{client_of, client_process, Approvals, ClientId, Decision, APPROVAL_WAIT};
 use crate::aws::{self, AwsCache, AwsError};
+use crate::desktop::Desktop;
 use crate::protocol::{
     AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewSecret,
-    Reply, Request, StatusInfo, WireSecret,
+    Reply, Request, StatusInfo, WindowState, WireSecret,
 };
 
 /// Default idle time before the vault locks itself.
@@ -79,6 +80,8 @@ pub struct Agent {
     pub approvals: Approvals,
     /// Signalled when a client asks the agent to stop.
     pub shutdown: tokio::sync::Notify,
+    /// The desktop app this agent serves, if any, and its window.
+    pub desktop: Desktop,
 }
 
 type Outcome = Result<Reply, ErrorReply>;
@@ -167,6 +170,7 @@ impl Agent {
             ceremonies: Mutex::new(HashMap::new()),
             approvals: Approvals::default(),
             shutdown: tokio::sync::Notify::new(),
+            desktop: Desktop::default(),
         })
     }
 
@@ -211,6 +215,7 @@ impl Agent {
         };
         self.aws.clear();
         self.approvals.clear();
+        self.desktop.clear_tokens();
         let unlocked = was.is_some();
         drop(was);
         if unlocked {
@@ -242,7 +247,11 @@ impl Agent {
 
     /// Handles one request from `actor`.
     pub async fn handle(self: &Arc<Self>, req: Request, actor: Actor) -> Outcome {
-        if !matches!(req, Request::Ping {} | Request::Status {}) {
+        // Polls and status checks are not the user's activity: they must not hold off auto-lock.
+        if !matches!(
+            req,
+            Request::Ping {} | Request::Status {} | Request::Window { .. }
+        ) {
             self.touch();
         }
         match req {
@@ -257,21 +266,35 @@ impl Agent {
                 keystore,
                 kdf,
                 unlock,
+                window,
             } => {
                 self.blocking(move |a| {
-                    let (reply, key) =
+                    let (mut reply, key) =
                         a.init(passphrase, totp_secret, totp_code, keystore, kdf, &actor)?;
                     if unlock {
                         a.set_key(key);
                         a.audited(&actor, "unlock", None, "ok")?;
+                        if let Reply::Initialized { window_token, .. } = &mut reply {
+                            *window_token = a.window_token(window, &actor);
+                        }
                     }
                     Ok(reply)
                 })
                 .await
             }
-            Request::Unlock { passphrase, factor } => {
-                self.blocking(move |a| a.unlock(passphrase, factor, &actor))
-                    .await
+            Request::Unlock {
+                passphrase,
+                factor,
+                window,
+            } => {
+                self.blocking(move |a| {
+                    let mut reply = a.unlock(passphrase, factor, &actor)?;
+                    if let Reply::Unlocked { window_token, .. } = &mut reply {
+                        *window_token = a.window_token(window, &actor);
+                    }
+                    Ok(reply)
+                })
+                .await
             }
             Request::Lock {} => {
                 self.lock(&actor, "requested");
@@ -400,8 +423,12 @@ impl Agent {
                     .await
             }
             Request::TestKey { name, mfa_code } => self.test_key(name, mfa_code, actor).await,
-            Request::Approve { id, decision } => {
-                if !is_keyward_binary(&actor) {
+            Request::Approve {
+                id,
+                decision,
+                token,
+            } => {
+                if !is_keyward_binary(&actor) && !self.is_trusted_window(&actor, token.as_ref()) {
                     return Err(err(
                         ErrorCode::Forbidden,
                         "approvals are answered in the Keyward app or at the terminal of the keyward command that asked",
@@ -633,6 +660,56 @@ impl Agent {
                 })
                 .await
             }
+            Request::Reveal { name, token } => {
+                if !self.desktop.is_app(&actor) {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "secrets are revealed only in the Keyward app, and only when you click Reveal",
+                    ));
+                }
+                if !self.is_trusted_window(&actor, Some(&token)) {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "this window was not unlocked: lock Keyward and unlock it in this window (or open Keyward from its tray icon) to reveal or copy a key",
+                    ));
+                }
+                let secret = self.reveal_secret(name, actor).await?;
+                Ok(Reply::Revealed {
+                    secret: WireSecret::new(secret.expose_secret().to_owned()),
+                })
+            }
+            Request::Window { closed, token } => {
+                if !self.desktop.is_app(&actor) {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "only the Keyward app this agent serves may open its window",
+                    ));
+                }
+                let focus = if closed {
+                    self.desktop.closed();
+                    if let Some(t) = &token {
+                        self.desktop.revoke_token(t);
+                    }
+                    false
+                } else {
+                    self.desktop.polled()
+                };
+                Ok(Reply::Window(WindowState {
+                    locked: !self.is_unlocked(),
+                    approvals: self.approvals.pending(),
+                    focus,
+                }))
+            }
+            Request::OpenWindow {} => {
+                if self.desktop.app().is_none() {
+                    return Err(err(
+                        ErrorCode::Invalid,
+                        "this Keyward agent runs without the desktop app: stop it (`keyward agent stop`) and start Keyward again",
+                    ));
+                }
+                self.desktop.request_open();
+                Ok(Reply::Done)
+            }
             Request::Shutdown {} => {
                 self.lock(&actor, "shutdown");
                 self.shutdown.notify_one();
@@ -685,8 +762,8 @@ impl Agent {
         .map_err(vault_err)
     }
 
-    /// The secret of entry `name`, for the desktop app's Reveal and Copy only: there is no socket
-    /// request for this, so no other program can read a stored secret through the agent.
+    /// The secret of entry `name`, for the desktop app's Reveal and Copy only (the `reveal`
+    /// request is refused to every other program), audited.
     pub async fn reveal_secret(
         self: &Arc<Self>,
         name: String,
@@ -878,6 +955,7 @@ impl Agent {
             catalog,
             reconciled: self.reconciled.clone(),
             dumpable: crate::hardening::is_dumpable(),
+            desktop: self.desktop.app().is_some(),
         }))
     }
 
@@ -935,6 +1013,7 @@ impl Agent {
                 .collect(),
             kdf_memory_mib: kdf.memory_kib / 1024,
             kdf_iterations: kdf.iterations,
+            window_token: None,
         };
         Ok((reply, created.key))
     }
@@ -972,7 +1051,19 @@ impl Agent {
         Ok(Reply::Unlocked {
             recovery_codes_left: unlocked.recovery_codes_left,
             auto_lock_secs: self.auto_lock().as_secs(),
+            window_token: None,
         })
+    }
+
+    /// A window token for the app's window the vault was just unlocked through; none for any
+    /// other program, or when the window did not ask.
+    fn window_token(&self, asked: bool, actor: &Actor) -> Option<WireSecret> {
+        (asked && self.desktop.is_app(actor)).then(|| self.desktop.issue_token())
+    }
+
+    /// Whether the request comes from the app's window and carries a live window token.
+    fn is_trusted_window(&self, actor: &Actor, token: Option<&WireSecret>) -> bool {
+        self.desktop.is_app(actor) && self.desktop.token_valid(token)
     }
 
     /// Holds `key` as the unlocked vault key.

@@ -1,5 +1,6 @@
-//! The agent as the desktop app embeds it: in-process calls (Reveal, approvals answered by an
-//! in-process approver) on a real vault with the explicit file keystore (no Secret Service).
+//! The agent as the desktop agent runs it: approvals answered by an in-process approver (the
+//! tray forwards them to the window), Reveal, and the window's trust (window tokens), on a real
+//! vault with the explicit file keystore (no Secret Service).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +42,38 @@ fn aws_cli() -> Actor {
     }
 }
 
+/// The desktop app's window, as the socket would identify it.
+const APP: &str = "/opt/keyward/keyward-desktop";
+
+fn window() -> Actor {
+    Actor {
+        uid: Some(1000),
+        pid: Some(888_888),
+        chain: vec![ProcessInfo {
+            pid: 888_888,
+            exe: Some(APP.into()),
+            script: None,
+        }],
+    }
+}
+
 async fn unlocked_agent(dir: &std::path::Path) -> (Arc<Agent>, Actor) {
+    let (agent, me, _) = unlocked_agent_for(dir, None).await;
+    (agent, me)
+}
+
+/// An unlocked agent serving the desktop app at `app` (if any), and the vault's recovery codes.
+async fn unlocked_agent_for(
+    dir: &std::path::Path,
+    app: Option<&str>,
+) -> (Arc<Agent>, Actor, Vec<WireSecret>) {
     let vault = Vault::open(VaultPaths {
         data_dir: dir.to_path_buf(),
     })
     .expect("open");
-    let agent = Arc::new(Agent::new(vault, Some(Duration::from_secs(900))).expect("agent"));
+    let mut agent = Agent::new(vault, Some(Duration::from_secs(900))).expect("agent");
+    agent.desktop = keyward_agent::desktop::Desktop::new(app.map(Into::into));
+    let agent = Arc::new(agent);
     let me = keyward_agent::peer::this_process();
     let totp = TotpSetup::generate("test").expect("totp");
     let t = now();
@@ -62,11 +89,14 @@ async fn unlocked_agent(dir: &std::path::Path) -> (Arc<Agent>, Actor) {
                     iterations: 1,
                 }),
                 unlock: false,
+                window: false,
             },
             me.clone(),
         )
         .await;
-    assert!(matches!(init, Ok(Reply::Initialized { .. })), "{init:?}");
+    let Ok(Reply::Initialized { recovery_codes, .. }) = init else {
+        panic!("init: {init:?}");
+    };
     assert!(
         !agent.is_unlocked(),
         "a new vault starts locked unless asked"
@@ -78,12 +108,13 @@ async fn unlocked_agent(dir: &std::path::Path) -> (Arc<Agent>, Actor) {
                 factor: FactorInput::Totp {
                     code: w(&totp.code_at(t + 30)),
                 },
+                window: false,
             },
             me.clone(),
         )
         .await;
     assert!(matches!(unlock, Ok(Reply::Unlocked { .. })), "{unlock:?}");
-    (agent, me)
+    (agent, me, recovery_codes)
 }
 
 #[tokio::test]
@@ -207,4 +238,163 @@ async fn the_embedded_approver_is_asked_and_its_answer_is_applied() {
         asked.try_recv().is_err(),
         "no question while the grant lasts"
     );
+}
+
+fn code(r: &Result<Reply, keyward_agent::protocol::ErrorReply>) -> Option<ErrorCode> {
+    r.as_ref().err().map(|e| e.code)
+}
+
+async fn reveal(agent: &Arc<Agent>, who: Actor, token: &str) -> Result<Reply, ErrorCode> {
+    agent
+        .handle(
+            Request::Reveal {
+                name: "gh".into(),
+                token: w(token),
+            },
+            who,
+        )
+        .await
+        .map_err(|e| e.code)
+}
+
+async fn unlock_through(agent: &Arc<Agent>, who: Actor, recovery: &WireSecret) -> Option<String> {
+    let r = agent
+        .handle(
+            Request::Unlock {
+                passphrase: w(PASS),
+                factor: FactorInput::Recovery {
+                    code: recovery.clone(),
+                },
+                window: true,
+            },
+            who,
+        )
+        .await;
+    match r {
+        Ok(Reply::Unlocked { window_token, .. }) => window_token.map(|t| t.expose().to_owned()),
+        other => panic!("unlock: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn only_a_window_holding_a_token_reveals_keys_or_answers_approvals() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (agent, me, mut recovery) = unlocked_agent_for(dir.path(), Some(APP)).await;
+    let added = agent
+        .handle(
+            Request::AddStatic {
+                name: "gh".into(),
+                meta: MetaInput::default(),
+                value: w("ghp_canary_value_42"),
+            },
+            me.clone(),
+        )
+        .await;
+    assert!(added.is_ok(), "{added:?}");
+
+    // The vault was unlocked elsewhere (the CLI): the app's executable alone reveals nothing,
+    // nor does any other program, whatever token it makes up.
+    let guess = "0".repeat(64);
+    assert_eq!(
+        reveal(&agent, window(), &guess).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        reveal(&agent, aws_cli(), &guess).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+
+    // Unlocked through the window: it gets a token, and with it the secret (audited).
+    agent.lock(&me, "test");
+    let token = unlock_through(&agent, window(), &recovery.pop().expect("code"))
+        .await
+        .expect("the window gets a token");
+    match reveal(&agent, window(), &token).await {
+        Ok(Reply::Revealed { secret }) => assert_eq!(secret.expose(), "ghp_canary_value_42"),
+        other => panic!("reveal: {other:?}"),
+    }
+    let Ok(Reply::Audit { rows }) = agent
+        .handle(Request::AuditTail { limit: 5 }, me.clone())
+        .await
+    else {
+        panic!("audit tail");
+    };
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "reveal" && r.target.as_deref() == Some("gh")));
+
+    // The token is the window's: another program presenting it is still refused.
+    assert_eq!(
+        reveal(&agent, aws_cli(), &token).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+
+    // Approvals: the window with its token passes the check (the id is unknown, so the answer
+    // is "invalid"), without it the window is refused.
+    let approve = |token: Option<&str>| Request::Approve {
+        id: "no-such-request".into(),
+        decision: Decision::Once,
+        token: token.map(w),
+    };
+    let with = agent.handle(approve(Some(&token)), window()).await;
+    assert_eq!(code(&with), Some(ErrorCode::Invalid), "{with:?}");
+    let without = agent.handle(approve(None), window()).await;
+    assert_eq!(code(&without), Some(ErrorCode::Forbidden), "{without:?}");
+    let other = agent.handle(approve(Some(&token)), aws_cli()).await;
+    assert_eq!(code(&other), Some(ErrorCode::Forbidden), "{other:?}");
+
+    // Locking ends every token.
+    agent.lock(&me, "test");
+    let token = unlock_through(&agent, window(), &recovery.pop().expect("code"))
+        .await
+        .expect("token");
+    let other_program = unlock_through(&agent, aws_cli(), &recovery.pop().expect("code")).await;
+    assert!(
+        other_program.is_none(),
+        "only the app's window gets a token"
+    );
+    assert!(reveal(&agent, window(), &token).await.is_ok());
+    agent.lock(&me, "test");
+    assert_eq!(
+        reveal(&agent, window(), &token).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+
+    // A window the agent starts gets a token of its own (the tray hands it over on a pipe);
+    // when that window closes, its token ends.
+    let _ = unlock_through(&agent, aws_cli(), &recovery.pop().expect("code")).await;
+    let started = agent.desktop.issue_token();
+    assert!(reveal(&agent, window(), started.expose()).await.is_ok());
+    let closed = agent
+        .handle(
+            Request::Window {
+                closed: true,
+                token: Some(started.clone()),
+            },
+            window(),
+        )
+        .await;
+    assert!(matches!(closed, Ok(Reply::Window(_))), "{closed:?}");
+    assert_eq!(
+        reveal(&agent, window(), started.expose()).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+}
+
+#[tokio::test]
+async fn a_headless_agent_opens_no_window_and_trusts_no_app() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (agent, _me) = unlocked_agent(dir.path()).await;
+    let open = agent.handle(Request::OpenWindow {}, aws_cli()).await;
+    assert_eq!(code(&open), Some(ErrorCode::Invalid), "{open:?}");
+    let poll = agent
+        .handle(
+            Request::Window {
+                closed: false,
+                token: None,
+            },
+            window(),
+        )
+        .await;
+    assert_eq!(code(&poll), Some(ErrorCode::Forbidden), "{poll:?}");
 }

@@ -75,6 +75,7 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
                 client.call(Request::Approve {
                     id: info.id.clone(),
                     decision,
+                    token: None,
                 })?;
                 if decision == keyward_agent::approvals::Decision::Deny {
                     bail!(

@@ -37,10 +37,15 @@ pub fn existing() -> Result<Option<Client>> {
 
 /// Connects, starting the agent when needed.
 pub fn agent() -> Result<Client> {
+    agent_with(&[])
+}
+
+/// Connects, starting the agent with `args` (after `agent`) when none is running.
+pub fn agent_with(args: &[std::ffi::OsString]) -> Result<Client> {
     if let Some(c) = existing()? {
         return Ok(c);
     }
-    let mut child = start_background()?;
+    let mut child = start_background(args)?;
     let mut starts = 1;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -55,7 +60,7 @@ pub fn agent() -> Result<Client> {
             // stopping agent still held the lock: look again, then start once more.
             std::thread::sleep(Duration::from_millis(100));
             if existing()?.is_none() {
-                child = start_background()?;
+                child = start_background(args)?;
                 starts += 1;
             }
             exited = false;
@@ -95,7 +100,7 @@ fn strip_log_prefix(line: &str) -> &str {
     line
 }
 
-fn start_background() -> Result<std::process::Child> {
+fn start_background(args: &[std::ffi::OsString]) -> Result<std::process::Child> {
     let exe = std::env::current_exe().context("cannot find the keyward executable")?;
     let stderr = match agent_log_path() {
         Some(path) => {
@@ -117,6 +122,7 @@ fn start_background() -> Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     Command::new(exe)
         .arg("agent")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

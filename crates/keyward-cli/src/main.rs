@@ -10,6 +10,7 @@ mod connect;
 mod grantscmd;
 mod keys;
 mod prompt;
+mod tray;
 mod vaultcmd;
 
 use std::process::ExitCode;
@@ -343,8 +344,16 @@ struct AgentArgs {
     #[command(subcommand)]
     action: Option<AgentAction>,
     /// Lock after this much idle time, e.g. 15m.
-    #[arg(long, env = "KEYWARD_AUTO_LOCK", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "KEYWARD_AUTO_LOCK", value_parser = parse_duration)]
     auto_lock: Option<Duration>,
+    /// Run for the desktop app: a tray icon, notifications, and the app's window opened when a
+    /// program asks for credentials (the app starts its agent this way).
+    #[arg(long, global = true)]
+    tray: bool,
+    /// The desktop app to open and trust with its window's requests [default: keyward-desktop
+    /// beside this executable].
+    #[arg(long, global = true, requires = "tray", value_name = "PATH")]
+    app: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -463,7 +472,11 @@ fn run(cli: Cli) -> Result<()> {
                 Some(AgentAction::Start) => vaultcmd::AgentVerb::Start,
                 Some(AgentAction::Stop) => vaultcmd::AgentVerb::Stop,
             },
-            a.auto_lock,
+            vaultcmd::AgentMode {
+                auto_lock: a.auto_lock,
+                tray: a.tray,
+                app: a.app,
+            },
         ),
     }
 }

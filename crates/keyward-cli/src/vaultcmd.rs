@@ -123,6 +123,7 @@ pub fn init(
             },
             kdf,
             unlock: false,
+            window: false,
         });
         match res {
             Err(ClientError::Agent(e))
@@ -137,6 +138,7 @@ pub fn init(
         recovery_codes,
         kdf_memory_mib,
         kdf_iterations,
+        ..
     } = reply
     else {
         return Err(unexpected());
@@ -209,6 +211,7 @@ pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
     Ok(connect::agent()?.call(Request::Unlock {
         passphrase: wire(&passphrase),
         factor,
+        window: false,
     })?)
 }
 
@@ -266,6 +269,7 @@ pub fn unlock(input_fd: Option<u32>, kind: FactorKind) -> Result<()> {
         Reply::Unlocked {
             recovery_codes_left,
             auto_lock_secs,
+            ..
         } => {
             println!(
                 "Unlocked. Locks after {} of inactivity (`keyward lock` locks now).",
@@ -500,20 +504,48 @@ pub enum AgentVerb {
 }
 
 /// `keyward agent`.
-pub fn agent(verb: AgentVerb, auto_lock: Option<Duration>) -> Result<()> {
+/// How `keyward agent` runs: its auto-lock, and whether it serves the desktop app.
+pub struct AgentMode {
+    /// Idle time before auto-lock (command line).
+    pub auto_lock: Option<Duration>,
+    /// Run for the desktop app (tray icon, window on demand).
+    pub tray: bool,
+    /// The desktop app's executable.
+    pub app: Option<std::path::PathBuf>,
+}
+
+pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
     match verb {
         AgentVerb::Run => {
-            if auto_lock.is_some_and(|d| d < Duration::from_secs(1)) {
+            if mode.auto_lock.is_some_and(|d| d < Duration::from_secs(1)) {
                 bail!("--auto-lock must be at least 1s");
             }
-            let opts = keyward_agent::AgentOptions { auto_lock };
+            if mode.tray {
+                let opts = keyward_agent::AgentOptions {
+                    auto_lock: mode.auto_lock,
+                    app: Some(crate::tray::app_path(mode.app)?),
+                };
+                return crate::tray::run(opts);
+            }
+            let opts = keyward_agent::AgentOptions {
+                auto_lock: mode.auto_lock,
+                app: None,
+            };
             keyward_agent::run(opts, |socket, _| {
                 tracing::info!("ready on {}", socket.display());
             })?;
             Ok(())
         }
         AgentVerb::Start => {
-            let mut c = connect::agent()?;
+            let mut args = Vec::new();
+            if mode.tray {
+                args.push("--tray".into());
+                if let Some(app) = mode.app {
+                    args.push("--app".into());
+                    args.push(crate::tray::app_path(Some(app))?.into_os_string());
+                }
+            }
+            let mut c = connect::agent_with(&args)?;
             if let Reply::Pong { pid } = c.call(Request::Ping {})? {
                 println!("Agent running (pid {pid}).");
             }
