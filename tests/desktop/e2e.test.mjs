@@ -121,6 +121,9 @@ test('first run: passphrase, authenticator app, recovery codes', async () => {
   assert.notEqual(status.agent_pid, headlessPid, 'the app started its own agent');
   assert.equal(status.desktop, true, "the app's agent is the desktop one (tray icon)");
   assert.ok(!alive(headlessPid), 'the headless agent stopped for the app');
+  // The window holds typed passphrases and revealed secrets: no core dumps, like the agent.
+  const [win] = appPids();
+  assert.match(readFileSync(`/proc/${win}/limits`, 'utf8'), /Max core file size\s+0\s+0\s/);
   await shot('01-first-run');
   await type('new-passphrase', 'weak');
   await browser.waitUntil(async () => /too weak/i.test(await (await $t('strength')).getText()), { timeout: 5000 });
