@@ -351,4 +351,6 @@ finally:
     if conn is not None:
         conn.close()
     os.killpg(driver.pid, signal.SIGTERM)
+    # The app started its agent, which outlives the WebDriver session: stop it (and any window).
+    subprocess.run([kw, "agent", "stop"], env=env, capture_output=True)
     xvfb.terminate()

@@ -97,14 +97,20 @@ fn is_desktop_agent(socket: &Path) -> bool {
 /// Asks the headless agent to stop (it locks before it exits) and waits until it has.
 fn take_over(socket: &Path) -> anyhow::Result<()> {
     tracing::info!("a headless agent is running: asking it to stop so the app can take over");
-    if let Ok(mut c) = Client::connect(socket) {
-        let _ = c.call(Request::Shutdown {});
-    }
     let dir = keyward_agent::server::runtime_dir()?;
     let deadline = Instant::now() + TAKEOVER_WAIT;
+    let mut asked = Instant::now() - Duration::from_secs(1);
     while keyward_agent::server::take_instance_lock(&dir).is_err() {
         if Instant::now() > deadline {
             bail!("the running Keyward agent was asked to stop but is still running");
+        }
+        // Asked again now and then: an agent still starting up (its socket not yet listening)
+        // holds the lock but missed the first request, and a CLI may start one meanwhile.
+        if asked.elapsed() >= Duration::from_millis(500) {
+            if let Ok(mut c) = Client::connect(socket) {
+                let _ = c.call(Request::Shutdown {});
+            }
+            asked = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(50));
     }

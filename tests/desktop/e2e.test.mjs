@@ -111,6 +111,8 @@ before(async () => {
 
 after(async () => {
   await browser?.deleteSession().catch(() => {});
+  // Whatever failed, no agent (and so no window) outlives the run.
+  await keyward(['agent', 'stop']).catch(() => {});
 });
 
 let secret;

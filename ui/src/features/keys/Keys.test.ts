@@ -1,4 +1,4 @@
-import { render, screen, waitFor } from '@testing-library/svelte';
+import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import Keys from './Keys.svelte';
@@ -38,6 +38,37 @@ describe('keys', () => {
     await user.type(screen.getByTestId('key-search'), 'key-0042');
     await waitFor(() => expect(screen.getByTestId('key-count')).toHaveTextContent('10 of 10000 keys'));
     expect(screen.getAllByTestId('key-row')[0]).toHaveTextContent('key-00420');
+  });
+
+  it('keeps the rows of the list and changes their text as you type', async () => {
+    const user = userEvent.setup();
+    render(Keys, { backend: await unlocked(Array.from({ length: 10_000 }, (_, i) => key(i))) });
+    await screen.findByTestId('key-count');
+    const before = screen.getAllByTestId('key-row');
+    expect(before[0]).toHaveTextContent('key-00000');
+    await user.type(screen.getByTestId('key-search'), '7');
+    await waitFor(() => expect(screen.getByTestId('key-count')).toHaveTextContent('3439 of 10000 keys'));
+    const after = screen.getAllByTestId('key-row');
+    // The same elements, in the same order, now showing the matches.
+    expect(after[0]).toBe(before[0]);
+    expect(after.map((r) => r.querySelector('strong')?.textContent)).toEqual(['key-00007', 'key-00017', 'key-00027', 'key-00037', 'key-00047', 'key-00057'].slice(0, after.length));
+  });
+
+  it('moves focus to the list when the focused row scrolls away, not to another key', async () => {
+    render(Keys, { backend: await unlocked(Array.from({ length: 10_000 }, (_, i) => key(i))) });
+    const open = await screen.findByRole('button', { name: 'Open key-00000' });
+    open.focus();
+    const list = screen.getByRole('list');
+    // One row down: key-00000 is still rendered (overscan), focus stays on it.
+    list.scrollTop = 48;
+    await fireEvent.scroll(list);
+    expect(document.activeElement).toBe(open);
+    expect(open).toHaveAccessibleName('Open key-00000');
+    // Far down: its row now shows another key, so the list itself takes focus.
+    list.scrollTop = 48 * 200;
+    await fireEvent.scroll(list);
+    await waitFor(() => expect(document.activeElement).toBe(list));
+    expect(screen.getAllByTestId('key-row')[0]).not.toHaveTextContent('key-00000');
   });
 
   it('shows state badges and filters by state and kind', async () => {
