@@ -19,4 +19,17 @@ describe('activity', () => {
     await user.type(screen.getByTestId('activity-key'), 'gh');
     await waitFor(() => expect(screen.getAllByTestId('activity-row')).toHaveLength(1));
   });
+
+  it('names the program behind each record: the window itself, or what ran the keyward command', async () => {
+    const b = new TestBackend();
+    await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
+    b.audit.push({
+      seq: 99, ts: new Date().toISOString(), action: 'cred.aws', target: 'prod', outcome: 'ok', detail: '{}',
+      actor: JSON.stringify({ chain: [{ pid: 9, exe: '/usr/bin/keyward' }, { pid: 8, exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { pid: 7, exe: '/usr/bin/bash' }] }),
+    });
+    render(Activity, { backend: b });
+    const rows = await screen.findAllByTestId('activity-row');
+    expect(rows[0]).toHaveTextContent('/usr/bin/python3 /usr/bin/aws');
+    expect(rows[rows.length - 1]).toHaveTextContent('/usr/bin/keyward-desktop');
+  });
 });

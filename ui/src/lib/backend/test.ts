@@ -28,7 +28,8 @@ export class TestBackend implements Backend {
   private record(action: string, target: string | null, outcome = 'ok') {
     this.audit.push({
       seq: ++this.seq, ts: new Date().toISOString(), action, target, outcome,
-      actor: JSON.stringify({ chain: [{ pid: 1, exe: '/usr/bin/keyward-desktop' }] }), detail: '{}',
+      // As the agent records the window: the window first, then what started it (the agent).
+      actor: JSON.stringify({ chain: [{ pid: 2, exe: '/usr/bin/keyward-desktop' }, { pid: 1, exe: '/usr/bin/keyward' }] }), detail: '{}',
     });
   }
 
