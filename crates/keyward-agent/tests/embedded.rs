@@ -117,10 +117,21 @@ async fn unlocked_agent_for(
     (agent, me, recovery_codes)
 }
 
-#[tokio::test]
-async fn reveal_gives_the_app_the_secret_and_is_audited_and_refused_when_locked() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (agent, me) = unlocked_agent(dir.path()).await;
+/// The newest audit records include the reveal of "gh".
+async fn assert_reveal_audited(agent: &Arc<Agent>, me: &Actor) {
+    let Ok(Reply::Audit { rows }) = agent
+        .handle(Request::AuditTail { limit: 5 }, me.clone())
+        .await
+    else {
+        panic!("audit tail");
+    };
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "reveal" && r.target.as_deref() == Some("gh")));
+}
+
+/// Stores the static key "gh" whose secret the tests reveal.
+async fn add_canary(agent: &Arc<Agent>, me: &Actor) {
     let added = agent
         .handle(
             Request::AddStatic {
@@ -132,20 +143,19 @@ async fn reveal_gives_the_app_the_secret_and_is_audited_and_refused_when_locked(
         )
         .await;
     assert!(added.is_ok(), "{added:?}");
+}
+
+#[tokio::test]
+async fn reveal_gives_the_app_the_secret_and_is_audited_and_refused_when_locked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (agent, me) = unlocked_agent(dir.path()).await;
+    add_canary(&agent, &me).await;
     let secret = agent
         .reveal_secret("gh".into(), me.clone())
         .await
         .expect("reveal");
     assert_eq!(secret.expose_secret(), "ghp_canary_value_42");
-    let Ok(Reply::Audit { rows }) = agent
-        .handle(Request::AuditTail { limit: 5 }, me.clone())
-        .await
-    else {
-        panic!("audit tail");
-    };
-    assert!(rows
-        .iter()
-        .any(|r| r.action == "reveal" && r.target.as_deref() == Some("gh")));
+    assert_reveal_audited(&agent, &me).await;
     agent.lock(&me, "test");
     let locked = agent.reveal_secret("gh".into(), me).await;
     assert_eq!(locked.err().map(|e| e.code), Some(ErrorCode::Locked));
@@ -280,17 +290,7 @@ async fn unlock_through(agent: &Arc<Agent>, who: Actor, recovery: &WireSecret) -
 async fn only_a_window_holding_a_token_reveals_keys_or_answers_approvals() {
     let dir = tempfile::tempdir().expect("dir");
     let (agent, me, mut recovery) = unlocked_agent_for(dir.path(), Some(APP)).await;
-    let added = agent
-        .handle(
-            Request::AddStatic {
-                name: "gh".into(),
-                meta: MetaInput::default(),
-                value: w("ghp_canary_value_42"),
-            },
-            me.clone(),
-        )
-        .await;
-    assert!(added.is_ok(), "{added:?}");
+    add_canary(&agent, &me).await;
 
     // The vault was unlocked elsewhere (the CLI): the app's executable alone reveals nothing,
     // nor does any other program, whatever token it makes up.
@@ -313,15 +313,7 @@ async fn only_a_window_holding_a_token_reveals_keys_or_answers_approvals() {
         Ok(Reply::Revealed { secret }) => assert_eq!(secret.expose(), "ghp_canary_value_42"),
         other => panic!("reveal: {other:?}"),
     }
-    let Ok(Reply::Audit { rows }) = agent
-        .handle(Request::AuditTail { limit: 5 }, me.clone())
-        .await
-    else {
-        panic!("audit tail");
-    };
-    assert!(rows
-        .iter()
-        .any(|r| r.action == "reveal" && r.target.as_deref() == Some("gh")));
+    assert_reveal_audited(&agent, &me).await;
 
     // The token is the window's: another program presenting it is still refused.
     assert_eq!(
