@@ -503,7 +503,6 @@ pub enum AgentVerb {
     Stop,
 }
 
-/// `keyward agent`.
 /// How `keyward agent` runs: its auto-lock, and whether it serves the desktop app.
 pub struct AgentMode {
     /// Idle time before auto-lock (command line).
@@ -514,23 +513,24 @@ pub struct AgentMode {
     pub app: Option<std::path::PathBuf>,
 }
 
+/// `keyward agent`.
 pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
     match verb {
         AgentVerb::Run => {
             if mode.auto_lock.is_some_and(|d| d < Duration::from_secs(1)) {
                 bail!("--auto-lock must be at least 1s");
             }
-            if mode.tray {
-                let opts = keyward_agent::AgentOptions {
-                    auto_lock: mode.auto_lock,
-                    app: Some(crate::tray::app_path(mode.app)?),
-                };
-                return crate::tray::run(opts);
-            }
+            let app = match mode.tray {
+                true => Some(crate::tray::app_path(mode.app)?),
+                false => None,
+            };
             let opts = keyward_agent::AgentOptions {
                 auto_lock: mode.auto_lock,
-                app: None,
+                app,
             };
+            if mode.tray {
+                return crate::tray::run(opts);
+            }
             keyward_agent::run(opts, |socket, _| {
                 tracing::info!("ready on {}", socket.display());
             })?;
