@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "list_keys",
     "add_aws",
     "add_static",
+    "add_oauth2",
     "remove_key",
     "test_key",
     "activity",

@@ -5,8 +5,8 @@
 use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
 use keyward_agent::client::{Client, ClientError};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, Reply, Request,
-    StatusInfo, WireSecret,
+    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, OAuth2KeyInput,
+    Reply, Request, StatusInfo, WireSecret,
 };
 use keyward_core::catalog::AuditRow;
 use keyward_core::vault::FactorInfo;
@@ -353,6 +353,19 @@ pub async fn add_static(
     .map(|_| ())
 }
 
+/// Adds an OAuth2 client.
+#[tauri::command]
+pub async fn add_oauth2(
+    state: State<'_, AppState>,
+    name: String,
+    meta: MetaInput,
+    oauth2: OAuth2KeyInput,
+) -> Res<()> {
+    call(&state, Request::AddOauth2 { name, meta, oauth2 })
+        .await
+        .map(|_| ())
+}
+
 /// Removes a key.
 #[tauri::command]
 pub async fn remove_key(state: State<'_, AppState>, name: String) -> Res<()> {
@@ -363,10 +376,11 @@ pub async fn remove_key(state: State<'_, AppState>, name: String) -> Res<()> {
 #[derive(Serialize)]
 pub struct Tested {
     identity: String,
-    expiration: String,
+    expiration: Option<String>,
+    scope: Option<String>,
 }
 
-/// Issues a session for an AWS key and reports its identity.
+/// Issues a session (AWS) or an access token (OAuth2) and reports whose it is.
 #[tauri::command]
 pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
     match call(
@@ -381,9 +395,11 @@ pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
         Reply::KeyTested {
             identity,
             expiration,
+            scope,
         } => Ok(Tested {
             identity,
             expiration,
+            scope,
         }),
         _ => Err(unexpected()),
     }

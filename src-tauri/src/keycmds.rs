@@ -65,6 +65,11 @@ pub enum RotateInput {
         /// The token.
         value: String,
     },
+    /// A new OAuth2 client secret.
+    Oauth2 {
+        /// The client secret.
+        client_secret: String,
+    },
 }
 
 /// Stores a key's new secret after it was rotated at the provider.
@@ -83,6 +88,9 @@ pub async fn rotate_key(
             secret_access_key: w(secret_access_key.trim().to_owned()),
         },
         RotateInput::Static { value } => NewSecret::Static { value: w(value) },
+        RotateInput::Oauth2 { client_secret } => NewSecret::Oauth2 {
+            client_secret: w(client_secret.trim().to_owned()),
+        },
     };
     match call(&state, Request::Rotate { name, secret }).await? {
         Reply::Entry { entry } => Ok(KeyRow::now(*entry)),

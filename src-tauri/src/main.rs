@@ -85,6 +85,7 @@ fn main() {
             commands::list_keys,
             commands::add_aws,
             commands::add_static,
+            commands::add_oauth2,
             commands::remove_key,
             commands::test_key,
             commands::activity,

@@ -1,12 +1,14 @@
 //! End-to-end tests: the real `keyward` binary and its agent against a real gnome-keyring Secret
-//! Service, a real SQLite catalog, moto as STS/IAM (signatures checked), and the real AWS CLI v2
-//! and boto3 resolving profiles through `credential_process`.
+//! Service, a real SQLite catalog, moto as STS/IAM (signatures checked), the real AWS CLI v2
+//! and boto3 resolving profiles through `credential_process`, and a real OAuth2 authorization
+//! server (oidc-provider) whose tokens the real curl sends to an API that checks them.
 
 mod approvals;
 mod aws;
 mod errors;
 mod fido2;
 mod keys;
+mod oauth2;
 mod session;
 mod support;
 mod vault;

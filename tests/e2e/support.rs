@@ -488,3 +488,89 @@ pub fn support_script(name: &str) -> PathBuf {
         .join("../../tests/support")
         .join(name)
 }
+
+/// A real OAuth2 authorization server (oidc-provider, `tests/oauth/server.mjs`) on 127.0.0.1:
+/// client-credentials grant, client secrets checked, token introspection, and a protected
+/// resource (`/api/whoami`) that accepts only live tokens it issued.
+pub struct OAuthServer {
+    child: Child,
+    /// Held open for the server's life: it stops when its stdin closes.
+    _stdin: std::process::ChildStdin,
+    /// Base URL.
+    pub issuer: String,
+    pub token_url: String,
+    pub introspection_url: String,
+}
+
+impl OAuthServer {
+    /// Starts the server with these clients:
+    /// `[{"client_id","client_secret","scope"?,"auth"?: "basic"|"post","ttl"?: secs}]`.
+    pub fn start(clients: serde_json::Value) -> Self {
+        let node = required_env("KEYWARD_TEST_NODE");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oauth/server.mjs");
+        let mut child = Command::new(node)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the OAuth2 test server (node tests/oauth/server.mjs)");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{}", serde_json::json!({ "clients": clients })).expect("configure");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the server's address");
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the OAuth2 test server did not start ({e}): {line:?}"));
+        let s = |k: &str| v[k].as_str().expect("address field").to_owned();
+        OAuthServer {
+            child,
+            _stdin: stdin,
+            issuer: s("issuer"),
+            token_url: s("token_url"),
+            introspection_url: s("introspection_url"),
+        }
+    }
+
+    /// How many tokens its token endpoint has issued so far.
+    pub fn tokens_issued(&self) -> u64 {
+        let v = http_get_json(&format!("{}/test/stats", self.issuer), None).1;
+        v["tokens_issued"].as_u64().expect("tokens_issued")
+    }
+
+    /// How the client of the last issued token authenticated: "basic" or "post".
+    pub fn last_auth(&self) -> String {
+        let v = http_get_json(&format!("{}/test/stats", self.issuer), None).1;
+        v["last_auth"].as_str().expect("last_auth").to_owned()
+    }
+}
+
+impl Drop for OAuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET with the real curl (optionally sending header lines from `header_file`, as
+/// `curl -H @file` does): (HTTP status, JSON body).
+pub fn http_get_json(url: &str, header_file: Option<&Path>) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}"]);
+    if let Some(f) = header_file {
+        cmd.arg("-H").arg(format!("@{}", f.display()));
+    }
+    let out = cmd.arg(url).output().expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (
+        code.trim().parse().expect("status"),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -80,8 +80,11 @@ pub struct ApprovalInfo {
     pub chain: Vec<ProcessInfo>,
     /// Profile asked for.
     pub profile: String,
-    /// Lifetime of the credential it would get.
-    pub ttl_secs: u64,
+    /// Kind of key behind the profile (what the program would get: STS session credentials or
+    /// an OAuth2 access token).
+    pub kind: keyward_core::EntryKind,
+    /// Lifetime of the credential it would get; `None` when the server decides (OAuth2).
+    pub ttl_secs: Option<u64>,
     /// Seconds left to decide.
     pub expires_in_secs: u64,
 }
@@ -219,7 +222,8 @@ impl Approvals {
         client: ClientId,
         chain: Vec<ProcessInfo>,
         profile: &str,
-        ttl_secs: u64,
+        kind: keyward_core::EntryKind,
+        ttl_secs: Option<u64>,
     ) -> (ApprovalInfo, Arc<tokio::sync::Notify>) {
         let mut st = self.state();
         st.pending
@@ -240,6 +244,7 @@ impl Approvals {
             client,
             chain,
             profile: profile.to_owned(),
+            kind,
             ttl_secs,
             expires_in_secs: APPROVAL_WAIT.as_secs(),
         };
@@ -421,7 +426,13 @@ mod tests {
     fn once_allows_one_request_and_leaves_no_grant() {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
-        let (info, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        let (info, _) = a.ask(
+            aws.clone(),
+            vec![],
+            "prod",
+            keyward_core::EntryKind::Aws,
+            Some(3600),
+        );
         a.decide(&info.id, Decision::Once).expect("decide");
         assert_eq!(
             a.take_decision(&info.id, &aws, "prod"),
@@ -435,7 +446,13 @@ mod tests {
     fn a_decision_does_not_transfer_to_another_client_or_profile() {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
-        let (info, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        let (info, _) = a.ask(
+            aws.clone(),
+            vec![],
+            "prod",
+            keyward_core::EntryKind::Aws,
+            Some(3600),
+        );
         a.decide(&info.id, Decision::Once).expect("decide");
         assert_eq!(
             a.take_decision(&info.id, &client("/tmp/evil"), "prod"),
@@ -453,9 +470,21 @@ mod tests {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
         let tf = client("/usr/bin/terraform");
-        let (i1, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        let (i1, _) = a.ask(
+            aws.clone(),
+            vec![],
+            "prod",
+            keyward_core::EntryKind::Aws,
+            Some(3600),
+        );
         a.decide(&i1.id, Decision::Hours(8)).expect("decide");
-        let (i2, _) = a.ask(tf.clone(), vec![], "dev", 3600);
+        let (i2, _) = a.ask(
+            tf.clone(),
+            vec![],
+            "dev",
+            keyward_core::EntryKind::Aws,
+            Some(3600),
+        );
         a.decide(&i2.id, Decision::UntilLock).expect("decide");
         assert!(a.granted(&aws, "prod") && a.granted(&tf, "dev"));
         assert!(!a.granted(&aws, "dev") && !a.granted(&tf, "prod"));
@@ -471,7 +500,13 @@ mod tests {
     fn deny_grants_nothing_and_a_request_is_answered_once() {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
-        let (info, _) = a.ask(aws.clone(), vec![], "prod", 3600);
+        let (info, _) = a.ask(
+            aws.clone(),
+            vec![],
+            "prod",
+            keyward_core::EntryKind::Aws,
+            Some(3600),
+        );
         a.decide(&info.id, Decision::Deny).expect("decide");
         assert_eq!(
             a.decide(&info.id, Decision::UntilLock).err(),
@@ -505,9 +540,23 @@ mod tests {
     #[test]
     fn pending_requests_are_bounded() {
         let a = Approvals::default();
-        let first = a.ask(client("/a"), vec![], "p", 1).0;
+        let first = a
+            .ask(
+                client("/a"),
+                vec![],
+                "p",
+                keyward_core::EntryKind::Aws,
+                Some(1),
+            )
+            .0;
         for i in 0..100 {
-            a.ask(client(&format!("/x{i}")), vec![], "p", 1);
+            a.ask(
+                client(&format!("/x{i}")),
+                vec![],
+                "p",
+                keyward_core::EntryKind::Aws,
+                Some(1),
+            );
         }
         assert_eq!(
             a.decide(&first.id, Decision::Once).err(),

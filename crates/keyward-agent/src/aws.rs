@@ -3,26 +3,20 @@
 //! them per profile.
 //!
 //! SDKs refresh credential_process output 15 minutes (advisory) / 10 minutes (mandatory) before
-//! expiry, and the AWS CLI runs the process on every command, so the cache never hands out
-//! credentials with under 20 minutes left and concurrent requests for one profile share one
-//! upstream call (a per-profile async mutex: the first caller fetches, the rest find the cache).
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! expiry, and the AWS CLI runs the process on every command: see [`crate::cache`] for why a
+//! session is handed out only with 20 minutes or more left.
 
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_sdk_sts::primitives::DateTimeFormat;
-use keyward_core::{AwsConfig, EntryMeta};
+use keyward_core::AwsConfig;
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
 
+use crate::cache::{CredCache, Issued, MIN_REMAINING};
 use crate::protocol::{AwsCredentials, WireSecret};
 
-/// Credentials are never handed out with less than this left.
-pub const MIN_REMAINING: time::Duration = time::Duration::minutes(20);
 /// Region used for STS when the entry names none.
 const DEFAULT_REGION: &str = "us-east-1";
 
@@ -47,67 +41,12 @@ pub enum AwsError {
     TooShort(String),
 }
 
-#[derive(Clone)]
-struct Cached {
-    creds: AwsCredentials,
-    expires: OffsetDateTime,
-    entry: EntryMeta,
-}
+/// The per-profile STS session cache.
+pub type AwsCache = CredCache<AwsCredentials>;
 
-/// The per-profile credential cache with single-flight fetching.
-#[derive(Default)]
-pub struct AwsCache {
-    cached: std::sync::Mutex<HashMap<String, Cached>>,
-    flights: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
-}
-
-impl AwsCache {
-    /// Fresh cached credentials for `profile`, with the entry they were issued from. Removing
-    /// an entry clears the cache, so a hit always belongs to the live entry of that name.
-    pub fn fresh(&self, profile: &str) -> Option<(AwsCredentials, EntryMeta)> {
-        let cached = self.cached.lock().ok()?;
-        let c = cached.get(profile)?;
-        (c.expires - OffsetDateTime::now_utc() >= MIN_REMAINING).then(|| {
-            let mut creds = c.creds.clone();
-            creds.cached = true;
-            (creds, c.entry.clone())
-        })
-    }
-
-    /// The lock that serializes upstream fetches for `profile`.
-    pub fn flight(&self, profile: &str) -> Arc<Mutex<()>> {
-        let mut f = match self.flights.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
-        f.entry(profile.to_owned()).or_default().clone()
-    }
-
-    /// Stores freshly issued credentials.
-    pub fn store(
-        &self,
-        profile: &str,
-        entry: &EntryMeta,
-        creds: &AwsCredentials,
-        expires: OffsetDateTime,
-    ) {
-        if let Ok(mut cached) = self.cached.lock() {
-            cached.insert(
-                profile.to_owned(),
-                Cached {
-                    creds: creds.clone(),
-                    expires,
-                    entry: entry.clone(),
-                },
-            );
-        }
-    }
-
-    /// Drops everything (on lock).
-    pub fn clear(&self) {
-        if let Ok(mut cached) = self.cached.lock() {
-            cached.clear();
-        }
+impl Issued for AwsCredentials {
+    fn set_cached(&mut self) {
+        self.cached = true;
     }
 }
 

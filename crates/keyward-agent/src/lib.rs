@@ -8,10 +8,12 @@
 
 pub mod approvals;
 pub mod aws;
+pub mod cache;
 pub mod client;
 pub mod desktop;
 
 pub mod hardening;
+pub mod oauth;
 pub mod peer;
 pub mod protocol;
 pub mod server;

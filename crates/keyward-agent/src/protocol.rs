@@ -126,6 +126,27 @@ pub struct AwsKeyInput {
     pub sts_endpoint: Option<String>,
 }
 
+/// The OAuth2 part of an add request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2KeyInput {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: WireSecret,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Scopes to ask for (none: the server's default).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Client authentication (default: HTTP Basic).
+    #[serde(default)]
+    pub auth: Option<keyward_core::ClientAuth>,
+    /// Introspection endpoint, for "test this key".
+    #[serde(default)]
+    pub introspection_url: Option<String>,
+}
+
 /// Metadata common to every add.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +183,12 @@ pub enum NewSecret {
     Static {
         /// The token.
         value: WireSecret,
+    },
+    /// A new OAuth2 client secret.
+    #[serde(rename = "oauth2")]
+    Oauth2 {
+        /// The client secret.
+        client_secret: WireSecret,
     },
 }
 
@@ -226,6 +253,16 @@ pub enum Request {
         /// The token.
         value: WireSecret,
     },
+    /// Add an OAuth2 client.
+    AddOauth2 {
+        /// Entry (and profile) name.
+        name: String,
+        /// Metadata.
+        #[serde(default)]
+        meta: MetaInput,
+        /// The client and its settings.
+        oauth2: OAuth2KeyInput,
+    },
     /// List entries.
     List {},
     /// One entry's metadata.
@@ -271,7 +308,16 @@ pub enum Request {
         #[serde(default)]
         approval: Option<String>,
     },
-    /// Check an AWS key works: issue a session and report whose it is (no secrets returned).
+    /// An OAuth2 access token (client-credentials grant) for a profile.
+    CredOauth2 {
+        /// Entry / profile name.
+        profile: String,
+        /// Id of an approval request this client had answered.
+        #[serde(default)]
+        approval: Option<String>,
+    },
+    /// Check a key works: issue a short-lived credential and report whose it is (no secrets
+    /// returned). AWS and OAuth2 keys.
     TestKey {
         /// Entry name.
         name: String,
@@ -418,6 +464,7 @@ impl Request {
             Request::Lock {} => "lock",
             Request::AddAws { .. } => "add",
             Request::AddStatic { .. } => "add",
+            Request::AddOauth2 { .. } => "add",
             Request::List {} => "list",
             Request::Show { .. } => "show",
             Request::Remove { .. } => "remove",
@@ -427,6 +474,7 @@ impl Request {
             Request::RecoveryRegenerate { .. } => "recovery.regenerate",
             Request::SetAutoLock { .. } => "settings.auto_lock",
             Request::CredAws { .. } => "cred.aws",
+            Request::CredOauth2 { .. } => "cred.oauth2",
             Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
             Request::Grants {} => "grants",
@@ -578,6 +626,32 @@ impl std::fmt::Debug for AwsCredentials {
     }
 }
 
+/// An OAuth2 access token.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Token {
+    /// The access token.
+    pub access_token: WireSecret,
+    /// Its type as the server named it (`Bearer`).
+    pub token_type: String,
+    /// RFC 3339 expiry, when the server said.
+    pub expires_at: Option<String>,
+    /// Granted scope (space-separated), when the server said.
+    pub scope: Option<String>,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
+
+impl std::fmt::Debug for OAuth2Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Token")
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Success payloads.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -625,6 +699,8 @@ pub enum Reply {
     },
     /// AWS credentials.
     AwsCredentials(AwsCredentials),
+    /// An OAuth2 access token.
+    Oauth2Token(OAuth2Token),
     /// Enrolled factors.
     Factors {
         /// Each factor.
@@ -657,10 +733,14 @@ pub enum Reply {
     },
     /// A key works: the identity its session has.
     KeyTested {
-        /// ARN STS reports for the session.
+        /// Whose it is: the ARN STS reports for an AWS session, the client an OAuth2 server
+        /// confirms.
         identity: String,
-        /// When the session ends (RFC 3339).
-        expiration: String,
+        /// When the session or token ends (RFC 3339), when known.
+        expiration: Option<String>,
+        /// Granted scope of an OAuth2 token (space-separated), when the server said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
     },
     /// New recovery codes, to show once.
     RecoveryCodes {
@@ -674,7 +754,7 @@ pub enum Reply {
     },
     /// A stored secret, revealed to the app.
     Revealed {
-        /// The secret (the secret access key of an AWS key).
+        /// The secret (the secret access key of an AWS key, an OAuth2 client's secret).
         secret: WireSecret,
     },
     /// The window's poll answer.

@@ -15,7 +15,7 @@ use keyward_core::factors::TotpSetup;
 use keyward_core::kdf::KdfParams;
 use keyward_core::vault::{CreateOptions, EntryEdit, ReconcileNote, SecondFactor};
 use keyward_core::{
-    AwsConfig, EntryConfig, EntryMeta, SecretValue, UnlockedKey, Vault, VaultError,
+    AwsConfig, EntryConfig, EntryMeta, OAuth2Config, SecretValue, UnlockedKey, Vault, VaultError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
@@ -23,9 +23,10 @@ use tracing::{info, warn};
 use crate::approvals::{client_of, client_process, Approvals, ClientId, Decision, APPROVAL_WAIT};
 use crate::aws::{self, AwsCache, AwsError};
 use crate::desktop::Desktop;
+use crate::oauth::{self, OAuthCache};
 use crate::protocol::{
     AwsCredentials, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewSecret,
-    Reply, Request, StatusInfo, WindowState, WireSecret,
+    OAuth2Token, Reply, Request, StatusInfo, WindowState, WireSecret,
 };
 
 /// Default idle time before the vault locks itself.
@@ -74,6 +75,7 @@ pub struct Agent {
     /// Idle time before auto-lock (changed at run time from Settings).
     auto_lock_ms: AtomicU64,
     aws: AwsCache,
+    oauth: OAuthCache,
     reconciled: Vec<ReconcileNote>,
     ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
     /// Which programs may have credentials (cleared on lock).
@@ -166,6 +168,7 @@ impl Agent {
             last_activity: Mutex::new(Instant::now()),
             auto_lock_ms: AtomicU64::new(auto_lock.as_millis().try_into().unwrap_or(u64::MAX)),
             aws: AwsCache::default(),
+            oauth: OAuthCache::default(),
             reconciled,
             ceremonies: Mutex::new(HashMap::new()),
             approvals: Approvals::default(),
@@ -213,7 +216,7 @@ impl Agent {
             Ok(mut k) => k.take(),
             Err(p) => p.into_inner().take(),
         };
-        self.aws.clear();
+        self.clear_caches();
         self.approvals.clear();
         self.desktop.clear_tokens();
         let unlocked = was.is_some();
@@ -318,7 +321,11 @@ impl Agent {
                             aws.secret_access_key.expose().to_owned(),
                         ),
                     };
-                    a.add(name, EntryKind::Aws, meta, Some(cfg), secret, &actor)
+                    let config = EntryConfig {
+                        aws: Some(cfg),
+                        ..Default::default()
+                    };
+                    a.add(name, EntryKind::Aws, meta, config, secret, &actor)
                 })
                 .await
             }
@@ -327,7 +334,33 @@ impl Agent {
                     let secret = SecretValue::Static {
                         value: SecretString::from(value.expose().to_owned()),
                     };
-                    a.add(name, EntryKind::Static, meta, None, secret, &actor)
+                    a.add(
+                        name,
+                        EntryKind::Static,
+                        meta,
+                        EntryConfig::default(),
+                        secret,
+                        &actor,
+                    )
+                })
+                .await
+            }
+            Request::AddOauth2 { name, meta, oauth2 } => {
+                self.blocking(move |a| {
+                    let config = EntryConfig {
+                        oauth2: Some(OAuth2Config {
+                            client_id: oauth2.client_id,
+                            token_url: oauth2.token_url,
+                            scopes: oauth2.scopes,
+                            auth: oauth2.auth.unwrap_or_default(),
+                            introspection_url: oauth2.introspection_url,
+                        }),
+                        ..Default::default()
+                    };
+                    let secret = SecretValue::OAuth2 {
+                        client_secret: SecretString::from(oauth2.client_secret.expose().to_owned()),
+                    };
+                    a.add(name, EntryKind::OAuth2, meta, config, secret, &actor)
                 })
                 .await
             }
@@ -353,7 +386,7 @@ impl Agent {
                 self.blocking(move |a| {
                     a.with_vault(|v| v.remove_entry(&name, &actor))
                         .map_err(vault_err)?;
-                    a.aws.clear();
+                    a.clear_caches();
                     Ok(Reply::Done)
                 })
                 .await
@@ -392,12 +425,15 @@ impl Agent {
                         NewSecret::Static { value } => SecretValue::Static {
                             value: SecretString::from(value.expose().to_owned()),
                         },
+                        NewSecret::Oauth2 { client_secret } => SecretValue::OAuth2 {
+                            client_secret: SecretString::from(client_secret.expose().to_owned()),
+                        },
                     };
                     let entry = a
                         .with_vault(|v| v.replace_secret(&name, &secret, &actor))
                         .map_err(vault_err)?;
                     // Sessions cached from the old key would outlive the rotation.
-                    a.aws.clear();
+                    a.clear_caches();
                     Ok(Reply::Entry {
                         entry: Box::new(entry),
                     })
@@ -421,6 +457,9 @@ impl Agent {
             } => {
                 self.cred_aws(profile, mfa_code, approval, actor, true)
                     .await
+            }
+            Request::CredOauth2 { profile, approval } => {
+                self.cred_oauth2(profile, approval, actor, true).await
             }
             Request::TestKey { name, mfa_code } => self.test_key(name, mfa_code, actor).await,
             Request::Approve {
@@ -785,6 +824,7 @@ impl Agent {
                     secret_access_key, ..
                 } => secret_access_key,
                 SecretValue::Static { value } => value,
+                SecretValue::OAuth2 { client_secret } => client_secret,
             })
         })
         .await
@@ -814,7 +854,8 @@ impl Agent {
         self: &Arc<Self>,
         actor: &Actor,
         profile: &str,
-        ttl_secs: u64,
+        kind: EntryKind,
+        ttl_secs: Option<u64>,
         approval: Option<&str>,
         gated: bool,
     ) -> Result<Option<Reply>, ErrorReply> {
@@ -848,7 +889,7 @@ impl Agent {
         }
         let (info, decided) =
             self.approvals
-                .ask(client.clone(), actor.chain.clone(), profile, ttl_secs);
+                .ask(client.clone(), actor.chain.clone(), profile, kind, ttl_secs);
         {
             let me = Arc::clone(self);
             let a = actor.clone();
@@ -1081,7 +1122,7 @@ impl Agent {
         name: String,
         kind: EntryKind,
         meta: MetaInput,
-        aws: Option<AwsConfig>,
+        config: EntryConfig,
         secret: SecretValue,
         actor: &Actor,
     ) -> Outcome {
@@ -1099,7 +1140,7 @@ impl Agent {
             expires: meta.expires,
             last_used: None,
             use_count: 0,
-            config: EntryConfig { aws },
+            config,
         };
         let entry = self
             .with_vault(|v| v.add_entry(entry, &secret, actor))
@@ -1109,38 +1150,214 @@ impl Agent {
         })
     }
 
-    /// `test_key`: issues a session for `name` (as `cred_aws` would, cached the same way) and
-    /// reports only whose it is and until when; nothing secret leaves, so no approval is asked.
+    /// Wipes every cached credential (lock, removal, rotation).
+    fn clear_caches(&self) {
+        self.aws.clear();
+        self.oauth.clear();
+    }
+
+    /// Entry `name`'s metadata, read off the async threads.
+    async fn entry(self: &Arc<Self>, name: &str) -> Result<EntryMeta, ErrorReply> {
+        let me = Arc::clone(self);
+        let n = name.to_owned();
+        tokio::task::spawn_blocking(move || me.with_vault(|v| v.get(&n)))
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+            .map_err(vault_err)
+    }
+
+    /// Entry `meta`'s decrypted secret, read off the async threads.
+    async fn secret(
+        self: &Arc<Self>,
+        key: &Arc<UnlockedKey>,
+        meta: &EntryMeta,
+    ) -> Result<SecretValue, ErrorReply> {
+        let me = Arc::clone(self);
+        let m = meta.clone();
+        let k = Arc::clone(key);
+        tokio::task::spawn_blocking(move || me.with_vault(|v| v.read_secret(&k, &m)))
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+            .map_err(vault_err)
+    }
+
+    /// `test_key`: issues a credential for `name` (as `cred_aws` / `cred_oauth2` would, cached
+    /// the same way) and reports only whose it is and until when; nothing secret leaves, so no
+    /// approval is asked.
     async fn test_key(
         self: &Arc<Self>,
         name: String,
         mfa_code: Option<WireSecret>,
         actor: Actor,
     ) -> Outcome {
-        let Reply::AwsCredentials(creds) = self
-            .cred_aws(name.clone(), mfa_code, None, actor, false)
-            .await?
+        let meta = self.entry(&name).await?;
+        match (meta.kind, meta.config.aws, meta.config.oauth2) {
+            (EntryKind::Aws, Some(cfg), _) => {
+                let Reply::AwsCredentials(creds) = self
+                    .cred_aws(name.clone(), mfa_code, None, actor, false)
+                    .await?
+                else {
+                    return Err(err(ErrorCode::Internal, "no credentials were issued"));
+                };
+                let identity = aws::caller_identity(&name, &cfg, &creds)
+                    .await
+                    .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
+                Ok(Reply::KeyTested {
+                    identity,
+                    expiration: Some(creds.expiration.clone()),
+                    scope: None,
+                })
+            }
+            (EntryKind::OAuth2, _, Some(cfg)) => {
+                let Reply::Oauth2Token(token) = self
+                    .cred_oauth2(name.clone(), None, actor, false)
+                    .await?
+                else {
+                    return Err(err(ErrorCode::Internal, "no token was issued"));
+                };
+                if cfg.introspection_url.is_none() {
+                    return Ok(Reply::KeyTested {
+                        identity: format!("client {} (no introspection URL to confirm it)", cfg.client_id),
+                        expiration: token.expires_at.clone(),
+                        scope: token.scope.clone(),
+                    });
+                }
+                let key = self
+                    .current_key()
+                    .ok_or_else(|| vault_err(VaultError::Locked))?;
+                let meta = self.entry(&name).await?;
+                let SecretValue::OAuth2 { client_secret } = self.secret(&key, &meta).await? else {
+                    return Err(err(ErrorCode::Internal, "stored secret is not an OAuth2 client"));
+                };
+                let seen = oauth::introspect(&name, &cfg, &client_secret, &token.access_token)
+                    .await
+                    .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
+                let mut identity = format!(
+                    "client {} (confirmed by introspection)",
+                    seen.client_id.as_deref().unwrap_or(&cfg.client_id)
+                );
+                if let Some(sub) = seen.sub.as_deref().filter(|s| *s != cfg.client_id) {
+                    identity = format!("{identity}, subject {sub}");
+                }
+                Ok(Reply::KeyTested {
+                    identity,
+                    expiration: seen.expires_at.or_else(|| token.expires_at.clone()),
+                    scope: seen.scope.or_else(|| token.scope.clone()),
+                })
+            }
+            (kind, _, _) => Err(err(
+                ErrorCode::Invalid,
+                format!(
+                    "'{name}' is a {} key: only AWS and OAuth2 keys issue short-lived credentials to test",
+                    kind.as_str()
+                ),
+            )),
+        }
+    }
+
+    /// An access token for OAuth2 entry `profile`, from the cache or the token endpoint.
+    async fn cred_oauth2(
+        self: &Arc<Self>,
+        profile: String,
+        approval: Option<String>,
+        actor: Actor,
+        gated: bool,
+    ) -> Outcome {
+        let key = self
+            .current_key()
+            .ok_or_else(|| vault_err(VaultError::Locked))?;
+        // A token's lifetime is the server's to choose: the approval asks about "its expiry".
+        if let Some((t, meta)) = self.oauth.fresh(&profile) {
+            if let Some(ask) = self
+                .gate(
+                    &actor,
+                    &profile,
+                    EntryKind::OAuth2,
+                    None,
+                    approval.as_deref(),
+                    gated,
+                )
+                .await?
+            {
+                return Ok(ask);
+            }
+            return self.issued_oauth2(actor, meta, t).await;
+        }
+        let meta = self.entry(&profile).await?;
+        let Some(cfg) = meta
+            .config
+            .oauth2
+            .clone()
+            .filter(|_| meta.kind == EntryKind::OAuth2)
         else {
-            return Err(err(ErrorCode::Internal, "no credentials were issued"));
+            return Err(vault_err(VaultError::WrongKind {
+                name: profile,
+                expected: "oauth2",
+                actual: meta.kind.as_str(),
+            }));
         };
-        let cfg = {
-            let me = Arc::clone(self);
-            let n = name.clone();
-            tokio::task::spawn_blocking(move || me.with_vault(|v| v.get(&n)))
-                .await
-                .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
-                .map_err(vault_err)?
-                .config
-                .aws
-                .ok_or_else(|| err(ErrorCode::Internal, "not an AWS key"))?
+        if let Some(ask) = self
+            .gate(
+                &actor,
+                &profile,
+                EntryKind::OAuth2,
+                None,
+                approval.as_deref(),
+                gated,
+            )
+            .await?
+        {
+            return Ok(ask);
+        }
+        let flight = self.oauth.flight(&profile);
+        let _guard = flight.lock().await;
+        if let Some((t, meta)) = self.oauth.fresh(&profile) {
+            return self.issued_oauth2(actor, meta, t).await;
+        }
+        let SecretValue::OAuth2 { client_secret } = self.secret(&key, &meta).await? else {
+            return Err(err(
+                ErrorCode::Internal,
+                "stored secret is not an OAuth2 client",
+            ));
         };
-        let identity = aws::caller_identity(&name, &cfg, &creds)
+        let (token, expires) = match oauth::issue(&profile, &cfg, &client_secret).await {
+            Ok(v) => v,
+            Err(e) => {
+                let me = Arc::clone(self);
+                let target = Some(profile.clone());
+                let a = actor.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed"))
+                        .await;
+                return Err(err(ErrorCode::Upstream, e.to_string()));
+            }
+        };
+        // Dropped while the vault is locked in the meantime: do not cache or hand out.
+        if !self.is_unlocked() {
+            return Err(vault_err(VaultError::Locked));
+        }
+        if let Some(expires) = expires {
+            self.oauth.store(&profile, &meta, &token, expires);
+        }
+        self.issued_oauth2(actor, meta, token).await
+    }
+
+    /// Records an access token's issuance (never the token) and hands it out.
+    async fn issued_oauth2(
+        self: &Arc<Self>,
+        actor: Actor,
+        meta: EntryMeta,
+        token: OAuth2Token,
+    ) -> Outcome {
+        let detail = serde_json::json!({
+            "kind": "oauth2",
+            "client_id": meta.config.oauth2.as_ref().map(|c| c.client_id.clone()),
+            "expires_at": token.expires_at,
+            "scope": token.scope,
+            "cached": token.cached,
+        });
+        self.issued(actor, meta, detail, Reply::Oauth2Token(token))
             .await
-            .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
-        Ok(Reply::KeyTested {
-            identity,
-            expiration: creds.expiration.clone(),
-        })
     }
 
     async fn cred_aws(
@@ -1162,12 +1379,19 @@ impl Agent {
                 .as_ref()
                 .map_or(0, |a| u64::from(a.session_duration_secs));
             if let Some(ask) = self
-                .gate(&actor, &profile, ttl, approval.as_deref(), gated)
+                .gate(
+                    &actor,
+                    &profile,
+                    EntryKind::Aws,
+                    Some(ttl),
+                    approval.as_deref(),
+                    gated,
+                )
                 .await?
             {
                 return Ok(ask);
             }
-            return self.issued(actor, meta, c).await;
+            return self.issued_aws(actor, meta, c).await;
         }
         let meta = {
             let me = Arc::clone(self);
@@ -1191,7 +1415,14 @@ impl Agent {
         };
         let ttl = u64::from(cfg.session_duration_secs);
         if let Some(ask) = self
-            .gate(&actor, &profile, ttl, approval.as_deref(), gated)
+            .gate(
+                &actor,
+                &profile,
+                EntryKind::Aws,
+                Some(ttl),
+                approval.as_deref(),
+                gated,
+            )
             .await?
         {
             return Ok(ask);
@@ -1199,7 +1430,7 @@ impl Agent {
         let flight = self.aws.flight(&profile);
         let _guard = flight.lock().await;
         if let Some((c, meta)) = self.aws.fresh(&profile) {
-            return self.issued(actor, meta, c).await;
+            return self.issued_aws(actor, meta, c).await;
         }
         let secret = {
             let me = Arc::clone(self);
@@ -1249,7 +1480,24 @@ impl Agent {
             return Err(vault_err(VaultError::Locked));
         }
         self.aws.store(&profile, &meta, &creds, expires);
-        self.issued(actor, meta, creds).await
+        self.issued_aws(actor, meta, creds).await
+    }
+
+    /// Records an STS session's issuance and hands it out.
+    async fn issued_aws(
+        self: &Arc<Self>,
+        actor: Actor,
+        meta: EntryMeta,
+        creds: AwsCredentials,
+    ) -> Outcome {
+        let detail = serde_json::json!({
+            "kind": "aws-sts",
+            "access_key_id": creds.access_key_id,
+            "expiration": creds.expiration,
+            "cached": creds.cached,
+        });
+        self.issued(actor, meta, detail, Reply::AwsCredentials(creds))
+            .await
     }
 
     /// Records the issuance (fail closed) and hands the credentials out.
@@ -1257,7 +1505,8 @@ impl Agent {
         self: &Arc<Self>,
         actor: Actor,
         meta: EntryMeta,
-        creds: AwsCredentials,
+        detail: serde_json::Value,
+        reply: Reply,
     ) -> Outcome {
         let (done, wait) = tokio::sync::oneshot::channel();
         let record = IssueRecord {
@@ -1266,12 +1515,7 @@ impl Agent {
                 action: "issue",
                 target: Some(meta.name.clone()),
                 outcome: "ok",
-                detail: serde_json::json!({
-                    "kind": "aws-sts",
-                    "access_key_id": creds.access_key_id,
-                    "expiration": creds.expiration,
-                    "cached": creds.cached,
-                }),
+                detail,
             },
             entry_id: meta.id,
             done,
@@ -1284,7 +1528,7 @@ impl Agent {
         };
         self.issues.send(record).map_err(|_| refused())?;
         wait.await.map_err(|_| refused())??;
-        Ok(Reply::AwsCredentials(creds))
+        Ok(reply)
     }
 }
 

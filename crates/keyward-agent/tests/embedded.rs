@@ -210,7 +210,7 @@ async fn the_embedded_approver_is_asked_and_its_answer_is_applied() {
         .expect("request");
     assert_eq!(info.client.exe, "/usr/bin/aws");
     assert_eq!(info.profile, "prod");
-    assert_eq!(info.ttl_secs, 3600);
+    assert_eq!(info.ttl_secs, Some(3600));
     agent
         .decide_approval(&info.id, Decision::Deny, &me)
         .expect("decide");

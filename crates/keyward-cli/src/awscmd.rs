@@ -50,24 +50,53 @@ pub fn tell_tty(msg: &str) {
 
 /// `keyward cred aws --profile NAME`.
 pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
+    let reply = obtain(input_fd, profile, "AWS profile", |mfa_code, approval| {
+        Request::CredAws {
+            profile: profile.to_owned(),
+            mfa_code,
+            approval,
+        }
+    })?;
+    let Reply::AwsCredentials(creds) = reply else {
+        bail!("the agent gave an unexpected answer");
+    };
+    let out = ProcessOutput {
+        version: 1,
+        access_key_id: &creds.access_key_id,
+        secret_access_key: creds.secret_access_key.expose(),
+        session_token: creds.session_token.expose(),
+        expiration: &creds.expiration,
+    };
+    let json = zeroize::Zeroizing::new(serde_json::to_string(&out)?);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(json.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Asks the agent for `profile`'s credentials with `request(mfa_code, approval)` until it
+/// hands them out: approving the program, unlocking the vault and giving an MFA code on the
+/// terminal when there is one, or failing with one line saying what to do when there is none.
+/// `what` names the profile in messages ("AWS profile", "OAuth2 key").
+pub fn obtain(
+    input_fd: Option<u32>,
+    profile: &str,
+    what: &str,
+    request: impl Fn(Option<WireSecret>, Option<String>) -> Request,
+) -> Result<Reply> {
     keyward_core::entry::validate_name(profile)?;
     let mut client = connect::agent()?;
     let mut mfa_code: Option<WireSecret> = None;
     let mut unlock_tries = 0;
     let mut approval: Option<String> = None;
-    let creds = loop {
-        let res = client.call(Request::CredAws {
-            profile: profile.to_owned(),
-            mfa_code: mfa_code.clone(),
-            approval: approval.clone(),
-        });
-        match res {
-            Ok(Reply::AwsCredentials(c)) => break c,
+    loop {
+        match client.call(request(mfa_code.clone(), approval.clone())) {
             Ok(Reply::ApprovalNeeded { approval: info }) => {
                 let p = Prompter::new(input_fd)?;
                 if approval.is_some() || !p.available() {
                     bail!(
-                        "{} is not approved for AWS profile '{profile}': run it from a terminal to approve it there, approve it in the Keyward app, or grant it with `keyward grants allow`",
+                        "{} is not approved for {what} '{profile}': run it from a terminal to approve it there, approve it in the Keyward app, or grant it with `keyward grants allow`",
                         info.client
                     );
                 }
@@ -79,13 +108,13 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
                 })?;
                 if decision == keyward_agent::approvals::Decision::Deny {
                     bail!(
-                        "denied: {} gets no credentials for profile '{profile}'",
+                        "denied: {} gets no credentials for {what} '{profile}'",
                         info.client
                     );
                 }
                 approval = Some(info.id);
             }
-            Ok(_) => bail!("the agent gave an unexpected answer"),
+            Ok(reply) => return Ok(reply),
             Err(ClientError::Agent(e)) if e.code == ErrorCode::Locked => {
                 let mut p = Prompter::new(input_fd)?;
                 if !p.available() || unlock_tries >= 3 {
@@ -93,7 +122,7 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
                 }
                 unlock_tries += 1;
                 tell_tty(&format!(
-                    "Keyward: AWS profile '{profile}' was asked for and the vault is locked. Unlock to continue (Ctrl-C to cancel)."
+                    "Keyward: {what} '{profile}' was asked for and the vault is locked. Unlock to continue (Ctrl-C to cancel)."
                 ));
                 let res = prompt::with_timeout(unlock_wait(), move || {
                     unlock_with(&mut p, crate::vaultcmd::FactorKind::Totp)
@@ -116,28 +145,12 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
                 if !p.available() {
                     bail!("{}", e.message);
                 }
-                let code = p.secret(
-                    &format!("MFA code for AWS profile '{profile}': "),
-                    "MFA code",
-                )?;
+                let code = p.secret(&format!("MFA code for {what} '{profile}': "), "MFA code")?;
                 mfa_code = Some(WireSecret::new(code.expose_secret().trim().to_owned()));
             }
             Err(e) => return Err(e.into()),
         }
-    };
-    let out = ProcessOutput {
-        version: 1,
-        access_key_id: &creds.access_key_id,
-        secret_access_key: creds.secret_access_key.expose(),
-        session_token: creds.session_token.expose(),
-        expiration: &creds.expiration,
-    };
-    let json = zeroize::Zeroizing::new(serde_json::to_string(&out)?);
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(json.as_bytes())?;
-    stdout.write_all(b"\n")?;
-    stdout.flush()?;
-    Ok(())
+    }
 }
 
 /// The `credential_process` command line for a key, running this executable.

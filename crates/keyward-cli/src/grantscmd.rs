@@ -30,11 +30,21 @@ pub fn describe(info: &ApprovalInfo) -> String {
             }
         })
         .collect();
+    let what = match info.kind {
+        keyward_core::EntryKind::OAuth2 => format!(
+            "an access token of OAuth2 key '{}' (valid as long as the server issues it)",
+            info.profile
+        ),
+        _ => format!(
+            "AWS profile '{}' (credentials valid {})",
+            info.profile,
+            info.ttl_secs
+                .map_or_else(|| "as issued".to_owned(), hours_text)
+        ),
+    };
     format!(
-        "Keyward: {} asks for AWS profile '{}' (credentials valid {}).\n  process chain: {}",
+        "Keyward: {} asks for {what}.\n  process chain: {}",
         info.client,
-        info.profile,
-        hours_text(info.ttl_secs),
         chain.join(" <- ")
     )
 }

@@ -115,7 +115,7 @@ pub fn list(json: bool) -> Result<()> {
         return Ok(());
     }
     if entries.is_empty() {
-        println!("No keys yet: `keyward add aws NAME` or `keyward import aws` stores one.");
+        println!("No keys yet: `keyward add aws NAME`, `keyward add oauth2 NAME` or `keyward import aws` stores one.");
         return Ok(());
     }
     println!(
@@ -198,6 +198,24 @@ fn print_entry(e: &EntryMeta) {
             field("STS endpoint:", ep);
         }
     }
+    if let (EntryKind::OAuth2, Some(c)) = (e.kind, &e.config.oauth2) {
+        field("Client id:", &c.client_id);
+        field("Issues:", "access tokens (client-credentials grant)");
+        field("Token URL:", &c.token_url);
+        field(
+            "Scopes:",
+            &if c.scopes.is_empty() {
+                "the server's default".to_owned()
+            } else {
+                c.scopes.join(" ")
+            },
+        );
+        field("Client auth:", c.auth.method_name());
+        field(
+            "Introspection:",
+            c.introspection_url.as_deref().unwrap_or("-"),
+        );
+    }
 }
 
 /// `keyward show`.
@@ -248,8 +266,21 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
             Ok(Reply::KeyTested {
                 identity,
                 expiration,
+                scope,
             }) => {
-                println!("'{name}' works: STS issued a session for {identity}, valid until {expiration}.");
+                let until = expiration
+                    .map(|e| format!("valid until {e}"))
+                    .unwrap_or_else(|| "expiry not stated by the server".to_owned());
+                match scope {
+                    // Only OAuth2 tokens carry a scope.
+                    Some(scope) => println!(
+                        "'{name}' works: the token endpoint issued a token for {identity}, scope '{scope}', {until}."
+                    ),
+                    None if identity.starts_with("client ") => println!(
+                        "'{name}' works: the token endpoint issued a token for {identity}, {until}."
+                    ),
+                    None => println!("'{name}' works: STS issued a session for {identity}, {until}."),
+                }
                 return Ok(());
             }
             Ok(_) => bail!("the agent gave an unexpected answer"),
@@ -342,6 +373,14 @@ pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
                 secret_access_key: WireSecret::new(secret.expose_secret().trim().to_owned()),
             }
         }
+        EntryKind::OAuth2 => NewSecret::Oauth2 {
+            client_secret: WireSecret::new(
+                p.secret("New client secret: ", "client secret")?
+                    .expose_secret()
+                    .trim()
+                    .to_owned(),
+            ),
+        },
         EntryKind::Static => NewSecret::Static {
             value: WireSecret::new(
                 p.secret("New token value: ", "token")?
@@ -357,12 +396,15 @@ pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
     else {
         bail!("the agent gave an unexpected answer");
     };
-    match entry.config.aws.as_ref() {
-        Some(a) => println!(
+    match (entry.kind, entry.config.aws.as_ref()) {
+        (EntryKind::Aws, Some(a)) => println!(
             "Stored the new key for '{name}' ({}). Deactivate the old one at AWS once tools work.",
             a.access_key_hint
         ),
-        None => println!("Stored the new token for '{name}'."),
+        (EntryKind::OAuth2, _) => println!(
+            "Stored the new client secret for '{name}'. Revoke the old one at the provider once tools work."
+        ),
+        _ => println!("Stored the new token for '{name}'."),
     }
     Ok(())
 }

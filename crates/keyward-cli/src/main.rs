@@ -9,6 +9,7 @@ mod awscmd;
 mod connect;
 mod grantscmd;
 mod keys;
+mod oauthcmd;
 mod prompt;
 mod tray;
 mod vaultcmd;
@@ -105,7 +106,8 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
     },
-    /// Check an AWS key works: issue a session and show whose it is (no secrets printed).
+    /// Check an AWS or OAuth2 key works: issue a short-lived credential and show whose it is (no
+    /// secrets printed).
     Test {
         /// Key name.
         name: String,
@@ -185,6 +187,8 @@ struct MetaArgs {
 enum AddCmd {
     /// An AWS access key (AKIA…); tools get STS session credentials from it.
     Aws(AddAwsArgs),
+    /// An OAuth2 client (id and secret); tools get access tokens from the client-credentials grant.
+    Oauth2(AddOAuth2Args),
     /// A plain token or API key.
     Static {
         /// Key name.
@@ -220,6 +224,38 @@ struct AddAwsArgs {
     meta: MetaArgs,
 }
 
+#[derive(Args)]
+struct AddOAuth2Args {
+    /// Key name; also the profile tools ask for (`keyward cred oauth2 --profile NAME`).
+    name: String,
+    /// Client id (the secret is always asked for).
+    #[arg(long)]
+    client_id: String,
+    /// The authorization server's token endpoint (https://…).
+    #[arg(long)]
+    token_url: String,
+    /// A scope to ask for (repeatable, or several separated by spaces); default: the server's.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// How the client authenticates to the token endpoint.
+    #[arg(long, value_enum, default_value = "basic")]
+    auth: ClientAuthArg,
+    /// Token introspection endpoint (RFC 7662); `keyward test` uses it to confirm the client and scope.
+    #[arg(long)]
+    introspection_url: Option<String>,
+    #[command(flatten)]
+    meta: MetaArgs,
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Clone, Copy, ValueEnum)]
+enum ClientAuthArg {
+    /// HTTP Basic (client_secret_basic).
+    Basic,
+    /// Id and secret in the request body (client_secret_post).
+    Post,
+}
+
 #[derive(Subcommand)]
 enum CredCmd {
     /// AWS `credential_process` JSON (version 1) with STS session credentials.
@@ -227,6 +263,15 @@ enum CredCmd {
         /// Profile (key name).
         #[arg(long)]
         profile: String,
+    },
+    /// An OAuth2 access token from the client-credentials grant.
+    Oauth2 {
+        /// Profile (key name).
+        #[arg(long)]
+        profile: String,
+        /// Output: the bare token, an `Authorization:` header line, or JSON with its expiry.
+        #[arg(long, value_enum, default_value = "token")]
+        format: oauthcmd::Format,
     },
 }
 
@@ -417,6 +462,26 @@ fn run(cli: Cli) -> Result<()> {
             a.meta.into(),
         ),
         Cmd::Add(AddCmd::Static { name, meta }) => keys::add_static(input_fd, name, meta.into()),
+        Cmd::Add(AddCmd::Oauth2(a)) => oauthcmd::add(
+            input_fd,
+            oauthcmd::AddOAuth2 {
+                name: a.name,
+                client_id: a.client_id,
+                token_url: a.token_url,
+                scopes: a
+                    .scopes
+                    .iter()
+                    .flat_map(|s| s.split_whitespace())
+                    .map(str::to_owned)
+                    .collect(),
+                auth: match a.auth {
+                    ClientAuthArg::Basic => keyward_core::ClientAuth::Basic,
+                    ClientAuthArg::Post => keyward_core::ClientAuth::Post,
+                },
+                introspection_url: a.introspection_url,
+            },
+            a.meta.into(),
+        ),
         Cmd::List { json } => keys::list(json),
         Cmd::Show { name, json } => keys::show(&name, json),
         Cmd::Edit { name, meta, clear } => keys::edit(&name, meta.into(), &clear),
@@ -426,6 +491,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Factor(FactorCmd::NewRecoveryCodes) => vaultcmd::factor_new_recovery_codes(input_fd),
         Cmd::Remove { name, yes } => keys::remove(input_fd, &name, yes),
         Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),
+        Cmd::Cred(CredCmd::Oauth2 { profile, format }) => {
+            oauthcmd::cred(input_fd, &profile, format)
+        }
         Cmd::Setup(SetupCmd::Aws { name, profile }) => awscmd::setup(&name, profile.as_deref()),
         Cmd::Import(ImportCmd::Aws {
             profiles,

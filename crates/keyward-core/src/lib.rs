@@ -20,5 +20,7 @@ pub mod vault;
 
 pub use audit::{Actor, AuditEvent, ProcessInfo};
 pub use catalog::KeystoreKind;
-pub use entry::{AwsConfig, EntryConfig, EntryKind, EntryMeta, EntryState, SecretValue};
+pub use entry::{
+    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config, SecretValue,
+};
 pub use vault::{SecondFactor, UnlockedKey, Vault, VaultError, VaultPaths};

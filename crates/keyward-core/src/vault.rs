@@ -1037,8 +1037,8 @@ impl Vault {
         Ok(())
     }
 
-    /// Checks `secret` fits `meta` (kind, AWS key shape, non-empty), fills the AWS key hint, and
-    /// returns it encrypted to the vault's public recipient with the keystore to put it in.
+    /// Checks `secret` fits `meta` (kind, AWS key shape, OAuth2 settings, non-empty), fills the AWS
+    /// key hint, and returns it encrypted to the vault's public recipient with the keystore to put it in.
     fn seal_secret(
         &self,
         meta: &mut EntryMeta,
@@ -1068,6 +1068,15 @@ impl Vault {
             if value.expose_secret().is_empty() {
                 return Err(EntryError::EmptySecret.into());
             }
+        }
+        if let SecretValue::OAuth2 { client_secret } = secret {
+            crate::entry::validate_client_secret(client_secret.expose_secret())?;
+            let cfg = meta
+                .config
+                .oauth2
+                .as_ref()
+                .ok_or(EntryError::MissingConfig("OAuth2"))?;
+            crate::entry::validate_oauth2_config(cfg)?;
         }
         let (row, header) = self.header()?;
         let recipient: x25519::Recipient = header

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use keyward_core::entry::{AwsConfig, EntryConfig, EntryKind, EntryMeta, SecretValue};
+use keyward_core::entry::{
+    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, OAuth2Config, SecretValue,
+};
 use keyward_core::vault::{EntryEdit, SecondFactor};
 use keyward_core::{Actor, Vault, VaultError};
 use secrecy::{ExposeSecret, SecretString};
@@ -47,6 +49,7 @@ fn aws_meta(name: &str) -> EntryMeta {
                 session_duration_secs: 3600,
                 ..AwsConfig::default()
             }),
+            ..EntryConfig::default()
         },
     }
 }
@@ -165,6 +168,81 @@ fn edit_rotate_and_history() {
         f.vault.update_entry("nope", EntryEdit::default(), &actor),
         Err(VaultError::NotFound(_))
     ));
+}
+
+#[test]
+fn oauth2_clients_are_stored_checked_and_rotated() {
+    let mut f = vault();
+    let actor = Actor::default();
+    let meta = |name: &str, cfg: Option<OAuth2Config>| EntryMeta {
+        kind: EntryKind::OAuth2,
+        config: EntryConfig {
+            oauth2: cfg,
+            ..EntryConfig::default()
+        },
+        ..aws_meta(name)
+    };
+    let cfg = OAuth2Config {
+        client_id: "ci-bot".into(),
+        token_url: "https://auth.example.com/oauth/token".into(),
+        scopes: vec!["deploy:read".into()],
+        auth: ClientAuth::Post,
+        introspection_url: Some("https://auth.example.com/oauth/introspect".into()),
+    };
+    let secret = |s: &str| SecretValue::OAuth2 {
+        client_secret: SecretString::from(s.to_owned()),
+    };
+    let added = f
+        .vault
+        .add_entry(
+            meta("ci", Some(cfg.clone())),
+            &secret("first-Secret-1"),
+            &actor,
+        )
+        .expect("add");
+    assert_eq!(
+        f.vault.get("ci").expect("get").config.oauth2,
+        Some(cfg.clone())
+    );
+
+    // Settings that would send the secret in the clear, or none at all, are refused and nothing
+    // is stored.
+    let mut plain = cfg.clone();
+    plain.token_url = "http://auth.example.com/token".into();
+    for (name, bad) in [("plain", Some(plain)), ("bare", None)] {
+        let e = f
+            .vault
+            .add_entry(meta(name, bad), &secret("x-Secret"), &actor)
+            .expect_err("refused");
+        assert!(matches!(e, VaultError::Entry(_)), "{e}");
+        assert!(matches!(f.vault.get(name), Err(VaultError::NotFound(_))));
+    }
+    let e = f
+        .vault
+        .add_entry(meta("nl", Some(cfg.clone())), &secret("a\nb"), &actor)
+        .expect_err("line break in the secret");
+    assert!(e.to_string().contains("client secret"), "{e}");
+
+    let rotated = f
+        .vault
+        .replace_secret("ci", &secret("second-Secret-2"), &actor)
+        .expect("rotate");
+    assert_eq!(rotated.id, added.id);
+    assert_eq!(rotated.config.oauth2, Some(cfg));
+    let key = f
+        .vault
+        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
+        .expect("unlock")
+        .key;
+    match f.vault.read_secret(&key, &rotated).expect("read") {
+        SecretValue::OAuth2 { client_secret } => {
+            assert_eq!(client_secret.expose_secret(), "second-Secret-2")
+        }
+        other => panic!("wrong kind: {:?}", other.kind()),
+    }
+    for row in f.vault.history("ci", 50).expect("history") {
+        assert!(!row.detail.contains("Secret-"), "{}", row.detail);
+    }
 }
 
 #[test]

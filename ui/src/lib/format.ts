@@ -1,3 +1,5 @@
+import type { KeyKind, Tested } from './backend/types';
+
 /** "3 min ago", "2 days ago", or "never". */
 export function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return 'never';
@@ -23,4 +25,23 @@ export const stateLabel: Record<string, string> = {
 /** The program a grant or request names, the way people recognise it. */
 export function programName(c: { exe: string; script?: string }): string {
   return c.script ? `${c.script} (${c.exe.split('/').pop()})` : c.exe;
+}
+
+/** What kind of key a row is, in a word or two. */
+export const kindLabel: Record<KeyKind, string> = { aws: 'AWS', static: 'Token', oauth2: 'OAuth2' };
+
+/**
+ * A successful Test in one line: "Works: arn:…, session until 14:05:00" for AWS, "Works: client
+ * ci-bot · scope deploy:read · token until 14:05:00" for OAuth2 (the server may say neither the
+ * scope nor when the token ends).
+ */
+export function testedText(kind: KeyKind, t: Tested): string {
+  const ends = t.expiration && !Number.isNaN(Date.parse(t.expiration)) ? new Date(t.expiration).toLocaleTimeString() : null;
+  if (kind === 'oauth2') {
+    const parts = [`Works: ${t.identity}`];
+    if (t.scope) parts.push(`scope ${t.scope}`);
+    parts.push(ends ? `token until ${ends}` : 'expiry not stated by the server');
+    return parts.join(' · ');
+  }
+  return ends ? `Works: ${t.identity}, session until ${ends}` : `Works: ${t.identity}`;
 }

@@ -12,7 +12,7 @@ const request: ApprovalInfo = {
     { pid: 29, exe: '/usr/bin/python3.11', script: '/usr/bin/aws' },
     { pid: 10, exe: '/usr/bin/bash' },
   ],
-  profile: 'prod', ttl_secs: 3600, expires_in_secs: 60,
+  profile: 'prod', kind: 'aws', ttl_secs: 3600, expires_in_secs: 60,
 };
 
 describe('approval dialog', () => {
@@ -24,6 +24,16 @@ describe('approval dialog', () => {
     expect(screen.getByTestId('approval-profile')).toHaveTextContent('prod');
     expect(screen.getByText(/valid 1 h/)).toBeInTheDocument();
     expect(screen.getByTestId('approval-chain').querySelectorAll('li')).toHaveLength(3);
+  });
+
+  it('says an OAuth2 token lives as long as the server issues it', () => {
+    const backend = new TestBackend();
+    const oauth: ApprovalInfo = { ...request, profile: 'ci', kind: 'oauth2', ttl_secs: null };
+    backend.pending = [oauth];
+    render(ApprovalDialog, { backend, request: oauth, ondecided: () => {} });
+    expect(screen.getByTestId('approval-dialog')).toHaveTextContent(
+      'asks for an access token of OAuth2 key ci, valid as long as the server issues it.');
+    expect(screen.queryByText(/valid 1 h/)).not.toBeInTheDocument();
   });
 
   it.each([

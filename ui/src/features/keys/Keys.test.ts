@@ -203,3 +203,147 @@ describe('import dialog', () => {
     await waitFor(() => expect(screen.queryByTestId('import-dialog')).toBeNull());
   });
 });
+
+describe('OAuth2 clients', () => {
+  const client = {
+    client_id: 'ci-bot', client_secret: 'cs-first', token_url: 'https://auth.example.com/oauth/token',
+    scopes: ['deploy:read'], introspection_url: 'https://auth.example.com/oauth/introspect',
+  };
+
+  async function fillOauth2(user: ReturnType<typeof userEvent.setup>, tokenUrl: string) {
+    await user.click(await screen.findByTestId('add-key'));
+    await user.selectOptions(screen.getByTestId('add-kind'), 'oauth2');
+    await user.type(screen.getByTestId('add-name'), 'ci-bot');
+    await user.type(screen.getByTestId('add-client-id'), 'ci-bot');
+    await user.type(screen.getByTestId('add-secret'), 'cs-4f9a');
+    await user.type(screen.getByTestId('add-token-url'), tokenUrl);
+  }
+
+  it('adds a client through the form with its scopes and client authentication, lists it as OAuth2 and tests it', async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    await b.addStatic('gh', { tags: [] }, 'ghp_x');
+    const add = vi.spyOn(b, 'addOauth2');
+    render(Keys, { backend: b });
+    await user.click(await screen.findByTestId('add-key'));
+    await user.selectOptions(screen.getByTestId('add-kind'), 'oauth2');
+    // The AWS fields give way to the client's.
+    expect(screen.queryByTestId('add-access-key-id')).toBeNull();
+    expect(screen.getByLabelText(/Name/)).toBe(screen.getByTestId('add-name'));
+    expect(screen.getByText(/also the profile tools ask for/)).toBeInTheDocument();
+    expect(screen.getByLabelText('Client secret')).toHaveAttribute('type', 'password');
+    expect(screen.getByTestId('add-token-url')).toHaveAttribute('placeholder', 'https://auth.example.com/oauth/token');
+    expect(screen.getByTestId('add-auth')).toHaveValue('basic');
+    expect(screen.getByTestId('add-key-form')).toHaveTextContent('"Test" uses it to confirm the client and scope');
+
+    await user.type(screen.getByTestId('add-name'), 'ci-bot');
+    await user.type(screen.getByTestId('add-client-id'), '  ci-bot ');
+    await user.type(screen.getByTestId('add-secret'), 'cs-4f9a');
+    await user.type(screen.getByTestId('add-token-url'), 'https://auth.example.com/oauth/token');
+    await user.type(screen.getByTestId('add-scopes'), 'deploy:read, deploy:write  repo');
+    await user.selectOptions(screen.getByTestId('add-auth'), 'post');
+    await user.type(screen.getByTestId('add-introspection-url'), 'https://auth.example.com/oauth/introspect');
+    await user.click(screen.getByTestId('add-submit'));
+
+    await waitFor(() => expect(screen.queryByTestId('add-key-form')).toBeNull());
+    expect(add).toHaveBeenCalledTimes(1);
+    expect(add).toHaveBeenCalledWith('ci-bot', { tags: [] }, {
+      client_id: 'ci-bot', client_secret: 'cs-4f9a', token_url: 'https://auth.example.com/oauth/token',
+      scopes: ['deploy:read', 'deploy:write', 'repo'], auth: 'post',
+      introspection_url: 'https://auth.example.com/oauth/introspect',
+    });
+    expect(b.keys.find((k) => k.name === 'ci-bot')?.config?.oauth2).toEqual({
+      client_id: 'ci-bot', token_url: 'https://auth.example.com/oauth/token',
+      scopes: ['deploy:read', 'deploy:write', 'repo'], auth: 'post',
+      introspection_url: 'https://auth.example.com/oauth/introspect',
+    });
+
+    // Listed with its kind, found by the kind filter, and testable (a token is not).
+    const row = (await screen.findByRole('button', { name: 'Open ci-bot' })).closest('[data-testid="key-row"]');
+    expect(row).toHaveTextContent(/OAuth2/);
+    expect(screen.queryByRole('button', { name: 'Test gh' })).toBeNull();
+    await user.selectOptions(screen.getByTestId('filter-kind'), 'oauth2');
+    expect(screen.getAllByTestId('key-row')).toHaveLength(1);
+    expect(screen.getByTestId('key-count')).toHaveTextContent('1 of 2 keys');
+    await user.click(screen.getByRole('button', { name: 'Test ci-bot' }));
+    expect(await screen.findByText(/^Works: client ci-bot · scope deploy:read deploy:write repo · token until \S/)).toBeInTheDocument();
+  });
+
+  it("shows the agent's one-line error for a token URL that is not https and keeps what was typed", async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    render(Keys, { backend: b });
+    await fillOauth2(user, 'http://auth.example.com/oauth/token');
+    await user.click(screen.getByTestId('add-submit'));
+    const err = await screen.findByTestId('add-error');
+    expect(err).toHaveTextContent("invalid token URL 'http://auth.example.com/oauth/token': use https://…");
+    expect(err.textContent).not.toContain('\n');
+    expect(b.keys).toEqual([]);
+    expect(screen.getByTestId('add-client-id')).toHaveValue('ci-bot');
+    expect(screen.getByTestId('add-secret')).toHaveValue('cs-4f9a');
+
+    // A test server on this machine may use plain http.
+    await user.clear(screen.getByTestId('add-token-url'));
+    await user.type(screen.getByTestId('add-token-url'), 'http://127.0.0.1:8080/token');
+    await user.click(screen.getByTestId('add-submit'));
+    expect(await screen.findByRole('button', { name: 'Open ci-bot' })).toBeInTheDocument();
+    expect(b.keys.map((k) => [k.name, k.kind])).toEqual([['ci-bot', 'oauth2']]);
+  });
+
+  it("shows a client's settings and what Test confirmed, or that the server did not say", async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    await b.addOauth2('ci-bot', { tags: [] }, client);
+    await b.addOauth2('plain', { tags: [] }, { client_id: 'plain-app', client_secret: 'x', token_url: 'https://idp.example.org/token', scopes: [], auth: 'post' });
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open ci-bot' }));
+    expect(await screen.findByTestId('detail-kind')).toHaveTextContent('OAuth2 client ci-bot');
+    expect(screen.getByTestId('oauth2-client-id')).toHaveTextContent('ci-bot');
+    expect(screen.getByTestId('oauth2-token-url')).toHaveTextContent('https://auth.example.com/oauth/token');
+    expect(screen.getByTestId('oauth2-scopes')).toHaveTextContent('deploy:read');
+    expect(screen.getByTestId('oauth2-auth')).toHaveTextContent('HTTP Basic (client_secret_basic)');
+    expect(screen.getByTestId('oauth2-introspection-url')).toHaveTextContent('https://auth.example.com/oauth/introspect');
+    expect(screen.getByRole('button', { name: 'Reveal the client secret' })).toBeInTheDocument();
+
+    const until = '2026-05-01T12:05:00Z';
+    const test = vi.spyOn(b, 'testKey').mockResolvedValueOnce({ identity: 'client ci-bot', expiration: until, scope: 'deploy:read' });
+    await user.click(screen.getByTestId('detail-test'));
+    await waitFor(() => expect(screen.getByTestId('detail-notice')).toHaveTextContent(
+      `Works: client ci-bot · scope deploy:read · token until ${new Date(until).toLocaleTimeString()}`));
+    test.mockResolvedValueOnce({ identity: 'client ci-bot', expiration: null, scope: null });
+    await user.click(screen.getByTestId('detail-test'));
+    await waitFor(() => expect(screen.getByTestId('detail-notice')).toHaveTextContent(/^Works: client ci-bot · expiry not stated by the server$/));
+    expect(test).toHaveBeenCalledWith('ci-bot');
+
+    // The other client: no scopes asked, secret in the body, no introspection endpoint.
+    await user.click(screen.getByTestId('detail-back'));
+    await user.click(await screen.findByRole('button', { name: 'Open plain' }));
+    expect(await screen.findByTestId('detail-kind')).toHaveTextContent('OAuth2 client plain-app');
+    expect(screen.getByTestId('oauth2-scopes')).toHaveTextContent('server default');
+    expect(screen.getByTestId('oauth2-auth')).toHaveTextContent('In the request body (client_secret_post)');
+    expect(screen.getByTestId('oauth2-introspection-url')).toHaveTextContent('none');
+  });
+
+  it('replaces the client secret with {kind: oauth2, client_secret}', async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    await b.addOauth2('ci-bot', { tags: [] }, client);
+    const rotate = vi.spyOn(b, 'rotateKey');
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open ci-bot' }));
+    await user.click(await screen.findByTestId('rotate'));
+    expect(screen.queryByTestId('rotate-id')).toBeNull();
+    const field = screen.getByLabelText('New client secret');
+    expect(field).toBe(screen.getByTestId('rotate-secret'));
+    expect(field).toHaveAttribute('type', 'password');
+    await user.type(field, 'cs-second');
+    await user.click(screen.getByTestId('rotate-save'));
+    expect(await screen.findByTestId('detail-notice')).toHaveTextContent(
+      'New client secret stored. Revoke the old one at the provider once your tools work.');
+    expect(rotate).toHaveBeenCalledWith('ci-bot', { kind: 'oauth2', client_secret: 'cs-second' });
+    expect(screen.queryByTestId('rotate-form')).toBeNull();
+    await waitFor(() => expect(screen.getByTestId('detail-rotated')).not.toHaveTextContent('never'));
+    await user.click(screen.getByTestId('reveal'));
+    expect(await screen.findByTestId('revealed')).toHaveTextContent('cs-second');
+  });
+});

@@ -1,6 +1,6 @@
 import type {
   ApprovalInfo, AuditRow, AwsKeyInput, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
-  KeyDetail, KeyRow, MetaInput, PassphraseVerdict, Revealed, RotateInput, Status, Tested,
+  KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, Status, Tested,
   TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
 
@@ -15,6 +15,7 @@ export interface Backend {
   listKeys(): Promise<KeyRow[]>;
   addAws(name: string, meta: MetaInput, aws: AwsKeyInput): Promise<void>;
   addStatic(name: string, meta: MetaInput, value: string): Promise<void>;
+  addOauth2(name: string, meta: MetaInput, oauth2: OAuth2KeyInput): Promise<void>;
   removeKey(name: string): Promise<void>;
   testKey(name: string): Promise<Tested>;
   activity(limit: number): Promise<AuditRow[]>;

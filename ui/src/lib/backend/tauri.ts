@@ -28,6 +28,7 @@ export class TauriBackend implements Backend {
   listKeys: Backend['listKeys'] = () => call('list_keys');
   addAws: Backend['addAws'] = (name, meta, aws) => call('add_aws', { name, meta, aws });
   addStatic: Backend['addStatic'] = (name, meta, value) => call('add_static', { name, meta, value });
+  addOauth2: Backend['addOauth2'] = (name, meta, oauth2) => call('add_oauth2', { name, meta, oauth2 });
   removeKey: Backend['removeKey'] = (name) => call('remove_key', { name });
   testKey: Backend['testKey'] = (name) => call('test_key', { name });
   activity: Backend['activity'] = (limit) => call('activity', { limit });

@@ -1,8 +1,46 @@
 import type { Backend } from './backend';
 import {
   BackendError, type ApprovalInfo, type AuditRow, type Decision, type FactorInfo, type Grant,
-  type ImportPreview, type KeyRow, type MetaInput, type RotateInput, type Status, type UnlockFactor,
+  type ImportPreview, type KeyRow, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type RotateInput,
+  type Status, type Tested, type UnlockFactor,
 } from './types';
+
+// Roughly the agent's checks on an OAuth2 client (keyward-core `entry.rs`), one line each.
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LOCAL_HTTP = ['http://127.0.0.1:', 'http://localhost:', 'http://[::1]:'];
+
+/** https://…, or plain http to this machine only (a local test server). */
+function checkUrl(field: string, url: string) {
+  const ok = (url.startsWith('https://') && url.length > 'https://'.length) || LOCAL_HTTP.some((p) => url.startsWith(p));
+  if (!ok || /[\s#]/.test(url)) {
+    throw new BackendError('invalid', `invalid ${field} '${url}': use https://… (or http://127.0.0.1:PORT for a local test server), with no user name, password or #fragment`);
+  }
+}
+
+function checkOauth2(name: string, o: OAuth2KeyInput) {
+  if (!NAME.test(name)) {
+    throw new BackendError('invalid', `invalid name '${name}': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  if (!o.client_id || o.client_id.length > 255 || CONTROL.test(o.client_id) || o.client_id.trim() !== o.client_id) {
+    throw new BackendError('invalid', 'invalid client id: 1-255 printable characters, no spaces at either end, no control characters');
+  }
+  if (!o.client_secret || o.client_secret.length > 4096 || CONTROL.test(o.client_secret)) {
+    throw new BackendError('invalid', 'invalid client secret: 1-4096 characters, no control characters (line breaks or NUL)');
+  }
+  checkUrl('token URL', o.token_url);
+  if (o.introspection_url !== undefined) checkUrl('introspection URL', o.introspection_url);
+  if (o.scopes.length > 32) throw new BackendError('invalid', 'too many scopes: at most 32');
+  for (const scope of o.scopes) {
+    if (!scope || scope.length > 128 || /[\s"\\]/.test(scope) || CONTROL.test(scope)) {
+      throw new BackendError('invalid', `invalid scope '${scope}': a scope is 1-128 visible characters without spaces, '"' or '\\' (give several as separate scopes)`);
+    }
+  }
+  if (o.auth !== undefined && o.auth !== 'basic' && o.auth !== 'post') {
+    throw new BackendError('invalid', `invalid client authentication '${String(o.auth)}': basic or post`);
+  }
+}
 
 /**
  * An in-memory Keyward for component tests and for designing in a browser (`vite dev`): a
@@ -121,12 +159,26 @@ export class TestBackend implements Backend {
     this.add({ name, kind: 'static', owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags });
   }
 
+  async addOauth2(name: string, meta: MetaInput, oauth2: OAuth2KeyInput) {
+    checkOauth2(name, oauth2);
+    // Stored as the agent lists it: empty and default fields left out.
+    const config: OAuth2Config = { client_id: oauth2.client_id, token_url: oauth2.token_url };
+    if (oauth2.scopes.length) config.scopes = [...oauth2.scopes];
+    if (oauth2.auth === 'post') config.auth = 'post';
+    if (oauth2.introspection_url) config.introspection_url = oauth2.introspection_url;
+    this.add({ name, kind: 'oauth2', owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags, config: { oauth2: config } });
+  }
+
   async removeKey(name: string) {
     this.keys = this.keys.filter((k) => k.name !== name);
     this.record('remove', name);
   }
 
-  async testKey(name: string) {
+  async testKey(name: string): Promise<Tested> {
+    const o = this.keys.find((k) => k.name === name)?.config?.oauth2;
+    if (o) {
+      return { identity: `client ${o.client_id}`, expiration: new Date(Date.now() + 3600e3).toISOString(), scope: o.scopes?.length ? o.scopes.join(' ') : null };
+    }
     return { identity: `arn:aws:sts::123456789012:assumed-role/deploy/keyward-${name}`, expiration: new Date(Date.now() + 3600e3).toISOString() };
   }
 
@@ -173,7 +225,10 @@ export class TestBackend implements Backend {
   async rotateKey(name: string, secret: RotateInput) {
     const k = this.find(name);
     if (secret.kind !== k.kind) throw new BackendError('invalid', `'${name}' is a ${k.kind} key, not ${secret.kind}`);
-    this.secrets[name] = secret.kind === 'aws' ? secret.secret_access_key : secret.value;
+    if (secret.kind === 'oauth2' && (!secret.client_secret || CONTROL.test(secret.client_secret))) {
+      throw new BackendError('invalid', 'invalid client secret: 1-4096 characters, no control characters (line breaks or NUL)');
+    }
+    this.secrets[name] = secret.kind === 'aws' ? secret.secret_access_key : secret.kind === 'oauth2' ? secret.client_secret : secret.value;
     k.rotated = new Date().toISOString();
     this.record('rotate', name);
     return { ...k };

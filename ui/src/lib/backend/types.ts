@@ -30,7 +30,7 @@ export interface TotpEnrollment { secret: string; otpauth_url: string; qr_svg: s
 export type UnlockFactor = { kind: 'totp'; code: string } | { kind: 'recovery'; code: string };
 export interface Unlocked { recovery_codes_left: number | null; auto_lock_secs: number }
 
-export type KeyKind = 'aws' | 'static';
+export type KeyKind = 'aws' | 'static' | 'oauth2';
 export type KeyState = 'ok' | 'due_soon' | 'overdue' | 'expired';
 
 export interface KeyRow {
@@ -46,8 +46,23 @@ export interface KeyRow {
   expires: string | null;
   last_used: string | null;
   use_count: number;
-  config?: { aws?: { access_key_hint: string; region?: string | null; role_arn?: string | null } };
+  config?: {
+    aws?: { access_key_hint: string; region?: string | null; role_arn?: string | null };
+    oauth2?: OAuth2Config;
+  };
   state: KeyState;
+}
+
+/** How an OAuth2 client authenticates at the token endpoint: HTTP Basic or form fields. */
+export type OAuth2Auth = 'basic' | 'post';
+
+/** An OAuth2 client's stored settings; fields are absent when empty or default (`auth`: basic). */
+export interface OAuth2Config {
+  client_id: string;
+  token_url: string;
+  scopes?: string[];
+  auth?: OAuth2Auth;
+  introspection_url?: string | null;
 }
 
 export interface MetaInput {
@@ -68,7 +83,21 @@ export interface AwsKeyInput {
   sts_endpoint?: string;
 }
 
-export interface Tested { identity: string; expiration: string }
+/** An OAuth2 client (client-credentials grant); the agent keeps the client secret. */
+export interface OAuth2KeyInput {
+  client_id: string;
+  client_secret: string;
+  token_url: string;
+  scopes: string[];
+  auth?: OAuth2Auth;
+  introspection_url?: string;
+}
+
+/**
+ * What a test issue showed: for AWS the STS ARN and the session's end; for OAuth2 `client <id>`,
+ * the granted scope (space-separated) and the token's end, `null` when the server did not say.
+ */
+export interface Tested { identity: string; expiration: string | null; scope?: string | null }
 
 export interface AuditRow {
   seq: number;
@@ -89,7 +118,10 @@ export interface ApprovalInfo {
   client: ClientId;
   chain: ProcessInfo[];
   profile: string;
-  ttl_secs: number;
+  /** What the program would get: STS session credentials or an OAuth2 access token. */
+  kind: KeyKind;
+  /** Lifetime of those credentials; null when the server decides (OAuth2). */
+  ttl_secs: number | null;
   expires_in_secs: number;
 }
 export interface Grant {
@@ -104,7 +136,8 @@ export type Decision = 'once' | 'until_lock' | 'deny' | { hours: number };
 export interface KeyDetail { key: KeyRow; history: AuditRow[] }
 export type RotateInput =
   | { kind: 'aws'; access_key_id: string; secret_access_key: string }
-  | { kind: 'static'; value: string };
+  | { kind: 'static'; value: string }
+  | { kind: 'oauth2'; client_secret: string };
 export interface Revealed { value: string; hide_after_secs: number }
 export interface ImportCandidate { name: string; access_key_hint: string | null; region: string | null; problem: string | null }
 export interface ImportPreview { path: string; candidates: ImportCandidate[] }

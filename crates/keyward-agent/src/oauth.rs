@@ -1,0 +1,342 @@
+//! OAuth2 provider: turns a stored client id and secret into an access token with the
+//! client-credentials grant (RFC 6749 §4.4), through the `oauth2` crate, and checks a token with
+//! the server's introspection endpoint (RFC 7662) for "test this key".
+//!
+//! Tokens are cached per profile like STS sessions ([`crate::cache`]). A token the server issues
+//! with under 20 minutes of life is still handed out once (the server chose that lifetime and the
+//! tool is told the expiry) but never cached; one without a stated expiry is not cached either.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use keyward_core::{ClientAuth, OAuth2Config};
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenType};
+use oauth2::{
+    AccessToken, AuthType, ClientId, ClientSecret, HttpClientError, IntrospectionUrl,
+    RequestTokenError, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use thiserror::Error;
+use time::OffsetDateTime;
+
+use crate::cache::{CredCache, Issued};
+use crate::protocol::{OAuth2Token, WireSecret};
+
+/// The per-profile access-token cache.
+pub type OAuthCache = CredCache<OAuth2Token>;
+
+impl Issued for OAuth2Token {
+    fn set_cached(&mut self) {
+        self.cached = true;
+    }
+}
+
+/// A token that lives shorter than this is refused as unusable.
+const MIN_LIFETIME: time::Duration = time::Duration::minutes(1);
+/// Longest access token handed out (a JWT with many claims is a few KiB).
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Errors from the authorization server.
+#[derive(Debug, Error)]
+pub enum OAuthError {
+    /// The server answered with an OAuth2 error.
+    #[error("the token endpoint refused client '{client_id}' (key '{profile}'): {reason}")]
+    Refused {
+        /// Profile.
+        profile: String,
+        /// Client id.
+        client_id: String,
+        /// The server's error code and description.
+        reason: String,
+    },
+    /// The server could not be reached or answered something that is not OAuth2.
+    #[error("cannot get an access token for '{profile}': {reason}")]
+    Transport {
+        /// Profile.
+        profile: String,
+        /// What went wrong (never contains secrets or response bodies).
+        reason: String,
+    },
+    /// The server issued a token Keyward will not hand out.
+    #[error("the token endpoint for '{profile}' returned an unusable token: {reason}")]
+    Unusable {
+        /// Profile.
+        profile: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Introspection says the token is not what it should be.
+    #[error("introspection for '{profile}': {reason}")]
+    Introspection {
+        /// Profile.
+        profile: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What introspection confirms about a token.
+#[derive(Debug, Clone)]
+pub struct Introspected {
+    /// The client the server says the token belongs to.
+    pub client_id: Option<String>,
+    /// Granted scope, space-separated.
+    pub scope: Option<String>,
+    /// Expiry (RFC 3339).
+    pub expires_at: Option<String>,
+    /// Subject, when the server names one.
+    pub sub: Option<String>,
+}
+
+/// The HTTP client for authorization servers: no redirects (a token endpoint that redirects
+/// would carry the client secret to wherever it points), bounded time.
+fn http() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
+    }
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|_| "cannot set up the HTTPS client (TLS roots unreadable?)".to_owned())?;
+    Ok(CLIENT.get_or_init(|| c))
+}
+
+fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+}
+
+/// One line from a failed token or introspection request. Response bodies are never echoed:
+/// a misbehaving server could put a token in one.
+fn describe(e: &RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>) -> String {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            let code = r.error().to_string();
+            match r.error_description() {
+                Some(d) => format!("{}: {}", printable(&code, 64), printable(d, 300)),
+                None => printable(&code, 64),
+            }
+        }
+        RequestTokenError::Request(HttpClientError::Reqwest(re)) => {
+            if re.is_timeout() {
+                "the server timed out".to_owned()
+            } else if re.is_connect() {
+                "cannot connect to the server (network error or wrong URL)".to_owned()
+            } else {
+                "network error talking to the server".to_owned()
+            }
+        }
+        RequestTokenError::Request(_) => "the request could not be sent".to_owned(),
+        RequestTokenError::Parse(_, _) => {
+            "the server's answer is not an OAuth2 response (wrong URL, or a redirect or login page?)"
+                .to_owned()
+        }
+        RequestTokenError::Other(s) => printable(s, 200),
+    }
+}
+
+/// A bearer-ish token a tool can carry in a header: visible ASCII only, so no CR, LF or NUL
+/// (SECURITY-REQUIREMENTS §13).
+fn header_safe(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_TOKEN_LEN && s.chars().all(|c| ('!'..='~').contains(&c))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A client with its token endpoint set and its introspection endpoint maybe set.
+type Client = oauth2::Client<
+    BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointMaybeSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn client(cfg: &OAuth2Config, secret: &SecretString, profile: &str) -> Result<Client, OAuthError> {
+    let bad_url = |what: &str| OAuthError::Transport {
+        profile: profile.to_owned(),
+        reason: format!("the stored {what} is not a URL"),
+    };
+    let token_url = TokenUrl::new(cfg.token_url.clone()).map_err(|_| bad_url("token URL"))?;
+    let introspection = match &cfg.introspection_url {
+        Some(u) => {
+            Some(IntrospectionUrl::new(u.clone()).map_err(|_| bad_url("introspection URL"))?)
+        }
+        None => None,
+    };
+    Ok(BasicClient::new(ClientId::new(cfg.client_id.clone()))
+        .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
+        .set_auth_type(match cfg.auth {
+            ClientAuth::Basic => AuthType::BasicAuth,
+            ClientAuth::Post => AuthType::RequestBody,
+        })
+        .set_token_uri(token_url)
+        .set_introspection_url_option(introspection))
+}
+
+/// Asks the token endpoint for an access token; returns it with the time it stops being worth
+/// caching (`None`: do not cache).
+pub async fn issue(
+    profile: &str,
+    cfg: &OAuth2Config,
+    secret: &SecretString,
+) -> Result<(OAuth2Token, Option<OffsetDateTime>), OAuthError> {
+    let http = http().map_err(|reason| OAuthError::Transport {
+        profile: profile.to_owned(),
+        reason,
+    })?;
+    let client = client(cfg, secret, profile)?;
+    let resp = client
+        .exchange_client_credentials()
+        .add_scopes(cfg.scopes.iter().cloned().map(Scope::new))
+        .request_async(http)
+        .await
+        .map_err(|e| match &e {
+            RequestTokenError::ServerResponse(_) => OAuthError::Refused {
+                profile: profile.to_owned(),
+                client_id: cfg.client_id.clone(),
+                reason: describe(&e),
+            },
+            _ => OAuthError::Transport {
+                profile: profile.to_owned(),
+                reason: describe(&e),
+            },
+        })?;
+    let unusable = |reason| OAuthError::Unusable {
+        profile: profile.to_owned(),
+        reason,
+    };
+    let token = resp.access_token().secret();
+    if !header_safe(token) {
+        return Err(unusable(
+            "the access token is empty, too long, or holds characters a tool cannot send in a header",
+        ));
+    }
+    let token_type = match resp.token_type() {
+        BasicTokenType::Bearer => "Bearer".to_owned(),
+        BasicTokenType::Mac => "MAC".to_owned(),
+        BasicTokenType::Extension(t) if header_safe(t) && t.len() <= 64 => t.clone(),
+        BasicTokenType::Extension(_) => return Err(unusable("the token type is not a word")),
+    };
+    let now = OffsetDateTime::now_utc();
+    let expires = match resp.expires_in() {
+        Some(d) => {
+            let d = time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+            if d < MIN_LIFETIME {
+                return Err(unusable("it expires in under a minute"));
+            }
+            now.checked_add(d)
+        }
+        None => None,
+    };
+    let scope = resp.scopes().map(|s| {
+        s.iter()
+            .map(|x| printable(x.as_str(), 128))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let token = OAuth2Token {
+        access_token: WireSecret::new(token.clone()),
+        token_type,
+        expires_at: expires.map(rfc3339),
+        scope,
+        cached: false,
+    };
+    Ok((token, expires))
+}
+
+/// Asks the introspection endpoint about `token` (authenticating as the client); refuses an
+/// inactive token or one the server says belongs to another client.
+pub async fn introspect(
+    profile: &str,
+    cfg: &OAuth2Config,
+    secret: &SecretString,
+    token: &WireSecret,
+) -> Result<Introspected, OAuthError> {
+    let http = http().map_err(|reason| OAuthError::Transport {
+        profile: profile.to_owned(),
+        reason,
+    })?;
+    let client = client(cfg, secret, profile)?;
+    let access = AccessToken::new(token.expose().to_owned());
+    let req = client
+        .introspect(&access)
+        .map_err(|_| OAuthError::Introspection {
+            profile: profile.to_owned(),
+            reason: "no introspection URL is set for this key".to_owned(),
+        })?;
+    let resp = req
+        .set_token_type_hint("access_token")
+        .request_async(http)
+        .await
+        .map_err(|e| OAuthError::Introspection {
+            profile: profile.to_owned(),
+            reason: describe(&e),
+        })?;
+    if !resp.active() {
+        return Err(OAuthError::Introspection {
+            profile: profile.to_owned(),
+            reason: "the server says the token it just issued is not active".to_owned(),
+        });
+    }
+    let client_id = resp.client_id().map(|c| printable(c.as_str(), 255));
+    if let Some(id) = &client_id {
+        if *id != cfg.client_id {
+            return Err(OAuthError::Introspection {
+                profile: profile.to_owned(),
+                reason: format!(
+                    "the token belongs to client '{id}', not '{}'",
+                    cfg.client_id
+                ),
+            });
+        }
+    }
+    Ok(Introspected {
+        client_id,
+        scope: resp.scopes().map(|s| {
+            s.iter()
+                .map(|x| printable(x.as_str(), 128))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+        expires_at: resp
+            .exp()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
+            .map(rfc3339),
+        sub: resp.sub().map(|s| printable(s, 255)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_safe_refuses_injection() {
+        assert!(header_safe("eyJhbGciOi.J9-_~+/="));
+        for bad in [
+            "",
+            "a b",
+            "a\r\nX-Evil: 1",
+            "a\0",
+            "é",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert!(!header_safe(bad), "{bad:?}");
+        }
+    }
+}
