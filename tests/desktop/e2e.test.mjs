@@ -79,6 +79,22 @@ function alive(pid) {
   }
 }
 
+/** The OAuth2 test server (oidc-provider, tests/oauth/server.mjs) with `clients`; resolves to its
+ * addresses and a stop function. */
+function oauthServer(clients) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, '../oauth/server.mjs')], { stdio: ['pipe', 'pipe', 'ignore'] });
+    child.on('error', reject);
+    child.stdin.write(`${JSON.stringify({ clients })}\n`);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (!out.includes('\n')) return;
+      resolve({ ...JSON.parse(out.split('\n')[0]), stop: () => child.kill() });
+    });
+  });
+}
+
 let browser;
 const $t = (id) => browser.$(`[data-testid="${id}"]`);
 const shot = (name) => browser.saveScreenshot(join(SHOTS, `${name}.png`));
@@ -323,6 +339,69 @@ test('clients and activity show what happened', async () => {
   await click('nav-settings');
   await (await $t('factor')).waitForDisplayed({ timeout: 10000 });
   await shot('11-settings');
+});
+
+test('an OAuth2 client: add it, test it (introspection), and a CLI gets a token after approval', async () => {
+  const clientSecret = 'kw-desktop-Canary+client/secret';
+  const srv = await oauthServer([{ client_id: 'ci-bot', client_secret: clientSecret, scope: 'deploy:read deploy:write' }]);
+  try {
+    await click('nav-keys');
+    await click('add-key');
+    await (await $t('add-kind')).selectByAttribute('value', 'oauth2');
+    await type('add-name', 'ci');
+    await type('add-client-id', 'ci-bot');
+    await type('add-secret', clientSecret);
+    await type('add-token-url', srv.token_url);
+    await type('add-scopes', 'deploy:read');
+    await type('add-introspection-url', srv.introspection_url);
+    await browser.waitUntil(async () => (await (await $t('add-introspection-url')).getValue()) === srv.introspection_url, { timeout: 5000 });
+    await shot('17-add-oauth2');
+    await click('add-submit');
+    const row = await browser.$('button[aria-label="Open ci"]');
+    await row.waitForDisplayed({ timeout: 15000 });
+    const shown = JSON.parse((await keyward(['show', 'ci', '--json'])).out);
+    assert.equal(shown.kind, 'oauth2');
+    assert.deepEqual(shown.config.oauth2, { client_id: 'ci-bot', token_url: srv.token_url, scopes: ['deploy:read'], introspection_url: srv.introspection_url });
+
+    // "Test this key": a real token, introspected by the server; only whose it is is shown.
+    await row.click();
+    await (await $t('key-detail')).waitForDisplayed({ timeout: 10000 });
+    await click('detail-test');
+    await browser.waitUntil(async () => /Works: client ci-bot \(confirmed by introspection\) · scope deploy:read · token until /.test(await (await $t('detail-notice')).getText()),
+      { timeout: 20000, timeoutMsg: 'the Test result names the client, the scope and the expiry' });
+    const page = await (await browser.$('main')).getText();
+    assert.match(page, new RegExp(srv.token_url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    assert.ok(!page.includes(clientSecret), 'the client secret is not on the page');
+    await shot('18-oauth2-detail');
+    // The page scrolls in its own container: bring the settings card to the top of it.
+    await browser.execute((el) => el.scrollIntoView({ block: 'start' }), await $t('oauth2-settings'));
+    assert.match(await (await $t('oauth2-settings')).getText(), /ci-bot[\s\S]*deploy:read[\s\S]*client_secret_basic/);
+    // The key's history credits the window with what was done in it.
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="history-row"]')).length >= 2, { timeout: 10000 });
+    const history = await (await browser.$('.history')).getText();
+    assert.match(history, /Added[\s\S]*keyward-desktop/, history);
+    assert.doesNotMatch(history, /WebKitWebDriver/);
+    await shot('18b-oauth2-settings');
+    await browser.execute((el) => el.scrollIntoView({ block: 'start' }), await $t('key-detail'));
+
+    // A tool asks: the dialog says it is an OAuth2 token, and the token works at the API.
+    const pending = keyward(['cred', 'oauth2', '--profile', 'ci', '--format', 'header']);
+    await (await $t('approval-dialog')).waitForDisplayed({ timeout: 20000 });
+    assert.match(await (await $t('approval-dialog')).getText(), /access token of OAuth2 key ci/);
+    await shot('19-approval-oauth2');
+    await click('approve-once');
+    const res = await pending;
+    assert.equal(res.code, 0, res.err);
+    const [name, value] = res.out.trim().split(': ');
+    assert.equal(name, 'Authorization');
+    assert.match(value, /^Bearer [\x21-\x7e]+$/);
+    const api = await fetch(`${srv.issuer}/api/whoami`, { headers: { authorization: value } });
+    assert.equal(api.status, 200);
+    assert.deepEqual(await api.json(), { client_id: 'ci-bot', scope: 'deploy:read' });
+    await click('detail-back');
+  } finally {
+    srv.stop();
+  }
 });
 
 test('lock from the window; the CLI sees it locked; unlock with the security key', async () => {

@@ -6,7 +6,6 @@
 //! with under 20 minutes of life is still handed out once (the server chose that lifetime and the
 //! tool is told the expiry) but never cached; one without a stated expiry is not cached either.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use keyward_core::{ClientAuth, OAuth2Config};
@@ -89,20 +88,15 @@ pub struct Introspected {
 }
 
 /// The HTTP client for authorization servers: no redirects (a token endpoint that redirects
-/// would carry the client secret to wherever it points), bounded time.
-fn http() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
-        return Ok(c);
-    }
-    let c = reqwest::Client::builder()
+/// would carry the client secret to wherever it points), bounded time, the system's CA store.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|_| "cannot set up the HTTPS client (TLS roots unreadable?)".to_owned())?;
-    Ok(CLIENT.get_or_init(|| c))
+        .map_err(|_| "cannot set up the HTTPS client (TLS roots unreadable?)".to_owned())
 }
 
 fn printable(s: &str, max: usize) -> String {
@@ -191,14 +185,11 @@ fn client(cfg: &OAuth2Config, secret: &SecretString, profile: &str) -> Result<Cl
 /// Asks the token endpoint for an access token; returns it with the time it stops being worth
 /// caching (`None`: do not cache).
 pub async fn issue(
+    http: &reqwest::Client,
     profile: &str,
     cfg: &OAuth2Config,
     secret: &SecretString,
 ) -> Result<(OAuth2Token, Option<OffsetDateTime>), OAuthError> {
-    let http = http().map_err(|reason| OAuthError::Transport {
-        profile: profile.to_owned(),
-        reason,
-    })?;
     let client = client(cfg, secret, profile)?;
     let resp = client
         .exchange_client_credentials()
@@ -262,15 +253,12 @@ pub async fn issue(
 /// Asks the introspection endpoint about `token` (authenticating as the client); refuses an
 /// inactive token or one the server says belongs to another client.
 pub async fn introspect(
+    http: &reqwest::Client,
     profile: &str,
     cfg: &OAuth2Config,
     secret: &SecretString,
     token: &WireSecret,
 ) -> Result<Introspected, OAuthError> {
-    let http = http().map_err(|reason| OAuthError::Transport {
-        profile: profile.to_owned(),
-        reason,
-    })?;
     let client = client(cfg, secret, profile)?;
     let access = AccessToken::new(token.expose().to_owned());
     let req = client

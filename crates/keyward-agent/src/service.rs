@@ -76,6 +76,8 @@ pub struct Agent {
     auto_lock_ms: AtomicU64,
     aws: AwsCache,
     oauth: OAuthCache,
+    /// The HTTPS client for authorization servers, made at the first OAuth2 request.
+    oauth_http: std::sync::OnceLock<reqwest::Client>,
     reconciled: Vec<ReconcileNote>,
     ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
     /// Which programs may have credentials (cleared on lock).
@@ -169,6 +171,7 @@ impl Agent {
             auto_lock_ms: AtomicU64::new(auto_lock.as_millis().try_into().unwrap_or(u64::MAX)),
             aws: AwsCache::default(),
             oauth: OAuthCache::default(),
+            oauth_http: std::sync::OnceLock::new(),
             reconciled,
             ceremonies: Mutex::new(HashMap::new()),
             approvals: Approvals::default(),
@@ -1156,6 +1159,16 @@ impl Agent {
         self.oauth.clear();
     }
 
+    /// The HTTPS client for authorization servers (one for the agent's life: it pools
+    /// connections and reads the CA store once).
+    fn oauth_http(&self) -> Result<&reqwest::Client, ErrorReply> {
+        if let Some(c) = self.oauth_http.get() {
+            return Ok(c);
+        }
+        let c = oauth::http_client().map_err(|e| err(ErrorCode::Internal, e))?;
+        Ok(self.oauth_http.get_or_init(|| c))
+    }
+
     /// Entry `name`'s metadata, read off the async threads.
     async fn entry(self: &Arc<Self>, name: &str) -> Result<EntryMeta, ErrorReply> {
         let me = Arc::clone(self);
@@ -1229,7 +1242,8 @@ impl Agent {
                 let SecretValue::OAuth2 { client_secret } = self.secret(&key, &meta).await? else {
                     return Err(err(ErrorCode::Internal, "stored secret is not an OAuth2 client"));
                 };
-                let seen = oauth::introspect(&name, &cfg, &client_secret, &token.access_token)
+                let http = self.oauth_http()?;
+                let seen = oauth::introspect(http, &name, &cfg, &client_secret, &token.access_token)
                     .await
                     .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
                 let mut identity = format!(
@@ -1320,7 +1334,8 @@ impl Agent {
                 "stored secret is not an OAuth2 client",
             ));
         };
-        let (token, expires) = match oauth::issue(&profile, &cfg, &client_secret).await {
+        let http = self.oauth_http()?;
+        let (token, expires) = match oauth::issue(http, &profile, &cfg, &client_secret).await {
             Ok(v) => v,
             Err(e) => {
                 let me = Arc::clone(self);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kindLabel, testedText } from './format';
+import { kindLabel, recordClient, testedText } from './format';
 
 describe('testedText', () => {
   const until = '2026-05-01T14:05:00Z';
@@ -23,5 +23,16 @@ describe('testedText', () => {
 
   it('has a label for every kind', () => {
     expect(kindLabel).toEqual({ aws: 'AWS', static: 'Token', oauth2: 'OAuth2' });
+  });
+});
+
+describe('recordClient', () => {
+  it('names the tool behind a keyward command, and the window or program itself otherwise', () => {
+    const viaCli = JSON.stringify({ chain: [{ exe: '/usr/bin/keyward' }, { exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { exe: '/usr/bin/bash' }] });
+    expect(recordClient(viaCli)).toEqual({ exe: '/usr/bin/python3', script: '/usr/bin/aws' });
+    const window = JSON.stringify({ chain: [{ exe: '/usr/bin/keyward-desktop' }, { exe: '/usr/bin/WebKitWebDriver' }] });
+    expect(recordClient(window)).toEqual({ exe: '/usr/bin/keyward-desktop' });
+    expect(recordClient('not json')).toBeNull();
+    expect(recordClient('{}')).toBeNull();
   });
 });

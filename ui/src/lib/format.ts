@@ -45,3 +45,19 @@ export function testedText(kind: KeyKind, t: Tested): string {
   }
   return ends ? `Works: ${t.identity}, session until ${ends}` : `Works: ${t.identity}`;
 }
+
+/**
+ * The program behind an audit record (its `actor` JSON): the one that ran the `keyward` command
+ * (`keyward cred aws` run by `aws` is aws's request), else the peer itself (the Keyward window, a
+ * program on the socket).
+ */
+export function recordClient(actor: string): { exe: string; script?: string } | null {
+  try {
+    const chain = (JSON.parse(actor) as { chain?: { exe?: string | null; script?: string }[] }).chain ?? [];
+    const viaCli = chain.length > 1 && chain[0].exe?.split('/').pop() === 'keyward';
+    const p = viaCli ? chain[1] : chain[0];
+    return p ? { exe: p.exe ?? '?', ...(p.script ? { script: p.script } : {}) } : null;
+  } catch {
+    return null;
+  }
+}
