@@ -396,6 +396,7 @@ pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
             identity,
             expiration,
             scope,
+            ..
         } => Ok(Tested {
             identity,
             expiration,

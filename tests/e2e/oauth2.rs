@@ -263,6 +263,33 @@ fn post_auth_short_tokens_and_every_refusal_is_one_line() {
     let shown = home.kw(&["show", "wrong-secret"]).ok().stdout;
     assert!(!shown.contains("Rotated:          never"), "{shown}");
 
+    // A token endpoint that redirects is not followed: the secret would go where it points.
+    let moved = format!("{}/test/redirect", srv.issuer);
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "moved",
+            "--client-id",
+            "ci-bot",
+            "--token-url",
+            &moved,
+        ],
+        &[SECRET],
+    )
+    .ok();
+    home.grant_tests("moved");
+    let before = srv.tokens_issued();
+    let line = home
+        .kw(&["cred", "oauth2", "--profile", "moved"])
+        .one_line_error();
+    assert!(
+        line.contains("the server redirects (HTTP 307) to http://127.0.0.1:")
+            && line.contains("not followed"),
+        "{line}"
+    );
+    assert_eq!(srv.tokens_issued(), before, "the redirect was not followed");
+
     // An unreachable server.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

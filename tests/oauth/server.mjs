@@ -7,6 +7,7 @@
 // "introspection_url"}. Then, beside the provider's own routes:
 //   GET /api/whoami   a protected resource: 200 {"client_id","scope"} for a live bearer token,
 //                     401 otherwise (what a real API does with the token a tool sends)
+//   /test/redirect    307 to the token endpoint
 //   GET /test/stats   {"tokens_issued": n, "last_auth": "basic"|"post"}: how many tokens the
 //                     token endpoint has issued, and how the last client authenticated
 // Stops when stdin closes or on SIGTERM.
@@ -73,6 +74,11 @@ const json = (res, status, body) => {
 };
 
 server.on('request', async (req, res) => {
+  // A token endpoint that moved: a client that follows would send its secret on (307 keeps POST).
+  if (req.url === '/test/redirect') {
+    res.writeHead(307, { location: `${issuer}/token` });
+    return res.end();
+  }
   if (req.url === '/test/stats') return json(res, 200, { tokens_issued: issued, last_auth: lastAuth });
   if (req.url === '/api/whoami') {
     const m = /^Bearer ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '');

@@ -6,13 +6,16 @@
 //! with under 20 minutes of life is still handed out once (the server chose that lifetime and the
 //! tool is told the expiry) but never cached; one without a stated expiry is not cached either.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use keyward_core::{ClientAuth, OAuth2Config};
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenType};
 use oauth2::{
-    AccessToken, AuthType, ClientId, ClientSecret, HttpClientError, IntrospectionUrl,
-    RequestTokenError, Scope, TokenIntrospectionResponse, TokenResponse, TokenUrl,
+    AccessToken, AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpClientError, HttpRequest,
+    HttpResponse, IntrospectionUrl, RequestTokenError, Scope, TokenIntrospectionResponse,
+    TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
@@ -99,6 +102,41 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .map_err(|_| "cannot set up the HTTPS client (TLS roots unreadable?)".to_owned())
 }
 
+/// The HTTP client as the `oauth2` crate calls it: a redirect is an error that says where it
+/// points. reqwest follows none (see [`http_client`]); this turns the bare 3xx into a message the
+/// user can act on.
+struct NoRedirects<'a>(&'a reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for NoRedirects<'_> {
+    type Error = HttpClientError<reqwest::Error>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send + Sync + 'c>>;
+
+    fn call(&'c self, req: HttpRequest) -> Self::Future {
+        Box::pin(send(self.0, req))
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    req: HttpRequest,
+) -> Result<HttpResponse, HttpClientError<reqwest::Error>> {
+    let resp = http.call(req).await?;
+    if resp.status().is_redirection() {
+        let to = resp
+            .headers()
+            .get(oauth2::http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| printable(v, 200))
+            .unwrap_or_else(|| "nowhere".to_owned());
+        return Err(HttpClientError::Other(format!(
+            "the server redirects (HTTP {}) to {to}: not followed, as the client secret would go with it; store the URL it points to if you trust it",
+            resp.status().as_u16()
+        )));
+    }
+    Ok(resp)
+}
+
 fn printable(s: &str, max: usize) -> String {
     s.chars()
         .filter(|c| !c.is_control())
@@ -126,6 +164,7 @@ fn describe(e: &RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorRes
                 "network error talking to the server".to_owned()
             }
         }
+        RequestTokenError::Request(HttpClientError::Other(s)) => s.clone(),
         RequestTokenError::Request(_) => "the request could not be sent".to_owned(),
         RequestTokenError::Parse(_, _) => {
             "the server's answer is not an OAuth2 response (wrong URL, or a redirect or login page?)"
@@ -182,8 +221,8 @@ fn client(cfg: &OAuth2Config, secret: &SecretString, profile: &str) -> Result<Cl
         .set_introspection_url_option(introspection))
 }
 
-/// Asks the token endpoint for an access token; returns it with the time it stops being worth
-/// caching (`None`: do not cache).
+/// Asks the token endpoint for an access token; returns it with its expiry (`None` when the
+/// server did not say, and then it is not cached).
 pub async fn issue(
     http: &reqwest::Client,
     profile: &str,
@@ -194,7 +233,7 @@ pub async fn issue(
     let resp = client
         .exchange_client_credentials()
         .add_scopes(cfg.scopes.iter().cloned().map(Scope::new))
-        .request_async(http)
+        .request_async(&NoRedirects(http))
         .await
         .map_err(|e| match &e {
             RequestTokenError::ServerResponse(_) => OAuthError::Refused {
@@ -269,7 +308,7 @@ pub async fn introspect(
         })?;
     let resp = req
         .set_token_type_hint("access_token")
-        .request_async(http)
+        .request_async(&NoRedirects(http))
         .await
         .map_err(|e| OAuthError::Introspection {
             profile: profile.to_owned(),

@@ -733,6 +733,8 @@ pub enum Reply {
     },
     /// A key works: the identity its session has.
     KeyTested {
+        /// Kind of the key tested.
+        kind: keyward_core::EntryKind,
         /// Whose it is: the ARN STS reports for an AWS session, the client an OAuth2 server
         /// confirms.
         identity: String,

@@ -1216,6 +1216,7 @@ impl Agent {
                     .await
                     .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
                 Ok(Reply::KeyTested {
+                    kind: EntryKind::Aws,
                     identity,
                     expiration: Some(creds.expiration.clone()),
                     scope: None,
@@ -1230,6 +1231,7 @@ impl Agent {
                 };
                 if cfg.introspection_url.is_none() {
                     return Ok(Reply::KeyTested {
+                        kind: EntryKind::OAuth2,
                         identity: format!("client {} (no introspection URL to confirm it)", cfg.client_id),
                         expiration: token.expires_at.clone(),
                         scope: token.scope.clone(),
@@ -1254,6 +1256,7 @@ impl Agent {
                     identity = format!("{identity}, subject {sub}");
                 }
                 Ok(Reply::KeyTested {
+                    kind: EntryKind::OAuth2,
                     identity,
                     expiration: seen.expires_at.or_else(|| token.expires_at.clone()),
                     scope: seen.scope.or_else(|| token.scope.clone()),

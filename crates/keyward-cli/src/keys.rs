@@ -264,6 +264,7 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
             mfa_code: mfa_code.take(),
         }) {
             Ok(Reply::KeyTested {
+                kind,
                 identity,
                 expiration,
                 scope,
@@ -271,15 +272,14 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
                 let until = expiration
                     .map(|e| format!("valid until {e}"))
                     .unwrap_or_else(|| "expiry not stated by the server".to_owned());
-                match scope {
-                    // Only OAuth2 tokens carry a scope.
-                    Some(scope) => println!(
+                match (kind, scope) {
+                    (EntryKind::OAuth2, Some(scope)) => println!(
                         "'{name}' works: the token endpoint issued a token for {identity}, scope '{scope}', {until}."
                     ),
-                    None if identity.starts_with("client ") => println!(
-                        "'{name}' works: the token endpoint issued a token for {identity}, {until}."
+                    (EntryKind::OAuth2, None) => println!(
+                        "'{name}' works: the token endpoint issued a token for {identity} (scope not stated), {until}."
                     ),
-                    None => println!("'{name}' works: STS issued a session for {identity}, {until}."),
+                    _ => println!("'{name}' works: STS issued a session for {identity}, {until}."),
                 }
                 return Ok(());
             }
