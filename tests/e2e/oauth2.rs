@@ -352,36 +352,27 @@ fn post_auth_short_tokens_and_every_refusal_is_one_line() {
         let line = home.kw_input(&all, &["s3cret"]).one_line_error();
         assert!(line.contains(want), "{line}");
     }
-    let line = home
-        .kw_input(
-            &[
-                "add",
-                "oauth2",
-                "bad",
-                "--client-id",
-                "x",
-                "--token-url",
-                &srv.token_url,
-            ],
-            &[""],
-        )
-        .one_line_error();
-    assert!(line.contains("client secret"), "{line}");
-    let line = home
-        .kw_input(
-            &[
-                "add",
-                "oauth2",
-                "bad",
-                "--client-id",
-                "x",
-                "--token-url",
-                &srv.token_url,
-            ],
-            &["caf\u{e9}-secret"],
-        )
-        .one_line_error();
-    assert!(line.contains("printable ASCII"), "{line}");
+    // Secrets OAuth2 does not allow: empty, or not printable ASCII.
+    for (secret, want) in [
+        ("", "client secret"),
+        ("caf\u{e9}-secret", "printable ASCII"),
+    ] {
+        let line = home
+            .kw_input(
+                &[
+                    "add",
+                    "oauth2",
+                    "bad",
+                    "--client-id",
+                    "x",
+                    "--token-url",
+                    &srv.token_url,
+                ],
+                &[secret],
+            )
+            .one_line_error();
+        assert!(line.contains(want), "{line}");
+    }
     assert!(!home.kw(&["list"]).ok().stdout.contains("bad"));
 
     // Asking for the wrong kind of credential, or testing a plain token, says what to do.

@@ -1341,13 +1341,9 @@ impl Agent {
         let (token, expires) = match oauth::issue(http, &profile, &cfg, &client_secret).await {
             Ok(v) => v,
             Err(e) => {
-                let me = Arc::clone(self);
-                let target = Some(profile.clone());
-                let a = actor.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed"))
-                        .await;
-                return Err(err(ErrorCode::Upstream, e.to_string()));
+                return Err(self
+                    .issue_failed(&actor, &profile, err(ErrorCode::Upstream, e.to_string()))
+                    .await)
             }
         };
         // Dropped while the vault is locked in the meantime: do not cache or hand out.
@@ -1484,13 +1480,9 @@ impl Agent {
                     AwsError::MfaRequired(_) => ErrorCode::MfaRequired,
                     _ => ErrorCode::Upstream,
                 };
-                let me = Arc::clone(self);
-                let target = Some(profile.clone());
-                let a = actor.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed"))
-                        .await;
-                return Err(err(code, e.to_string()));
+                return Err(self
+                    .issue_failed(&actor, &profile, err(code, e.to_string()))
+                    .await);
             }
         };
         // Dropped while the vault is locked in the meantime: do not cache or hand out.
@@ -1499,6 +1491,22 @@ impl Agent {
         }
         self.aws.store(&profile, &meta, &creds, expires);
         self.issued_aws(actor, meta, creds).await
+    }
+
+    /// Records that the provider refused or failed for `profile` (best effort: the request fails
+    /// either way) and returns `reply` for the client.
+    async fn issue_failed(
+        self: &Arc<Self>,
+        actor: &Actor,
+        profile: &str,
+        reply: ErrorReply,
+    ) -> ErrorReply {
+        let me = Arc::clone(self);
+        let target = Some(profile.to_owned());
+        let a = actor.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed")).await;
+        reply
     }
 
     /// Records an STS session's issuance and hands it out.
