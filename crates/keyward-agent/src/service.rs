@@ -1283,7 +1283,7 @@ impl Agent {
         let key = self
             .current_key()
             .ok_or_else(|| vault_err(VaultError::Locked))?;
-        // A token's lifetime is the server's to choose: the approval asks about "its expiry".
+        // A token's lifetime is the server's to choose, so the question names none.
         if let Some((t, meta)) = self.oauth.fresh(&profile) {
             if let Some(ask) = self
                 .gate(
