@@ -388,6 +388,8 @@ pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
         Request::TestKey {
             name,
             mfa_code: None,
+            approval: None,
+            token: state.token(),
         },
     )
     .await?

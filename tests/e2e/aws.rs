@@ -562,7 +562,8 @@ fn test_shows_whose_session_a_key_gets_and_no_secret() {
     home.init();
     home.unlock();
     add_key(&home, &moto, "deploy", true);
-    // No grant: nothing secret is handed out, so nothing needs approving.
+    // Testing sends the long-lived key to STS, so it is approved like `cred`.
+    home.grant_tests("deploy");
     let out = home.kw(&["test", "deploy"]).ok();
     assert!(
         out.stdout
@@ -600,6 +601,7 @@ fn rotate_stores_the_new_key_and_history_shows_it() {
         &[&stale],
     )
     .ok();
+    home.grant_tests("deploy");
     let line = home.kw(&["test", "deploy"]).one_line_error();
     assert!(line.contains("SignatureDoesNotMatch"), "{line}");
     // `rotate` stores the current key; it works at once.
@@ -620,7 +622,7 @@ fn rotate_stores_the_new_key_and_history_shows_it() {
     let show = home.kw(&["show", "deploy", "--json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("json");
     assert!(v["rotated"].is_string(), "{v}");
-    // History, oldest first: added, failed test, rotation, good test.
+    // History, oldest first: added, granted to the tests, failed test, rotation, good test.
     let out = home.kw(&["history", "deploy", "--json"]).ok();
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
     let seen: Vec<(String, String)> = rows
@@ -637,6 +639,7 @@ fn rotate_stores_the_new_key_and_history_shows_it() {
         seen,
         [
             ("add", "ok"),
+            ("grant.allow", "ok"),
             ("issue", "failed"),
             ("rotate", "ok"),
             ("issue", "ok")

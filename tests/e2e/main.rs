@@ -11,4 +11,5 @@ mod keys;
 mod oauth2;
 mod session;
 mod support;
+mod tamper;
 mod vault;

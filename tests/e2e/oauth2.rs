@@ -74,6 +74,16 @@ fn curl_calls_an_api_with_a_token_keyward_got_and_the_secret_stays_in_the_vault(
         assert!(show.contains(want), "{want} missing from:\n{show}");
     }
 
+    // A program without a grant and no terminal to ask on gets a one-line refusal.
+    let refused = home.kw(&["cred", "oauth2", "--profile", "ci"]);
+    let line = refused.one_line_error();
+    assert!(
+        line.contains("is not approved for OAuth2 key 'ci'"),
+        "{line}"
+    );
+    assert!(refused.stdout.is_empty());
+    home.grant_tests("ci");
+
     // "Test this key": the server's introspection confirms the client and the scope.
     let tested = home.kw(&["test", "ci"]).ok().stdout;
     assert!(
@@ -84,16 +94,6 @@ fn curl_calls_an_api_with_a_token_keyward_got_and_the_secret_stays_in_the_vault(
     );
     assert_eq!(srv.tokens_issued(), 1);
     assert_eq!(srv.last_auth(), "basic", "HTTP Basic by default");
-
-    // A program without a grant and no terminal to ask on gets a one-line refusal.
-    let refused = home.kw(&["cred", "oauth2", "--profile", "ci"]);
-    let line = refused.one_line_error();
-    assert!(
-        line.contains("is not approved for OAuth2 key 'ci'"),
-        "{line}"
-    );
-    assert!(refused.stdout.is_empty());
-    home.grant_tests("ci");
 
     // The header format, sent by the real curl to an API that checks the token.
     let header = home.path("header.txt");
@@ -397,6 +397,7 @@ fn without_introspection_test_names_the_configured_client() {
     home.init();
     home.unlock();
     add(&home, &srv, "plain", &["--client-id", "ci-bot"], SECRET);
+    home.grant_tests("plain");
     let out = home.kw(&["test", "plain"]).ok().stdout;
     assert!(
         out.contains("client ci-bot (no introspection URL to confirm it)")
@@ -412,6 +413,7 @@ fn without_introspection_test_names_the_configured_client() {
         &["--client-id", "ci-bot", "--introspection-url", &bogus],
         SECRET,
     );
+    home.grant_tests("bogus");
     let line = home.kw(&["test", "bogus"]).one_line_error();
     assert!(line.contains("introspection for 'bogus'"), "{line}");
 }

@@ -317,13 +317,20 @@ pub enum Request {
         approval: Option<String>,
     },
     /// Check a key works: issue a short-lived credential and report whose it is (no secrets
-    /// returned). AWS and OAuth2 keys.
+    /// returned). AWS and OAuth2 keys. It issues a real credential, so it passes the same
+    /// approval gate as `cred_aws` / `cred_oauth2` (the app's window: its window token).
     TestKey {
         /// Entry name.
         name: String,
         /// MFA code when the entry needs one.
         #[serde(default)]
         mfa_code: Option<WireSecret>,
+        /// Id of an approval this client answered on its terminal.
+        #[serde(default)]
+        approval: Option<String>,
+        /// The app window's token.
+        #[serde(default)]
+        token: Option<WireSecret>,
     },
     /// Answer a pending approval request (only from the Keyward binary).
     Approve {
@@ -552,6 +559,8 @@ pub enum ErrorCode {
     Denied,
     /// Only the Keyward app or the `keyward` command may do this.
     Forbidden,
+    /// The catalog was edited outside Keyward (header or a key's settings): refused.
+    Tampered,
     /// Anything else.
     Internal,
 }

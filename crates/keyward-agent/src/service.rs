@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use keyward_core::audit::{self, Actor, AuditEvent};
+use keyward_core::audit::{Actor, AuditEvent};
 use keyward_core::catalog::KeystoreKind;
 use keyward_core::entry::{EntryError, EntryKind};
 use keyward_core::factors::TotpSetup;
@@ -120,6 +120,9 @@ pub fn vault_err(e: VaultError) -> ErrorReply {
         VaultError::Keystore(KeystoreError::Catalog(_)) => ErrorCode::Internal,
         VaultError::Keystore(_) | VaultError::DeviceSecretMissing => ErrorCode::Keystore,
         VaultError::Audit(_) => ErrorCode::Audit,
+        VaultError::HeaderTampered(_) | VaultError::SettingsTampered { .. } => ErrorCode::Tampered,
+        VaultError::Unsealed(_) => ErrorCode::Invalid,
+        VaultError::RecipientUnverified => ErrorCode::Locked,
         _ => ErrorCode::Internal,
     };
     err(code, e.to_string())
@@ -225,19 +228,30 @@ impl Agent {
         let unlocked = was.is_some();
         drop(was);
         if unlocked {
-            let res = self.with_vault(|v| {
-                v.audit(&[(
-                    actor.clone(),
-                    AuditEvent {
-                        action: "lock",
-                        target: None,
-                        outcome: "ok",
-                        detail: serde_json::json!({"reason": reason}),
-                    },
-                )])
+            // Locking is called from async tasks; the audit row touches the keychain (its
+            // anchor), whose client may block on a runtime of its own: write it on a thread.
+            let vault = Arc::clone(&self.vault);
+            let actor = actor.clone();
+            let res = std::thread::scope(|s| {
+                s.spawn(|| {
+                    lock_vault(&vault, |v| {
+                        v.audit(&[(
+                            actor,
+                            AuditEvent {
+                                action: "lock",
+                                target: None,
+                                outcome: "ok",
+                                detail: serde_json::json!({"reason": reason}),
+                            },
+                        )])
+                    })
+                })
+                .join()
             });
-            if let Err(e) = res {
-                warn!("lock was not audited: {e}");
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!("lock was not audited: {e}"),
+                Err(_) => warn!("lock was not audited: the audit thread failed"),
             }
             info!(reason, "vault locked");
         }
@@ -432,8 +446,11 @@ impl Agent {
                             client_secret: SecretString::from(client_secret.expose().to_owned()),
                         },
                     };
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
                     let entry = a
-                        .with_vault(|v| v.replace_secret(&name, &secret, &actor))
+                        .with_vault(|v| v.replace_secret(&name, &secret, &key, &actor))
                         .map_err(vault_err)?;
                     // Sessions cached from the old key would outlive the rotation.
                     a.clear_caches();
@@ -464,7 +481,16 @@ impl Agent {
             Request::CredOauth2 { profile, approval } => {
                 self.cred_oauth2(profile, approval, actor, true).await
             }
-            Request::TestKey { name, mfa_code } => self.test_key(name, mfa_code, actor).await,
+            Request::TestKey {
+                name,
+                mfa_code,
+                approval,
+                token,
+            } => {
+                // The window passes the gate with its token, as it answers approvals with it.
+                let gated = !self.is_trusted_window(&actor, token.as_ref());
+                self.test_key(name, mfa_code, approval, gated, actor).await
+            }
             Request::Approve {
                 id,
                 decision,
@@ -672,10 +698,10 @@ impl Agent {
             }
             Request::FactorRemove { id } => {
                 self.blocking(move |a| {
-                    if !a.is_unlocked() {
-                        return Err(vault_err(VaultError::Locked));
-                    }
-                    a.with_vault(|v| v.remove_factor(&id, &actor))
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
+                    a.with_vault(|v| v.remove_factor(&id, &key, &actor))
                         .map_err(vault_err)?;
                     Ok(Reply::Done)
                 })
@@ -684,7 +710,7 @@ impl Agent {
             Request::AuditVerify {} => {
                 self.blocking(move |a| {
                     let rows = a
-                        .with_vault(|v| audit::verify(v.catalog()))
+                        .with_vault(|v| v.verify_audit())
                         .map_err(|e| err(ErrorCode::Audit, e.to_string()))?;
                     a.audited(&actor, "audit.verify", None, "ok")?;
                     Ok(Reply::AuditVerified { rows })
@@ -1195,22 +1221,26 @@ impl Agent {
     }
 
     /// `test_key`: issues a credential for `name` (as `cred_aws` / `cred_oauth2` would, cached
-    /// the same way) and reports only whose it is and until when; nothing secret leaves, so no
-    /// approval is asked.
+    /// the same way, behind the same approval gate) and reports only whose it is and until
+    /// when. It is gated because issuing sends the long-lived secret to the key's endpoint.
     async fn test_key(
         self: &Arc<Self>,
         name: String,
         mfa_code: Option<WireSecret>,
+        approval: Option<String>,
+        gated: bool,
         actor: Actor,
     ) -> Outcome {
         let meta = self.entry(&name).await?;
         match (meta.kind, meta.config.aws, meta.config.oauth2) {
             (EntryKind::Aws, Some(cfg), _) => {
-                let Reply::AwsCredentials(creds) = self
-                    .cred_aws(name.clone(), mfa_code, None, actor, false)
+                let creds = match self
+                    .cred_aws(name.clone(), mfa_code, approval, actor, gated)
                     .await?
-                else {
-                    return Err(err(ErrorCode::Internal, "no credentials were issued"));
+                {
+                    Reply::AwsCredentials(creds) => creds,
+                    ask @ Reply::ApprovalNeeded { .. } => return Ok(ask),
+                    _ => return Err(err(ErrorCode::Internal, "no credentials were issued")),
                 };
                 let identity = aws::caller_identity(&name, &cfg, &creds)
                     .await
@@ -1223,11 +1253,13 @@ impl Agent {
                 })
             }
             (EntryKind::OAuth2, _, Some(cfg)) => {
-                let Reply::Oauth2Token(token) = self
-                    .cred_oauth2(name.clone(), None, actor, false)
+                let token = match self
+                    .cred_oauth2(name.clone(), approval, actor, gated)
                     .await?
-                else {
-                    return Err(err(ErrorCode::Internal, "no token was issued"));
+                {
+                    Reply::Oauth2Token(token) => token,
+                    ask @ Reply::ApprovalNeeded { .. } => return Ok(ask),
+                    _ => return Err(err(ErrorCode::Internal, "no token was issued")),
                 };
                 if cfg.introspection_url.is_none() {
                     return Ok(Reply::KeyTested {

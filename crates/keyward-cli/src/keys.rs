@@ -257,22 +257,26 @@ pub fn remove(input_fd: Option<u32>, name: &str, yes: bool) -> Result<()> {
 /// `keyward test NAME`.
 pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
     keyward_core::entry::validate_name(name)?;
-    let mut mfa_code = None;
-    loop {
-        match crate::connect::agent()?.call(Request::TestKey {
+    // Testing issues a real credential: the same approval and unlock flow as `cred`.
+    let reply = crate::awscmd::obtain(input_fd, name, "key", |mfa_code, approval| {
+        Request::TestKey {
             name: name.to_owned(),
-            mfa_code: mfa_code.take(),
-        }) {
-            Ok(Reply::KeyTested {
-                kind,
-                identity,
-                expiration,
-                scope,
-            }) => {
-                let until = expiration
-                    .map(|e| format!("valid until {e}"))
-                    .unwrap_or_else(|| "expiry not stated by the server".to_owned());
-                match (kind, scope) {
+            mfa_code,
+            approval,
+            token: None,
+        }
+    })?;
+    match reply {
+        Reply::KeyTested {
+            kind,
+            identity,
+            expiration,
+            scope,
+        } => {
+            let until = expiration
+                .map(|e| format!("valid until {e}"))
+                .unwrap_or_else(|| "expiry not stated by the server".to_owned());
+            match (kind, scope) {
                     (EntryKind::OAuth2, Some(scope)) => println!(
                         "'{name}' works: the token endpoint issued a token for {identity}, scope '{scope}', {until}."
                     ),
@@ -281,25 +285,9 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
                     ),
                     _ => println!("'{name}' works: STS issued a session for {identity}, {until}."),
                 }
-                return Ok(());
-            }
-            Ok(_) => bail!("the agent gave an unexpected answer"),
-            Err(keyward_agent::client::ClientError::Agent(e))
-                if e.code == keyward_agent::protocol::ErrorCode::MfaRequired =>
-            {
-                let mut p = crate::prompt::Prompter::new(input_fd)?;
-                if !p.available() {
-                    bail!("{}", e.message);
-                }
-                let code = p.secret(&format!("MFA code for '{name}': "), "MFA code")?;
-                mfa_code = Some(keyward_agent::protocol::WireSecret::new(
-                    secrecy::ExposeSecret::expose_secret(&code)
-                        .trim()
-                        .to_owned(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
+            Ok(())
         }
+        _ => bail!("the agent gave an unexpected answer"),
     }
 }
 

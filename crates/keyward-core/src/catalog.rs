@@ -17,6 +17,7 @@ use crate::entry::{EntryConfig, EntryKind, EntryMeta};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_settings.sql"),
+    include_str!("../migrations/0003_integrity.sql"),
 ];
 
 /// Errors reading or writing the catalog.
@@ -90,6 +91,21 @@ pub struct VaultRow {
     pub keystore: KeystoreKind,
     /// The JSON vault header (wrapped identity slots, KDF parameters).
     pub header: String,
+    /// The header's MAC (hex); `None` for a vault made before headers were authenticated.
+    pub header_mac: Option<String>,
+}
+
+/// A rotation that was started but whose catalog update may not have happened.
+#[derive(Debug, Clone)]
+pub struct PendingRotation {
+    /// The entry rotated.
+    pub entry_id: String,
+    /// SHA-256 (hex) of the new ciphertext given to the keystore.
+    pub ciphertext_sha256: String,
+    /// The entry's config JSON once rotated (the new key's hint).
+    pub config: String,
+    /// The rotation time to record.
+    pub rotated: String,
 }
 
 /// Write state of an entry; see the migration's comment on the write order.
@@ -279,18 +295,19 @@ impl Catalog {
         let row = self
             .conn
             .query_row(
-                "SELECT vault_id, keystore, header FROM vault WHERE id = 1",
+                "SELECT vault_id, keystore, header, header_mac FROM vault WHERE id = 1",
                 [],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
                     ))
                 },
             )
             .optional()?;
-        row.map(|(vault_id, ks, header)| {
+        row.map(|(vault_id, ks, header, header_mac)| {
             let keystore = match ks.as_str() {
                 "keychain" => KeystoreKind::Keychain,
                 "file" => KeystoreKind::File,
@@ -305,6 +322,7 @@ impl Catalog {
                 vault_id,
                 keystore,
                 header,
+                header_mac,
             })
         })
         .transpose()
@@ -313,16 +331,76 @@ impl Catalog {
     /// Creates the vault row; fails if one exists.
     pub fn create_vault(&self, row: &VaultRow, now: &str) -> Result<(), CatalogError> {
         self.conn.execute(
-            "INSERT INTO vault (id, vault_id, keystore, header, created) VALUES (1, ?1, ?2, ?3, ?4)",
-            params![row.vault_id, row.keystore.as_str(), row.header, now],
+            "INSERT INTO vault (id, vault_id, keystore, header, header_mac, created)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            params![
+                row.vault_id,
+                row.keystore.as_str(),
+                row.header,
+                row.header_mac,
+                now
+            ],
         )?;
         Ok(())
     }
 
-    /// Replaces the vault header (after enrolling or removing a factor).
-    pub fn update_header(&self, header: &str) -> Result<(), CatalogError> {
-        self.conn
-            .execute("UPDATE vault SET header = ?1 WHERE id = 1", params![header])?;
+    /// Replaces the vault header and its MAC (after enrolling or removing a factor).
+    pub fn update_header(&self, header: &str, mac: &str) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE vault SET header = ?1, header_mac = ?2 WHERE id = 1",
+            params![header, mac],
+        )?;
+        Ok(())
+    }
+
+    /// Records a rotation about to write its new ciphertext.
+    pub fn put_pending_rotation(&self, p: &PendingRotation) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "INSERT INTO pending_rotations (entry_id, ciphertext_sha256, config, rotated)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(entry_id) DO UPDATE SET ciphertext_sha256 = excluded.ciphertext_sha256,
+                config = excluded.config, rotated = excluded.rotated",
+            params![p.entry_id, p.ciphertext_sha256, p.config, p.rotated],
+        )?;
+        Ok(())
+    }
+
+    /// Rotations started but not known to be finished.
+    pub fn pending_rotations(&self) -> Result<Vec<PendingRotation>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT entry_id, ciphertext_sha256, config, rotated FROM pending_rotations",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PendingRotation {
+                entry_id: r.get(0)?,
+                ciphertext_sha256: r.get(1)?,
+                config: r.get(2)?,
+                rotated: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets a pending rotation (finished or rolled back).
+    pub fn delete_pending_rotation(&self, entry_id: &str) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "DELETE FROM pending_rotations WHERE entry_id = ?1",
+            params![entry_id],
+        )?;
+        Ok(())
+    }
+
+    /// Sets an entry's config JSON and rotation time (finishing an interrupted rotation).
+    pub fn set_entry_rotation(
+        &self,
+        id: &str,
+        config: &str,
+        rotated: &str,
+    ) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE entries SET config = ?1, rotated = ?2 WHERE id = ?3",
+            params![config, rotated, id],
+        )?;
         Ok(())
     }
 
@@ -569,6 +647,16 @@ impl Catalog {
             .conn
             .execute("DELETE FROM file_secrets WHERE item = ?1", params![item])?
             > 0)
+    }
+
+    /// The hash of audit row `seq`, if it exists.
+    pub fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, CatalogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", params![seq], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     /// The last audit row's sequence number and hash.

@@ -278,8 +278,8 @@ impl SecretValue {
     }
 
     /// Plaintext bytes for encryption; the caller wipes them.
-    pub(crate) fn to_plaintext(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        let wire = match self {
+    fn to_wire(&self) -> SecretWire {
+        match self {
             SecretValue::Aws {
                 access_key_id,
                 secret_access_key,
@@ -293,15 +293,11 @@ impl SecretValue {
             SecretValue::OAuth2 { client_secret } => SecretWire::OAuth2 {
                 client_secret: client_secret.expose_secret().to_owned(),
             },
-        };
-        // Serializing two strings into a Vec cannot fail.
-        zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_default())
+        }
     }
 
-    /// Parses decrypted plaintext.
-    pub(crate) fn from_plaintext(bytes: &[u8]) -> Option<Self> {
-        let wire: SecretWire = serde_json::from_slice(bytes).ok()?;
-        Some(match &wire {
+    fn from_wire(wire: &SecretWire) -> Self {
+        match wire {
             SecretWire::Aws {
                 access_key_id,
                 secret_access_key,
@@ -315,7 +311,106 @@ impl SecretValue {
             SecretWire::OAuth2 { client_secret } => SecretValue::OAuth2 {
                 client_secret: SecretString::from(client_secret.clone()),
             },
-        })
+        }
+    }
+
+    /// What is age-encrypted for entry `entry_id`: the secret together with the settings that
+    /// decide where it is sent and what it is used for, so that editing those in the catalog
+    /// cannot redirect it (the catalog is not authenticated; the age ciphertext is).
+    pub(crate) fn to_sealed_plaintext(
+        &self,
+        entry_id: &str,
+        config: &EntryConfig,
+    ) -> zeroize::Zeroizing<Vec<u8>> {
+        let sealed = SealedWire {
+            v: SEALED_VERSION,
+            entry_id: entry_id.to_owned(),
+            config: config.bound(),
+            secret: self.to_wire(),
+        };
+        // Serializing strings and plain structs into a Vec cannot fail.
+        zeroize::Zeroizing::new(serde_json::to_vec(&sealed).unwrap_or_default())
+    }
+
+    /// Parses decrypted plaintext: the secret and, unless it was stored before settings were
+    /// sealed with it, what it is bound to.
+    pub(crate) fn from_plaintext(bytes: &[u8]) -> Option<(Self, Option<Binding>)> {
+        if let Ok(sealed) = serde_json::from_slice::<SealedWire>(bytes) {
+            if sealed.v != SEALED_VERSION {
+                return None;
+            }
+            let value = SecretValue::from_wire(&sealed.secret);
+            let binding = Binding {
+                entry_id: sealed.entry_id.clone(),
+                config: sealed.config.clone(),
+            };
+            return Some((value, Some(binding)));
+        }
+        let wire: SecretWire = serde_json::from_slice(bytes).ok()?;
+        Some((SecretValue::from_wire(&wire), None))
+    }
+}
+
+/// Version of the sealed plaintext format ([`SecretValue::to_sealed_plaintext`]).
+const SEALED_VERSION: u32 = 2;
+
+/// The sealed plaintext: the secret and what it is bound to.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedWire {
+    v: u32,
+    entry_id: String,
+    config: EntryConfig,
+    secret: SecretWire,
+}
+
+/// What a stored secret was sealed together with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Binding {
+    /// The entry it was stored for.
+    pub entry_id: String,
+    /// The entry's settings when it was stored, in [`EntryConfig::bound`] form.
+    pub config: EntryConfig,
+}
+
+impl EntryConfig {
+    /// The part of the settings sealed with the secret: all of it but what is derived from the
+    /// secret itself (the access key hint, recomputed from the sealed key id).
+    pub(crate) fn bound(&self) -> EntryConfig {
+        let mut c = self.clone();
+        if let Some(aws) = c.aws.as_mut() {
+            aws.access_key_hint = String::new();
+        }
+        c
+    }
+
+    /// Names of the settings that differ between `self` and `other` (both in bound form),
+    /// e.g. `oauth2.token_url`: what the user is told was changed.
+    pub(crate) fn differences(&self, other: &EntryConfig) -> Vec<String> {
+        let (a, b) = (
+            serde_json::to_value(self).unwrap_or_default(),
+            serde_json::to_value(other).unwrap_or_default(),
+        );
+        let mut out = Vec::new();
+        for kind in ["aws", "oauth2"] {
+            let (x, y) = (&a[kind], &b[kind]);
+            if x == y {
+                continue;
+            }
+            let (Some(xm), Some(ym)) = (x.as_object(), y.as_object()) else {
+                out.push(kind.to_owned());
+                continue;
+            };
+            let mut fields: Vec<&String> = xm.keys().chain(ym.keys()).collect();
+            fields.sort();
+            fields.dedup();
+            for f in fields {
+                if xm.get(f) != ym.get(f) {
+                    out.push(format!("{kind}.{f}"));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -643,7 +738,28 @@ mod tests {
             secret_access_key: SecretString::from("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
         };
         assert!(!format!("{s:?}").contains("wJalr"));
-        let back = SecretValue::from_plaintext(&s.to_plaintext()).expect("parse");
+        let cfg = EntryConfig {
+            aws: Some(AwsConfig {
+                access_key_hint: "AKIA…T001".into(),
+                session_duration_secs: 3600,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (back, binding) =
+            SecretValue::from_plaintext(&s.to_sealed_plaintext("id1", &cfg)).expect("parse");
+        let binding = binding.expect("sealed with its settings");
+        assert_eq!(binding.entry_id, "id1");
+        assert_eq!(binding.config, cfg.bound());
+        assert_eq!(
+            binding.config.differences(&cfg.bound()),
+            Vec::<String>::new()
+        );
+        let mut moved = cfg.bound();
+        if let Some(a) = moved.aws.as_mut() {
+            a.sts_endpoint = Some("https://elsewhere.example".into());
+        }
+        assert_eq!(binding.config.differences(&moved), ["aws.sts_endpoint"]);
         match back {
             SecretValue::Aws {
                 access_key_id,
@@ -747,7 +863,8 @@ mod oauth2_tests {
         };
         assert!(!format!("{s:?}").contains("canary"));
         assert_eq!(s.kind(), EntryKind::OAuth2);
-        match SecretValue::from_plaintext(&s.to_plaintext()) {
+        let sealed = s.to_sealed_plaintext("id", &EntryConfig::default());
+        match SecretValue::from_plaintext(&sealed).map(|(v, _)| v) {
             Some(SecretValue::OAuth2 { client_secret }) => {
                 assert_eq!(client_secret.expose_secret(), "kw-client-secret-canary")
             }

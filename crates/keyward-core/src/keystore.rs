@@ -179,3 +179,15 @@ pub fn entry_item(entry_id: &str) -> String {
 
 /// Item name of the device secret.
 pub const DEVICE_SECRET_ITEM: &str = "device-secret";
+
+/// Item name of the audit chain's anchor (its last sequence number and tag).
+pub const AUDIT_ANCHOR_ITEM: &str = "audit-anchor";
+
+/// Item name of the copy of the unlock throttle kept out of the catalog's reach.
+pub const THROTTLE_ITEM: &str = "unlock-throttle";
+
+/// Item name of the last accepted TOTP steps, kept out of the catalog's reach.
+pub const TOTP_STEPS_ITEM: &str = "totp-steps";
+
+/// Item marking that this vault's header carries a MAC (so a cleared MAC is noticed).
+pub const HEADER_SEALED_ITEM: &str = "header-sealed";

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod entry;
 pub mod factors;
 pub mod fido2;
+mod integrity;
 pub mod kdf;
 pub mod keystore;
 pub mod security_key;

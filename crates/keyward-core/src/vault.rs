@@ -1,7 +1,9 @@
 //! The vault: creation, two-factor unlock, entries, and keeping the two stores in step.
 //!
 //! Key hierarchy. An age X25519 identity encrypts every secret; its public recipient sits in the
-//! header so keys can be added while locked. The identity is sealed in *slots*, one per enrolled
+//! header so keys can be added while locked. The header is authenticated under a key derived
+//! from the identity and checked at every unlock; adds use the recipient verified at the last
+//! unlock (held by this `Vault`), never one read fresh from the catalog. The identity is sealed in *slots*, one per enrolled
 //! factor, each with XChaCha20-Poly1305 under
 //! `HKDF-SHA256(Argon2id(passphrase) ‖ device secret ‖ factor material, slot salt)`.
 //! The device secret is random and kept in the keychain, so a copied catalog cannot be attacked
@@ -27,10 +29,11 @@ use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::audit::{self, Actor, AuditError, AuditEvent};
-use crate::catalog::{Catalog, CatalogError, EntryState, KeystoreKind, VaultRow};
+use crate::audit::{self, Actor, Anchor, AuditError, AuditEvent};
+use crate::catalog::{Catalog, CatalogError, EntryState, KeystoreKind, PendingRotation, VaultRow};
 use crate::entry::{EntryError, EntryKind, EntryMeta, SecretValue};
 use crate::factors::{self, FactorError, TotpSetup};
+use crate::integrity::{MacKey, AUDIT_INFO, HEADER_INFO};
 use crate::kdf::{self, KdfError, KdfParams};
 use crate::keystore::{self, Keystore, KeystoreError};
 
@@ -124,6 +127,23 @@ pub enum VaultError {
     /// The header is damaged or hostile.
     #[error("the vault header is damaged: {0}")]
     BadHeader(String),
+    /// The header does not match the identity it seals: someone edited the catalog.
+    #[error("the vault header was tampered with ({0}): Keyward will not use it. Restore the catalog from a backup you trust and find out what wrote to it")]
+    HeaderTampered(String),
+    /// No recipient was verified yet, so a new secret has no trustworthy key to be encrypted to.
+    #[error("the vault's public key has not been checked since the agent started: run `keyward unlock` once, then add the key again (after that, adding works while locked)")]
+    RecipientUnverified,
+    /// An entry's settings no longer match those sealed with its secret.
+    #[error("the settings of key '{name}' were changed outside Keyward ({fields}), so it will not be used: if you made that change, remove the key and add it again; otherwise restore the catalog from a backup you trust")]
+    SettingsTampered {
+        /// Entry name.
+        name: String,
+        /// What differs, e.g. `oauth2.token_url`.
+        fields: String,
+    },
+    /// An entry stored before settings were sealed with secrets.
+    #[error("the key '{0}' was stored by an older Keyward, before its settings were sealed with it: check them with `keyward show {0}`, then store it again with `keyward rotate {0}`")]
+    Unsealed(String),
     /// The device secret is gone from the keychain.
     #[error("the device secret is missing from the keychain: this vault can only be opened with the keychain it was created in")]
     DeviceSecretMissing,
@@ -404,6 +424,13 @@ fn aad(vault_id: &str, slot_id: &str, kind: SlotKind) -> Vec<u8> {
 pub struct Vault {
     catalog: Catalog,
     paths: VaultPaths,
+    /// The recipient checked against the unlocked identity at the last unlock (or creation):
+    /// what new secrets are encrypted to. It outlives a lock, not this value.
+    recipient: Option<x25519::Recipient>,
+    /// The audit chain's key (from the device secret), read once.
+    audit_key: Option<MacKey>,
+    /// The chain's anchor as last written by this value.
+    anchor: Option<Anchor>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -416,7 +443,13 @@ impl Vault {
     /// Opens the catalog (creating the file if needed); the vault itself may not exist yet.
     pub fn open(paths: VaultPaths) -> Result<Self, VaultError> {
         let catalog = Catalog::open(&paths.catalog())?;
-        Ok(Vault { catalog, paths })
+        Ok(Vault {
+            catalog,
+            paths,
+            recipient: None,
+            audit_key: None,
+            anchor: None,
+        })
     }
 
     /// The catalog path.
@@ -473,10 +506,71 @@ impl Vault {
         Ok(Keystore::new(row.keystore, &row.vault_id))
     }
 
-    /// Records audit events (fail closed: an error means the caller must not proceed).
+    /// Records audit events (fail closed: an error means the caller must not proceed). Once a
+    /// vault exists the rows are keyed and the new head is anchored in the keystore.
     pub fn audit(&mut self, events: &[(Actor, AuditEvent)]) -> Result<(), VaultError> {
-        audit::append(&mut self.catalog, &now_rfc3339(), events)?;
+        let Some((key, keystore)) = self.audit_key()? else {
+            audit::append(&mut self.catalog, &now_rfc3339(), events, None)?;
+            return Ok(());
+        };
+        if self.anchor.is_none() {
+            self.anchor = read_anchor(&keystore, &self.catalog)?;
+        }
+        // The anchor moves only along an intact trail: once rows it covers were removed or
+        // replaced, it stays where it was, so `verify` keeps naming the break.
+        let intact = match &self.anchor {
+            Some(a) => self.catalog.audit_hash_at(a.seq)?.as_deref() == Some(a.hash.as_str()),
+            None => true,
+        };
+        let rows = audit::append(&mut self.catalog, &now_rfc3339(), events, Some(&key))?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(());
+        };
+        if !intact {
+            tracing::warn!("the audit trail was changed outside Keyward: `keyward audit verify` names the first bad row");
+            return Ok(());
+        }
+        let anchor = Anchor {
+            // The first keyed row of this vault (a vault made before the chain was keyed
+            // starts keying here; `verify` checks the rows before it unkeyed).
+            keyed_from: self.anchor.as_ref().map_or(first.seq, |a| a.keyed_from),
+            seq: last.seq,
+            hash: last.hash.clone(),
+        };
+        let json = serde_json::to_vec(&anchor).map_err(|e| VaultError::BadHeader(e.to_string()))?;
+        keystore
+            .put(&self.catalog, keystore::AUDIT_ANCHOR_ITEM, &json)
+            .map_err(AuditError::Anchor)?;
+        self.anchor = Some(anchor);
         Ok(())
+    }
+
+    /// The audit chain key and the keystore holding the anchor; `None` before a vault exists.
+    fn audit_key(&mut self) -> Result<Option<(MacKey, Keystore)>, VaultError> {
+        let Some(row) = self.catalog.vault()? else {
+            return Ok(None);
+        };
+        let keystore = Keystore::new(row.keystore, &row.vault_id);
+        if let Some(k) = &self.audit_key {
+            return Ok(Some((k.clone(), keystore)));
+        }
+        let device = self.device_secret(&keystore).map_err(|e| match e {
+            VaultError::Keystore(k) => VaultError::Audit(AuditError::Anchor(k)),
+            other => other,
+        })?;
+        let key = MacKey::derive(&device, &row.vault_id, AUDIT_INFO);
+        self.audit_key = Some(key.clone());
+        Ok(Some((key, keystore)))
+    }
+
+    /// Verifies the whole audit trail: the keyed chain and, against the keystore's anchor, that
+    /// nothing was cut from its end. Returns the number of rows.
+    pub fn verify_audit(&mut self) -> Result<u64, VaultError> {
+        let Some((key, keystore)) = self.audit_key()? else {
+            return Ok(audit::verify(&self.catalog, None, None)?);
+        };
+        let anchor = read_anchor(&keystore, &self.catalog)?;
+        Ok(audit::verify(&self.catalog, Some(&key), anchor.as_ref())?)
     }
 
     /// Creates a new vault with a TOTP factor and returns recovery codes to show once.
@@ -538,18 +632,25 @@ impl Vault {
         }
         let header_json =
             serde_json::to_string(&header).map_err(|e| VaultError::BadHeader(e.to_string()))?;
+        let header_mac = header_tag(&identity, &vault_id, opts.keystore, &header_json);
 
         // Device secret first: a crash before the row leaves only an unreferenced random key.
         keystore.put(&self.catalog, keystore::DEVICE_SECRET_ITEM, device.as_ref())?;
+        keystore.put(&self.catalog, keystore::HEADER_SEALED_ITEM, b"1")?;
         self.catalog.create_vault(
             &VaultRow {
                 vault_id: vault_id.clone(),
                 keystore: opts.keystore,
                 header: header_json,
+                header_mac: Some(header_mac),
             },
             &now_rfc3339(),
         )?;
-        self.catalog.set_totp_last_step(&totp_slot_id, step)?;
+        self.audit_key = Some(MacKey::derive(device.as_ref(), &vault_id, AUDIT_INFO));
+        self.anchor = None;
+        self.recipient = Some(identity.to_public());
+        self.store_throttle(0, 0)?;
+        self.set_totp_last_step(&totp_slot_id, step)?;
         self.audit(&[(
             actor.clone(),
             AuditEvent {
@@ -572,8 +673,91 @@ impl Vault {
 
     /// Seconds until the next unlock attempt is allowed (0 = now).
     pub fn unlock_wait(&self) -> Result<i64, VaultError> {
-        let (_, next) = self.catalog.throttle()?;
+        let (_, next) = self.throttle_state()?;
         Ok((next - now_unix()).max(0))
+    }
+
+    /// The failure count and next allowed attempt: the worse of the catalog's row and the copy
+    /// kept in the keystore, so that editing or deleting the row does not lift a delay.
+    fn throttle_state(&self) -> Result<(u32, i64), VaultError> {
+        let (mut failures, mut next) = self.catalog.throttle().unwrap_or((u32::MAX, i64::MAX));
+        if let Some(row) = self.catalog.vault()? {
+            let keystore = Keystore::new(row.keystore, &row.vault_id);
+            match keystore.get(&self.catalog, keystore::THROTTLE_ITEM) {
+                Ok(bytes) => {
+                    let (f, n): (u32, i64) =
+                        serde_json::from_slice(&bytes).unwrap_or((u32::MAX, i64::MAX));
+                    failures = failures.max(f);
+                    next = next.max(n);
+                }
+                // A vault made before the copy was kept has none until its next attempt.
+                Err(KeystoreError::Missing { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if failures == u32::MAX || next == i64::MAX {
+            // An unreadable or missing row counts as the longest delay from now, once.
+            let next = now_unix() + MAX_DELAY_SECS;
+            return Ok((FREE_FAILURES + 10, next));
+        }
+        Ok((failures, next))
+    }
+
+    /// Stores the throttle in the catalog and in the keystore.
+    fn store_throttle(&self, failures: u32, next_allowed_at: i64) -> Result<(), VaultError> {
+        if let Some(row) = self.catalog.vault()? {
+            let keystore = Keystore::new(row.keystore, &row.vault_id);
+            let json = serde_json::to_vec(&(failures, next_allowed_at))
+                .map_err(|e| VaultError::BadHeader(e.to_string()))?;
+            keystore.put(&self.catalog, keystore::THROTTLE_ITEM, &json)?;
+        }
+        self.catalog.set_throttle(failures, next_allowed_at)?;
+        Ok(())
+    }
+
+    /// Counts one more failed check of the passphrase or a factor; returns the count and the
+    /// delay now in force.
+    fn count_failure(&self) -> Result<(u32, i64), VaultError> {
+        let (failures, _) = self.throttle_state()?;
+        let failures = failures.saturating_add(1);
+        let delay = delay_after(failures);
+        self.store_throttle(failures, now_unix() + delay)?;
+        Ok((failures, delay))
+    }
+
+    /// The last accepted TOTP step of a factor: the later of the catalog's and the keystore's.
+    fn totp_last_step(&self, slot_id: &str) -> Result<Option<u64>, VaultError> {
+        let in_catalog = self.catalog.totp_last_step(slot_id)?;
+        let kept = self.kept_totp_steps()?.get(slot_id).copied();
+        Ok(in_catalog.max(kept))
+    }
+
+    fn kept_totp_steps(&self) -> Result<std::collections::BTreeMap<String, u64>, VaultError> {
+        let Some(row) = self.catalog.vault()? else {
+            return Ok(Default::default());
+        };
+        let keystore = Keystore::new(row.keystore, &row.vault_id);
+        match keystore.get(&self.catalog, keystore::TOTP_STEPS_ITEM) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
+            Err(KeystoreError::Missing { .. }) => Ok(Default::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records an accepted TOTP step in the catalog and, out of the catalog's reach, in the
+    /// keystore.
+    fn set_totp_last_step(&self, slot_id: &str, step: u64) -> Result<(), VaultError> {
+        if let Some(row) = self.catalog.vault()? {
+            let mut kept = self.kept_totp_steps()?;
+            let e = kept.entry(slot_id.to_owned()).or_insert(step);
+            *e = (*e).max(step);
+            let keystore = Keystore::new(row.keystore, &row.vault_id);
+            let json =
+                serde_json::to_vec(&kept).map_err(|e| VaultError::BadHeader(e.to_string()))?;
+            keystore.put(&self.catalog, keystore::TOTP_STEPS_ITEM, &json)?;
+        }
+        self.catalog.set_totp_last_step(slot_id, step)?;
+        Ok(())
     }
 
     fn device_secret(&self, keystore: &Keystore) -> Result<Zeroizing<Vec<u8>>, VaultError> {
@@ -614,12 +798,16 @@ impl Vault {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(VaultError::WrongCredentials { .. }) | Err(VaultError::CodeReused) => "failed",
+            Err(VaultError::HeaderTampered(_)) => "tampered",
             Err(_) => "error",
         };
         let mut detail = serde_json::json!({"factor": factor_name});
+        if let Err(VaultError::HeaderTampered(why)) = &result {
+            detail["reason"] = why.clone().into();
+        }
         match result {
             Ok(unlocked) => {
-                self.catalog.set_throttle(0, 0)?;
+                self.store_throttle(0, 0)?;
                 if let Some(left) = unlocked.recovery_codes_left {
                     detail["recovery_codes_left"] = left.into();
                 }
@@ -637,10 +825,7 @@ impl Vault {
             Err(err) => {
                 let mut err = err;
                 if outcome == "failed" {
-                    let (failures, _) = self.catalog.throttle()?;
-                    let failures = failures.saturating_add(1);
-                    let delay = delay_after(failures);
-                    self.catalog.set_throttle(failures, now_unix() + delay)?;
+                    let (failures, delay) = self.count_failure()?;
                     detail["failures"] = failures.into();
                     if let VaultError::WrongCredentials {
                         failures: f,
@@ -700,16 +885,19 @@ impl Vault {
                     let Some(step) = totp.check(code, now).map_err(|_| wrong())? else {
                         continue;
                     };
+                    let key = parse_identity(&payload.identity)?;
+                    self.check_header(&row, &header, &key)?;
                     if self
-                        .catalog
                         .totp_last_step(&slot.id)?
                         .is_some_and(|last| step <= last)
                     {
                         return Err(VaultError::CodeReused);
                     }
-                    self.catalog.set_totp_last_step(&slot.id, step)?;
+                    self.set_totp_last_step(&slot.id, step)?;
+                    self.upgrade_header(&row, &header, &key)?;
+                    self.recipient = Some(key.identity.to_public());
                     return Ok(Unlocked {
-                        key: parse_identity(&payload.identity)?,
+                        key,
                         recovery_codes_left: None,
                     });
                 }
@@ -741,11 +929,13 @@ impl Vault {
                 )?
                 .ok_or_else(wrong)?;
                 let key = parse_identity(&payload.identity)?;
+                self.check_header(&row, &header, &key)?;
                 // Keep the signature counter current (clone detection).
                 if let Some(f) = header.slots[index].fido2.as_mut() {
                     f.key.update_credential(&result);
                 }
-                self.store_header(&header)?;
+                self.store_header(&header, &key)?;
+                self.recipient = Some(key.identity.to_public());
                 Ok(Unlocked {
                     key,
                     recovery_codes_left: None,
@@ -763,6 +953,7 @@ impl Vault {
                     return Err(wrong());
                 };
                 let key = parse_identity(&payload.identity)?;
+                self.check_header(&row, &header, &key)?;
                 // One-time: the slot is gone before the vault is handed out.
                 header.slots.remove(index);
                 let left = header
@@ -770,7 +961,8 @@ impl Vault {
                     .iter()
                     .filter(|s| s.kind == SlotKind::Recovery)
                     .count();
-                self.store_header(&header)?;
+                self.store_header(&header, &key)?;
+                self.recipient = Some(key.identity.to_public());
                 Ok(Unlocked {
                     key,
                     recovery_codes_left: Some(left),
@@ -779,10 +971,76 @@ impl Vault {
         }
     }
 
-    fn store_header(&self, header: &Header) -> Result<(), VaultError> {
+    /// Stores `header` with its MAC under the unlocked identity.
+    fn store_header(&self, header: &Header, key: &UnlockedKey) -> Result<(), VaultError> {
+        let row = self.row()?;
         let json =
             serde_json::to_string(header).map_err(|e| VaultError::BadHeader(e.to_string()))?;
-        self.catalog.update_header(&json)?;
+        let mac = header_tag(&key.identity, &row.vault_id, row.keystore, &json);
+        self.catalog.update_header(&json, &mac)?;
+        if row.header_mac.is_none() {
+            Keystore::new(row.keystore, &row.vault_id).put(
+                &self.catalog,
+                keystore::HEADER_SEALED_ITEM,
+                b"1",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Checks, once a slot opened, that the header is the one this identity wrote: its
+    /// recipient is the identity's own and its MAC verifies (the stored text exactly).
+    fn check_header(
+        &self,
+        row: &VaultRow,
+        header: &Header,
+        key: &UnlockedKey,
+    ) -> Result<(), VaultError> {
+        if key.identity.to_public().to_string() != header.recipient {
+            return Err(VaultError::HeaderTampered(
+                "its public recipient is not the vault's own key".into(),
+            ));
+        }
+        match &row.header_mac {
+            Some(mac) => {
+                let ok = unhex(mac, "header MAC").ok().is_some_and(|tag| {
+                    header_key(&key.identity, &row.vault_id).verify(
+                        &header_parts(&row.vault_id, row.keystore, &row.header),
+                        &tag,
+                    )
+                });
+                if ok {
+                    Ok(())
+                } else {
+                    Err(VaultError::HeaderTampered(
+                        "its recipient, KDF parameters or slots differ from what this vault wrote"
+                            .into(),
+                    ))
+                }
+            }
+            // Made before headers were authenticated: sealed by `upgrade_header` now that the
+            // recipient has been checked. The keystore remembers that a header was sealed, so a
+            // cleared MAC does not pass a newer vault off as an old one.
+            None => {
+                let keystore = Keystore::new(row.keystore, &row.vault_id);
+                if keystore.exists(&self.catalog, keystore::HEADER_SEALED_ITEM)? {
+                    return Err(VaultError::HeaderTampered("its MAC was removed".into()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a header from before schema 3 its MAC.
+    fn upgrade_header(
+        &self,
+        row: &VaultRow,
+        header: &Header,
+        key: &UnlockedKey,
+    ) -> Result<(), VaultError> {
+        if row.header_mac.is_none() {
+            self.store_header(header, key)?;
+        }
         Ok(())
     }
 
@@ -816,7 +1074,8 @@ impl Vault {
         let step = totp
             .check(code, now_unix() as u64)?
             .ok_or(VaultError::CodeMismatch)?;
-        let (pass_key, device) = self.enrollment_keys(&row, &header, key, passphrase)?;
+        let (pass_key, device) =
+            self.enrollment_keys(&row, &header, key, passphrase, "factor.add", actor)?;
         let slot = seal_slot(
             &row.vault_id,
             &pass_key,
@@ -827,30 +1086,66 @@ impl Vault {
             &key.identity,
             Some(&totp.secret_bytes()),
         )?;
-        let info = self.add_slot(header, slot, actor)?;
-        self.catalog.set_totp_last_step(&info.id, step)?;
+        let info = self.add_slot(header, slot, key, actor)?;
+        self.set_totp_last_step(&info.id, step)?;
         Ok(info)
     }
 
     /// Derives the passphrase key and reads the device secret for sealing a new slot, after
-    /// checking that the unlocked key is this vault's and the passphrase is right.
+    /// checking that the header is the unlocked key's own and the passphrase is right. The
+    /// passphrase check is throttled and audited like an unlock attempt, so a program talking
+    /// to an unlocked agent cannot guess it freely.
     fn enrollment_keys(
-        &self,
+        &mut self,
         row: &VaultRow,
         header: &Header,
         key: &UnlockedKey,
         passphrase: &SecretString,
+        purpose: &'static str,
+        actor: &Actor,
     ) -> Result<SealingKeys, VaultError> {
-        if key.identity.to_public().to_string() != header.recipient {
-            return Err(VaultError::BadHeader(
-                "unlocked key does not match the vault".into(),
-            ));
+        self.check_header(row, header, key)?;
+        let passphrase_event = |outcome: &'static str, detail: serde_json::Value| {
+            (
+                actor.clone(),
+                AuditEvent {
+                    action: "passphrase",
+                    target: None,
+                    outcome,
+                    detail,
+                },
+            )
+        };
+        let wait = self.unlock_wait()?;
+        if wait > 0 {
+            self.audit(&[passphrase_event(
+                "throttled",
+                serde_json::json!({"for": purpose, "retry_in_s": wait}),
+            )])?;
+            return Err(VaultError::Throttled(wait));
         }
         let keystore = Keystore::new(row.keystore, &row.vault_id);
         let device = self.device_secret(&keystore)?;
         let salt = unhex(&header.kdf_salt, "kdf salt")?;
         let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
-        self.verify_passphrase_key(&row.vault_id, header, &pass_key, &device)?;
+        if let Err(e) = self.verify_passphrase_key(&row.vault_id, header, &pass_key, &device) {
+            let (failures, delay) = self.count_failure()?;
+            self.audit(&[passphrase_event(
+                "failed",
+                serde_json::json!({"for": purpose, "failures": failures}),
+            )])?;
+            return Err(match e {
+                VaultError::WrongCredentials { .. } => VaultError::WrongCredentials {
+                    failures,
+                    delay: if delay > 0 {
+                        format!("; next attempt allowed in {delay} s")
+                    } else {
+                        String::new()
+                    },
+                },
+                other => other,
+            });
+        }
         Ok((pass_key, device))
     }
 
@@ -859,6 +1154,7 @@ impl Vault {
         &mut self,
         mut header: Header,
         slot: Slot,
+        key: &UnlockedKey,
         actor: &Actor,
     ) -> Result<FactorInfo, VaultError> {
         let info = FactorInfo {
@@ -877,7 +1173,7 @@ impl Vault {
                 detail: serde_json::json!({"kind": info.kind.as_str(), "label": info.label}),
             },
         )])?;
-        self.store_header(&header)?;
+        self.store_header(&header, key)?;
         Ok(info)
     }
 
@@ -960,7 +1256,8 @@ impl Vault {
             .finish_securitykey_registration(response, &pending.state)
             .map_err(|e| VaultError::Fido2(format!("registration was not accepted: {e}")))?;
         let (row, header) = self.header()?;
-        let (pass_key, device) = self.enrollment_keys(&row, &header, key, passphrase)?;
+        let (pass_key, device) =
+            self.enrollment_keys(&row, &header, key, passphrase, "factor.add", actor)?;
         let mut slot = seal_slot(
             &row.vault_id,
             &pass_key,
@@ -975,7 +1272,7 @@ impl Vault {
             key: security_key,
             hmac_salt: hex(&pending.hmac_salt),
         });
-        let info = self.add_slot(header, slot, actor)?;
+        let info = self.add_slot(header, slot, key, actor)?;
         Ok(info)
     }
 
@@ -1006,9 +1303,16 @@ impl Vault {
         })
     }
 
-    /// Removes a factor by slot id; refuses to remove the last TOTP factor.
-    pub fn remove_factor(&mut self, id: &str, actor: &Actor) -> Result<(), VaultError> {
-        let (_, mut header) = self.header()?;
+    /// Removes a factor by slot id; refuses to remove the last TOTP factor. Needs the unlocked
+    /// key, which checks the header and re-authenticates it.
+    pub fn remove_factor(
+        &mut self,
+        id: &str,
+        key: &UnlockedKey,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let (row, mut header) = self.header()?;
+        self.check_header(&row, &header, key)?;
         let Some(pos) = header.slots.iter().position(|s| s.id == id) else {
             return Err(VaultError::NoSuchFactor("such a"));
         };
@@ -1033,12 +1337,13 @@ impl Vault {
             },
         )])?;
         header.slots.remove(pos);
-        self.store_header(&header)?;
+        self.store_header(&header, key)?;
         Ok(())
     }
 
     /// Checks `secret` fits `meta` (kind, AWS key shape, OAuth2 settings, non-empty), fills the AWS
-    /// key hint, and returns it encrypted to the vault's public recipient with the keystore to put it in.
+    /// key hint, and returns it sealed with `meta`'s id and settings, encrypted to the recipient
+    /// verified at the last unlock, with the keystore to put it in.
     fn seal_secret(
         &self,
         meta: &mut EntryMeta,
@@ -1078,17 +1383,19 @@ impl Vault {
                 .ok_or(EntryError::MissingConfig("OAuth2"))?;
             crate::entry::validate_oauth2_config(cfg)?;
         }
-        let (row, header) = self.header()?;
-        let recipient: x25519::Recipient = header
+        let row = self.row()?;
+        let recipient = self
             .recipient
-            .parse()
-            .map_err(|_| VaultError::BadHeader("bad recipient".into()))?;
-        let ciphertext = age::encrypt(&recipient, &secret.to_plaintext())
+            .as_ref()
+            .ok_or(VaultError::RecipientUnverified)?;
+        let plaintext = secret.to_sealed_plaintext(&meta.id, &meta.config);
+        let ciphertext = age::encrypt(recipient, &plaintext)
             .map_err(|e| VaultError::BadHeader(format!("encryption failed: {e}")))?;
         Ok((ciphertext, Keystore::new(row.keystore, &row.vault_id)))
     }
 
-    /// Adds an entry; works while locked (encrypts to the public recipient).
+    /// Adds an entry; works while locked once an unlock has verified the vault's recipient
+    /// (the new secret is encrypted to it). Audited with its outcome once done.
     pub fn add_entry(
         &mut self,
         mut meta: EntryMeta,
@@ -1096,25 +1403,40 @@ impl Vault {
         actor: &Actor,
     ) -> Result<EntryMeta, VaultError> {
         crate::entry::validate_name(&meta.name)?;
-        let (ciphertext, keystore) = self.seal_secret(&mut meta, secret)?;
         meta.id = uuid::Uuid::new_v4().simple().to_string();
         meta.created = now_rfc3339();
-        self.audit(&[(
-            actor.clone(),
-            AuditEvent {
-                action: "add",
-                target: Some(meta.name.clone()),
-                outcome: "ok",
-                detail: serde_json::json!({"kind": meta.kind.as_str()}),
-            },
-        )])?;
+        let (ciphertext, keystore) = self.seal_secret(&mut meta, secret)?;
+        let event = |outcome: &'static str, detail: serde_json::Value| {
+            (
+                actor.clone(),
+                AuditEvent {
+                    action: "add",
+                    target: Some(meta.name.clone()),
+                    outcome,
+                    detail,
+                },
+            )
+        };
+        let kind = meta.kind.as_str();
         self.catalog.insert_entry(&meta, EntryState::Pending)?;
-        if let Err(e) = keystore.put(&self.catalog, &keystore::entry_item(&meta.id), &ciphertext) {
+        let item = keystore::entry_item(&meta.id);
+        if let Err(e) = keystore.put(&self.catalog, &item, &ciphertext) {
             // Roll back the row so no entry without a secret remains.
             self.catalog.delete_entry(&meta.id)?;
+            self.audit(&[event(
+                "failed",
+                serde_json::json!({"kind": kind, "error": e.to_string()}),
+            )])?;
             return Err(e.into());
         }
         self.catalog.set_entry_state(&meta.id, EntryState::Active)?;
+        if let Err(e) = self.audit(&[event("ok", serde_json::json!({"kind": kind}))]) {
+            // Fail closed: an add that cannot be recorded does not stay.
+            let _ = self.catalog.set_entry_state(&meta.id, EntryState::Deleting);
+            let _ = keystore.delete(&self.catalog, &item);
+            let _ = self.catalog.delete_entry(&meta.id);
+            return Err(e);
+        }
         Ok(meta)
     }
 
@@ -1165,36 +1487,58 @@ impl Vault {
     }
 
     /// Replaces an entry's secret with a new one of the same kind (a rotation done elsewhere,
-    /// e.g. a new access key made in the AWS console) and records when. Works while locked.
+    /// e.g. a new access key made in the AWS console) and records when.
     ///
-    /// The keychain item is overwritten in one call, so the entry holds either the old or the new
-    /// secret, never neither; the audit row (written first, fail closed) names both key hints.
+    /// Needs the unlocked key: the settings sealed with the old secret are checked against the
+    /// catalog's first, because they are sealed again with the new one. The keychain item is
+    /// overwritten in one call, so the entry holds either the old or the new secret, never
+    /// neither; a pending-rotation row written before lets [`Vault::reconcile`] finish the
+    /// catalog's side if a crash comes between. Audited with both key hints once done.
     pub fn replace_secret(
         &mut self,
         name: &str,
         secret: &SecretValue,
+        key: &UnlockedKey,
         actor: &Actor,
     ) -> Result<EntryMeta, VaultError> {
         let mut meta = self.get(name)?;
+        match self.open_secret(key, &meta) {
+            Ok(_) | Err(VaultError::Unsealed(_)) | Err(VaultError::Undecryptable(_)) => {}
+            Err(e) => return Err(e),
+        }
         let old_hint = meta.config.aws.as_ref().map(|a| a.access_key_hint.clone());
         let (ciphertext, keystore) = self.seal_secret(&mut meta, secret)?;
         let new_hint = meta.config.aws.as_ref().map(|a| a.access_key_hint.clone());
         meta.rotated = Some(now_rfc3339());
+        let config = serde_json::to_string(&meta.config)
+            .map_err(|e| VaultError::BadHeader(e.to_string()))?;
+        self.catalog.put_pending_rotation(&PendingRotation {
+            entry_id: meta.id.clone(),
+            ciphertext_sha256: sha256_hex(&ciphertext),
+            config,
+            rotated: meta.rotated.clone().unwrap_or_default(),
+        })?;
+        let detail = serde_json::json!({
+            "kind": meta.kind.as_str(),
+            "from": old_hint,
+            "to": new_hint,
+        });
+        let done = keystore
+            .put(&self.catalog, &keystore::entry_item(&meta.id), &ciphertext)
+            .map_err(VaultError::from)
+            .and_then(|()| Ok(self.catalog.update_entry_meta(&meta)?))
+            .and_then(|()| Ok(self.catalog.delete_pending_rotation(&meta.id)?));
+        let outcome = if done.is_ok() { "ok" } else { "failed" };
         self.audit(&[(
             actor.clone(),
             AuditEvent {
                 action: "rotate",
                 target: Some(meta.name.clone()),
-                outcome: "ok",
-                detail: serde_json::json!({
-                    "kind": meta.kind.as_str(),
-                    "from": old_hint,
-                    "to": new_hint,
-                }),
+                outcome,
+                detail,
             },
         )])?;
-        keystore.put(&self.catalog, &keystore::entry_item(&meta.id), &ciphertext)?;
-        self.catalog.update_entry_meta(&meta)?;
+        done?;
         Ok(meta)
     }
 
@@ -1217,7 +1561,8 @@ impl Vault {
         actor: &Actor,
     ) -> Result<Vec<SecretString>, VaultError> {
         let (row, mut header) = self.header()?;
-        let (pass_key, device) = self.enrollment_keys(&row, &header, key, passphrase)?;
+        let (pass_key, device) =
+            self.enrollment_keys(&row, &header, key, passphrase, "recovery.regenerate", actor)?;
         let codes = factors::generate_recovery_codes();
         let mut slots = Vec::with_capacity(codes.len());
         for (i, code) in codes.iter().enumerate() {
@@ -1249,7 +1594,7 @@ impl Vault {
                 detail: serde_json::json!({ "replaced": old, "codes": codes.len() }),
             },
         )])?;
-        self.store_header(&header)?;
+        self.store_header(&header, key)?;
         Ok(codes)
     }
 
@@ -1285,27 +1630,29 @@ impl Vault {
         Ok(())
     }
 
-    /// Removes an entry and its keychain item.
+    /// Removes an entry and its keychain item; audited with the outcome once done.
     pub fn remove_entry(&mut self, name: &str, actor: &Actor) -> Result<(), VaultError> {
         let (meta, _) = self
             .catalog
             .entry_by_name(name)?
             .ok_or_else(|| VaultError::NotFound(name.to_owned()))?;
         let keystore = self.keystore()?;
+        self.catalog
+            .set_entry_state(&meta.id, EntryState::Deleting)?;
+        let done = keystore
+            .delete(&self.catalog, &keystore::entry_item(&meta.id))
+            .map_err(VaultError::from)
+            .and_then(|()| Ok(self.catalog.delete_entry(&meta.id)?));
         self.audit(&[(
             actor.clone(),
             AuditEvent {
                 action: "remove",
                 target: Some(name.to_owned()),
-                outcome: "ok",
+                outcome: if done.is_ok() { "ok" } else { "failed" },
                 detail: serde_json::json!({"kind": meta.kind.as_str()}),
             },
         )])?;
-        self.catalog
-            .set_entry_state(&meta.id, EntryState::Deleting)?;
-        keystore.delete(&self.catalog, &keystore::entry_item(&meta.id))?;
-        self.catalog.delete_entry(&meta.id)?;
-        Ok(())
+        done
     }
 
     /// Active entries, by name.
@@ -1327,9 +1674,35 @@ impl Vault {
         }
     }
 
-    /// Decrypts an entry's secret with the unlocked key.
+    /// Decrypts an entry's secret with the unlocked key, after checking that the settings
+    /// sealed with it are `meta`'s (the catalog's) and still valid. A mismatch refuses the
+    /// secret and is audited; an access key hint that does not name the stored key is repaired.
     pub fn read_secret(
-        &self,
+        &mut self,
+        key: &UnlockedKey,
+        meta: &EntryMeta,
+    ) -> Result<SecretValue, VaultError> {
+        match self.open_secret(key, meta) {
+            Ok(v) => Ok(v),
+            Err(VaultError::SettingsTampered { name, fields }) => {
+                self.audit(&[(
+                    Actor::default(),
+                    AuditEvent {
+                        action: "tamper",
+                        target: Some(name.clone()),
+                        outcome: "refused",
+                        detail: serde_json::json!({"changed": fields}),
+                    },
+                )])?;
+                Err(VaultError::SettingsTampered { name, fields })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Vault::read_secret`] without the audit of a mismatch.
+    fn open_secret(
+        &mut self,
         key: &UnlockedKey,
         meta: &EntryMeta,
     ) -> Result<SecretValue, VaultError> {
@@ -1345,8 +1718,48 @@ impl Vault {
             age::decrypt(&key.identity, &ciphertext)
                 .map_err(|_| VaultError::Undecryptable(meta.name.clone()))?,
         );
-        SecretValue::from_plaintext(&plain)
-            .ok_or_else(|| VaultError::Undecryptable(meta.name.clone()))
+        let (value, binding) = SecretValue::from_plaintext(&plain)
+            .ok_or_else(|| VaultError::Undecryptable(meta.name.clone()))?;
+        let binding = binding.ok_or_else(|| VaultError::Unsealed(meta.name.clone()))?;
+        let tampered = |fields: String| VaultError::SettingsTampered {
+            name: meta.name.clone(),
+            fields,
+        };
+        if binding.entry_id != meta.id || value.kind() != meta.kind {
+            return Err(tampered("its stored secret belongs to another key".into()));
+        }
+        let changed = binding.config.differences(&meta.config.bound());
+        if !changed.is_empty() {
+            return Err(tampered(changed.join(", ")));
+        }
+        // The sealed settings are the catalog's; they are still checked as on input, so a
+        // value that was valid once but is refused now is not used either.
+        if let Some(aws) = &meta.config.aws {
+            crate::entry::validate_aws_config(aws)?;
+        }
+        if let Some(o) = &meta.config.oauth2 {
+            crate::entry::validate_oauth2_config(o)?;
+        }
+        if let (SecretValue::Aws { access_key_id, .. }, Some(aws)) = (&value, &meta.config.aws) {
+            let hint = crate::entry::access_key_hint(access_key_id);
+            if aws.access_key_hint != hint {
+                let mut fixed = meta.clone();
+                if let Some(a) = fixed.config.aws.as_mut() {
+                    a.access_key_hint = hint.clone();
+                }
+                self.catalog.update_entry_meta(&fixed)?;
+                self.audit(&[(
+                    Actor::default(),
+                    AuditEvent {
+                        action: "reconcile",
+                        target: Some(meta.name.clone()),
+                        outcome: "ok",
+                        detail: serde_json::json!({"action": format!("the catalog named {} but {hint} is stored: corrected", aws.access_key_hint)}),
+                    },
+                )])?;
+            }
+        }
+        Ok(value)
     }
 
     /// Records one use of an entry.
@@ -1368,7 +1781,31 @@ impl Vault {
         }
         let keystore = self.keystore()?;
         let mut notes = Vec::new();
-        for (meta, state) in self.catalog.entries()? {
+        let entries = self.catalog.entries()?;
+        for p in self.catalog.pending_rotations()? {
+            let Some((meta, _)) = entries.iter().find(|(m, _)| m.id == p.entry_id) else {
+                self.catalog.delete_pending_rotation(&p.entry_id)?;
+                continue;
+            };
+            let stored = match keystore.get(&self.catalog, &keystore::entry_item(&meta.id)) {
+                Ok(c) => Some(sha256_hex(&c)),
+                Err(KeystoreError::Missing { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let action = if stored.as_deref() == Some(p.ciphertext_sha256.as_str()) {
+                self.catalog
+                    .set_entry_rotation(&meta.id, &p.config, &p.rotated)?;
+                "an interrupted rotation was completed: the new key is stored and now named"
+            } else {
+                "an interrupted rotation was rolled back: the old key is still stored; rotate again"
+            };
+            self.catalog.delete_pending_rotation(&meta.id)?;
+            notes.push(ReconcileNote {
+                name: meta.name.clone(),
+                action: action.to_owned(),
+            });
+        }
+        for (meta, state) in entries {
             let item = keystore::entry_item(&meta.id);
             match state {
                 EntryState::Active => {
@@ -1428,6 +1865,50 @@ impl Vault {
 
 /// The passphrase key and device secret a new slot is sealed with.
 type SealingKeys = (Zeroizing<[u8; 32]>, Zeroizing<Vec<u8>>);
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&Sha256::digest(bytes))
+}
+
+/// The header MAC key: derived from the identity, so only an unlocked vault can write a header
+/// that verifies.
+fn header_key(identity: &x25519::Identity, vault_id: &str) -> MacKey {
+    MacKey::derive(
+        identity.to_string().expose_secret().as_bytes(),
+        vault_id,
+        HEADER_INFO,
+    )
+}
+
+fn header_parts<'a>(vault_id: &'a str, keystore: KeystoreKind, header: &'a str) -> [&'a [u8]; 3] {
+    let ks: &'static [u8] = match keystore {
+        KeystoreKind::Keychain => b"keychain",
+        KeystoreKind::File => b"file",
+    };
+    [vault_id.as_bytes(), ks, header.as_bytes()]
+}
+
+/// The MAC (hex) of the stored header text.
+fn header_tag(
+    identity: &x25519::Identity,
+    vault_id: &str,
+    keystore: KeystoreKind,
+    header: &str,
+) -> String {
+    hex(&header_key(identity, vault_id).tag(&header_parts(vault_id, keystore, header)))
+}
+
+/// The audit anchor kept in the keystore, if any.
+fn read_anchor(keystore: &Keystore, catalog: &Catalog) -> Result<Option<Anchor>, VaultError> {
+    match keystore.get(catalog, keystore::AUDIT_ANCHOR_ITEM) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|_| VaultError::Audit(AuditError::AnchorMissing)),
+        Err(KeystoreError::Missing { .. }) => Ok(None),
+        Err(e) => Err(AuditError::Anchor(e).into()),
+    }
+}
 
 fn delay_after(failures: u32) -> i64 {
     if failures <= FREE_FAILURES {

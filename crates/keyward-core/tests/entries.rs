@@ -97,14 +97,21 @@ fn edit_rotate_and_history() {
     assert_eq!(edited.owner.as_deref(), Some("platform"));
     assert_eq!(f.vault.get("prod").expect("get"), edited);
 
-    // Rotating replaces the secret, stamps `rotated`, and keeps the name and id.
+    // Rotating replaces the secret, stamps `rotated`, and keeps the name and id. It needs the
+    // unlocked key (it checks the settings sealed with the old secret before sealing them again).
     let before = f.vault.get("prod").expect("get");
     assert!(before.rotated.is_none());
+    let key = f
+        .vault
+        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
+        .expect("unlock")
+        .key;
     let rotated = f
         .vault
         .replace_secret(
             "prod",
             &aws_secret(&new_id, "newSecretnewSecretnewSecretnewSecret1111"),
+            &key,
             &actor,
         )
         .expect("rotate");
@@ -118,11 +125,6 @@ fn edit_rotate_and_history() {
             .map(|a| a.access_key_hint.as_str()),
         Some("AKIA…5678")
     );
-    let key = f
-        .vault
-        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
-        .expect("unlock")
-        .key;
     match f.vault.read_secret(&key, &rotated).expect("read") {
         SecretValue::Aws {
             access_key_id,
@@ -145,6 +147,7 @@ fn edit_rotate_and_history() {
             &SecretValue::Static {
                 value: SecretString::from("tok".to_owned()),
             },
+            &key,
             &actor,
         )
         .expect_err("wrong kind");
@@ -223,17 +226,17 @@ fn oauth2_clients_are_stored_checked_and_rotated() {
         .expect_err("line break in the secret");
     assert!(e.to_string().contains("client secret"), "{e}");
 
-    let rotated = f
-        .vault
-        .replace_secret("ci", &secret("second-Secret-2"), &actor)
-        .expect("rotate");
-    assert_eq!(rotated.id, added.id);
-    assert_eq!(rotated.config.oauth2, Some(cfg));
     let key = f
         .vault
         .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
         .expect("unlock")
         .key;
+    let rotated = f
+        .vault
+        .replace_secret("ci", &secret("second-Secret-2"), &key, &actor)
+        .expect("rotate");
+    assert_eq!(rotated.id, added.id);
+    assert_eq!(rotated.config.oauth2, Some(cfg));
     match f.vault.read_secret(&key, &rotated).expect("read") {
         SecretValue::OAuth2 { client_secret } => {
             assert_eq!(client_secret.expose_secret(), "second-Secret-2")

@@ -1,0 +1,179 @@
+//! The security review's attacks on the catalog, made against the real binary and its agent as a
+//! same-user process would make them: edit the SQLite file with plain SQL, then use Keyward as
+//! usual. Each is refused with one line, and nothing goes where the edit pointed.
+
+use std::net::TcpListener;
+
+use crate::support::{Home, OAuthServer, PASSPHRASE};
+
+/// A loopback port standing for the attacker's server; it only records whether anyone came.
+struct Trap {
+    listener: TcpListener,
+}
+
+impl Trap {
+    fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        Trap { listener }
+    }
+    fn url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/steal",
+            self.listener.local_addr().expect("addr").port()
+        )
+    }
+    fn was_contacted(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
+
+fn sql(home: &Home, statement: &str) {
+    let db = rusqlite::Connection::open(home.catalog()).expect("open catalog");
+    db.execute_batch(statement)
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+fn oauth_server() -> OAuthServer {
+    OAuthServer::start(serde_json::json!([
+        {"client_id": "ci-bot", "client_secret": "tamper-Secret-31", "scope": "deploy:read"},
+    ]))
+}
+
+fn add_client(home: &Home, srv: &OAuthServer) {
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "ci",
+            "--client-id",
+            "ci-bot",
+            "--token-url",
+            &srv.token_url,
+        ],
+        &["tamper-Secret-31"],
+    )
+    .ok();
+}
+
+#[test]
+fn an_edited_token_url_gets_no_request_and_no_secret() {
+    let srv = oauth_server();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_client(&home, &srv);
+    home.grant_tests("ci");
+    let trap = Trap::new();
+    sql(
+        &home,
+        &format!(
+            "UPDATE entries SET config = json_set(config, '$.oauth2.token_url', '{}') WHERE name = 'ci'",
+            trap.url()
+        ),
+    );
+    for args in [
+        &["test", "ci"][..],
+        &["cred", "oauth2", "--profile", "ci"][..],
+    ] {
+        let r = home.kw(args);
+        let line = r.one_line_error();
+        assert!(
+            line.contains(
+                "the settings of key 'ci' were changed outside Keyward (oauth2.token_url)"
+            ),
+            "{args:?}: {line}"
+        );
+        assert!(r.stdout.is_empty() && !line.contains("tamper-Secret-31"));
+    }
+    assert!(!trap.was_contacted(), "Keyward connected to the edited URL");
+    assert_eq!(srv.tokens_issued(), 0);
+    let tail = home.kw(&["audit", "tail", "-n", "20"]).ok().stdout;
+    assert!(
+        tail.contains("tamper") && tail.contains("refused"),
+        "{tail}"
+    );
+}
+
+#[test]
+fn testing_a_key_passes_the_approval_gate() {
+    let srv = oauth_server();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_client(&home, &srv);
+    // No grant and no terminal to ask on: refused before the secret goes anywhere.
+    let r = home.kw(&["test", "ci"]);
+    let line = r.one_line_error();
+    assert!(line.contains("is not approved for key 'ci'"), "{line}");
+    assert_eq!(
+        srv.tokens_issued(),
+        0,
+        "nothing was sent to the token endpoint"
+    );
+    home.grant_tests("ci");
+    let out = home.kw(&["test", "ci"]).ok().stdout;
+    assert!(out.contains("'ci' works"), "{out}");
+    assert_eq!(srv.tokens_issued(), 1);
+}
+
+#[test]
+fn a_swapped_header_recipient_is_refused_at_unlock() {
+    let home = Home::new();
+    home.init();
+    home.kw(&["agent", "stop"]).ok();
+    let thief = age::x25519::Identity::generate().to_public().to_string();
+    sql(
+        &home,
+        &format!("UPDATE vault SET header = json_set(header, '$.recipient', '{thief}')"),
+    );
+    // The agent that starts now has verified nothing: it does not encrypt to what the file says.
+    let line = home
+        .kw_input(&["add", "static", "gh"], &["ghp-canary-after-swap"])
+        .one_line_error();
+    assert!(line.contains("run `keyward unlock` once"), "{line}");
+    let code = home.fresh_code();
+    let line = home
+        .kw_input(&["unlock"], &[PASSPHRASE, &code])
+        .one_line_error();
+    assert!(
+        line.contains("the vault header was tampered with"),
+        "{line}"
+    );
+    assert_eq!(home.status()["locked"], true);
+}
+
+#[test]
+fn a_deleted_totp_step_does_not_let_a_used_code_in_again() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw(&["lock"]).ok();
+    let used = home.last_code();
+    // The last step is kept in the keychain as well as in the catalog's row.
+    sql(&home, "DELETE FROM totp_steps");
+    let line = home
+        .kw_input(&["unlock"], &[PASSPHRASE, &used])
+        .one_line_error();
+    assert!(line.contains("that code was already used"), "{line}");
+}
+
+#[test]
+fn a_rewritten_audit_trail_fails_verification() {
+    let home = Home::new();
+    home.init();
+    for name in ["a", "b", "c"] {
+        home.kw_input(&["add", "static", name], &["value-1234"])
+            .ok();
+    }
+    let ok = home.kw(&["audit", "verify"]).ok().stdout;
+    assert!(ok.contains("verified"), "{ok}");
+    home.kw(&["agent", "stop"]).ok();
+    // Cut the newest rows: the chain that is left is intact, the keychain's anchor is not.
+    sql(
+        &home,
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 3 FROM audit)",
+    );
+    let line = home.kw(&["audit", "verify"]).one_line_error();
+    assert!(line.contains("the log was cut short"), "{line}");
+}
