@@ -194,3 +194,57 @@ fn only_keyward_may_answer_approvals_or_give_grants_over_the_socket() {
     );
     assert!(grants(&home).is_empty());
 }
+
+#[test]
+fn the_program_running_keyward_cannot_answer_its_approval_through_input_fd() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    // The parent chose keyward's descriptors: an answer on --input-fd would be its own.
+    let r = home.kw_input(&["cred", "aws", "--profile", "dev"], &["l"]);
+    let line = r.one_line_error();
+    assert!(
+        line.contains("is not approved for AWS profile 'dev'"),
+        "{line}"
+    );
+    assert!(r.stdout.is_empty());
+    assert!(grants(&home).is_empty(), "no grant was made");
+}
+
+#[test]
+fn a_program_named_keyward_elsewhere_is_a_client_not_the_messenger() {
+    use std::process::Command;
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    home.grant_tests("dev");
+    // A copy of Python called `keyward`, run by this (granted) test binary.
+    let python = std::fs::canonicalize(crate::support::python()).expect("python");
+    let impostor = home.path("bin/keyward");
+    std::fs::create_dir_all(home.path("bin")).expect("mkdir");
+    std::fs::copy(&python, &impostor).expect("copy python");
+    let code = r#"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b'{"v":1,"req":{"op":"cred_aws","profile":"dev"}}\n')
+print(s.makefile().readline())
+"#;
+    let out = Command::new(&impostor)
+        .args(["-c", code, home.socket().to_str().expect("utf-8")])
+        .output()
+        .expect("run the impostor");
+    let reply: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a reply from the agent");
+    assert_eq!(
+        reply["ok"]["type"], "approval_needed",
+        "the test binary's grant was used for another program: {reply}"
+    );
+    assert_eq!(
+        reply["ok"]["approval"]["client"]["exe"],
+        impostor.to_string_lossy().as_ref()
+    );
+}

@@ -2,10 +2,11 @@
 //! the user has not approved for that profile waits for their decision — allow once, for some
 //! hours, until the vault locks, or deny. Grants live in memory only and go with the lock.
 //!
-//! Who decides: the desktop app, in-process, when it has registered as the approver; otherwise
-//! the `keyward` CLI that made the request, on its terminal. A decision over the socket is
-//! accepted only from the Keyward binary itself, and only for a pending request whose random id
-//! that CLI was given.
+//! Who decides: the desktop app's window (with its window token) when an approver is
+//! registered; otherwise the `keyward` CLI that made the request, on its terminal. A decision
+//! over the socket is accepted only from the Keyward binary itself (the installed executable,
+//! by path), and only from the very process the question was put to: one `keyward` process
+//! cannot answer another's question.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -19,6 +20,9 @@ use time::OffsetDateTime;
 pub const APPROVAL_WAIT: Duration = Duration::from_secs(60);
 /// Undecided requests kept at most (a flood of requests must not grow memory).
 const MAX_PENDING: usize = 32;
+/// Undecided requests one program may have at once, so that a flood from one program cannot
+/// push another program's question (the user's real one) out.
+pub const MAX_PENDING_PER_CLIENT: usize = 4;
 /// Longest "allow for N hours".
 pub const MAX_GRANT_HOURS: u32 = 24 * 7;
 
@@ -112,6 +116,8 @@ struct Grant {
 
 struct Pending {
     info: ApprovalInfo,
+    /// Pid of the process the question was put to (the `keyward` CLI that asked), if any.
+    asker: Option<i32>,
     created: Instant,
     decision: Option<Decision>,
     decided: Arc<tokio::sync::Notify>,
@@ -136,6 +142,18 @@ pub enum ApprovalError {
     /// No such grant.
     #[error("no grant with id {0}: see `keyward grants`")]
     NoSuchGrant(String),
+    /// The program already has as many questions waiting as it may.
+    #[error("{0} already has {MAX_PENDING_PER_CLIENT} questions waiting for an answer: answer or let them expire first")]
+    TooManyPending(String),
+}
+
+/// Who answers a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answerer {
+    /// The desktop app's window (its token checked by the caller) or the agent itself.
+    App,
+    /// A `keyward` process over the socket: it may answer only a question put to it.
+    Process(i32),
 }
 
 /// Grants and pending requests.
@@ -156,17 +174,16 @@ pub fn own_exe() -> Option<&'static std::path::Path> {
     OWN.get_or_init(|| std::env::current_exe().ok()).as_deref()
 }
 
+/// Whether `exe` is this Keyward installation's own executable. By path, not by name: any
+/// program can be called `keyward`.
+pub fn is_own_exe(exe: &str) -> bool {
+    own_exe().is_some_and(|o| o == std::path::Path::new(exe))
+}
+
 /// The process behind a request: the nearest one in the chain that is not Keyward itself (the
 /// `keyward cred` process is only the messenger of the tool that ran it).
 pub fn client_process(actor: &Actor) -> Option<&ProcessInfo> {
-    let own = own_exe();
-    let is_keyward = |p: &ProcessInfo| {
-        let Some(exe) = p.exe.as_deref() else {
-            return false;
-        };
-        own.is_some_and(|o| o == std::path::Path::new(exe))
-            || exe.rsplit('/').next() == Some("keyward")
-    };
+    let is_keyward = |p: &ProcessInfo| p.exe.as_deref().is_some_and(is_own_exe);
     actor
         .chain
         .iter()
@@ -216,7 +233,8 @@ impl Approvals {
         })
     }
 
-    /// Records a request for the user; tells the embedded approver, if any.
+    /// Records a request for the user, put to process `asker` (the `keyward` CLI relaying it);
+    /// tells the embedded approver, if any.
     pub fn ask(
         &self,
         client: ClientId,
@@ -224,15 +242,34 @@ impl Approvals {
         profile: &str,
         kind: keyward_core::EntryKind,
         ttl_secs: Option<u64>,
-    ) -> (ApprovalInfo, Arc<tokio::sync::Notify>) {
+        asker: Option<i32>,
+    ) -> Result<(ApprovalInfo, Arc<tokio::sync::Notify>), ApprovalError> {
         let mut st = self.state();
         st.pending
             .retain(|_, p| p.created.elapsed() < APPROVAL_WAIT * 2);
+        let waiting = |st: &State, c: &ClientId| {
+            st.pending
+                .values()
+                .filter(|p| p.decision.is_none() && p.info.client == *c)
+                .count()
+        };
+        if waiting(&st, &client) >= MAX_PENDING_PER_CLIENT {
+            return Err(ApprovalError::TooManyPending(client.to_string()));
+        }
         while st.pending.len() >= MAX_PENDING {
+            // Make room at the expense of the programs with the most questions waiting, and
+            // among theirs the newest: a question already shown is not pushed out by a flood.
+            let most = st
+                .pending
+                .values()
+                .map(|p| waiting(&st, &p.info.client))
+                .max()
+                .unwrap_or(0);
             let oldest = st
                 .pending
                 .iter()
-                .min_by_key(|(_, p)| p.created)
+                .filter(|(_, p)| waiting(&st, &p.info.client) == most)
+                .max_by_key(|(_, p)| p.created)
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => st.pending.remove(&k),
@@ -253,6 +290,7 @@ impl Approvals {
             info.id.clone(),
             Pending {
                 info: info.clone(),
+                asker,
                 created: Instant::now(),
                 decision: None,
                 decided: Arc::clone(&decided),
@@ -263,7 +301,7 @@ impl Approvals {
                 st.approver = None;
             }
         }
-        (info, decided)
+        Ok((info, decided))
     }
 
     /// Whether an embedded approver (the desktop app) is listening.
@@ -298,8 +336,14 @@ impl Approvals {
         list.into_iter().map(|(_, i)| i).collect()
     }
 
-    /// Answers a pending request; an allow for hours or until lock also stores a grant.
-    pub fn decide(&self, id: &str, decision: Decision) -> Result<ApprovalInfo, ApprovalError> {
+    /// Answers a pending request; an allow for hours or until lock also stores a grant. A
+    /// process may answer only a question put to it (anything else reads as no such request).
+    pub fn decide(
+        &self,
+        id: &str,
+        decision: Decision,
+        by: Answerer,
+    ) -> Result<ApprovalInfo, ApprovalError> {
         if let Decision::Hours(h) = decision {
             if h == 0 || h > MAX_GRANT_HOURS {
                 return Err(ApprovalError::BadHours);
@@ -310,6 +354,10 @@ impl Approvals {
             .pending
             .get_mut(id)
             .filter(|p| p.decision.is_none() && p.created.elapsed() < APPROVAL_WAIT)
+            .filter(|p| match by {
+                Answerer::App => true,
+                Answerer::Process(pid) => p.asker == Some(pid),
+            })
             .ok_or(ApprovalError::NoSuchRequest)?;
         p.decision = Some(decision);
         p.decided.notify_one();
@@ -426,14 +474,18 @@ mod tests {
     fn once_allows_one_request_and_leaves_no_grant() {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
-        let (info, _) = a.ask(
-            aws.clone(),
-            vec![],
-            "prod",
-            keyward_core::EntryKind::Aws,
-            Some(3600),
-        );
-        a.decide(&info.id, Decision::Once).expect("decide");
+        let (info, _) = a
+            .ask(
+                aws.clone(),
+                vec![],
+                "prod",
+                keyward_core::EntryKind::Aws,
+                Some(3600),
+                None,
+            )
+            .expect("ask");
+        a.decide(&info.id, Decision::Once, Answerer::App)
+            .expect("decide");
         assert_eq!(
             a.take_decision(&info.id, &aws, "prod"),
             Some(Decision::Once)
@@ -446,14 +498,18 @@ mod tests {
     fn a_decision_does_not_transfer_to_another_client_or_profile() {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
-        let (info, _) = a.ask(
-            aws.clone(),
-            vec![],
-            "prod",
-            keyward_core::EntryKind::Aws,
-            Some(3600),
-        );
-        a.decide(&info.id, Decision::Once).expect("decide");
+        let (info, _) = a
+            .ask(
+                aws.clone(),
+                vec![],
+                "prod",
+                keyward_core::EntryKind::Aws,
+                Some(3600),
+                None,
+            )
+            .expect("ask");
+        a.decide(&info.id, Decision::Once, Answerer::App)
+            .expect("decide");
         assert_eq!(
             a.take_decision(&info.id, &client("/tmp/evil"), "prod"),
             None
@@ -470,22 +526,30 @@ mod tests {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
         let tf = client("/usr/bin/terraform");
-        let (i1, _) = a.ask(
-            aws.clone(),
-            vec![],
-            "prod",
-            keyward_core::EntryKind::Aws,
-            Some(3600),
-        );
-        a.decide(&i1.id, Decision::Hours(8)).expect("decide");
-        let (i2, _) = a.ask(
-            tf.clone(),
-            vec![],
-            "dev",
-            keyward_core::EntryKind::Aws,
-            Some(3600),
-        );
-        a.decide(&i2.id, Decision::UntilLock).expect("decide");
+        let (i1, _) = a
+            .ask(
+                aws.clone(),
+                vec![],
+                "prod",
+                keyward_core::EntryKind::Aws,
+                Some(3600),
+                None,
+            )
+            .expect("ask");
+        a.decide(&i1.id, Decision::Hours(8), Answerer::App)
+            .expect("decide");
+        let (i2, _) = a
+            .ask(
+                tf.clone(),
+                vec![],
+                "dev",
+                keyward_core::EntryKind::Aws,
+                Some(3600),
+                None,
+            )
+            .expect("ask");
+        a.decide(&i2.id, Decision::UntilLock, Answerer::App)
+            .expect("decide");
         assert!(a.granted(&aws, "prod") && a.granted(&tf, "dev"));
         assert!(!a.granted(&aws, "dev") && !a.granted(&tf, "prod"));
         let listed = a.list();
@@ -500,25 +564,29 @@ mod tests {
     fn deny_grants_nothing_and_a_request_is_answered_once() {
         let a = Approvals::default();
         let aws = client("/usr/bin/aws");
-        let (info, _) = a.ask(
-            aws.clone(),
-            vec![],
-            "prod",
-            keyward_core::EntryKind::Aws,
-            Some(3600),
-        );
-        a.decide(&info.id, Decision::Deny).expect("decide");
+        let (info, _) = a
+            .ask(
+                aws.clone(),
+                vec![],
+                "prod",
+                keyward_core::EntryKind::Aws,
+                Some(3600),
+                None,
+            )
+            .expect("ask");
+        a.decide(&info.id, Decision::Deny, Answerer::App)
+            .expect("decide");
         assert_eq!(
-            a.decide(&info.id, Decision::UntilLock).err(),
+            a.decide(&info.id, Decision::UntilLock, Answerer::App).err(),
             Some(ApprovalError::NoSuchRequest)
         );
         assert!(!a.granted(&aws, "prod"));
         assert_eq!(
-            a.decide("nope", Decision::Once).err(),
+            a.decide("nope", Decision::Once, Answerer::App).err(),
             Some(ApprovalError::NoSuchRequest)
         );
         assert_eq!(
-            a.decide(&info.id, Decision::Hours(0)).err(),
+            a.decide(&info.id, Decision::Hours(0), Answerer::App).err(),
             Some(ApprovalError::BadHours)
         );
     }
@@ -547,7 +615,9 @@ mod tests {
                 "p",
                 keyward_core::EntryKind::Aws,
                 Some(1),
+                None,
             )
+            .expect("ask")
             .0;
         for i in 0..100 {
             a.ask(
@@ -556,13 +626,13 @@ mod tests {
                 "p",
                 keyward_core::EntryKind::Aws,
                 Some(1),
-            );
+                None,
+            )
+            .expect("ask");
         }
-        assert_eq!(
-            a.decide(&first.id, Decision::Once).err(),
-            Some(ApprovalError::NoSuchRequest),
-            "the oldest was dropped"
-        );
+        assert_eq!(a.pending().len(), MAX_PENDING, "bounded");
+        a.decide(&first.id, Decision::Once, Answerer::App)
+            .expect("the first question was not pushed out");
     }
 
     #[test]
@@ -572,15 +642,70 @@ mod tests {
             exe: Some(exe.into()),
             script: None,
         };
+        let own = own_exe().expect("own exe").to_string_lossy().into_owned();
         let actor = Actor {
             uid: Some(1000),
             pid: Some(10),
-            chain: vec![
-                p(10, "/usr/local/bin/keyward"),
-                p(9, "/usr/bin/terraform"),
-                p(8, "/bin/bash"),
-            ],
+            chain: vec![p(10, &own), p(9, "/usr/bin/terraform"), p(8, "/bin/bash")],
         };
         assert_eq!(client_of(&actor), Some(client("/usr/bin/terraform")));
+        // Any other program called `keyward` is a client like the rest, not a messenger.
+        let impostor = Actor {
+            chain: vec![p(10, "/tmp/x/keyward"), p(9, "/usr/bin/terraform")],
+            ..actor
+        };
+        assert_eq!(client_of(&impostor), Some(client("/tmp/x/keyward")));
+    }
+
+    #[test]
+    fn a_process_answers_only_the_question_put_to_it() {
+        let a = Approvals::default();
+        let (info, _) = a
+            .ask(
+                client("/usr/bin/aws"),
+                vec![],
+                "prod",
+                keyward_core::EntryKind::Aws,
+                Some(1),
+                Some(10),
+            )
+            .expect("ask");
+        assert_eq!(
+            a.decide(&info.id, Decision::UntilLock, Answerer::Process(11))
+                .err(),
+            Some(ApprovalError::NoSuchRequest),
+            "another keyward process"
+        );
+        assert!(!a.granted(&client("/usr/bin/aws"), "prod"));
+        a.decide(&info.id, Decision::Once, Answerer::Process(10))
+            .expect("the asker answers");
+    }
+
+    #[test]
+    fn a_flood_from_one_program_does_not_push_out_anothers_question() {
+        let a = Approvals::default();
+        let ask = |c: &str| {
+            a.ask(
+                client(c),
+                vec![],
+                "p",
+                keyward_core::EntryKind::Aws,
+                Some(1),
+                None,
+            )
+        };
+        let real = ask("/usr/bin/aws").expect("ask").0;
+        for _ in 0..MAX_PENDING_PER_CLIENT {
+            ask("/tmp/flood").expect("within the cap");
+        }
+        assert!(matches!(
+            ask("/tmp/flood"),
+            Err(ApprovalError::TooManyPending(_))
+        ));
+        for i in 0..(MAX_PENDING * 2) {
+            let _ = ask(&format!("/tmp/flood{i}"));
+        }
+        a.decide(&real.id, Decision::Once, Answerer::App)
+            .expect("the real question is still there");
     }
 }

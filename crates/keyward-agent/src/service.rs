@@ -20,7 +20,9 @@ use keyward_core::{
 use secrecy::{ExposeSecret, SecretString};
 use tracing::{info, warn};
 
-use crate::approvals::{client_of, client_process, Approvals, ClientId, Decision, APPROVAL_WAIT};
+use crate::approvals::{
+    client_of, client_process, Answerer, Approvals, ClientId, Decision, APPROVAL_WAIT,
+};
 use crate::aws::{self, AwsCache, AwsError};
 use crate::desktop::Desktop;
 use crate::oauth::{self, OAuthCache};
@@ -49,18 +51,14 @@ fn denied(client: &ClientId, profile: &str) -> ErrorReply {
     )
 }
 
-/// Whether the peer is the Keyward binary (the CLI, or this very executable): only it may
-/// answer approvals or give grants over the socket.
+/// Whether the peer is this Keyward installation's own executable (the CLI the agent runs
+/// from), by path: only it may answer approvals or give grants over the socket.
 fn is_keyward_binary(actor: &Actor) -> bool {
-    let Some(peer) = actor.chain.first().and_then(|p| p.exe.as_deref()) else {
-        return false;
-    };
-    let peer = std::path::Path::new(peer);
-    let Some(own) = crate::approvals::own_exe() else {
-        return false;
-    };
-    // The desktop app's agent is another binary; its CLI is installed beside it.
-    peer == own || (peer.parent() == own.parent() && peer.file_name() == Some("keyward".as_ref()))
+    actor
+        .chain
+        .first()
+        .and_then(|p| p.exe.as_deref())
+        .is_some_and(crate::approvals::is_own_exe)
 }
 
 /// Default STS session duration for new AWS entries.
@@ -496,13 +494,17 @@ impl Agent {
                 decision,
                 token,
             } => {
-                if !is_keyward_binary(&actor) && !self.is_trusted_window(&actor, token.as_ref()) {
+                let by = if self.is_trusted_window(&actor, token.as_ref()) {
+                    Answerer::App
+                } else if let (true, Some(pid)) = (is_keyward_binary(&actor), actor.pid) {
+                    Answerer::Process(pid)
+                } else {
                     return Err(err(
                         ErrorCode::Forbidden,
                         "approvals are answered in the Keyward app or at the terminal of the keyward command that asked",
                     ));
-                }
-                self.blocking(move |a| a.decide_approval(&id, decision, &actor))
+                };
+                self.blocking(move |a| a.decide_approval(&id, decision, by, &actor))
                     .await
             }
             Request::Grants {} => Ok(Reply::Grants {
@@ -862,10 +864,16 @@ impl Agent {
 
     /// Records the user's answer to approval request `id` (from the app, in-process, or from
     /// the keyward CLI's terminal).
-    pub fn decide_approval(&self, id: &str, decision: Decision, actor: &Actor) -> Outcome {
+    pub fn decide_approval(
+        &self,
+        id: &str,
+        decision: Decision,
+        by: Answerer,
+        actor: &Actor,
+    ) -> Outcome {
         let info = self
             .approvals
-            .decide(id, decision)
+            .decide(id, decision, by)
             .map_err(|e| err(ErrorCode::Invalid, e.to_string()))?;
         self.audited_with(
             actor,
@@ -916,9 +924,17 @@ impl Agent {
                 None => {}
             }
         }
-        let (info, decided) =
-            self.approvals
-                .ask(client.clone(), actor.chain.clone(), profile, kind, ttl_secs);
+        let (info, decided) = self
+            .approvals
+            .ask(
+                client.clone(),
+                actor.chain.clone(),
+                profile,
+                kind,
+                ttl_secs,
+                actor.pid,
+            )
+            .map_err(|e| err(ErrorCode::Denied, e.to_string()))?;
         {
             let me = Arc::clone(self);
             let a = actor.clone();

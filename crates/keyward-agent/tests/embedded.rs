@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_agent::approvals::Decision;
+use keyward_agent::approvals::{Answerer, Decision};
 use keyward_agent::protocol::{
     AwsKeyInput, ErrorCode, FactorInput, KdfChoice, KeystoreChoice, MetaInput, Reply, Request,
     WireSecret,
@@ -212,7 +212,7 @@ async fn the_embedded_approver_is_asked_and_its_answer_is_applied() {
     assert_eq!(info.profile, "prod");
     assert_eq!(info.ttl_secs, Some(3600));
     agent
-        .decide_approval(&info.id, Decision::Deny, &me)
+        .decide_approval(&info.id, Decision::Deny, Answerer::App, &me)
         .expect("decide");
     let denied = pending.await.expect("join");
     assert_eq!(
@@ -226,7 +226,7 @@ async fn the_embedded_approver_is_asked_and_its_answer_is_applied() {
     let pending = ask(Arc::clone(&agent));
     let info = asked.recv().await.expect("asked again");
     agent
-        .decide_approval(&info.id, Decision::Hours(1), &me)
+        .decide_approval(&info.id, Decision::Hours(1), Answerer::App, &me)
         .expect("decide");
     let passed = pending.await.expect("join");
     assert_eq!(

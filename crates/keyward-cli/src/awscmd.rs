@@ -93,7 +93,8 @@ pub fn obtain(
     loop {
         match client.call(request(mfa_code.clone(), approval.clone())) {
             Ok(Reply::ApprovalNeeded { approval: info }) => {
-                let p = Prompter::new(input_fd)?;
+                // Never from --input-fd: the program that ran us would answer its own question.
+                let p = Prompter::terminal();
                 if approval.is_some() || !p.available() {
                     bail!(
                         "{} is not approved for {what} '{profile}': run it from a terminal to approve it there, approve it in the Keyward app, or grant it with `keyward grants allow`",

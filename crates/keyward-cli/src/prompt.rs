@@ -46,6 +46,16 @@ impl Prompter {
         })
     }
 
+    /// The controlling terminal only, whatever `--input-fd` says: for questions a program must
+    /// not answer for itself (approvals), since whoever started `keyward` chose its descriptors.
+    pub fn terminal() -> Self {
+        if have_tty() {
+            Prompter::Tty
+        } else {
+            Prompter::None
+        }
+    }
+
     /// Whether a person can be asked (a terminal, not a script).
     pub fn interactive(&self) -> bool {
         matches!(self, Prompter::Tty)
