@@ -248,3 +248,54 @@ print(s.makefile().readline())
         impostor.to_string_lossy().as_ref()
     );
 }
+
+#[test]
+fn a_grant_for_a_python_script_covers_that_script_only() {
+    use std::process::Command;
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    // Two scripts that do the same thing: ask keyward for credentials and print the answer.
+    let body = "import os, subprocess\nr = subprocess.run([os.environ['KW_BIN'], 'cred', 'aws', '--profile', 'dev'], capture_output=True, text=True)\nprint(r.stdout or r.stderr)\n";
+    let trusted = home.path("trusted.py");
+    let evil = home.path("evil.py");
+    std::fs::write(&trusted, body).expect("write");
+    std::fs::write(&evil, body).expect("write");
+    home.grant(&crate::support::client_of_python_script(&trusted), "dev");
+    let run = |args: &[&str], stdin: Option<&std::path::Path>| {
+        let mut cmd = Command::new(crate::support::python());
+        cmd.args(args);
+        home.env(&mut cmd);
+        cmd.env("KW_BIN", env!("CARGO_BIN_EXE_keyward"));
+        if let Some(f) = stdin {
+            cmd.stdin(std::fs::File::open(f).expect("open"));
+        }
+        let out = cmd.output().expect("run python");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let t = trusted.to_str().expect("utf-8");
+    let e = evil.to_str().expect("utf-8");
+    let granted = run(&[t], None);
+    assert!(granted.contains("\"AccessKeyId\""), "control: {granted}");
+    // The review's spoofs: each runs other code under the trusted script's name.
+    for (args, stdin) in [
+        (vec!["-", t], Some(evil.as_path())),
+        (vec!["-W", t, e], None),
+        (vec!["-X", t, e], None),
+    ] {
+        let out = run(&args, stdin);
+        assert!(
+            out.contains("is not approved for AWS profile 'dev'"),
+            "python3 {args:?}: {out}"
+        );
+    }
+    // `python3 -c` runs no script file: allowed once at most, never by a standing grant.
+    home.grant(&(crate::support::python_exe(), None), "dev");
+    let out = run(&["-c", body], None);
+    assert!(
+        out.contains("is not approved for AWS profile 'dev'"),
+        "{out}"
+    );
+}

@@ -479,6 +479,11 @@ pub fn python() -> String {
     required_env("KEYWARD_TEST_PYTHON")
 }
 
+/// The Python executable as the agent sees it (the venv's link resolved).
+pub fn python_exe() -> String {
+    canonical(python())
+}
+
 pub fn aws_cli() -> String {
     required_env("KEYWARD_TEST_AWS_CLI")
 }

@@ -35,6 +35,11 @@ pub struct ClientId {
     /// Script path when the executable is an interpreter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// Why the executable and script do not say which code runs (see
+    /// [`ProcessInfo::unvouched`]): such a client is allowed one request at a time, never by a
+    /// standing grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unvouched: Option<String>,
 }
 
 impl std::fmt::Display for ClientId {
@@ -197,6 +202,7 @@ pub fn client_of(actor: &Actor) -> Option<ClientId> {
         Some(ClientId {
             exe: p.exe.clone()?,
             script: p.script.clone(),
+            unvouched: p.unvouched.clone(),
         })
     })
 }
@@ -363,6 +369,8 @@ impl Approvals {
         p.decided.notify_one();
         let info = p.info.clone();
         let until = match decision {
+            // Whatever runs under this name next time may be other code: this request only.
+            _ if info.client.unvouched.is_some() => return Ok(info),
             Decision::Hours(h) => Some(Duration::from_secs(u64::from(h) * 3600)),
             Decision::UntilLock => None,
             Decision::Once | Decision::Deny => return Ok(info),
@@ -467,6 +475,7 @@ mod tests {
         ClientId {
             exe: exe.into(),
             script: None,
+            unvouched: None,
         }
     }
 
@@ -641,6 +650,7 @@ mod tests {
             pid,
             exe: Some(exe.into()),
             script: None,
+            unvouched: None,
         };
         let own = own_exe().expect("own exe").to_string_lossy().into_owned();
         let actor = Actor {

@@ -13,6 +13,7 @@ pub mod client;
 pub mod desktop;
 
 pub mod hardening;
+pub mod interp;
 pub mod oauth;
 pub mod peer;
 pub mod protocol;

@@ -4,6 +4,8 @@
 
 use keyward_core::audit::{Actor, ProcessInfo};
 
+use crate::interp::{self, Lang, Runs};
+
 /// How many ancestors to record (keyward → aws → shell → terminal …).
 const MAX_CHAIN: usize = 6;
 
@@ -20,51 +22,66 @@ fn exe_of(pid: i32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Interpreters whose executable alone does not say which program is running.
-const INTERPRETERS: &[&str] = &[
-    "python", "perl", "ruby", "node", "bash", "sh", "dash", "zsh", "fish", "java", "php", "lua",
-    "deno", "bun",
-];
-
-fn is_interpreter(exe: &str) -> bool {
-    let base = exe.rsplit('/').next().unwrap_or(exe);
-    // python3.11, ruby3.1, node20 …: compare the name before any version digits.
-    let name = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    INTERPRETERS.contains(&name)
-}
-
-/// The script an interpreter runs: its first argument that is not an option, made absolute.
-/// `sh -c '…'` and `python -m mod` run no file, so they have none.
-fn script_of(pid: i32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let mut args = raw
+/// The script an interpreter runs, made absolute and canonical, or why it runs other code.
+fn script_of(pid: i32, lang: Lang) -> Result<String, &'static str> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map_err(|_| "its command line cannot be read")?;
+    let mut args: Vec<String> = raw
         .split(|b| *b == 0)
         .skip(1)
-        .map(|a| String::from_utf8_lossy(a).into_owned());
-    let first = args.find(|a| !a.starts_with('-') || a == "-c" || a == "-m")?;
-    if first == "-c" || first == "-m" || first.is_empty() {
-        return None;
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // /proc ends the last argument with a NUL, which splits off as one empty argument.
+    if args.last().is_some_and(String::is_empty) {
+        args.pop();
     }
+    let first = match interp::runs(lang, &args) {
+        Runs::Script(s) => s,
+        Runs::Code(why) => return Err(why),
+    };
     let path = std::path::Path::new(&first);
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .ok()?
+            .map_err(|_| "its working directory cannot be read")?
             .join(path)
     };
     // One name per file, however it was reached (`..`, symlinks), so grants match.
     let path = std::fs::canonicalize(&path).unwrap_or(path);
-    Some(path.to_string_lossy().into_owned())
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// The first variable in the process's environment that injects code, if any.
+fn injected(pid: i32, lang: Option<Lang>) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    raw.split(|b| *b == 0).find_map(|kv| {
+        let kv = String::from_utf8_lossy(kv);
+        let (name, value) = kv.split_once('=')?;
+        (!value.is_empty() && interp::injecting_variable(lang, name))
+            .then(|| format!("{name} is set in its environment"))
+    })
 }
 
 fn process(pid: i32) -> ProcessInfo {
     let exe = exe_of(pid);
-    let script = exe
-        .as_deref()
-        .filter(|e| is_interpreter(e))
-        .and_then(|_| script_of(pid));
-    ProcessInfo { pid, exe, script }
+    let lang = exe.as_deref().and_then(interp::lang_of);
+    let (script, mut unvouched) = match lang {
+        Some(l) => match script_of(pid, l) {
+            Ok(s) => (Some(s), None),
+            Err(why) => (None, Some(why.to_owned())),
+        },
+        None => (None, None),
+    };
+    if let Some(var) = injected(pid, lang) {
+        unvouched.get_or_insert(var);
+    }
+    ProcessInfo {
+        pid,
+        exe,
+        script,
+        unvouched,
+    }
 }
 
 /// The actor for a peer with these credentials.
@@ -99,25 +116,6 @@ pub fn this_process() -> Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn interpreters_are_recognised_with_or_without_versions() {
-        for exe in [
-            "/usr/bin/python3.11",
-            "/usr/bin/python3",
-            "/bin/bash",
-            "/usr/bin/node20",
-        ] {
-            assert!(is_interpreter(exe), "{exe}");
-        }
-        for exe in [
-            "/usr/bin/aws",
-            "/usr/local/bin/terraform",
-            "/usr/bin/kubectl",
-        ] {
-            assert!(!is_interpreter(exe), "{exe}");
-        }
-    }
 
     #[test]
     fn an_interpreters_script_is_part_of_its_identity() {

@@ -906,7 +906,8 @@ impl Agent {
                 "cannot tell which program is asking (its executable is unreadable), so it cannot be approved",
             ));
         };
-        if let Some(exe) = proc_.exe.as_deref() {
+        // A program whose name does not say which code it runs holds no standing grant.
+        if let (Some(exe), None) = (proc_.exe.as_deref(), &proc_.unvouched) {
             if self
                 .approvals
                 .granted_to(exe, proc_.script.as_deref(), profile)

@@ -38,6 +38,7 @@ fn aws_cli() -> Actor {
             pid: 999_999,
             exe: Some("/usr/bin/aws".into()),
             script: None,
+            unvouched: None,
         }],
     }
 }
@@ -53,6 +54,7 @@ fn window() -> Actor {
             pid: 888_888,
             exe: Some(APP.into()),
             script: None,
+            unvouched: None,
         }],
     }
 }

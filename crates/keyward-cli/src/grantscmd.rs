@@ -42,11 +42,17 @@ pub fn describe(info: &ApprovalInfo) -> String {
                 .map_or_else(|| "as issued".to_owned(), hours_text)
         ),
     };
-    format!(
+    let mut text = format!(
         "Keyward: {} asks for {what}.\n  process chain: {}",
         info.client,
         chain.join(" <- ")
-    )
+    );
+    if let Some(why) = &info.client.unvouched {
+        text.push_str(&format!(
+            "\n  Only this request can be allowed: {why}, so its name does not say which code runs."
+        ));
+    }
+    text
 }
 
 /// Asks the user on the terminal what to do with `info`.
@@ -129,6 +135,7 @@ pub fn allow(exe: &str, script: Option<String>, profile: &str, hours: Option<u32
     let client = ClientId {
         exe: exe.to_string_lossy().into_owned(),
         script,
+        unvouched: None,
     };
     let Reply::Grants { grants } = call(Request::GrantAllow {
         client,

@@ -43,6 +43,11 @@ pub struct ProcessInfo {
     /// would name every Python tool the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// Why the executable (and script) do not say which code runs, when they do not: an
+    /// interpreter given code on its command line or stdin, or an environment that injects code
+    /// (`LD_PRELOAD`, `PYTHONPATH`, …). Such a process gets no standing grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unvouched: Option<String>,
 }
 
 /// One thing to record.
