@@ -128,11 +128,9 @@ fn keyward_command() -> PathBuf {
 
 /// Starts the desktop agent in the background (it logs where `keyward agent start` logs).
 fn start_agent() -> anyhow::Result<()> {
-    let app = std::env::current_exe().context("cannot find the app's executable")?;
     let keyward = keyward_command();
     let out = Command::new(&keyward)
-        .args(["agent", "start", "--tray", "--app"])
-        .arg(&app)
+        .args(["agent", "start", "--tray"])
         .output()
         .with_context(|| {
             format!(

@@ -49,7 +49,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Self {
+    pub fn from_output(o: Output) -> Self {
         Run {
             status: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -145,6 +145,8 @@ impl Home {
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
             .env_remove("KEYWARD_LOG")
+            // cargo runs tests with its own LD_LIBRARY_PATH, which the agent refuses.
+            .env_remove("LD_LIBRARY_PATH")
             .env_remove("KEYWARD_DATA_DIR");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -161,7 +163,7 @@ impl Home {
     }
 
     pub fn kw(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd(args).output().expect("run keyward"))
+        Run::from_output(self.cmd(args).output().expect("run keyward"))
     }
 
     /// Runs keyward answering its prompts with `lines` on --input-fd 0.
@@ -187,7 +189,7 @@ impl Home {
                 writeln!(stdin, "{l}").expect("write");
             }
         }
-        Run::from(child.wait_with_output().expect("wait"))
+        Run::from_output(child.wait_with_output().expect("wait"))
     }
 
     /// Creates a vault with a TOTP factor, reading the shown secret like a person's app would.

@@ -177,3 +177,56 @@ fn a_rewritten_audit_trail_fails_verification() {
     let line = home.kw(&["audit", "verify"]).one_line_error();
     assert!(line.contains("the log was cut short"), "{line}");
 }
+
+// Replacing the agent: it must not start with code of another's choosing, nor open a window
+// named by its caller, and stopping it is on record.
+
+#[test]
+fn the_agent_refuses_loader_variables_and_the_cli_starts_it_without_them() {
+    let home = Home::new();
+    let mut cmd = home.cmd(&["agent", "run"]);
+    cmd.env("LD_LIBRARY_PATH", home.path("lib"));
+    let r = crate::support::Run::from_output(cmd.output().expect("run the agent"));
+    let line = r.one_line_error();
+    assert!(line.contains("LD_LIBRARY_PATH is set"), "{line}");
+    // A tool with LD_LIBRARY_PATH of its own still gets an agent: the CLI drops it.
+    let mut cmd = home.cmd(&["status", "--json"]);
+    cmd.env("LD_LIBRARY_PATH", home.path("lib"));
+    let out = crate::support::Run::from_output(cmd.output().expect("status")).ok();
+    assert!(out.stdout.contains("\"agent_pid\""), "{}", out.stdout);
+    let pid = home.agent_pid();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("LD_LIBRARY_PATH="),
+        "the agent inherited LD_LIBRARY_PATH"
+    );
+}
+
+#[test]
+fn the_window_the_agent_opens_is_not_named_by_its_caller() {
+    let home = Home::new();
+    let r = home.kw(&["agent", "start", "--tray", "--app", "/bin/sh"]);
+    assert_ne!(r.status, 0);
+    assert!(
+        r.stderr.contains("unexpected argument '--app'"),
+        "{}",
+        r.stderr
+    );
+    assert!(!home.socket().exists(), "no agent was started");
+}
+
+#[test]
+fn stopping_the_agent_is_audited_with_the_caller() {
+    let home = Home::new();
+    home.init();
+    home.kw(&["agent", "stop"]).ok();
+    let out = home.kw(&["audit", "tail", "-n", "5", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+    let stop = rows
+        .iter()
+        .find(|r| r["action"] == "shutdown")
+        .unwrap_or_else(|| panic!("no shutdown row: {}", out.stdout));
+    let actor: serde_json::Value =
+        serde_json::from_str(stop["actor"].as_str().expect("actor")).expect("actor json");
+    assert!(actor["pid"].is_number(), "{actor}");
+}

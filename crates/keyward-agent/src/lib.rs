@@ -51,7 +51,14 @@ pub enum AgentError {
     /// The async runtime could not start.
     #[error("cannot start the agent runtime: {0}")]
     Runtime(std::io::Error),
+    /// Started with a variable that makes the dynamic loader load other code.
+    #[error("refusing to start: {0} is set, and would load code of its choosing into the process that holds your keys: unset it (the keyward command does so when it starts the agent)")]
+    LoaderVariable(&'static str),
 }
+
+/// Variables that make the dynamic loader load code into a process; the agent does not start
+/// with any of them set.
+pub const LOADER_VARIABLES: &[&str] = &["LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH"];
 
 /// Agent settings.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +78,12 @@ pub fn run(
     opts: AgentOptions,
     ready: impl FnOnce(&std::path::Path, &Arc<Agent>),
 ) -> Result<(), AgentError> {
+    if let Some(var) = LOADER_VARIABLES
+        .iter()
+        .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+    {
+        return Err(AgentError::LoaderVariable(var));
+    }
     hardening::harden_process().map_err(AgentError::Hardening)?;
     let dir = server::runtime_dir()?;
     server::prepare_runtime_dir(&dir)?;

@@ -777,10 +777,27 @@ impl Agent {
                         "this Keyward agent runs without the desktop app: stop it (`keyward agent stop`) and start Keyward again",
                     ));
                 }
+                // A window opened while unlocked gets a window token: who asked is on record.
+                self.blocking(move |a| {
+                    a.audited(&actor, "window.open", None, "ok")
+                        .map(|()| Reply::Done)
+                })
+                .await?;
                 self.desktop.request_open();
                 Ok(Reply::Done)
             }
             Request::Shutdown {} => {
+                // Recorded with the caller: stopping the agent is how another would replace it.
+                // Best effort: an agent must stop even when its audit cannot be written.
+                let a = actor.clone();
+                if let Err(e) = self
+                    .blocking(move |me| {
+                        me.audited(&a, "shutdown", None, "ok").map(|()| Reply::Done)
+                    })
+                    .await
+                {
+                    warn!("shutdown was not audited: {}", e.message);
+                }
                 self.lock(&actor, "shutdown");
                 self.shutdown.notify_one();
                 Ok(Reply::Done)

@@ -120,8 +120,12 @@ fn start_background(args: &[std::ffi::OsString]) -> Result<std::process::Child> 
         None => Stdio::null(),
     };
     use std::os::unix::process::CommandExt;
-    Command::new(exe)
-        .arg("agent")
+    let mut cmd = Command::new(exe);
+    // The agent refuses loader variables; a tool's LD_LIBRARY_PATH is no business of its.
+    for var in keyward_agent::LOADER_VARIABLES {
+        cmd.env_remove(var);
+    }
+    cmd.arg("agent")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

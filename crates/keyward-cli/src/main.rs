@@ -392,13 +392,11 @@ struct AgentArgs {
     #[arg(long, global = true, env = "KEYWARD_AUTO_LOCK", value_parser = parse_duration)]
     auto_lock: Option<Duration>,
     /// Run for the desktop app: a tray icon, notifications, and the app's window opened when a
-    /// program asks for credentials (the app starts its agent this way).
+    /// program asks for credentials (the app starts its agent this way). The app is the
+    /// `keyward-desktop` installed beside this executable, and no other: the agent hands its
+    /// window a token that reveals keys.
     #[arg(long, global = true)]
     tray: bool,
-    /// The desktop app to open and trust with its window's requests [default: keyward-desktop
-    /// beside this executable].
-    #[arg(long, global = true, requires = "tray", value_name = "PATH")]
-    app: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -543,7 +541,6 @@ fn run(cli: Cli) -> Result<()> {
             vaultcmd::AgentMode {
                 auto_lock: a.auto_lock,
                 tray: a.tray,
-                app: a.app,
             },
         ),
     }

@@ -17,21 +17,45 @@ use ksni::TrayMethods;
 /// A window started this recently is still on its way: do not start another.
 const LAUNCH_GRACE: Duration = Duration::from_secs(10);
 
-/// The app to open: the one named, else `keyward-desktop` beside this executable.
-pub fn app_path(named: Option<PathBuf>) -> Result<PathBuf> {
-    let path = match named {
-        Some(p) => p,
-        None => std::env::current_exe()
-            .context("cannot find the keyward executable")?
-            .with_file_name("keyward-desktop"),
-    };
+/// The app to open: `keyward-desktop` beside this executable. Fixed by the installation, not
+/// by a flag: whoever could name the app could have the agent hand a window token (which
+/// reveals keys) to a program of their choosing.
+pub fn app_path() -> Result<PathBuf> {
+    let path = std::env::current_exe()
+        .context("cannot find the keyward executable")?
+        .with_file_name("keyward-desktop");
     // The agent trusts the app by its executable's path, as /proc shows it: canonical.
     std::fs::canonicalize(&path).with_context(|| {
         format!(
-            "cannot find the desktop app at {} (install keyward-desktop, or name it with --app)",
+            "cannot find the desktop app at {} (install keyward-desktop beside the keyward command)",
             path.display()
         )
     })
+}
+
+/// Variables the window is started with (the rest of the agent's environment is dropped, so
+/// nothing like `LD_PRELOAD` or `PYTHONPATH` reaches the process that holds a window token).
+fn window_env_kept(name: &str) -> bool {
+    const KEPT: &[&str] = &[
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "XAUTHORITY",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "GTK_THEME",
+        "GDK_BACKEND",
+        "NO_AT_BRIDGE",
+    ];
+    KEPT.contains(&name)
+        || ["XDG_", "LC_", "KEYWARD_"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 /// Runs the agent for the desktop app until it is asked to stop.
@@ -97,7 +121,9 @@ fn launch(
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(app);
-    cmd.stdout(Stdio::null())
+    cmd.env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| k.to_str().is_some_and(window_env_kept)))
+        .stdout(Stdio::null())
         // Its own process group, so a signal meant for the window does not reach the agent.
         .process_group(0);
     match token {

@@ -509,8 +509,6 @@ pub struct AgentMode {
     pub auto_lock: Option<Duration>,
     /// Run for the desktop app (tray icon, window on demand).
     pub tray: bool,
-    /// The desktop app's executable.
-    pub app: Option<std::path::PathBuf>,
 }
 
 /// `keyward agent`.
@@ -521,7 +519,7 @@ pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
                 bail!("--auto-lock must be at least 1s");
             }
             let app = match mode.tray {
-                true => Some(crate::tray::app_path(mode.app)?),
+                true => Some(crate::tray::app_path()?),
                 false => None,
             };
             let opts = keyward_agent::AgentOptions {
@@ -540,10 +538,6 @@ pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
             let mut args = Vec::new();
             if mode.tray {
                 args.push("--tray".into());
-                if let Some(app) = mode.app {
-                    args.push("--app".into());
-                    args.push(crate::tray::app_path(Some(app))?.into_os_string());
-                }
             }
             let mut c = connect::agent_with(&args)?;
             if let Reply::Pong { pid } = c.call(Request::Ping {})? {
