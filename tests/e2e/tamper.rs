@@ -230,3 +230,87 @@ fn stopping_the_agent_is_audited_with_the_caller() {
         serde_json::from_str(stop["actor"].as_str().expect("actor")).expect("actor json");
     assert!(actor["pid"].is_number(), "{actor}");
 }
+
+// A hostile endpoint: what it says reaches the terminal without anything a terminal acts on.
+
+#[test]
+fn an_sts_error_with_terminal_escapes_is_shown_without_them() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // A small STS stand-in that answers every request with an error full of escape sequences.
+    let server = r#"
+import http.server, sys
+BODY = ('<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+        '<Message>denied\x1b]0;owned\x07\x1b[2J\x9b31m\u202etxt.exe</Message></Error>'
+        '<RequestId>1</RequestId></ErrorResponse>').encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        self.send_response(403)
+        self.send_header('Content-Type', 'text/xml')
+        self.send_header('Content-Length', str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = Command::new(crate::support::python())
+        .args(["-c", server])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the hostile endpoint");
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let endpoint = format!("http://127.0.0.1:{}", port.trim());
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "prod",
+            "--access-key-id",
+            "AKIAKEYWARDHOSTILE01",
+            "--sts-endpoint",
+            &endpoint,
+        ],
+        &["hostileSecrethostileSecrethostileSecret0"],
+    )
+    .ok();
+    home.grant_tests("prod");
+    let r = home.kw(&["cred", "aws", "--profile", "prod"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = r.one_line_error();
+    assert!(line.contains("AccessDenied: denied"), "{line:?}");
+    assert!(
+        !line
+            .chars()
+            .any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)),
+        "control characters reached the terminal: {line:?}"
+    );
+}
+
+// Denial of service: a program holding connections open does not lock the user out.
+
+#[test]
+fn held_open_connections_do_not_stop_keyward_answering() {
+    use std::os::unix::net::UnixStream;
+    let home = Home::new();
+    home.init();
+    // 300 idle connections from this one process, kept open.
+    let held: Vec<UnixStream> = (0..300)
+        .filter_map(|_| UnixStream::connect(home.socket()).ok())
+        .collect();
+    assert!(held.len() >= 250, "connected {}", held.len());
+    // Answered (the client gives up with a one-line error if the agent does not answer).
+    let s = home.status();
+    assert_eq!(s["vault"], true);
+    drop(held);
+}

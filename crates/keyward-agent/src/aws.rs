@@ -168,8 +168,19 @@ pub async fn caller_identity(
     })
 }
 
-/// One line from an SDK error: the service's code and message, or the transport failure.
+/// One line from an SDK error: the service's code and message, or the transport failure. The
+/// endpoint's words are shown without control characters (a hostile endpoint could send
+/// terminal escapes).
 fn describe<E>(
+    e: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+) -> String
+where
+    E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    crate::text::terminal_safe(&describe_raw(e), 400)
+}
+
+fn describe_raw<E>(
     e: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
 ) -> String
 where

@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod server;
 pub mod service;
 pub mod sessionwatch;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;

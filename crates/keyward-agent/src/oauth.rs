@@ -117,11 +117,43 @@ impl<'c> AsyncHttpClient<'c> for NoRedirects<'_> {
     }
 }
 
+/// Largest response body read from a token or introspection endpoint: a token response is a
+/// few KiB; a hostile server must not make the agent buffer without end.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 async fn send(
     http: &reqwest::Client,
     req: HttpRequest,
 ) -> Result<HttpResponse, HttpClientError<reqwest::Error>> {
-    let resp = http.call(req).await?;
+    let (parts, body) = req.into_parts();
+    let mut resp = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| HttpClientError::Reqwest(Box::new(e)))?;
+    let mut out = oauth2::http::Response::builder().status(resp.status());
+    if let Some(h) = out.headers_mut() {
+        *h = resp.headers().clone();
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| HttpClientError::Reqwest(Box::new(e)))?
+    {
+        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(HttpClientError::Other(format!(
+                "the server's answer is larger than {} KiB: not an OAuth2 response",
+                MAX_RESPONSE_BYTES / 1024
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let resp = out
+        .body(bytes)
+        .map_err(|e| HttpClientError::Other(format!("unreadable answer: {e}")))?;
     if resp.status().is_redirection() {
         let to = resp
             .headers()
@@ -138,10 +170,7 @@ async fn send(
 }
 
 fn printable(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect::<String>()
+    crate::text::terminal_safe(s, max)
 }
 
 /// One line from a failed token or introspection request. Response bodies are never echoed:

@@ -22,8 +22,85 @@ use crate::service::Agent;
 
 /// How long a client may take to send one request (or stay idle between requests).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more wait in the kernel's backlog.
+/// Connections served at once. When full, the connection idle the longest is closed to make
+/// room (a client holding connections open cannot lock others out).
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections one process may hold open; past that its idlest one is closed, and if none is
+/// idle the new one is refused.
+pub const MAX_CONNECTIONS_PER_PROCESS: usize = 8;
+
+/// The open connections: who holds each, whether it is inside a request, and how to close it.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: std::collections::HashMap<u64, Conn>,
+}
+
+struct Conn {
+    pid: Option<i32>,
+    busy: bool,
+    since: std::time::Instant,
+    close: Arc<tokio::sync::Notify>,
+}
+
+type Registry = Arc<std::sync::Mutex<Connections>>;
+
+fn registry(r: &Registry) -> std::sync::MutexGuard<'_, Connections> {
+    match r.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Connections {
+    /// Closes the connection among `pick` that has been idle the longest; whether there was one.
+    fn evict_idlest(&mut self, pick: impl Fn(&Conn) -> bool) -> bool {
+        let victim = self
+            .open
+            .iter()
+            .filter(|(_, c)| !c.busy && pick(c))
+            .min_by_key(|(_, c)| c.since)
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| self.open.remove(&id)) {
+            Some(c) => {
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes room for a connection from `pid`; its id and close signal, or `None` when that
+    /// process already holds its share and all of them are busy.
+    fn admit(&mut self, pid: Option<i32>) -> Option<(u64, Arc<tokio::sync::Notify>)> {
+        let mine = self.open.values().filter(|c| c.pid == pid).count();
+        if mine >= MAX_CONNECTIONS_PER_PROCESS && !self.evict_idlest(|c| c.pid == pid) {
+            return None;
+        }
+        if self.open.len() >= MAX_CONNECTIONS {
+            self.evict_idlest(|_| true);
+        }
+        self.next += 1;
+        let close = Arc::new(tokio::sync::Notify::new());
+        self.open.insert(
+            self.next,
+            Conn {
+                pid,
+                busy: false,
+                since: std::time::Instant::now(),
+                close: Arc::clone(&close),
+            },
+        );
+        Some((self.next, close))
+    }
+
+    fn set_busy(&mut self, id: u64, busy: bool) {
+        if let Some(c) = self.open.get_mut(&id) {
+            c.busy = busy;
+            c.since = std::time::Instant::now();
+        }
+    }
+}
 
 /// Errors setting up the endpoint.
 #[derive(Debug, Error)]
@@ -165,7 +242,11 @@ async fn write_frame(
 
 /// Serves connections until the agent is told to shut down.
 pub async fn serve(agent: Arc<Agent>, listener: UnixListener) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // A hard ceiling beside the registry's own: eviction needs a moment to take effect.
+    let permits = Arc::new(Semaphore::new(
+        MAX_CONNECTIONS + MAX_CONNECTIONS_PER_PROCESS,
+    ));
+    let conns: Registry = Arc::default();
     let our_uid = rustix::process::getuid().as_raw();
     loop {
         let accepted = tokio::select! {
@@ -184,14 +265,15 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener) {
             return;
         };
         let agent = Arc::clone(&agent);
+        let conns = Arc::clone(&conns);
         tokio::spawn(async move {
-            connection(agent, stream, our_uid).await;
+            connection(agent, stream, our_uid, conns).await;
             drop(permit);
         });
     }
 }
 
-async fn connection(agent: Arc<Agent>, stream: UnixStream, our_uid: u32) {
+async fn connection(agent: Arc<Agent>, stream: UnixStream, our_uid: u32, conns: Registry) {
     let cred = match stream.peer_cred() {
         Ok(c) => c,
         Err(e) => {
@@ -206,6 +288,30 @@ async fn connection(agent: Arc<Agent>, stream: UnixStream, our_uid: u32) {
         );
         return;
     }
+    let Some((id, close)) = registry(&conns).admit(cred.pid()) else {
+        let (_, mut write) = stream.into_split();
+        let _ = write_frame(
+            &mut write,
+            &frame_err(
+                ErrorCode::BadRequest,
+                "this program holds too many connections to the agent at once",
+            ),
+        )
+        .await;
+        return;
+    };
+    serve_connection(&agent, stream, cred, id, &close, &conns).await;
+    registry(&conns).open.remove(&id);
+}
+
+async fn serve_connection(
+    agent: &Arc<Agent>,
+    stream: UnixStream,
+    cred: tokio::net::unix::UCred,
+    id: u64,
+    close: &tokio::sync::Notify,
+    conns: &Registry,
+) {
     let actor = crate::peer::actor_for(cred.uid(), cred.pid());
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(0);
@@ -214,7 +320,11 @@ async fn connection(agent: Arc<Agent>, stream: UnixStream, our_uid: u32) {
         line.clear();
         // One byte more than allowed tells an oversized request from a maximal one.
         reader.set_limit(MAX_REQUEST_BYTES as u64 + 1);
-        let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
+        let read = tokio::select! {
+            r = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)) => r,
+            // Evicted to make room for another client: it was idle.
+            () = close.notified() => return,
+        };
         let n = match read {
             Err(_) => {
                 let _ = write_frame(
@@ -269,7 +379,10 @@ async fn connection(agent: Arc<Agent>, stream: UnixStream, our_uid: u32) {
             }
             continue;
         }
-        let response = match agent.handle(frame.req, actor.clone()).await {
+        registry(conns).set_busy(id, true);
+        let handled = agent.handle(frame.req, actor.clone()).await;
+        registry(conns).set_busy(id, false);
+        let response = match handled {
             Ok(reply) => ResponseFrame {
                 v: VERSION,
                 ok: Some(reply),

@@ -589,8 +589,11 @@ fn main() -> ExitCode {
                     line.push_str(&cause);
                 }
             }
-            line.retain(|c| c != '\n' && c != '\r');
-            eprintln!("keyward: {line}");
+            // One line, and nothing a terminal would act on: messages can quote an endpoint.
+            eprintln!(
+                "keyward: {}",
+                keyward_agent::text::terminal_safe(&line, 2000)
+            );
             ExitCode::FAILURE
         }
     }

@@ -11,10 +11,14 @@ use zeroize::Zeroizing;
 /// Smallest memory cost accepted when reading a header (KiB). Tests may use it; shipped vaults
 /// use at least [`RECOMMENDED_MIN_MEMORY_KIB`].
 pub const MIN_MEMORY_KIB: u32 = 8 * 1024;
-/// Largest memory cost accepted when reading a header (KiB): 4 GiB.
-pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// Largest memory cost accepted when reading a header (KiB): 1 GiB.
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
 /// Largest iteration count accepted when reading a header.
 pub const MAX_ITERATIONS: u32 = 64;
+/// Largest total work accepted (memory in KiB × passes): what calibration can reach at most,
+/// 64 MiB × 64 passes, about 2–3 s here. A tampered header asking for more is refused at once
+/// instead of holding unlock (and the vault) for minutes.
+pub const MAX_WORK_KIB_PASSES: u64 = 64 * 1024 * 64;
 /// Largest parallelism accepted when reading a header.
 pub const MAX_PARALLELISM: u32 = 8;
 /// Memory cost below which `init` warns that the vault is weaker than recommended (64 MiB).
@@ -58,7 +62,8 @@ impl KdfParams {
     pub fn check_bounds(&self) -> Result<(), KdfError> {
         let ok = (MIN_MEMORY_KIB..=MAX_MEMORY_KIB).contains(&self.memory_kib)
             && (1..=MAX_ITERATIONS).contains(&self.iterations)
-            && (1..=MAX_PARALLELISM).contains(&self.parallelism);
+            && (1..=MAX_PARALLELISM).contains(&self.parallelism)
+            && u64::from(self.memory_kib) * u64::from(self.iterations) <= MAX_WORK_KIB_PASSES;
         if ok {
             Ok(())
         } else {
@@ -170,6 +175,17 @@ mod tests {
             KdfParams {
                 parallelism: 0,
                 ..TEST
+            },
+            // The review's tampered header: 4 GiB × 64 passes ran for minutes.
+            KdfParams {
+                memory_kib: 4 * 1024 * 1024,
+                iterations: 64,
+                parallelism: 1,
+            },
+            KdfParams {
+                memory_kib: 1024 * 1024,
+                iterations: 8,
+                parallelism: 1,
             },
         ] {
             assert!(matches!(
