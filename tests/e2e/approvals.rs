@@ -299,3 +299,31 @@ fn a_grant_for_a_python_script_covers_that_script_only() {
         "{out}"
     );
 }
+
+#[test]
+fn a_standing_grant_from_the_cli_needs_a_current_code() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    let exe = crate::support::this_test_binary();
+    let args = ["grants", "allow", "--exe", &exe, "--profile", "dev"];
+    // A program running `keyward grants allow` has no terminal and no code: nothing is granted.
+    let line = home.kw(&args).one_line_error();
+    assert!(line.contains("authenticator code"), "{line}");
+    let line = home.kw_input(&args, &["000000"]).one_line_error();
+    assert!(
+        line.contains("does not match your authenticator app"),
+        "{line}"
+    );
+    // A code already used (for the unlock) is refused too.
+    let used = home.last_code();
+    let line = home.kw_input(&args, &[&used]).one_line_error();
+    assert!(line.contains("already used"), "{line}");
+    assert!(grants(&home).is_empty());
+    let tail = home.kw(&["audit", "tail", "-n", "10"]).ok().stdout;
+    assert!(tail.contains("factor.check"), "{tail}");
+    home.grant_tests("dev");
+    assert_eq!(grants(&home).len(), 1);
+}

@@ -275,8 +275,8 @@ impl Home {
         loop {
             let now = now();
             let step = now / 30;
-            // The agent accepts one step of skew ahead, so the next step's code is usable now.
-            for candidate in [step, step + 1] {
+            // The agent accepts one step of skew either way, so three codes are usable now.
+            for candidate in [step.saturating_sub(1), step, step + 1] {
                 if candidate > *last {
                     *last = candidate;
                     return totp.generate(candidate * 30).to_string();
@@ -317,12 +317,14 @@ impl Home {
     }
 
     /// Grants a program a profile ahead of time (`keyward grants allow`), as a CI script would.
+    /// Grants a program a profile, with a current code as `keyward grants allow` asks.
     pub fn grant(&self, client: &(String, Option<String>), profile: &str) {
         let mut args = vec!["grants", "allow", "--exe", &client.0, "--profile", profile];
         if let Some(s) = &client.1 {
             args.extend_from_slice(&["--script", s]);
         }
-        self.kw(&args).ok();
+        let code = self.fresh_code();
+        self.kw_input(&args, &[&code]).ok();
     }
 
     /// Grants this test binary (which runs `keyward cred` directly) a profile.

@@ -358,6 +358,10 @@ pub enum Request {
         /// Hours; absent: until the vault locks.
         #[serde(default)]
         hours: Option<u32>,
+        /// A current code from the user's authenticator app: a standing grant needs a second
+        /// factor now, so that a program cannot grant itself.
+        #[serde(default)]
+        code: Option<WireSecret>,
     },
     /// Enrolled factors.
     Factors {},

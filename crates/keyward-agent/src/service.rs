@@ -101,9 +101,10 @@ pub fn vault_err(e: VaultError) -> ErrorReply {
     let code = match &e {
         VaultError::NoVault => ErrorCode::NoVault,
         VaultError::Locked => ErrorCode::Locked,
-        VaultError::WrongCredentials { .. } | VaultError::CodeReused | VaultError::CodeMismatch => {
-            ErrorCode::WrongCredentials
-        }
+        VaultError::WrongCredentials { .. }
+        | VaultError::WrongCode { .. }
+        | VaultError::CodeReused
+        | VaultError::CodeMismatch => ErrorCode::WrongCredentials,
         VaultError::Throttled(_) => ErrorCode::Throttled,
         VaultError::NotFound(_) => ErrorCode::NotFound,
         VaultError::Entry(_)
@@ -531,6 +532,7 @@ impl Agent {
                 client,
                 profile,
                 hours,
+                code,
             } => {
                 if !is_keyward_binary(&actor) {
                     return Err(err(
@@ -539,10 +541,18 @@ impl Agent {
                     ));
                 }
                 self.blocking(move |a| {
-                    if !a.is_unlocked() {
-                        return Err(vault_err(VaultError::Locked));
-                    }
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
                     a.with_vault(|v| v.get(&profile)).map_err(vault_err)?;
+                    let Some(code) = code else {
+                        return Err(err(
+                            ErrorCode::Invalid,
+                            "a standing grant needs a current code from your authenticator app",
+                        ));
+                    };
+                    a.with_vault(|v| v.check_code(&key, code.expose(), "grant.allow", &actor))
+                        .map_err(vault_err)?;
                     let g = a
                         .approvals
                         .allow(client, &profile, hours)

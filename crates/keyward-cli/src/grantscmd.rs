@@ -126,8 +126,15 @@ pub fn revoke(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// `keyward grants allow --exe PATH [--script PATH] --profile NAME [--hours N]`.
-pub fn allow(exe: &str, script: Option<String>, profile: &str, hours: Option<u32>) -> Result<()> {
+/// `keyward grants allow --exe PATH [--script PATH] --profile NAME [--hours N]`: asks for a
+/// current code from the authenticator app (a program running as you has none).
+pub fn allow(
+    input_fd: Option<u32>,
+    exe: &str,
+    script: Option<String>,
+    profile: &str,
+    hours: Option<u32>,
+) -> Result<()> {
     let exe = std::path::Path::new(exe);
     if !exe.is_absolute() {
         bail!("--exe needs an absolute path, as the program's /proc/PID/exe shows it");
@@ -137,10 +144,20 @@ pub fn allow(exe: &str, script: Option<String>, profile: &str, hours: Option<u32
         script,
         unvouched: None,
     };
+    let mut p = Prompter::new(input_fd)?;
+    let code = p.secret(
+        &format!("Code from your authenticator app to let {client} use '{profile}': "),
+        "authenticator code",
+    )?;
     let Reply::Grants { grants } = call(Request::GrantAllow {
         client,
         profile: profile.to_owned(),
         hours,
+        code: Some(keyward_agent::protocol::WireSecret::new(
+            secrecy::ExposeSecret::expose_secret(&code)
+                .trim()
+                .to_owned(),
+        )),
     })?
     else {
         bail!("the agent gave an unexpected answer");

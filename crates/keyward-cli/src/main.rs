@@ -529,7 +529,7 @@ fn run(cli: Cli) -> Result<()> {
                     hours,
                 }),
             ..
-        } => grantscmd::allow(&exe, script, &profile, hours),
+        } => grantscmd::allow(input_fd, &exe, script, &profile, hours),
         Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
         Cmd::Agent(a) => vaultcmd::agent(

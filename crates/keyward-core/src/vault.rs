@@ -87,6 +87,14 @@ pub enum VaultError {
         /// Human text on the delay now in force.
         delay: String,
     },
+    /// A code asked for while unlocked does not match any authenticator app.
+    #[error("that code does not match your authenticator app ({failures} failed attempt(s) in a row{delay})")]
+    WrongCode {
+        /// Consecutive failures so far.
+        failures: u32,
+        /// Human text on the delay now in force.
+        delay: String,
+    },
     /// The first code from a new authenticator does not match.
     #[error("that code does not match the new TOTP secret: check that the app scanned this QR code and that the clock is right, then try the next code")]
     CodeMismatch,
@@ -268,6 +276,9 @@ pub struct FactorInfo {
 /// The unlocked vault key. Wiped on drop (age's identity zeroizes its scalar).
 pub struct UnlockedKey {
     identity: x25519::Identity,
+    /// The TOTP factors' seeds (slot id, seed), read from their slots at unlock, so that an
+    /// action can ask for a fresh code while the vault is open ([`Vault::check_code`]).
+    totp: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for UnlockedKey {
@@ -667,7 +678,10 @@ impl Vault {
         Ok(Created {
             recovery_codes: codes,
             vault_id,
-            key: UnlockedKey { identity },
+            key: UnlockedKey {
+                identity,
+                totp: vec![(totp_slot_id, opts.totp.secret_bytes())],
+            },
         })
     }
 
@@ -859,11 +873,37 @@ impl Vault {
         passphrase: &SecretString,
         factor: &SecondFactor,
     ) -> Result<Unlocked, VaultError> {
-        let (row, mut header) = self.header()?;
+        let (row, header) = self.header()?;
         let keystore = Keystore::new(row.keystore, &row.vault_id);
         let device = self.device_secret(&keystore)?;
         let salt = unhex(&header.kdf_salt, "kdf salt")?;
         let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
+        let mut unlocked = self.open_with(&row, header, &pass_key, &device, factor)?;
+        // Every TOTP slot opens with the passphrase key alone: keep their seeds for fresh codes.
+        let (_, header) = self.header()?;
+        for slot in header.slots.iter().filter(|s| s.kind == SlotKind::Totp) {
+            if let Ok(Some(p)) = open_slot(&row.vault_id, slot, &pass_key, &device, &[]) {
+                if let Some(seed) = p.totp_secret.as_deref().and_then(|s| unhex(s, "seed").ok()) {
+                    unlocked
+                        .key
+                        .totp
+                        .push((slot.id.clone(), Zeroizing::new(seed)));
+                }
+            }
+        }
+        Ok(unlocked)
+    }
+
+    /// Opens the slot `factor` answers and checks the header against the identity inside.
+    fn open_with(
+        &mut self,
+        row: &VaultRow,
+        mut header: Header,
+        pass_key: &[u8; 32],
+        device: &[u8],
+        factor: &SecondFactor,
+    ) -> Result<Unlocked, VaultError> {
+        let row = row.clone();
         let wrong = || VaultError::WrongCredentials {
             failures: 0,
             delay: String::new(),
@@ -872,7 +912,7 @@ impl Vault {
             SecondFactor::Totp(code) => {
                 let now = now_unix() as u64;
                 for slot in header.slots.iter().filter(|s| s.kind == SlotKind::Totp) {
-                    let Some(payload) = open_slot(&row.vault_id, slot, &pass_key, &device, &[])?
+                    let Some(payload) = open_slot(&row.vault_id, slot, pass_key, device, &[])?
                     else {
                         continue;
                     };
@@ -923,8 +963,8 @@ impl Vault {
                 let payload = open_slot(
                     &row.vault_id,
                     &header.slots[index],
-                    &pass_key,
-                    &device,
+                    pass_key,
+                    device,
                     hmac_output,
                 )?
                 .ok_or_else(wrong)?;
@@ -945,7 +985,7 @@ impl Vault {
                 let material = factors::parse_recovery_code(code).map_err(|_| wrong())?;
                 let found = header.slots.iter().enumerate().find_map(|(i, slot)| {
                     (slot.kind == SlotKind::Recovery)
-                        .then(|| open_slot(&row.vault_id, slot, &pass_key, &device, &material))
+                        .then(|| open_slot(&row.vault_id, slot, pass_key, device, &material))
                         .and_then(|r| r.ok().flatten())
                         .map(|p| (i, p))
                 });
@@ -1042,6 +1082,65 @@ impl Vault {
             self.store_header(header, key)?;
         }
         Ok(())
+    }
+
+    /// Checks a current code from one of the vault's authenticator apps, for an action that needs
+    /// a second factor now and not only at unlock (a standing grant): a program that talks to
+    /// an unlocked agent has no code. Throttled and counted like an unlock attempt, each code
+    /// accepted once, audited as `factor.check` with `purpose`.
+    pub fn check_code(
+        &mut self,
+        key: &UnlockedKey,
+        code: &str,
+        purpose: &'static str,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let event = |outcome: &'static str, detail: serde_json::Value| {
+            (
+                actor.clone(),
+                AuditEvent {
+                    action: "factor.check",
+                    target: None,
+                    outcome,
+                    detail,
+                },
+            )
+        };
+        let wait = self.unlock_wait()?;
+        if wait > 0 {
+            self.audit(&[event("throttled", serde_json::json!({"for": purpose}))])?;
+            return Err(VaultError::Throttled(wait));
+        }
+        let now = now_unix() as u64;
+        for (slot, seed) in &key.totp {
+            let totp = TotpSetup::from_bytes(seed)?;
+            let Some(step) = totp.check(code, now).ok().flatten() else {
+                continue;
+            };
+            if self.totp_last_step(slot)?.is_some_and(|last| step <= last) {
+                self.audit(&[event(
+                    "failed",
+                    serde_json::json!({"for": purpose, "reason": "code used before"}),
+                )])?;
+                return Err(VaultError::CodeReused);
+            }
+            self.set_totp_last_step(slot, step)?;
+            self.audit(&[event("ok", serde_json::json!({"for": purpose}))])?;
+            return Ok(());
+        }
+        let (failures, delay) = self.count_failure()?;
+        self.audit(&[event(
+            "failed",
+            serde_json::json!({"for": purpose, "failures": failures}),
+        )])?;
+        Err(VaultError::WrongCode {
+            failures,
+            delay: if delay > 0 {
+                format!("; next attempt allowed in {delay} s")
+            } else {
+                String::new()
+            },
+        })
     }
 
     /// Enrolled factors (recovery codes counted as one line each).
@@ -1922,7 +2021,10 @@ fn parse_identity(s: &str) -> Result<UnlockedKey, VaultError> {
     let identity: x25519::Identity = s
         .parse()
         .map_err(|_| VaultError::BadHeader("sealed identity is malformed".into()))?;
-    Ok(UnlockedKey { identity })
+    Ok(UnlockedKey {
+        identity,
+        totp: Vec::new(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
