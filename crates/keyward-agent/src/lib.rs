@@ -11,6 +11,7 @@ pub mod aws;
 pub mod cache;
 pub mod client;
 pub mod desktop;
+pub mod fuzzing;
 
 pub mod hardening;
 pub mod interp;

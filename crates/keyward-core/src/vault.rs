@@ -489,25 +489,7 @@ impl Vault {
 
     fn header(&self) -> Result<(VaultRow, Header), VaultError> {
         let row = self.row()?;
-        let header: Header =
-            serde_json::from_str(&row.header).map_err(|e| VaultError::BadHeader(e.to_string()))?;
-        if header.version != HEADER_VERSION {
-            return Err(VaultError::BadHeader(format!(
-                "unknown header version {}",
-                header.version
-            )));
-        }
-        header.kdf.check_bounds()?;
-        if header.slots.len() > MAX_SLOTS {
-            return Err(VaultError::BadHeader("too many slots".to_owned()));
-        }
-        if header
-            .slots
-            .iter()
-            .any(|s| s.ciphertext.len() > MAX_SLOT_CIPHERTEXT * 2)
-        {
-            return Err(VaultError::BadHeader("oversized slot".to_owned()));
-        }
+        let header = parse_header(&row.header)?;
         Ok((row, header))
     }
 
@@ -1960,6 +1942,35 @@ impl Vault {
         }
         Ok(notes)
     }
+}
+
+/// Parses a stored vault header and applies the bounds every read applies (version, KDF work,
+/// slot count and size): what a tampered or damaged catalog is checked against before any work.
+pub fn validate_header(text: &str) -> Result<(), VaultError> {
+    parse_header(text).map(|_| ())
+}
+
+fn parse_header(text: &str) -> Result<Header, VaultError> {
+    let header: Header =
+        serde_json::from_str(text).map_err(|e| VaultError::BadHeader(e.to_string()))?;
+    if header.version != HEADER_VERSION {
+        return Err(VaultError::BadHeader(format!(
+            "unknown header version {}",
+            header.version
+        )));
+    }
+    header.kdf.check_bounds()?;
+    if header.slots.len() > MAX_SLOTS {
+        return Err(VaultError::BadHeader("too many slots".to_owned()));
+    }
+    if header
+        .slots
+        .iter()
+        .any(|s| s.ciphertext.len() > MAX_SLOT_CIPHERTEXT * 2)
+    {
+        return Err(VaultError::BadHeader("oversized slot".to_owned()));
+    }
+    Ok(header)
 }
 
 /// The passphrase key and device secret a new slot is sealed with.
