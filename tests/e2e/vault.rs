@@ -340,3 +340,45 @@ fn list_shows_each_keys_rotation_state() {
         "{table}"
     );
 }
+
+#[test]
+fn the_cli_that_reads_a_passphrase_writes_no_core_file() {
+    use std::io::Write;
+    let home = Home::new();
+    home.init();
+    // `keyward unlock` waiting for its passphrase on a pipe this test holds.
+    let mut cmd = home.cmd(&["--input-fd", "0", "unlock"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    // `setsid` execs keyward in place (or forks it when it must): find the keyward process.
+    let setsid = child.id();
+    let is_keyward = |pid: &str| {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .is_ok_and(|e| e.file_name() == Some("keyward".as_ref()))
+    };
+    let mut limits = String::new();
+    for _ in 0..100 {
+        let kids = std::fs::read_to_string(format!("/proc/{setsid}/task/{setsid}/children"))
+            .unwrap_or_default();
+        let me = setsid.to_string();
+        let found = std::iter::once(me.as_str())
+            .chain(kids.split_whitespace())
+            .find(|p| is_keyward(p))
+            .map(str::to_owned);
+        if let Some(pid) = found {
+            limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = writeln!(child.stdin.take().expect("stdin"), "x\nx");
+    let _ = child.wait();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or_else(|| panic!("no limits read: {limits:?}"));
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], ["0", "0"], "{core}");
+}

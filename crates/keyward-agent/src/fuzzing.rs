@@ -88,7 +88,8 @@ mod tests {
     #[test]
     fn the_fuzz_corpus_replays_cleanly() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-        let targets: [(&str, fn(&[u8])); 4] = [
+        type Target = fn(&[u8]);
+        let targets: [(&str, Target); 4] = [
             ("request_frame", request_frame),
             ("vault_header", vault_header),
             ("aws_files", aws_files),

@@ -32,6 +32,20 @@ pub fn harden_process() -> Result<(), String> {
     Ok(())
 }
 
+/// Turns core dumps off for this process: what the CLI does, since it reads passphrases and
+/// secrets being stored. (It stays ptrace-able by your other programs: the agent identifies
+/// the CLI through its /proc entries, which a non-dumpable process hides from them.)
+pub fn no_core_dumps() -> Result<(), String> {
+    rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .map_err(|e| format!("cannot disable core dumps: {e}"))
+}
+
 /// Whether this process is dumpable (ptrace-attachable by same-user processes).
 pub fn is_dumpable() -> bool {
     !matches!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
@@ -314,14 +314,15 @@ async fn serve_connection(
 ) {
     let actor = crate::peer::actor_for(cred.uid(), cred.pid());
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read).take(0);
-    let mut line = Vec::with_capacity(1024);
+    let mut reader = LineReader::new(read);
+    // Sized once, so a request (which may carry a passphrase) is never copied by a regrowth
+    // into memory that is freed unwiped.
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(MAX_REQUEST_BYTES + 1));
     loop {
         line.clear();
-        // One byte more than allowed tells an oversized request from a maximal one.
-        reader.set_limit(MAX_REQUEST_BYTES as u64 + 1);
         let read = tokio::select! {
-            r = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)) => r,
+            // One byte more than allowed tells an oversized request from a maximal one.
+            r = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line, MAX_REQUEST_BYTES + 1)) => r,
             // Evicted to make room for another client: it was idle.
             () = close.notified() => return,
         };
@@ -354,7 +355,7 @@ async fn serve_connection(
         }
         let parsed = serde_json::from_slice::<RequestFrame>(&line);
         // Wipe the raw line: it may have carried a passphrase.
-        zeroize::Zeroize::zeroize(&mut line);
+        zeroize::Zeroize::zeroize(&mut *line);
         let frame = match parsed {
             Ok(f) => f,
             Err(e) => {
@@ -400,6 +401,94 @@ async fn serve_connection(
     }
 }
 
+/// Reads request lines like a `BufReader`, but every byte it holds is wiped when consumed or
+/// dropped: a request line may carry a passphrase or a secret being stored.
+struct LineReader<R> {
+    inner: R,
+    pending: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// How much one read of the socket takes.
+const READ_CHUNK: usize = 4096;
+
+impl<R: tokio::io::AsyncRead + Unpin> LineReader<R> {
+    fn new(inner: R) -> Self {
+        LineReader {
+            inner,
+            // Never regrown (at most a whole request plus one read is pending).
+            pending: zeroize::Zeroizing::new(Vec::with_capacity(
+                MAX_REQUEST_BYTES + 1 + READ_CHUNK,
+            )),
+        }
+    }
+
+    /// Appends the next line (through its `\n`) to `line`, at most `max` bytes; returns how many
+    /// bytes it appended, 0 at the end of the stream.
+    async fn read_line(&mut self, line: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        loop {
+            let end = match self.pending.iter().position(|b| *b == b'\n') {
+                Some(pos) => Some((pos + 1).min(max)),
+                None if self.pending.len() >= max => Some(max),
+                None => None,
+            };
+            if let Some(take) = end {
+                line.extend_from_slice(&self.pending[..take]);
+                self.consume(take);
+                return Ok(take);
+            }
+            let mut chunk = zeroize::Zeroizing::new([0u8; READ_CHUNK]);
+            let n = self.inner.read(&mut chunk[..]).await?;
+            if n == 0 {
+                let n = self.pending.len();
+                line.extend_from_slice(&self.pending);
+                self.consume(n);
+                return Ok(n);
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Drops the first `n` pending bytes, leaving no copy of them behind.
+    fn consume(&mut self, n: usize) {
+        let len = self.pending.len();
+        self.pending.copy_within(n.., 0);
+        // The tail now holds stale copies: wipe it before shortening.
+        zeroize::Zeroize::zeroize(&mut self.pending[len - n..]);
+        self.pending.truncate(len - n);
+    }
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_split_bounded_and_consumed_bytes_wiped() {
+        let input: &[u8] = b"{\"a\":1}\nsecond-line-with-a-passphrase\ntoolongtoolong";
+        let mut r = LineReader::new(input);
+        let mut line = Vec::new();
+        assert_eq!(r.read_line(&mut line, 64).await.expect("read"), 8);
+        assert_eq!(line, b"{\"a\":1}\n");
+        line.clear();
+        r.read_line(&mut line, 64).await.expect("read");
+        assert_eq!(line, b"second-line-with-a-passphrase\n");
+        // What is still pending holds none of the consumed lines.
+        assert!(!String::from_utf8_lossy(&r.pending).contains("passphrase"));
+        line.clear();
+        // A line longer than allowed comes back cut at the bound, without its newline.
+        assert_eq!(r.read_line(&mut line, 7).await.expect("read"), 7);
+        assert_eq!(line, b"toolong");
+        line.clear();
+        assert_eq!(r.read_line(&mut line, 64).await.expect("read"), 7);
+        line.clear();
+        assert_eq!(
+            r.read_line(&mut line, 64).await.expect("read"),
+            0,
+            "end of stream"
+        );
+    }
 }

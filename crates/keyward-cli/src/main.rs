@@ -559,6 +559,11 @@ impl From<MetaArgs> for keyward_agent::protocol::MetaInput {
 }
 
 fn main() -> ExitCode {
+    // Before anything is read: a crash while a passphrase is in memory writes no core file.
+    if let Err(e) = keyward_agent::hardening::no_core_dumps() {
+        eprintln!("keyward: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let is_agent = matches!(cli.command, Cmd::Agent(_));
     // Only Keyward's own crates log by default: a dependency's internal error line must not turn
