@@ -301,16 +301,46 @@ s.serve_forever()
 
 #[test]
 fn held_open_connections_do_not_stop_keyward_answering() {
+    use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixStream;
     let home = Home::new();
     home.init();
-    // 300 idle connections from this one process, kept open.
+    // 300 connections from this one process, each kept alive with a ping every 2 s (inside the
+    // agent's 10 s idle limit), for as long as the check below runs.
     let held: Vec<UnixStream> = (0..300)
         .filter_map(|_| UnixStream::connect(home.socket()).ok())
         .collect();
     assert!(held.len() >= 250, "connected {}", held.len());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinger = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut conns: Vec<BufReader<UnixStream>> =
+                held.into_iter().map(BufReader::new).collect();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                conns.retain_mut(|c| {
+                    let mut line = String::new();
+                    c.get_mut()
+                        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+                        .is_ok()
+                        && c.get_mut()
+                            .write_all(b"{\"v\":1,\"req\":{\"op\":\"ping\"}}\n")
+                            .is_ok()
+                        && c.read_line(&mut line).is_ok_and(|n| n > 0)
+                });
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            conns.len()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(1));
     // Answered (the client gives up with a one-line error if the agent does not answer).
     let s = home.status();
     assert_eq!(s["vault"], true);
-    drop(held);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let kept = pinger.join().expect("pinger");
+    assert!(
+        kept <= keyward_agent::server::MAX_CONNECTIONS_PER_PROCESS,
+        "one process kept {kept} connections"
+    );
 }
