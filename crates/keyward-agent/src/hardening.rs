@@ -7,14 +7,7 @@ use tracing::{debug, warn};
 /// Applies the hardening; returns which steps failed (each is logged, none is fatal except the
 /// first two, which the caller treats as fatal).
 pub fn harden_process() -> Result<(), String> {
-    rustix::process::setrlimit(
-        rustix::process::Resource::Core,
-        rustix::process::Rlimit {
-            current: Some(0),
-            maximum: Some(0),
-        },
-    )
-    .map_err(|e| format!("cannot disable core dumps: {e}"))?;
+    no_core_dumps()?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| format!("cannot disable ptrace attach: {e}"))?;
     // With a finite RLIMIT_MEMLOCK, MCL_FUTURE would make later allocations (the 64 MiB KDF)

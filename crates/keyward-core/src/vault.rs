@@ -711,6 +711,26 @@ impl Vault {
         Ok(())
     }
 
+    /// Refuses, audited as `action`/`throttled`, while failed attempts delay the next one.
+    fn refuse_if_throttled(
+        &mut self,
+        actor: &Actor,
+        action: &'static str,
+        purpose: &'static str,
+    ) -> Result<(), VaultError> {
+        let wait = self.unlock_wait()?;
+        if wait > 0 {
+            self.audit(&[vault_event(
+                actor,
+                action,
+                "throttled",
+                serde_json::json!({"for": purpose, "retry_in_s": wait}),
+            )])?;
+            return Err(VaultError::Throttled(wait));
+        }
+        Ok(())
+    }
+
     /// Counts one more failed check of the passphrase or a factor; returns the count and the
     /// delay now in force.
     fn count_failure(&self) -> Result<(u32, i64), VaultError> {
@@ -829,11 +849,7 @@ impl Vault {
                     } = &mut err
                     {
                         *f = failures;
-                        *d = if delay > 0 {
-                            format!("; next attempt allowed in {delay} s")
-                        } else {
-                            String::new()
-                        };
+                        *d = delay_text(delay);
                     }
                 }
                 self.audit(&[(
@@ -1077,22 +1093,8 @@ impl Vault {
         purpose: &'static str,
         actor: &Actor,
     ) -> Result<(), VaultError> {
-        let event = |outcome: &'static str, detail: serde_json::Value| {
-            (
-                actor.clone(),
-                AuditEvent {
-                    action: "factor.check",
-                    target: None,
-                    outcome,
-                    detail,
-                },
-            )
-        };
-        let wait = self.unlock_wait()?;
-        if wait > 0 {
-            self.audit(&[event("throttled", serde_json::json!({"for": purpose}))])?;
-            return Err(VaultError::Throttled(wait));
-        }
+        let event = |outcome, detail| vault_event(actor, "factor.check", outcome, detail);
+        self.refuse_if_throttled(actor, "factor.check", purpose)?;
         let now = now_unix() as u64;
         for (slot, seed) in &key.totp {
             let totp = TotpSetup::from_bytes(seed)?;
@@ -1117,11 +1119,7 @@ impl Vault {
         )])?;
         Err(VaultError::WrongCode {
             failures,
-            delay: if delay > 0 {
-                format!("; next attempt allowed in {delay} s")
-            } else {
-                String::new()
-            },
+            delay: delay_text(delay),
         })
     }
 
@@ -1186,25 +1184,8 @@ impl Vault {
         actor: &Actor,
     ) -> Result<SealingKeys, VaultError> {
         self.check_header(row, header, key)?;
-        let passphrase_event = |outcome: &'static str, detail: serde_json::Value| {
-            (
-                actor.clone(),
-                AuditEvent {
-                    action: "passphrase",
-                    target: None,
-                    outcome,
-                    detail,
-                },
-            )
-        };
-        let wait = self.unlock_wait()?;
-        if wait > 0 {
-            self.audit(&[passphrase_event(
-                "throttled",
-                serde_json::json!({"for": purpose, "retry_in_s": wait}),
-            )])?;
-            return Err(VaultError::Throttled(wait));
-        }
+        let passphrase_event = |outcome, detail| vault_event(actor, "passphrase", outcome, detail);
+        self.refuse_if_throttled(actor, "passphrase", purpose)?;
         let keystore = Keystore::new(row.keystore, &row.vault_id);
         let device = self.device_secret(&keystore)?;
         let salt = unhex(&header.kdf_salt, "kdf salt")?;
@@ -1218,11 +1199,7 @@ impl Vault {
             return Err(match e {
                 VaultError::WrongCredentials { .. } => VaultError::WrongCredentials {
                     failures,
-                    delay: if delay > 0 {
-                        format!("; next attempt allowed in {delay} s")
-                    } else {
-                        String::new()
-                    },
+                    delay: delay_text(delay),
                 },
                 other => other,
             });
@@ -2017,6 +1994,33 @@ fn read_anchor(keystore: &Keystore, catalog: &Catalog) -> Result<Option<Anchor>,
             .map_err(|_| VaultError::Audit(AuditError::AnchorMissing)),
         Err(KeystoreError::Missing { .. }) => Ok(None),
         Err(e) => Err(AuditError::Anchor(e).into()),
+    }
+}
+
+/// An audit event about the vault itself (no entry).
+fn vault_event(
+    actor: &Actor,
+    action: &'static str,
+    outcome: &'static str,
+    detail: serde_json::Value,
+) -> (Actor, AuditEvent) {
+    (
+        actor.clone(),
+        AuditEvent {
+            action,
+            target: None,
+            outcome,
+            detail,
+        },
+    )
+}
+
+/// The delay as the end of an error message ("" when there is none).
+fn delay_text(delay: i64) -> String {
+    if delay > 0 {
+        format!("; next attempt allowed in {delay} s")
+    } else {
+        String::new()
     }
 }
 
