@@ -317,7 +317,7 @@ fn held_open_connections_do_not_stop_keyward_answering() {
         std::thread::spawn(move || {
             let mut conns: Vec<BufReader<UnixStream>> =
                 held.into_iter().map(BufReader::new).collect();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut round = |conns: &mut Vec<BufReader<UnixStream>>| {
                 conns.retain_mut(|c| {
                     let mut line = String::new();
                     c.get_mut()
@@ -326,10 +326,19 @@ fn held_open_connections_do_not_stop_keyward_answering() {
                         && c.get_mut()
                             .write_all(b"{\"v\":1,\"req\":{\"op\":\"ping\"}}\n")
                             .is_ok()
+                        // Alive means answered: a refused or evicted connection gets an
+                        // error frame or the end of the stream.
                         && c.read_line(&mut line).is_ok_and(|n| n > 0)
+                        && line.contains("\"pong\"")
                 });
+            };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                round(&mut conns);
                 std::thread::sleep(std::time::Duration::from_secs(2));
             }
+            // One more round once nothing new connects: a connection evicted while it was
+            // answering a ping has closed by now.
+            round(&mut conns);
             conns.len()
         })
     };

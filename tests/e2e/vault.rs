@@ -367,9 +367,16 @@ fn the_cli_that_reads_a_passphrase_writes_no_core_file() {
             .chain(kids.split_whitespace())
             .find(|p| is_keyward(p))
             .map(str::to_owned);
+        // Read until keyward has run far enough to set its limit (it does so first thing), or
+        // give up after 2 s and let the assertion below report what it saw.
         if let Some(pid) = found {
             limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
-            break;
+            let core_off = limits.lines().any(|l| {
+                l.starts_with("Max core file size") && l.split_whitespace().nth(5) == Some("0")
+            });
+            if core_off {
+                break;
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
