@@ -317,7 +317,7 @@ fn held_open_connections_do_not_stop_keyward_answering() {
         std::thread::spawn(move || {
             let mut conns: Vec<BufReader<UnixStream>> =
                 held.into_iter().map(BufReader::new).collect();
-            let mut round = |conns: &mut Vec<BufReader<UnixStream>>| {
+            let round = |conns: &mut Vec<BufReader<UnixStream>>| {
                 conns.retain_mut(|c| {
                     let mut line = String::new();
                     c.get_mut()

@@ -161,6 +161,10 @@ const NODE_FLAGS: &[&str] = &[
     "--abort-on-uncaught-exception",
     "--trace-uncaught",
     "--unhandled-rejections=strict",
+    // The built-in test runner runs the files named (a file must be named, else it is stdin's
+    // case: no script, no standing grant).
+    "--test",
+    "--test-only",
 ];
 
 fn node(args: &[String]) -> Runs {
@@ -328,6 +332,11 @@ mod tests {
             (&["-e", "code"], MODULE),
             (&["--inspect", "app.js"], MODULE),
             (&["--title", "app.js"], UNKNOWN),
+            (
+                &["--test", "--test-concurrency=1", "e2e.test.mjs"],
+                script("e2e.test.mjs"),
+            ),
+            (&["--test"], STDIN),
             (&["-"], STDIN),
         ];
         for (a, want) in cases {
