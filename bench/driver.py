@@ -99,13 +99,13 @@ try:
     throughput = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
                   if m.get("executable")][-1]
     # A standing grant needs a current code; each code is accepted once, and the agent takes one
-    # step of skew either way, so wait for the next step when the usable ones are spent.
+    # step of skew ahead, so wait for the next step when the usable ones are spent.
     used = [now // 30, now // 30 + 1]
 
     def fresh_code():
         while True:
             step = int(time.time()) // 30
-            for cand in (step - 1, step, step + 1):
+            for cand in (step, step + 1):
                 if cand > max(used):
                     used.append(cand)
                     return totp(secret, cand * 30)

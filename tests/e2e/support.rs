@@ -275,8 +275,9 @@ impl Home {
         loop {
             let now = now();
             let step = now / 30;
-            // The agent accepts one step of skew either way, so three codes are usable now.
-            for candidate in [step.saturating_sub(1), step, step + 1] {
+            // The agent accepts one step of skew ahead, so the next step's code is usable now
+            // (the step behind is not offered: it expires at the next step boundary).
+            for candidate in [step, step + 1] {
                 if candidate > *last {
                     *last = candidate;
                     return totp.generate(candidate * 30).to_string();
