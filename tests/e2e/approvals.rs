@@ -94,7 +94,13 @@ fn approving_on_the_terminal_for_hours_then_revoking_then_denying() {
         "credentials printed: {screen}"
     );
     let g = grants(&home);
-    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(
+        g.len(),
+        1,
+        "{g:?}\nscreen: {screen}\nstatus: {}\naudit: {}",
+        home.status(),
+        home.kw(&["audit", "tail", "-n", "20", "--json"]).stdout
+    );
     assert_eq!(g[0]["profile"], "dev");
     assert!(
         g[0]["expires"].is_string(),

@@ -67,6 +67,10 @@ const DEFAULT_SESSION_SECS: u32 = 3600;
 /// The agent: vault, unlocked key, caches.
 pub struct Agent {
     vault: Arc<Mutex<Vault>>,
+    /// Held through a whole unlock attempt, so attempts run one at a time (each sees the
+    /// failures counted before it) while the vault itself stays free for other requests
+    /// during the seconds of Argon2id.
+    unlocking: Mutex<()>,
     issues: std::sync::mpsc::Sender<IssueRecord>,
     key: RwLock<Option<Arc<UnlockedKey>>>,
     last_activity: Mutex<Instant>,
@@ -167,6 +171,7 @@ impl Agent {
         }
         Ok(Agent {
             vault,
+            unlocking: Mutex::new(()),
             issues,
             key: RwLock::new(None),
             last_activity: Mutex::new(Instant::now()),
@@ -1158,8 +1163,16 @@ impl Agent {
                 }
             }
         };
+        let _one_at_a_time = match self.unlocking.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let start = self
+            .with_vault(|v| v.unlock_start(&factor, actor))
+            .map_err(vault_err)?;
+        let pass_key = start.derive(&passphrase);
         let unlocked = self
-            .with_vault(|v| v.unlock(&passphrase, &factor, actor))
+            .with_vault(|v| v.unlock_finish(&start, pass_key, &factor, actor))
             .map_err(vault_err)?;
         self.set_key(unlocked.key);
         Ok(Reply::Unlocked {

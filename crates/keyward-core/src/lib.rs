@@ -24,4 +24,4 @@ pub use catalog::KeystoreKind;
 pub use entry::{
     AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config, SecretValue,
 };
-pub use vault::{SecondFactor, UnlockedKey, Vault, VaultError, VaultPaths};
+pub use vault::{PassKey, SecondFactor, UnlockStart, UnlockedKey, Vault, VaultError, VaultPaths};

@@ -138,6 +138,10 @@ pub enum VaultError {
     /// The header does not match the identity it seals: someone edited the catalog.
     #[error("the vault header was tampered with ({0}): Keyward will not use it. Restore the catalog from a backup you trust and find out what wrote to it")]
     HeaderTampered(String),
+    /// The header changed while the passphrase was being stretched (another unlock spent a
+    /// recovery code, or the catalog was written): nothing was counted against the user.
+    #[error("the vault changed while unlocking: try again")]
+    HeaderChanged,
     /// No recipient was verified yet, so a new secret has no trustworthy key to be encrypted to.
     #[error("the vault's public key has not been checked since the agent started: run `keyward unlock` once, then add the key again (after that, adding works while locked)")]
     RecipientUnverified,
@@ -338,6 +342,44 @@ pub struct Unlocked {
     pub key: UnlockedKey,
     /// Recovery codes left, when one was used.
     pub recovery_codes_left: Option<usize>,
+}
+
+/// What an unlock's passphrase is stretched with, read by [`Vault::unlock_start`]; deriving
+/// needs no vault, so a service can keep answering meanwhile.
+#[derive(Debug)]
+pub struct UnlockStart {
+    header_text: String,
+    salt: Vec<u8>,
+    kdf: KdfParams,
+}
+
+impl UnlockStart {
+    /// Stretches the passphrase with the vault's Argon2id parameters (bounded: see
+    /// [`KdfParams::check_bounds`]); about a second as calibrated, a few at the bound.
+    pub fn derive(&self, passphrase: &SecretString) -> Result<PassKey, VaultError> {
+        Ok(PassKey(kdf::derive(
+            passphrase.expose_secret().as_bytes(),
+            &self.salt,
+            &self.kdf,
+        )?))
+    }
+}
+
+/// A stretched passphrase, for [`Vault::unlock_finish`]; wiped when dropped.
+pub struct PassKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for PassKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PassKey(..)")
+    }
+}
+
+fn factor_name(factor: &SecondFactor) -> &'static str {
+    match factor {
+        SecondFactor::Totp(_) => "totp",
+        SecondFactor::Recovery(_) => "recovery",
+        SecondFactor::Fido2 { .. } => "fido2",
+    }
 }
 
 /// One fix made by [`Vault::reconcile`].
@@ -786,17 +828,31 @@ impl Vault {
 
     /// Unlocks with passphrase and second factor. Every attempt is audited; failures are
     /// counted persistently and delay the next attempt.
+    ///
+    /// The same as [`Vault::unlock_start`], [`UnlockStart::derive`] and
+    /// [`Vault::unlock_finish`] in a row; a service that must keep answering while the
+    /// passphrase is stretched calls the three itself and derives without holding the vault.
     pub fn unlock(
         &mut self,
         passphrase: &SecretString,
         factor: &SecondFactor,
         actor: &Actor,
     ) -> Result<Unlocked, VaultError> {
-        let factor_name = match factor {
-            SecondFactor::Totp(_) => "totp",
-            SecondFactor::Recovery(_) => "recovery",
-            SecondFactor::Fido2 { .. } => "fido2",
-        };
+        let start = self.unlock_start(factor, actor)?;
+        let pass_key = start.derive(passphrase);
+        self.unlock_finish(&start, pass_key, factor, actor)
+    }
+
+    /// The first step of an unlock: refuses (audited) while failed attempts delay the next one,
+    /// and reads what the passphrase must be stretched with. Unlock attempts must not overlap
+    /// (each must see the failures counted before it): a caller that splits the steps runs
+    /// one attempt at a time.
+    pub fn unlock_start(
+        &mut self,
+        factor: &SecondFactor,
+        actor: &Actor,
+    ) -> Result<UnlockStart, VaultError> {
+        let factor_name = factor_name(factor);
         let wait = self.unlock_wait()?;
         if wait > 0 {
             self.audit(&[(
@@ -810,14 +866,32 @@ impl Vault {
             )])?;
             return Err(VaultError::Throttled(wait));
         }
-        let result = self.try_unlock(passphrase, factor);
+        let (row, header) = self.header()?;
+        Ok(UnlockStart {
+            header_text: row.header,
+            salt: unhex(&header.kdf_salt, "kdf salt")?,
+            kdf: header.kdf,
+        })
+    }
+
+    /// The last step of an unlock: opens the slot `factor` answers with the stretched
+    /// passphrase, checks the header, counts a failure or clears the count, and audits the
+    /// outcome.
+    pub fn unlock_finish(
+        &mut self,
+        start: &UnlockStart,
+        pass_key: Result<PassKey, VaultError>,
+        factor: &SecondFactor,
+        actor: &Actor,
+    ) -> Result<Unlocked, VaultError> {
+        let result = pass_key.and_then(|k| self.try_unlock(start, &k, factor));
         let outcome = match &result {
             Ok(_) => "ok",
             Err(VaultError::WrongCredentials { .. }) | Err(VaultError::CodeReused) => "failed",
             Err(VaultError::HeaderTampered(_)) => "tampered",
             Err(_) => "error",
         };
-        let mut detail = serde_json::json!({"factor": factor_name});
+        let mut detail = serde_json::json!({"factor": factor_name(factor)});
         if let Err(VaultError::HeaderTampered(why)) = &result {
             detail["reason"] = why.clone().into();
         }
@@ -868,19 +942,24 @@ impl Vault {
 
     fn try_unlock(
         &mut self,
-        passphrase: &SecretString,
+        start: &UnlockStart,
+        pass_key: &PassKey,
         factor: &SecondFactor,
     ) -> Result<Unlocked, VaultError> {
         let (row, header) = self.header()?;
+        if row.header != start.header_text {
+            // Another unlock (a recovery code spent, a counter moved) or an edit came between:
+            // the stretched passphrase belongs to the header read before.
+            return Err(VaultError::HeaderChanged);
+        }
         let keystore = Keystore::new(row.keystore, &row.vault_id);
         let device = self.device_secret(&keystore)?;
-        let salt = unhex(&header.kdf_salt, "kdf salt")?;
-        let pass_key = kdf::derive(passphrase.expose_secret().as_bytes(), &salt, &header.kdf)?;
-        let mut unlocked = self.open_with(&row, header, &pass_key, &device, factor)?;
+        let pass_key = &pass_key.0;
+        let mut unlocked = self.open_with(&row, header, pass_key, &device, factor)?;
         // Every TOTP slot opens with the passphrase key alone: keep their seeds for fresh codes.
         let (_, header) = self.header()?;
         for slot in header.slots.iter().filter(|s| s.kind == SlotKind::Totp) {
-            if let Ok(Some(p)) = open_slot(&row.vault_id, slot, &pass_key, &device, &[]) {
+            if let Ok(Some(p)) = open_slot(&row.vault_id, slot, pass_key, &device, &[]) {
                 if let Some(seed) = p.totp_secret.as_deref().and_then(|s| unhex(s, "seed").ok()) {
                     unlocked
                         .key
