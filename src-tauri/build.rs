@@ -25,6 +25,7 @@ const COMMANDS: &[&str] = &[
     "rotate_key",
     "reveal_key",
     "copy_key",
+    "confirm_factor",
     "import_aws_preview",
     "import_aws",
     "enroll_security_key",

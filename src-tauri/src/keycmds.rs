@@ -118,6 +118,25 @@ pub async fn reveal_key(state: State<'_, AppState>, name: String) -> Res<Reveale
     })
 }
 
+/// Confirms a current authenticator code for this window: for the next minute it may reveal
+/// and copy stored secrets (the agent checks the code, once, throttled and audited).
+#[tauri::command]
+pub async fn confirm_factor(state: State<'_, AppState>, code: String) -> Res<()> {
+    let token = state.token().unwrap_or_default();
+    match call(
+        &state,
+        Request::ConfirmFactor {
+            token,
+            code: w(code),
+        },
+    )
+    .await?
+    {
+        Reply::Done => Ok(()),
+        _ => Err(unexpected()),
+    }
+}
+
 /// The clipboard, and which copy is the latest (only that one's timer may clear it).
 #[derive(Default)]
 pub struct Clipboard {

@@ -98,6 +98,7 @@ fn main() {
             keycmds::update_key,
             keycmds::rotate_key,
             keycmds::reveal_key,
+            keycmds::confirm_factor,
             keycmds::copy_key,
             keycmds::import_aws_preview,
             keycmds::import_aws,

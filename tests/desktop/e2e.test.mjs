@@ -38,6 +38,15 @@ function totp(secret, step) {
   return String((h.readUInt32BE(o) & 0x7fffffff) % 1e6).padStart(6, '0');
 }
 const stepNow = () => Math.floor(Date.now() / 30000);
+// The latest TOTP step the vault accepted: each code is taken once, so the next must be later.
+let lastStep = 0;
+/** A code the vault has not seen: this step's, or the next one's (waiting for it if needed). */
+async function freshCode() {
+  while (lastStep + 1 > stepNow() + 1) await new Promise((r) => setTimeout(r, 1000));
+  lastStep = Math.max(stepNow(), lastStep + 1);
+  return totp(secret, lastStep);
+}
+let unlockedAt = 0;
 
 /** Runs the keyward CLI as its own process (no terminal), like a tool's credential_process. */
 function keyward(args, { via } = {}) {
@@ -152,7 +161,8 @@ test('first run: passphrase, authenticator app, recovery codes', async () => {
   secret = (await (await $t('totp-secret')).getText()).trim();
   assert.match(secret, /^[A-Z2-7]{16,}$/);
   await shot('02-enrol-totp');
-  await type('totp-code', totp(secret, stepNow()));
+  lastStep = stepNow();
+  await type('totp-code', totp(secret, lastStep));
   await click('create-vault');
   const codes = await $t('recovery-codes');
   await codes.waitForDisplayed({ timeout: 30000 });
@@ -177,8 +187,9 @@ test('unlock with passphrase and the next code', async () => {
   await (await $t('unlock-screen')).waitForDisplayed({ timeout: 15000 });
   await shot('04-unlock');
   await type('passphrase', PASS);
-  await type('code', totp(secret, stepNow() + 1)); // the enrolment code may not be used twice
+  await type('code', await freshCode()); // the enrolment code may not be used twice
   await click('unlock-submit');
+  unlockedAt = Date.now();
   await (await $t('nav-keys')).waitForDisplayed({ timeout: 20000 });
   await (await $t('keys-empty')).waitForDisplayed();
   await shot('05-keys-empty');
@@ -243,20 +254,36 @@ test('key detail: edit, reveal, copy with clipboard clear, replace the secret, h
   assert.deepEqual(shown.tags, ['ci', 'prod']);
   assert.equal(shown.rotation_interval_days, 90);
 
-  // The secret reaches the page only on Reveal.
+  // The secret reaches the page only on Reveal, and a minute after the unlock only with a
+  // current code: a window left open (or driven by another program) cannot show it.
   assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key));
+  while (Date.now() < unlockedAt + 61000) await new Promise((r) => setTimeout(r, 1000));
   await click('reveal');
+  await (await $t('factor-dialog')).waitForDisplayed({ timeout: 10000 });
+  assert.match(await (await $t('factor-dialog')).getText(), /To reveal the stored secret, enter the current code/);
+  const step = stepNow();
+  const valid = [step - 1, step, step + 1].map((s) => totp(secret, s));
+  await type('factor-code', ['000000', '111111'].find((c) => !valid.includes(c)));
+  await click('factor-confirm');
+  await browser.waitUntil(async () => /does not match your authenticator app/.test(await (await $t('factor-error')).getText()), { timeout: 10000, timeoutMsg: 'a wrong code is refused' });
+  assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key), 'nothing shown for a wrong code');
+  await (await $t('factor-code')).setValue(await freshCode());
+  await (await $t('factor-confirm')).waitForEnabled({ timeout: 10000 });
+  await shot('11b-reveal-asks-for-a-code');
+  await click('factor-confirm');
   await (await $t('revealed')).waitForDisplayed({ timeout: 10000 });
   assert.equal((await (await $t('revealed')).getText()).trim(), MOTO.secret_access_key);
   await click('reveal'); // Hide
   assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key));
 
-  // Copy happens in Rust; the clipboard holds the secret, then is cleared after 30 s.
+  // Copy happens in Rust (within the minute after the code: no question); the clipboard
+  // holds the secret, then is cleared after 30 s.
   await click('copy');
   await browser.waitUntil(async () => /cleared in 30 s/.test(await (await $t('detail-notice')).getText()), { timeout: 10000 });
   const clip = () => { try { return execFileSync('xclip', ['-o', '-selection', 'clipboard'], { timeout: 5000 }).toString(); } catch { return ''; } };
   assert.equal(clip(), MOTO.secret_access_key, 'the clipboard holds the secret');
   assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key), 'not via the page');
+  assert.equal((await browser.$$('[data-testid="factor-dialog"]')).length, 0, 'Copy right after the code asks nothing');
 
   // Replace the secret (the same pair here: moto has one key for this user).
   await click('rotate');

@@ -24,6 +24,10 @@ use crate::protocol::WireSecret;
 /// A window that has not polled for this long is taken to be closed (it polls every 400 ms).
 const WINDOW_GONE_AFTER: Duration = Duration::from_secs(3);
 
+/// How long a factor given in a window lets it reveal or copy stored secrets: a window left
+/// open and unlocked (or driven by another program) must ask for the factor again.
+pub const FRESH_FACTOR: Duration = Duration::from_secs(60);
+
 /// Set by the agent on a window it starts: `stdin` (read the window token, one line, from
 /// standard input) or `none` (the vault was locked: no token). A window without it was started
 /// by hand and asks the running agent to open the window instead (one window at a time).
@@ -35,8 +39,9 @@ pub struct Desktop {
     app: Option<PathBuf>,
     last_poll: Mutex<Option<Instant>>,
     focus: AtomicBool,
-    /// SHA-256 of each live token (the tokens themselves are not kept).
-    tokens: Mutex<Vec<[u8; 32]>>,
+    /// Each live token (by its SHA-256; the tokens themselves are not kept) and until when a
+    /// factor given in its window counts as fresh.
+    tokens: Mutex<Vec<WindowToken>>,
     open: tokio::sync::Notify,
 }
 
@@ -67,28 +72,59 @@ impl Desktop {
     }
 
     /// A new window token (32 random bytes, hex), valid until [`Desktop::clear_tokens`].
-    pub fn issue_token(&self) -> WireSecret {
+    /// `fresh`: the passphrase and a factor were just given in that window (it unlocked), so
+    /// it may reveal for [`FRESH_FACTOR`] without asking again.
+    pub fn issue_token(&self, fresh: bool) -> WireSecret {
         let mut raw = zeroize::Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(raw.as_mut());
         let token = WireSecret::new(data_encoding::HEXLOWER.encode(raw.as_ref()));
         if let Ok(mut t) = self.tokens.lock() {
-            t.push(digest(&token));
+            t.push(WindowToken {
+                digest: digest(&token),
+                fresh_until: fresh.then(|| Instant::now() + FRESH_FACTOR),
+            });
         }
         token
     }
 
-    /// Whether `token` is a live window token (compared in constant time).
+    /// Runs `f` on the live token equal to `token` (compared in constant time), if any.
+    fn with_token<T>(
+        &self,
+        token: Option<&WireSecret>,
+        f: impl FnOnce(&mut WindowToken) -> T,
+    ) -> Option<T> {
+        let want = digest(token?);
+        let mut tokens = self.tokens.lock().ok()?;
+        let mut found = None;
+        for (i, t) in tokens.iter().enumerate() {
+            if bool::from(t.digest.ct_eq(&want)) {
+                found = Some(i);
+            }
+        }
+        found.map(|i| f(&mut tokens[i]))
+    }
+
+    /// Whether `token` is a live window token.
     pub fn token_valid(&self, token: Option<&WireSecret>) -> bool {
-        let Some(token) = token else {
-            return false;
-        };
-        let want = digest(token);
-        self.tokens
-            .lock()
-            .map(|t| {
-                t.iter()
-                    .fold(false, |found, d| found | bool::from(d.ct_eq(&want)))
-            })
+        self.with_token(token, |_| ()).is_some()
+    }
+
+    /// Records that a factor was just checked for the window holding `token`; false if the
+    /// token is not live.
+    pub fn mark_fresh(&self, token: &WireSecret) -> bool {
+        self.with_token(Some(token), |t| {
+            t.fresh_until = Some(Instant::now() + FRESH_FACTOR)
+        })
+        .is_some()
+    }
+
+    /// Whether the window holding `token` gave a factor within the last [`FRESH_FACTOR`].
+    pub fn is_fresh(&self, token: &WireSecret) -> bool {
+        self.fresh_at(token, Instant::now())
+    }
+
+    fn fresh_at(&self, token: &WireSecret, at: Instant) -> bool {
+        self.with_token(Some(token), |t| t.fresh_until.is_some_and(|u| at < u))
             .unwrap_or(false)
     }
 
@@ -96,7 +132,7 @@ impl Desktop {
     pub fn revoke_token(&self, token: &WireSecret) {
         let gone = digest(token);
         if let Ok(mut t) = self.tokens.lock() {
-            t.retain(|d| !bool::from(d.ct_eq(&gone)));
+            t.retain(|d| !bool::from(d.digest.ct_eq(&gone)));
         }
     }
 
@@ -147,6 +183,12 @@ impl Desktop {
     }
 }
 
+/// A live window token.
+struct WindowToken {
+    digest: [u8; 32],
+    fresh_until: Option<Instant>,
+}
+
 fn digest(token: &WireSecret) -> [u8; 32] {
     Sha256::digest(token.expose().as_bytes()).into()
 }
@@ -159,8 +201,8 @@ mod tests {
     fn tokens_are_checked_revoked_and_cleared() {
         let d = Desktop::new(None);
         assert!(!d.token_valid(None));
-        let a = d.issue_token();
-        let b = d.issue_token();
+        let a = d.issue_token(false);
+        let b = d.issue_token(false);
         assert_eq!(a.expose().len(), 64);
         assert_ne!(a, b, "every token is fresh");
         assert!(d.token_valid(Some(&a)) && d.token_valid(Some(&b)));
@@ -169,5 +211,40 @@ mod tests {
         assert!(!d.token_valid(Some(&a)) && d.token_valid(Some(&b)));
         d.clear_tokens();
         assert!(!d.token_valid(Some(&b)));
+    }
+
+    #[test]
+    fn a_factor_counts_as_fresh_for_a_minute_in_its_own_window_only() {
+        let d = Desktop::new(None);
+        let started = d.issue_token(false);
+        let unlocked = d.issue_token(true);
+        assert!(
+            !d.is_fresh(&started),
+            "a window the agent opened gave no factor"
+        );
+        assert!(
+            d.is_fresh(&unlocked),
+            "the window the vault was just unlocked in"
+        );
+        let later = Instant::now() + FRESH_FACTOR + Duration::from_secs(1);
+        assert!(
+            !d.fresh_at(&unlocked, later),
+            "a minute later it must ask again"
+        );
+
+        assert!(d.mark_fresh(&started));
+        assert!(d.is_fresh(&started) && !d.fresh_at(&started, later));
+        let other = WireSecret::new("0".repeat(64));
+        assert!(
+            !d.mark_fresh(&other) && !d.is_fresh(&other),
+            "no such window"
+        );
+        d.revoke_token(&started);
+        assert!(
+            !d.is_fresh(&started),
+            "a closed window's factor ends with it"
+        );
+        d.clear_tokens();
+        assert!(!d.is_fresh(&unlocked), "locking ends it");
     }
 }

@@ -425,6 +425,14 @@ pub enum Request {
         /// The window token.
         token: WireSecret,
     },
+    /// The user gave a second-factor code in the app's window, to reveal or copy: if it is
+    /// current (and unused), that window may reveal for a minute.
+    ConfirmFactor {
+        /// The window token.
+        token: WireSecret,
+        /// A current authenticator code.
+        code: WireSecret,
+    },
     /// The app's window: "I am open" (polled), or "I closed" (only from the app).
     Window {
         /// The window is closing (its token, if any, ends with it).
@@ -501,6 +509,7 @@ impl Request {
             Request::AuditTail { .. } => "audit.tail",
             Request::Shutdown {} => "shutdown",
             Request::Reveal { .. } => "reveal",
+            Request::ConfirmFactor { .. } => "factor.confirm",
             Request::Window { .. } => "window",
             Request::OpenWindow {} => "window.open",
         }
@@ -565,6 +574,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The catalog was edited outside Keyward (header or a key's settings): refused.
     Tampered,
+    /// A fresh second factor is needed first (`confirm_factor`), e.g. to reveal a secret.
+    FactorNeeded,
     /// Anything else.
     Internal,
 }

@@ -758,10 +758,35 @@ impl Agent {
                         "this window was not unlocked: lock Keyward and unlock it in this window (or open Keyward from its tray icon) to reveal or copy a key",
                     ));
                 }
+                // The window's token proves which window asks, not that the user is at it.
+                if !self.desktop.is_fresh(&token) {
+                    return Err(err(
+                        ErrorCode::FactorNeeded,
+                        "enter a current code from your authenticator app to reveal or copy a stored key",
+                    ));
+                }
                 let secret = self.reveal_secret(name, actor).await?;
                 Ok(Reply::Revealed {
                     secret: WireSecret::new(secret.expose_secret().to_owned()),
                 })
+            }
+            Request::ConfirmFactor { token, code } => {
+                if !self.is_trusted_window(&actor, Some(&token)) {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        "only a Keyward window the vault was unlocked in (or that Keyward opened) can confirm a code",
+                    ));
+                }
+                self.blocking(move |a| {
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
+                    a.with_vault(|v| v.check_code(&key, code.expose(), "reveal", &actor))
+                        .map_err(vault_err)?;
+                    a.desktop.mark_fresh(&token);
+                    Ok(Reply::Done)
+                })
+                .await
             }
             Request::Window { closed, token } => {
                 if !self.desktop.is_app(&actor) {
@@ -1185,7 +1210,7 @@ impl Agent {
     /// A window token for the app's window the vault was just unlocked through; none for any
     /// other program, or when the window did not ask.
     fn window_token(&self, asked: bool, actor: &Actor) -> Option<WireSecret> {
-        (asked && self.desktop.is_app(actor)).then(|| self.desktop.issue_token())
+        (asked && self.desktop.is_app(actor)).then(|| self.desktop.issue_token(true))
     }
 
     /// Whether the request comes from the app's window and carries a live window token.

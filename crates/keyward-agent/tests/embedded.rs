@@ -60,15 +60,16 @@ fn window() -> Actor {
 }
 
 async fn unlocked_agent(dir: &std::path::Path) -> (Arc<Agent>, Actor) {
-    let (agent, me, _) = unlocked_agent_for(dir, None).await;
+    let (agent, me, _, _) = unlocked_agent_for(dir, None).await;
     (agent, me)
 }
 
-/// An unlocked agent serving the desktop app at `app` (if any), and the vault's recovery codes.
+/// An unlocked agent serving the desktop app at `app` (if any), the vault's recovery codes
+/// (one was spent to unlock, so every later TOTP step is still unused) and its TOTP factor.
 async fn unlocked_agent_for(
     dir: &std::path::Path,
     app: Option<&str>,
-) -> (Arc<Agent>, Actor, Vec<WireSecret>) {
+) -> (Arc<Agent>, Actor, Vec<WireSecret>, TotpSetup) {
     let vault = Vault::open(VaultPaths {
         data_dir: dir.to_path_buf(),
     })
@@ -96,7 +97,10 @@ async fn unlocked_agent_for(
             me.clone(),
         )
         .await;
-    let Ok(Reply::Initialized { recovery_codes, .. }) = init else {
+    let Ok(Reply::Initialized {
+        mut recovery_codes, ..
+    }) = init
+    else {
         panic!("init: {init:?}");
     };
     assert!(
@@ -107,8 +111,8 @@ async fn unlocked_agent_for(
         .handle(
             Request::Unlock {
                 passphrase: w(PASS),
-                factor: FactorInput::Totp {
-                    code: w(&totp.code_at(t + 30)),
+                factor: FactorInput::Recovery {
+                    code: recovery_codes.pop().expect("a recovery code"),
                 },
                 window: false,
             },
@@ -116,7 +120,7 @@ async fn unlocked_agent_for(
         )
         .await;
     assert!(matches!(unlock, Ok(Reply::Unlocked { .. })), "{unlock:?}");
-    (agent, me, recovery_codes)
+    (agent, me, recovery_codes, totp)
 }
 
 /// The newest audit records include the reveal of "gh".
@@ -269,6 +273,23 @@ async fn reveal(agent: &Arc<Agent>, who: Actor, token: &str) -> Result<Reply, Er
         .map_err(|e| e.code)
 }
 
+async fn confirm(agent: &Arc<Agent>, who: Actor, token: &str, code: &str) -> Result<(), ErrorCode> {
+    match agent
+        .handle(
+            Request::ConfirmFactor {
+                token: w(token),
+                code: w(code),
+            },
+            who,
+        )
+        .await
+    {
+        Ok(Reply::Done) => Ok(()),
+        Ok(other) => panic!("confirm: {other:?}"),
+        Err(e) => Err(e.code),
+    }
+}
+
 async fn unlock_through(agent: &Arc<Agent>, who: Actor, recovery: &WireSecret) -> Option<String> {
     let r = agent
         .handle(
@@ -291,7 +312,7 @@ async fn unlock_through(agent: &Arc<Agent>, who: Actor, recovery: &WireSecret) -
 #[tokio::test]
 async fn only_a_window_holding_a_token_reveals_keys_or_answers_approvals() {
     let dir = tempfile::tempdir().expect("dir");
-    let (agent, me, mut recovery) = unlocked_agent_for(dir.path(), Some(APP)).await;
+    let (agent, me, mut recovery, totp) = unlocked_agent_for(dir.path(), Some(APP)).await;
     add_canary(&agent, &me).await;
 
     // The vault was unlocked elsewhere (the CLI): the app's executable alone reveals nothing,
@@ -355,9 +376,17 @@ async fn only_a_window_holding_a_token_reveals_keys_or_answers_approvals() {
     );
 
     // A window the agent starts gets a token of its own (the tray hands it over on a pipe);
-    // when that window closes, its token ends.
+    // it reveals once a factor is confirmed in it; when that window closes, its token ends.
     let _ = unlock_through(&agent, aws_cli(), &recovery.pop().expect("code")).await;
-    let started = agent.desktop.issue_token();
+    let started = agent.desktop.issue_token(false);
+    // (init spent this step's code: the next step's is the fresh one)
+    let _ = confirm(
+        &agent,
+        window(),
+        started.expose(),
+        &totp.code_at(now() + 30),
+    )
+    .await;
     assert!(reveal(&agent, window(), started.expose()).await.is_ok());
     let closed = agent
         .handle(
@@ -391,4 +420,73 @@ async fn a_headless_agent_opens_no_window_and_trusts_no_app() {
         )
         .await;
     assert_eq!(code(&poll), Some(ErrorCode::Forbidden), "{poll:?}");
+}
+
+#[tokio::test]
+async fn a_window_reveals_only_within_a_minute_of_a_factor_given_in_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (agent, me, _, totp) = unlocked_agent_for(dir.path(), Some(APP)).await;
+    add_canary(&agent, &me).await;
+    // The window the tray opens on an unlocked vault: trusted, but nobody typed anything in it.
+    let token = agent.desktop.issue_token(false);
+    let token = token.expose();
+    assert_eq!(
+        reveal(&agent, window(), token).await.err(),
+        Some(ErrorCode::FactorNeeded),
+        "a window token alone reveals nothing"
+    );
+
+    // A wrong code is refused (and counted); another program cannot confirm for the window.
+    // Init spent this step's code: the next step's is the current unused one.
+    let code = totp.code_at(now() + 30);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(
+        confirm(&agent, window(), token, wrong).await.err(),
+        Some(ErrorCode::WrongCredentials)
+    );
+    assert_eq!(
+        confirm(&agent, aws_cli(), token, &code).await.err(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        confirm(&agent, window(), &"0".repeat(64), &code)
+            .await
+            .err(),
+        Some(ErrorCode::Forbidden),
+        "no such window"
+    );
+    assert_eq!(
+        reveal(&agent, window(), token).await.err(),
+        Some(ErrorCode::FactorNeeded)
+    );
+
+    // A current code: this window reveals (and copies) for the next minute.
+    assert_eq!(confirm(&agent, window(), token, &code).await, Ok(()));
+    match reveal(&agent, window(), token).await {
+        Ok(Reply::Revealed { secret }) => assert_eq!(secret.expose(), "ghp_canary_value_42"),
+        other => panic!("reveal: {other:?}"),
+    }
+    assert!(
+        reveal(&agent, window(), token).await.is_ok(),
+        "Copy after Reveal asks nothing more"
+    );
+    // The code is spent: it does not confirm a second time.
+    assert_eq!(
+        confirm(&agent, window(), token, &code).await.err(),
+        Some(ErrorCode::WrongCredentials)
+    );
+
+    // Each check is audited, the wrong one as failed.
+    let Ok(Reply::Audit { rows }) = agent
+        .handle(Request::AuditTail { limit: 30 }, me.clone())
+        .await
+    else {
+        panic!("audit tail");
+    };
+    let checks: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.action == "factor.check")
+        .map(|r| r.outcome.as_str())
+        .collect();
+    assert_eq!(checks, ["failed", "ok", "failed"], "{rows:?}");
 }

@@ -98,12 +98,12 @@ impl Window {
             }
             *last = Some(Instant::now());
         }
-        // A window the agent opens while the vault is unlocked may reveal keys without another
-        // unlock: it gets a window token, on a pipe only it holds.
+        // A window the agent opens while the vault is unlocked gets a window token, on a pipe
+        // only it holds; it still asks for a fresh code before it reveals or copies a key.
         let token = self
             .agent
             .is_unlocked()
-            .then(|| self.agent.desktop.issue_token());
+            .then(|| self.agent.desktop.issue_token(false));
         if let Err(e) = launch(app, token.as_ref(), Arc::clone(&self.launched)) {
             tracing::error!("cannot open the Keyward window: {e:#}");
             if let Some(t) = &token {

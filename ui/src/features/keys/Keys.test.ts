@@ -146,6 +146,47 @@ describe('key detail', () => {
     expect(await screen.findByTestId('key-count')).toHaveTextContent('1 of 1');
   });
 
+  it('asks for a current code before Reveal or Copy once the minute since a factor is over', async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    await b.addStatic('gh', { tags: [] }, 'ghp_x');
+    b.freshUntil = 0; // the unlock was more than a minute ago
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open gh' }));
+
+    // Reveal asks first, and shows nothing until a right code.
+    await user.click(await screen.findByTestId('reveal'));
+    const dialog = await screen.findByRole('dialog', { name: 'Confirm it is you' });
+    expect(dialog).toHaveTextContent('To reveal the stored secret, enter the current code');
+    expect(screen.getByTestId('factor-code')).toHaveFocus();
+    expect(screen.getByTestId('factor-confirm')).toBeDisabled();
+    await user.type(screen.getByTestId('factor-code'), '000000');
+    await user.click(screen.getByTestId('factor-confirm'));
+    expect(await screen.findByTestId('factor-error')).toHaveTextContent('does not match your authenticator app');
+    expect(screen.queryByTestId('revealed')).toBeNull();
+    await user.type(screen.getByTestId('factor-code'), b.validCode);
+    await user.click(screen.getByTestId('factor-confirm'));
+    expect(await screen.findByTestId('revealed')).toHaveTextContent('secret-value');
+    expect(screen.queryByRole('dialog')).toBeNull();
+
+    // Within the minute Copy asks nothing more.
+    await user.click(screen.getByTestId('copy'));
+    expect(await screen.findByTestId('detail-notice')).toHaveTextContent(/cleared in 30 s/);
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(b.copied).toEqual(['gh']);
+
+    // A minute later it asks again; Escape (or Cancel) leaves the secret where it is.
+    b.freshUntil = 0;
+    await user.click(screen.getByTestId('copy'));
+    expect(await screen.findByRole('dialog')).toHaveTextContent('To copy the stored secret');
+    await user.keyboard('{Escape}');
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(screen.getByTestId('key-detail')).toBeInTheDocument();
+    expect(b.copied).toEqual(['gh']);
+    const checks = b.audit.filter((r) => r.action === 'factor.check').map((r) => r.outcome);
+    expect(checks).toEqual(['failed', 'ok']);
+  });
+
   it('hides a revealed secret by itself after the time the app gives', async () => {
     vi.useFakeTimers({ shouldAdvanceTime: true });
     try {

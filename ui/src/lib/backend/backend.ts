@@ -31,6 +31,11 @@ export interface Backend {
   revealKey(name: string): Promise<Revealed>;
   /** Copies the secret in Rust (never through the web view); returns seconds until cleared. */
   copyKey(name: string): Promise<number>;
+  /**
+   * Checks a current authenticator code for this window: Reveal and Copy need one given
+   * within the last minute (unlocking in this window counts), else they fail `factor_needed`.
+   */
+  confirmFactor(code: string): Promise<void>;
   importAwsPreview(): Promise<ImportPreview>;
   importAws(names: string[], removePlaintext: boolean): Promise<ImportResult>;
   /** Registers a security key; the user touches it. */

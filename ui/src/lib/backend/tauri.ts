@@ -42,6 +42,7 @@ export class TauriBackend implements Backend {
   rotateKey: Backend['rotateKey'] = (name, secret) => call('rotate_key', { name, secret });
   revealKey: Backend['revealKey'] = (name) => call('reveal_key', { name });
   copyKey: Backend['copyKey'] = (name) => call('copy_key', { name });
+  confirmFactor: Backend['confirmFactor'] = (code) => call('confirm_factor', { code });
   importAwsPreview: Backend['importAwsPreview'] = () => call('import_aws_preview');
   importAws: Backend['importAws'] = (names, removePlaintext) => call('import_aws', { names, removePlaintext });
   enrollSecurityKey: Backend['enrollSecurityKey'] = (passphrase, label, pin) =>

@@ -59,6 +59,8 @@ export class TestBackend implements Backend {
   grantList: Grant[] = [];
   pending: ApprovalInfo[] = [];
   decisions: { id: string; decision: Decision }[] = [];
+  /** Until when (ms) a factor given in this window lets it reveal and copy, as the agent keeps it. */
+  freshUntil = 0;
   private stateCbs: ((s: { locked: boolean }) => void)[] = [];
   private approvalCbs: ((a: ApprovalInfo) => void)[] = [];
   private seq = 0;
@@ -109,6 +111,7 @@ export class TestBackend implements Backend {
     this.passphrase = passphrase;
     this.record('init', null);
     // Like the app: both factors were just given, so the new vault is open.
+    this.freshUntil = Date.now() + 60_000;
     this.setLocked(false);
     return { recovery_codes: Array.from({ length: 8 }, (_, i) => `KW${i}AB-CDEF-GHJK-MNPQ-RSTU-VWXY-Z234-5670`) };
   }
@@ -126,12 +129,14 @@ export class TestBackend implements Backend {
     }
     this.failures = 0;
     this.record('unlock', null);
+    this.freshUntil = Date.now() + 60_000;
     this.setLocked(false);
     return { recovery_codes_left: factor.kind === 'recovery' ? 7 : null, auto_lock_secs: 900 };
   }
 
   async lock() {
     this.grantList = [];
+    this.freshUntil = 0;
     this.record('lock', null);
     this.setLocked(true);
   }
@@ -234,8 +239,25 @@ export class TestBackend implements Backend {
     return { ...k };
   }
 
+  private needFresh() {
+    if (Date.now() >= this.freshUntil) {
+      throw new BackendError('factor_needed', 'enter a current code from your authenticator app to reveal or copy a stored key');
+    }
+  }
+
+  async confirmFactor(code: string) {
+    this.needUnlocked();
+    if (code !== this.validCode) {
+      this.record('factor.check', null, 'failed');
+      throw new BackendError('wrong_credentials', 'that code does not match your authenticator app (1 failed attempt(s) in a row)');
+    }
+    this.record('factor.check', null);
+    this.freshUntil = Date.now() + 60_000;
+  }
+
   async revealKey(name: string) {
     this.needUnlocked();
+    this.needFresh();
     this.find(name);
     this.record('reveal', name);
     return { value: this.secrets[name] ?? 'secret-value', hide_after_secs: 30 };
@@ -243,6 +265,7 @@ export class TestBackend implements Backend {
 
   async copyKey(name: string) {
     this.needUnlocked();
+    this.needFresh();
     this.find(name);
     this.copied.push(name);
     this.record('reveal', name);

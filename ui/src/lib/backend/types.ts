@@ -3,7 +3,7 @@
 export type ErrorCode =
   | 'bad_request' | 'version' | 'no_vault' | 'locked' | 'wrong_credentials' | 'throttled'
   | 'not_found' | 'invalid' | 'keystore' | 'mfa_required' | 'upstream' | 'audit' | 'denied'
-  | 'forbidden' | 'internal';
+  | 'forbidden' | 'tampered' | 'factor_needed' | 'internal';
 
 export class BackendError extends Error {
   constructor(public code: ErrorCode, message: string) {
