@@ -333,3 +333,71 @@ fn a_standing_grant_from_the_cli_needs_a_current_code() {
     home.grant_tests("dev");
     assert_eq!(grants(&home).len(), 1);
 }
+
+#[test]
+fn a_connection_handed_to_a_child_before_exec_speaks_for_the_child() {
+    use std::process::Command;
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    // This test binary may have the profile's credentials; the program below may not.
+    home.grant_tests("dev");
+    // The review's attack: connect, fork, and `exec` keyward in the parent (which now passes as
+    // the messenger, speaking for this granted test binary), while the child asks for
+    // credentials on the connection the parent opened.
+    let code = r#"
+import json, os, socket, sys, time
+sock, kw = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX); s.connect(sock)
+r, w = os.pipe()
+parent = os.getpid()
+if os.fork() == 0:
+    os.close(r)
+    deadline = time.time() + 20
+    while os.readlink(f"/proc/{parent}/exe") != kw and time.time() < deadline:
+        time.sleep(0.02)
+    s.sendall(b'{"v":1,"req":{"op":"cred_aws","profile":"dev"}}\n')
+    print(s.makefile().readline(), flush=True)
+    os.close(w)
+    os._exit(0)
+os.close(w)
+os.dup2(r, 0)
+os.execv(kw, [kw, "--input-fd", "0", "add", "static", "probe"])
+"#;
+    let kw = std::fs::canonicalize(crate::support::BIN).expect("keyward");
+    let mut cmd = Command::new(crate::support::python());
+    cmd.args([
+        "-c",
+        code,
+        home.socket().to_str().expect("utf-8"),
+        kw.to_str().expect("utf-8"),
+    ]);
+    home.env(&mut cmd);
+    let out = cmd.output().expect("run the attack");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reply: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "a reply from the agent: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(
+        reply["ok"].is_null(),
+        "the child got an answer meant for keyward: {reply}"
+    );
+    assert_eq!(reply["err"]["code"], "forbidden", "{reply}");
+    let message = reply["err"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not by the process that opened the connection"),
+        "{message}"
+    );
+    // Nothing was issued, and the keyward the parent became stored nothing either.
+    let issued = home.kw(&["audit", "tail", "-n", "50", "--json"]).ok();
+    assert!(!issued.stdout.contains("\"issue\""), "{}", issued.stdout);
+    assert!(!home.kw(&["list"]).ok().stdout.contains("probe"));
+}

@@ -1,6 +1,11 @@
 //! The Unix-socket endpoint: a private 0700 directory, a 0600 socket, `SO_PEERCRED` uid check,
 //! one agent per user (an exclusive lock file), and limits so a malformed or slow client cannot
 //! hold the agent: request size, per-request time, concurrent connections.
+//!
+//! The peer is identified once, when it connects; every message then carries the pid of the
+//! process that sent it (`SO_PASSCRED`), and a request sent by any other process is refused. A
+//! connection handed to a child before its parent `exec`s `keyward` therefore speaks for the
+//! child, not for Keyward.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -10,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
@@ -216,6 +221,10 @@ pub fn bind(socket: &Path) -> Result<UnixListener, EndpointError> {
     }
     let listener = UnixListener::bind(socket).map_err(io_err)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    // Set on the listener, so messages sent even before a connection is accepted carry their
+    // sender.
+    rustix::net::sockopt::set_socket_passcred(&listener, true)
+        .map_err(|e| io_err(io::Error::from(e)))?;
     Ok(listener)
 }
 
@@ -314,7 +323,8 @@ async fn serve_connection(
 ) {
     let actor = crate::peer::actor_for(cred.uid(), cred.pid());
     let (read, mut write) = stream.into_split();
-    let mut reader = LineReader::new(read);
+    let mut reader = LineReader::new(Socket(read));
+    let mut senders = Vec::new();
     // Sized once, so a request (which may carry a passphrase) is never copied by a regrowth
     // into memory that is freed unwiped.
     let mut line = zeroize::Zeroizing::new(Vec::with_capacity(MAX_REQUEST_BYTES + 1));
@@ -322,7 +332,7 @@ async fn serve_connection(
         line.clear();
         let read = tokio::select! {
             // One byte more than allowed tells an oversized request from a maximal one.
-            r = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line, MAX_REQUEST_BYTES + 1)) => r,
+            r = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line, MAX_REQUEST_BYTES + 1, &mut senders)) => r,
             // Evicted to make room for another client: it was idle.
             () = close.notified() => return,
         };
@@ -351,6 +361,19 @@ async fn serve_connection(
                 "request not terminated by a newline"
             };
             let _ = write_frame(&mut write, &frame_err(ErrorCode::BadRequest, msg)).await;
+            return;
+        }
+        if let Some(other) = senders.iter().find(|p| Some(**p) != cred.pid()) {
+            zeroize::Zeroize::zeroize(&mut *line);
+            warn!(
+                sender = other,
+                peer = cred.pid(),
+                "refused a request sent by another process than the connection's"
+            );
+            let msg = format!(
+                "this request was sent by process {other}, not by the process that opened the connection: each program must connect for itself"
+            );
+            let _ = write_frame(&mut write, &frame_err(ErrorCode::Forbidden, &msg)).await;
             return;
         }
         let parsed = serde_json::from_slice::<RequestFrame>(&line);
@@ -401,17 +424,67 @@ async fn serve_connection(
     }
 }
 
+/// Where request bytes come from, and which process sent them (`None`: not known).
+trait Source {
+    async fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<i32>)>;
+}
+
+/// The socket, read with `recvmsg` for each message's sender.
+struct Socket(tokio::net::unix::OwnedReadHalf);
+
+impl Source for Socket {
+    async fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<i32>)> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        let stream: &UnixStream = self.0.as_ref();
+        loop {
+            stream.readable().await?;
+            let got = stream.try_io(tokio::io::Interest::READABLE, || {
+                let mut space =
+                    [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+                let mut control = RecvAncillaryBuffer::new(&mut space);
+                let r = rustix::net::recvmsg(
+                    stream,
+                    &mut [io::IoSliceMut::new(buf)],
+                    &mut control,
+                    RecvFlags::CMSG_CLOEXEC,
+                )?;
+                // Anything else (descriptors someone sent along) is dropped, and so closed.
+                let sender = control.drain().find_map(|m| match m {
+                    RecvAncillaryMessage::ScmCredentials(c) => Some(c.pid.as_raw_nonzero().get()),
+                    _ => None,
+                });
+                Ok((r.bytes, sender))
+            });
+            match got {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Bytes without a sender (the unit tests' input).
+#[cfg(test)]
+impl Source for &[u8] {
+    async fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<i32>)> {
+        Ok((tokio::io::AsyncReadExt::read(self, buf).await?, None))
+    }
+}
+
 /// Reads request lines like a `BufReader`, but every byte it holds is wiped when consumed or
-/// dropped: a request line may carry a passphrase or a secret being stored.
+/// dropped (a request line may carry a passphrase or a secret being stored), and it knows which
+/// processes sent the bytes of each line.
 struct LineReader<R> {
     inner: R,
     pending: zeroize::Zeroizing<Vec<u8>>,
+    /// The pending bytes in order, as (length, sender) runs.
+    runs: std::collections::VecDeque<(usize, Option<i32>)>,
 }
 
 /// How much one read of the socket takes.
 const READ_CHUNK: usize = 4096;
 
-impl<R: tokio::io::AsyncRead + Unpin> LineReader<R> {
+impl<R: Source> LineReader<R> {
     fn new(inner: R) -> Self {
         LineReader {
             inner,
@@ -419,12 +492,20 @@ impl<R: tokio::io::AsyncRead + Unpin> LineReader<R> {
             pending: zeroize::Zeroizing::new(Vec::with_capacity(
                 MAX_REQUEST_BYTES + 1 + READ_CHUNK,
             )),
+            runs: std::collections::VecDeque::new(),
         }
     }
 
-    /// Appends the next line (through its `\n`) to `line`, at most `max` bytes; returns how many
-    /// bytes it appended, 0 at the end of the stream.
-    async fn read_line(&mut self, line: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    /// Appends the next line (through its `\n`) to `line`, at most `max` bytes, and sets
+    /// `senders` to the processes known to have sent its bytes; returns how many bytes it
+    /// appended, 0 at the end of the stream.
+    async fn read_line(
+        &mut self,
+        line: &mut Vec<u8>,
+        max: usize,
+        senders: &mut Vec<i32>,
+    ) -> io::Result<usize> {
+        senders.clear();
         loop {
             let end = match self.pending.iter().position(|b| *b == b'\n') {
                 Some(pos) => Some((pos + 1).min(max)),
@@ -433,28 +514,47 @@ impl<R: tokio::io::AsyncRead + Unpin> LineReader<R> {
             };
             if let Some(take) = end {
                 line.extend_from_slice(&self.pending[..take]);
-                self.consume(take);
+                self.consume(take, senders);
                 return Ok(take);
             }
             let mut chunk = zeroize::Zeroizing::new([0u8; READ_CHUNK]);
-            let n = self.inner.read(&mut chunk[..]).await?;
+            let (n, sender) = self.inner.recv(&mut chunk[..]).await?;
             if n == 0 {
                 let n = self.pending.len();
                 line.extend_from_slice(&self.pending);
-                self.consume(n);
+                self.consume(n, senders);
                 return Ok(n);
             }
             self.pending.extend_from_slice(&chunk[..n]);
+            self.runs.push_back((n, sender));
         }
     }
 
-    /// Drops the first `n` pending bytes, leaving no copy of them behind.
-    fn consume(&mut self, n: usize) {
+    /// Drops the first `n` pending bytes, leaving no copy of them behind, and adds their
+    /// senders to `senders`.
+    fn consume(&mut self, n: usize, senders: &mut Vec<i32>) {
         let len = self.pending.len();
         self.pending.copy_within(n.., 0);
         // The tail now holds stale copies: wipe it before shortening.
         zeroize::Zeroize::zeroize(&mut self.pending[len - n..]);
         self.pending.truncate(len - n);
+        let mut left = n;
+        while left > 0 {
+            let Some((run, sender)) = self.runs.front_mut() else {
+                break;
+            };
+            if let Some(p) = *sender {
+                if !senders.contains(&p) {
+                    senders.push(p);
+                }
+            }
+            let used = left.min(*run);
+            *run -= used;
+            left -= used;
+            if *run == 0 {
+                self.runs.pop_front();
+            }
+        }
     }
 }
 
@@ -466,27 +566,89 @@ fn first_line(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Messages as the socket delivers them: bytes and who sent them.
+    struct Messages(std::collections::VecDeque<(&'static [u8], i32)>);
+
+    impl Source for Messages {
+        async fn recv(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<i32>)> {
+            let Some((bytes, pid)) = self.0.pop_front() else {
+                return Ok((0, None));
+            };
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Ok((bytes.len(), Some(pid)))
+        }
+    }
+
+    #[tokio::test]
+    async fn each_line_knows_every_process_that_sent_part_of_it() {
+        let mut r = LineReader::new(Messages(
+            [
+                (&b"{\"a\":1}\n{\"b\""[..], 10),
+                (&b":2}\n"[..], 20),
+                (&b"{\"c\":3}\n"[..], 20),
+            ]
+            .into(),
+        ));
+        let (mut line, mut senders) = (Vec::new(), Vec::new());
+        r.read_line(&mut line, 64, &mut senders)
+            .await
+            .expect("read");
+        assert_eq!(
+            (line.as_slice(), senders.as_slice()),
+            (&b"{\"a\":1}\n"[..], &[10][..])
+        );
+        line.clear();
+        r.read_line(&mut line, 64, &mut senders)
+            .await
+            .expect("read");
+        assert_eq!(line, b"{\"b\":2}\n");
+        assert_eq!(senders, [10, 20], "begun by one process, ended by another");
+        line.clear();
+        r.read_line(&mut line, 64, &mut senders)
+            .await
+            .expect("read");
+        assert_eq!(senders, [20]);
+    }
+
     #[tokio::test]
     async fn lines_are_split_bounded_and_consumed_bytes_wiped() {
         let input: &[u8] = b"{\"a\":1}\nsecond-line-with-a-passphrase\ntoolongtoolong";
         let mut r = LineReader::new(input);
         let mut line = Vec::new();
-        assert_eq!(r.read_line(&mut line, 64).await.expect("read"), 8);
+        let mut senders = Vec::new();
+        assert_eq!(
+            r.read_line(&mut line, 64, &mut senders)
+                .await
+                .expect("read"),
+            8
+        );
         assert_eq!(line, b"{\"a\":1}\n");
         line.clear();
-        r.read_line(&mut line, 64).await.expect("read");
+        r.read_line(&mut line, 64, &mut senders)
+            .await
+            .expect("read");
         assert_eq!(line, b"second-line-with-a-passphrase\n");
         // What is still pending holds none of the consumed lines.
         assert!(!String::from_utf8_lossy(&r.pending).contains("passphrase"));
         line.clear();
         // A line longer than allowed comes back cut at the bound, without its newline.
-        assert_eq!(r.read_line(&mut line, 7).await.expect("read"), 7);
+        assert_eq!(
+            r.read_line(&mut line, 7, &mut senders).await.expect("read"),
+            7
+        );
         assert_eq!(line, b"toolong");
         line.clear();
-        assert_eq!(r.read_line(&mut line, 64).await.expect("read"), 7);
+        assert_eq!(
+            r.read_line(&mut line, 64, &mut senders)
+                .await
+                .expect("read"),
+            7
+        );
         line.clear();
         assert_eq!(
-            r.read_line(&mut line, 64).await.expect("read"),
+            r.read_line(&mut line, 64, &mut senders)
+                .await
+                .expect("read"),
             0,
             "end of stream"
         );
