@@ -34,6 +34,7 @@ const COMMANDS: &[&str] = &[
     "remove_factor",
     "new_recovery_codes",
     "set_auto_lock",
+    "set_grants_need_code",
 ];
 
 fn main() {

@@ -447,21 +447,24 @@ pub async fn decide_approval(
     state: State<'_, AppState>,
     id: String,
     decision: Decision,
+    code: Option<String>,
 ) -> Res<()> {
-    if let Ok(mut p) = state.pending.lock() {
-        p.retain(|a| a.id != id);
-    }
     let token = state.token();
     call(
         &state,
         Request::Approve {
-            id,
+            id: id.clone(),
             decision,
             token,
+            code: code.map(w),
         },
     )
-    .await
-    .map(|_| ())
+    .await?;
+    // Only once answered: a refused code leaves the question on screen to answer again.
+    if let Ok(mut p) = state.pending.lock() {
+        p.retain(|a| a.id != id);
+    }
+    Ok(())
 }
 
 /// Questions waiting for the user (for a window opened after they arrived).

@@ -108,6 +108,7 @@ fn main() {
             settingscmds::remove_factor,
             settingscmds::new_recovery_codes,
             settingscmds::set_auto_lock,
+            settingscmds::set_grants_need_code,
         ])
         .setup(move |app| {
             watch_agent(app.handle().clone(), socket);

@@ -140,6 +140,24 @@ pub async fn new_recovery_codes(
     }
 }
 
+/// Turns on or off the code asked for with "for hours" and "until lock" (off needs a code).
+#[tauri::command]
+pub async fn set_grants_need_code(
+    state: State<'_, AppState>,
+    on: bool,
+    code: Option<String>,
+) -> Res<()> {
+    call(
+        &state,
+        Request::SetGrantsNeedCode {
+            on,
+            code: code.map(w),
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Sets the idle time before the vault locks itself.
 #[tauri::command]
 pub async fn set_auto_lock(state: State<'_, AppState>, secs: u64) -> Res<()> {

@@ -351,6 +351,29 @@ test('settings: auto-lock, security key listed, new recovery codes', async () =>
   assert.equal((await (await $t('new-codes-shown')).$$('li')).length, 8);
   await shot('14-settings-new-codes');
   await click('codes-stored');
+
+  // Standing grants can be made to need a code: on at a click, then the approval dialog asks
+  // for one with "for hours" / "until lock"; off only with a current code.
+  await click('grants-code-on');
+  await browser.waitUntil(async () => /On/.test(await (await $t('grants-code-state')).getText()), { timeout: 10000 });
+  assert.equal(JSON.parse((await keyward(['status', '--json'])).out).grants_need_code, true);
+  await browser.execute((el) => el.scrollIntoView({ block: 'start' }), await $t('grants-code'));
+  await shot('14b-settings-grants-need-a-code');
+  const pending = keyward(['cred', 'aws', '--profile', 'deploy'], { via: '/bin/sh' });
+  await (await $t('approval-code')).waitForDisplayed({ timeout: 20000 });
+  assert.equal(await (await $t('approve-until-lock')).isEnabled(), false, 'no code, no standing grant');
+  await type('approval-code', await freshCode());
+  await shot('08b-approval-with-code');
+  await click('approve-until-lock');
+  const res = await pending;
+  assert.equal(res.code, 0, res.err);
+  assert.equal(JSON.parse(res.out).Version, 1);
+  await click('nav-settings');
+  await (await $t('grants-code-off-code')).waitForDisplayed({ timeout: 10000 });
+  await type('grants-code-off-code', await freshCode());
+  await click('grants-code-off');
+  await browser.waitUntil(async () => /Off/.test(await (await $t('grants-code-state')).getText()), { timeout: 10000 });
+  assert.equal(JSON.parse((await keyward(['status', '--json'])).out).grants_need_code, false);
 });
 
 test('clients and activity show what happened', async () => {

@@ -401,3 +401,78 @@ os.execv(kw, [kw, "--input-fd", "0", "add", "static", "probe"])
     assert!(!issued.stdout.contains("\"issue\""), "{}", issued.stdout);
     assert!(!home.kw(&["list"]).ok().stdout.contains("probe"));
 }
+
+#[test]
+fn with_the_setting_on_a_standing_grant_at_the_terminal_needs_a_current_code() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    let on = home.kw(&["settings", "grants-need-code", "on"]).ok();
+    assert!(
+        on.stdout.contains("asks for an authenticator code"),
+        "{}",
+        on.stdout
+    );
+    assert_eq!(home.status()["grants_need_code"], true);
+
+    // "Until lock" with a wrong code: refused, nothing issued, nothing granted.
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "l\n000000\n", &[]);
+    assert_ne!(status, 0, "{screen}");
+    assert!(screen.contains("Standing grants need a code"), "{screen}");
+    assert!(
+        screen.contains("does not match your authenticator app"),
+        "{screen}"
+    );
+    assert!(!screen.contains("{\"Version\":1"), "{screen}");
+    assert!(grants(&home).is_empty());
+
+    // Once needs no code; hours with a current code give the grant.
+    let (status, screen) = cred_on_a_terminal(&home, "dev", "o\n", &[]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(!screen.contains("Standing grants need a code"), "{screen}");
+    assert!(grants(&home).is_empty(), "once leaves no grant");
+    let code = home.fresh_code();
+    let (status, screen) = cred_on_a_terminal(&home, "dev", &format!("h\n8\n{code}\n"), &[]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("{\"Version\":1"), "{screen}");
+    assert_eq!(grants(&home).len(), 1);
+
+    // A program cannot lift the setting: over the socket without a code, or with a wrong one.
+    let mut s = UnixStream::connect(home.socket()).expect("connect");
+    std::io::Write::write_all(
+        &mut s,
+        b"{\"v\":1,\"req\":{\"op\":\"set_grants_need_code\",\"on\":false}}\n",
+    )
+    .expect("send");
+    let mut reply = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&s), &mut reply).expect("reply");
+    assert!(reply.contains("factor_needed"), "{reply}");
+    let off = ["settings", "grants-need-code", "off"];
+    let line = home.kw_input(&off, &["000000"]).one_line_error();
+    assert!(
+        line.contains("does not match your authenticator app"),
+        "{line}"
+    );
+    assert_eq!(home.status()["grants_need_code"], true);
+    let out = home.kw_input(&off, &[&home.fresh_code()]).ok();
+    assert!(
+        out.stdout.contains("no longer asks for a code"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(home.status()["grants_need_code"], false);
+
+    let tail = home
+        .kw(&["audit", "tail", "-n", "40", "--json"])
+        .ok()
+        .stdout;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&tail).expect("json");
+    let changes: Vec<String> = rows
+        .iter()
+        .filter(|r| r["action"] == "settings.grants_need_code")
+        .map(|r| r["detail"].to_string())
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+}

@@ -96,6 +96,10 @@ pub struct ApprovalInfo {
     pub ttl_secs: Option<u64>,
     /// Seconds left to decide.
     pub expires_in_secs: u64,
+    /// An allow for hours or until lock needs a current authenticator code with the answer
+    /// (the vault's setting).
+    #[serde(default)]
+    pub standing_needs_code: bool,
 }
 
 /// A standing permission, as listed to the user.
@@ -133,6 +137,9 @@ struct State {
     grants: Vec<Grant>,
     pending: HashMap<String, Pending>,
     approver: Option<tokio::sync::mpsc::UnboundedSender<ApprovalInfo>>,
+    /// What new questions tell the user about standing grants (the agent decides by the
+    /// vault's authenticated setting when the answer comes).
+    standing_needs_code: bool,
 }
 
 /// Errors answering a pending request.
@@ -290,6 +297,7 @@ impl Approvals {
             kind,
             ttl_secs,
             expires_in_secs: APPROVAL_WAIT.as_secs(),
+            standing_needs_code: st.standing_needs_code,
         };
         let decided = Arc::new(tokio::sync::Notify::new());
         st.pending.insert(
@@ -308,6 +316,11 @@ impl Approvals {
             }
         }
         Ok((info, decided))
+    }
+
+    /// Whether questions from now on say that standing grants need a code.
+    pub fn set_standing_needs_code(&self, on: bool) {
+        self.state().standing_needs_code = on;
     }
 
     /// Whether an embedded approver (the desktop app) is listening.

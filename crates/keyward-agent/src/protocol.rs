@@ -341,6 +341,19 @@ pub enum Request {
         /// The window token, when the desktop app's window answers.
         #[serde(default)]
         token: Option<WireSecret>,
+        /// A current authenticator code: needed for an allow for hours or until lock when the
+        /// vault's setting says standing grants need one (`standing_needs_code`).
+        #[serde(default)]
+        code: Option<WireSecret>,
+    },
+    /// Turn on or off the need for a code on standing grants given in the app's dialog or at
+    /// the terminal. Turning it off needs a current code.
+    SetGrantsNeedCode {
+        /// On or off.
+        on: bool,
+        /// A current authenticator code (needed to turn it off).
+        #[serde(default)]
+        code: Option<WireSecret>,
     },
     /// Standing grants.
     Grants {},
@@ -496,6 +509,7 @@ impl Request {
             Request::CredOauth2 { .. } => "cred.oauth2",
             Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
+            Request::SetGrantsNeedCode { .. } => "settings.grants_need_code",
             Request::Grants {} => "grants",
             Request::GrantRevoke { .. } => "grant.revoke",
             Request::GrantAllow { .. } => "grant.allow",
@@ -611,6 +625,9 @@ pub struct StatusInfo {
     /// Whether this agent runs for the desktop app (tray icon, opens the window).
     #[serde(default)]
     pub desktop: bool,
+    /// Whether standing grants need a current authenticator code (known while unlocked).
+    #[serde(default)]
+    pub grants_need_code: Option<bool>,
 }
 
 /// What the app's window needs at each poll.

@@ -499,6 +499,7 @@ impl Agent {
                 id,
                 decision,
                 token,
+                code,
             } => {
                 let by = if self.is_trusted_window(&actor, token.as_ref()) {
                     Answerer::App
@@ -510,8 +511,36 @@ impl Agent {
                         "approvals are answered in the Keyward app or at the terminal of the keyward command that asked",
                     ));
                 };
-                self.blocking(move |a| a.decide_approval(&id, decision, by, &actor))
-                    .await
+                self.blocking(move |a| {
+                    a.check_standing_code(decision, code.as_ref(), &actor)?;
+                    a.decide_approval(&id, decision, by, &actor)
+                })
+                .await
+            }
+            Request::SetGrantsNeedCode { on, code } => {
+                self.blocking(move |a| {
+                    let key = a
+                        .current_key()
+                        .ok_or_else(|| vault_err(VaultError::Locked))?;
+                    if !on {
+                        // Lifting it is what a program running as the user would want to do.
+                        let Some(code) = code else {
+                            return Err(err(
+                                ErrorCode::FactorNeeded,
+                                "turning this off needs a current code from your authenticator app",
+                            ));
+                        };
+                        a.with_vault(|v| {
+                            v.check_code(&key, code.expose(), "settings.grants_need_code", &actor)
+                        })
+                        .map_err(vault_err)?;
+                    }
+                    a.with_vault(|v| v.set_grants_need_code(&key, on, &actor))
+                        .map_err(vault_err)?;
+                    a.approvals.set_standing_needs_code(on);
+                    Ok(Reply::Done)
+                })
+                .await
             }
             Request::Grants {} => Ok(Reply::Grants {
                 grants: self.approvals.list(),
@@ -919,6 +948,37 @@ impl Agent {
         .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
     }
 
+    /// When the vault's setting says so, an allow for hours or until lock comes with a current
+    /// authenticator code (checked once, throttled, audited); a header edited since the unlock
+    /// refuses every standing grant.
+    pub fn check_standing_code(
+        &self,
+        decision: Decision,
+        code: Option<&WireSecret>,
+        actor: &Actor,
+    ) -> Result<(), ErrorReply> {
+        if !matches!(decision, Decision::Hours(_) | Decision::UntilLock) {
+            return Ok(());
+        }
+        let key = self
+            .current_key()
+            .ok_or_else(|| vault_err(VaultError::Locked))?;
+        let needed = self
+            .with_vault(|v| v.grants_need_code(&key))
+            .map_err(vault_err)?;
+        if !needed {
+            return Ok(());
+        }
+        let Some(code) = code else {
+            return Err(err(
+                ErrorCode::FactorNeeded,
+                "allowing a program for hours or until lock needs a current code from your authenticator app (the vault's setting); allow it once instead, or give the code",
+            ));
+        };
+        self.with_vault(|v| v.check_code(&key, code.expose(), "grant", actor))
+            .map_err(vault_err)
+    }
+
     /// Records the user's answer to approval request `id` (from the app, in-process, or from
     /// the keyward CLI's terminal).
     pub fn decide_approval(
@@ -1100,6 +1160,9 @@ impl Agent {
             reconciled: self.reconciled.clone(),
             dumpable: crate::hardening::is_dumpable(),
             desktop: self.desktop.app().is_some(),
+            grants_need_code: self
+                .current_key()
+                .and_then(|k| self.with_vault(|v| v.grants_need_code(&k)).ok()),
         }))
     }
 
@@ -1220,6 +1283,11 @@ impl Agent {
 
     /// Holds `key` as the unlocked vault key.
     fn set_key(&self, key: UnlockedKey) {
+        // A header that does not verify says "needed": the answer is refused either way.
+        let needs_code = self
+            .with_vault(|v| v.grants_need_code(&key))
+            .unwrap_or(true);
+        self.approvals.set_standing_needs_code(needs_code);
         match self.key.write() {
             Ok(mut k) => *k = Some(Arc::new(key)),
             Err(p) => *p.into_inner() = Some(Arc::new(key)),

@@ -350,6 +350,7 @@ async fn only_a_window_holding_a_token_reveals_keys_or_answers_approvals() {
         id: "no-such-request".into(),
         decision: Decision::Once,
         token: token.map(w),
+        code: None,
     };
     let with = agent.handle(approve(Some(&token)), window()).await;
     assert_eq!(code(&with), Some(ErrorCode::Invalid), "{with:?}");

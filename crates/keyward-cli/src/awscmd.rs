@@ -101,11 +101,12 @@ pub fn obtain(
                         info.client
                     );
                 }
-                let decision = crate::grantscmd::ask(p, &info)?;
+                let (decision, code) = crate::grantscmd::ask(p, &info)?;
                 client.call(Request::Approve {
                     id: info.id.clone(),
                     decision,
                     token: None,
+                    code: code.map(WireSecret::new),
                 })?;
                 if decision == keyward_agent::approvals::Decision::Deny {
                     bail!(

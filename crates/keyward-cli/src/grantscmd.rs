@@ -55,22 +55,24 @@ pub fn describe(info: &ApprovalInfo) -> String {
     text
 }
 
-/// Asks the user on the terminal what to do with `info`.
-pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<Decision> {
+/// Asks the user on the terminal what to do with `info`; with the answer, the authenticator
+/// code an allow for hours or until lock needs when the vault's setting says so.
+pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<(Decision, Option<String>)> {
     let question = describe(info);
+    let needs_code = info.standing_needs_code;
     let wait = Duration::from_secs(info.expires_in_secs);
     prompt::with_timeout(wait, move || {
         let mut p = p;
         crate::awscmd::tell_tty(&question);
-        loop {
+        let decision = loop {
             let answer = p.line(
                 "Allow it? [o]nce, for [h]ours, until [l]ock, [d]eny: ",
                 "approval",
             )?;
             match answer.to_ascii_lowercase().as_str() {
-                "o" | "once" => return Ok(Decision::Once),
-                "l" | "lock" => return Ok(Decision::UntilLock),
-                "d" | "deny" | "n" | "no" => return Ok(Decision::Deny),
+                "o" | "once" => break Decision::Once,
+                "l" | "lock" => break Decision::UntilLock,
+                "d" | "deny" | "n" | "no" => break Decision::Deny,
                 "h" | "hours" => {
                     let h = p.line("For how many hours? [1]: ", "hours")?;
                     let h = if h.is_empty() {
@@ -80,7 +82,7 @@ pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<Decision> {
                     };
                     match h {
                         Ok(h) if (1..=keyward_agent::approvals::MAX_GRANT_HOURS).contains(&h) => {
-                            return Ok(Decision::Hours(h))
+                            break Decision::Hours(h)
                         }
                         _ => crate::awscmd::tell_tty(
                             "Keyward: enter a number of hours from 1 to 168.",
@@ -89,7 +91,16 @@ pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<Decision> {
                 }
                 _ => crate::awscmd::tell_tty("Keyward: answer o, h, l or d."),
             }
+        };
+        let standing = matches!(decision, Decision::Hours(_) | Decision::UntilLock);
+        if !(standing && needs_code) {
+            return Ok((decision, None));
         }
+        let code = p.line(
+            "Standing grants need a code: current code from your authenticator app: ",
+            "authenticator code",
+        )?;
+        Ok((decision, Some(code)))
     })
 }
 

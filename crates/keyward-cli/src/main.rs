@@ -343,6 +343,13 @@ enum SettingsCmd {
         #[arg(value_parser = parse_duration)]
         after: Duration,
     },
+    /// Whether allowing a program for hours or until lock (at the terminal or in the app) also
+    /// asks for an authenticator code; turning it off asks for one.
+    GrantsNeedCode {
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -486,6 +493,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Rotate { name } => keys::rotate(input_fd, &name),
         Cmd::History { name, lines, json } => keys::history(&name, lines, json),
         Cmd::Settings(SettingsCmd::AutoLock { after }) => vaultcmd::set_auto_lock(after),
+        Cmd::Settings(SettingsCmd::GrantsNeedCode { state }) => {
+            vaultcmd::set_grants_need_code(input_fd, state == "on")
+        }
         Cmd::Factor(FactorCmd::NewRecoveryCodes) => vaultcmd::factor_new_recovery_codes(input_fd),
         Cmd::Remove { name, yes } => keys::remove(input_fd, &name, yes),
         Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),

@@ -330,6 +330,16 @@ pub fn status(json: bool) -> Result<()> {
             humantime::format_duration(Duration::from_secs(s.auto_lock_secs))
         ),
     }
+    if let Some(on) = s.grants_need_code {
+        println!(
+            "Grants:   {}",
+            if on {
+                "allowing a program for hours or until lock asks for an authenticator code"
+            } else {
+                "allowing a program for hours or until lock asks for no code (`keyward settings grants-need-code on`)"
+            }
+        );
+    }
     if s.unlock_wait_secs > 0 {
         println!(
             "Unlock attempts paused for {} s after failures",
@@ -437,6 +447,29 @@ pub fn set_auto_lock(after: Duration) -> Result<()> {
     println!(
         "The vault now locks after {} without use.",
         humantime::format_duration(after)
+    );
+    Ok(())
+}
+
+/// `keyward settings grants-need-code on|off`.
+pub fn set_grants_need_code(input_fd: Option<u32>, on: bool) -> Result<()> {
+    let code = if on {
+        None
+    } else {
+        let mut p = Prompter::new(input_fd)?;
+        Some(wire(&p.secret(
+            "Current code from your authenticator app: ",
+            "authenticator code",
+        )?))
+    };
+    call(Request::SetGrantsNeedCode { on, code })?;
+    println!(
+        "{}",
+        if on {
+            "Allowing a program for hours or until lock now asks for an authenticator code too."
+        } else {
+            "Allowing a program for hours or until lock no longer asks for a code."
+        }
     );
     Ok(())
 }

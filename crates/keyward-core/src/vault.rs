@@ -243,6 +243,10 @@ struct Header {
     kdf: KdfParams,
     kdf_salt: String,
     slots: Vec<Slot>,
+    /// Standing grants (for hours, until lock) need a current second-factor code. Kept in the
+    /// authenticated header, not in the settings table: an edit to turn it off is caught.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    grants_need_code: bool,
 }
 
 /// What a slot seals.
@@ -638,6 +642,7 @@ impl Vault {
             kdf: opts.kdf,
             kdf_salt: hex(&kdf_salt),
             slots: Vec::new(),
+            grants_need_code: false,
         };
         let totp_slot = seal_slot(
             &vault_id,
@@ -1742,6 +1747,34 @@ impl Vault {
             .setting(AUTO_LOCK_SETTING)?
             .and_then(|v| v.parse::<u64>().ok())
             .map(std::time::Duration::from_secs))
+    }
+
+    /// Whether standing grants need a current second-factor code, read from the header and
+    /// checked against the unlocked identity (a header edited since the unlock is refused).
+    pub fn grants_need_code(&self, key: &UnlockedKey) -> Result<bool, VaultError> {
+        let (row, header) = self.header()?;
+        self.check_header(&row, &header, key)?;
+        Ok(header.grants_need_code)
+    }
+
+    /// Turns the need for a code on standing grants on or off (audited). The caller checks a
+    /// fresh code before turning it off: a program must not be able to lift it.
+    pub fn set_grants_need_code(
+        &mut self,
+        key: &UnlockedKey,
+        on: bool,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let (row, mut header) = self.header()?;
+        self.check_header(&row, &header, key)?;
+        header.grants_need_code = on;
+        self.store_header(&header, key)?;
+        self.audit(&[vault_event(
+            actor,
+            "settings.grants_need_code",
+            "ok",
+            serde_json::json!({ "on": on }),
+        )])
     }
 
     /// Stores the auto-lock time (audited).

@@ -189,6 +189,32 @@ fn an_edited_slot_list_is_detected_at_unlock() {
     assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
 }
 
+#[test]
+fn the_code_for_standing_grants_cannot_be_turned_off_by_editing_the_catalog() {
+    let (dir, vault, codes) = common::new_vault(&pass());
+    drop(vault);
+    let mut vault = reopen(&dir);
+    let key = unlock_with(&mut vault, &codes[0]).expect("unlock");
+    assert!(
+        !vault.grants_need_code(&key).expect("read"),
+        "off by default"
+    );
+    vault
+        .set_grants_need_code(&key, true, &Actor::default())
+        .expect("turn on");
+    assert!(vault.grants_need_code(&key).expect("read"));
+    // Kept in the authenticated header: flipping it back with SQL is noticed while unlocked,
+    // and the next unlock is refused.
+    sql(
+        &vault,
+        "UPDATE vault SET header = json_remove(header, '$.grants_need_code')",
+    );
+    let err = vault.grants_need_code(&key).expect_err("edited header");
+    assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
+    let err = unlock_with(&mut vault, &codes[1]).expect_err("edited header");
+    assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
+}
+
 // Finding 2: the settings that decide where a secret goes are bound to it.
 
 fn oauth2_config(token_url: &str) -> EntryConfig {

@@ -63,6 +63,33 @@ describe('approval dialog', () => {
   });
 });
 
+describe('approval dialog with the "standing grants need a code" setting on', () => {
+  it('allows once without a code; hours and until lock wait for one, a wrong one is refused', async () => {
+    const user = userEvent.setup();
+    const backend = new TestBackend();
+    backend.grantsNeedCode = true;
+    const asked: ApprovalInfo = { ...request, standing_needs_code: true };
+    backend.pending = [asked];
+    const ondecided = vi.fn();
+    render(ApprovalDialog, { backend, request: asked, ondecided });
+    expect(screen.getByLabelText(/Authenticator code — needed to allow it for hours or until lock/)).toBeInTheDocument();
+    expect(screen.getByTestId('approve-hours')).toBeDisabled();
+    expect(screen.getByTestId('approve-until-lock')).toBeDisabled();
+    expect(screen.getByTestId('approve-once')).toBeEnabled();
+
+    await user.type(screen.getByTestId('approval-code'), '000000');
+    await user.click(screen.getByTestId('approve-until-lock'));
+    expect(await screen.findByTestId('approval-error')).toHaveTextContent('does not match your authenticator app');
+    expect(ondecided).not.toHaveBeenCalled();
+    expect(backend.grantList).toEqual([]);
+
+    await user.type(screen.getByTestId('approval-code'), backend.validCode);
+    await user.click(screen.getByTestId('approve-until-lock'));
+    expect(ondecided).toHaveBeenCalledOnce();
+    expect(backend.grantList).toHaveLength(1);
+  });
+});
+
 describe('clients', () => {
   it('lists grants and revokes one', async () => {
     const user = userEvent.setup();

@@ -28,6 +28,26 @@ describe('settings', () => {
     expect(screen.getByTestId('policy')).toHaveTextContent(/No administrator policy/);
   });
 
+  it('turns on the code for standing grants at once, and off only with a current code', async () => {
+    const user = userEvent.setup();
+    const b = await backend();
+    render(Settings, { backend: b });
+    expect(await screen.findByTestId('grants-code-state')).toHaveTextContent('Off');
+    await user.click(screen.getByTestId('grants-code-on'));
+    await waitFor(() => expect(screen.getByTestId('grants-code-state')).toHaveTextContent('On'));
+    expect(b.grantsNeedCode).toBe(true);
+
+    expect(screen.getByTestId('grants-code-off')).toBeDisabled();
+    await user.type(screen.getByTestId('grants-code-off-code'), '000000');
+    await user.click(screen.getByTestId('grants-code-off'));
+    expect(await screen.findByTestId('settings-error')).toHaveTextContent('does not match your authenticator app');
+    expect(b.grantsNeedCode).toBe(true);
+    await user.type(screen.getByTestId('grants-code-off-code'), b.validCode);
+    await user.click(screen.getByTestId('grants-code-off'));
+    await waitFor(() => expect(screen.getByTestId('grants-code-state')).toHaveTextContent('Off'));
+    expect(b.grantsNeedCode).toBe(false);
+  });
+
   it('changes the auto-lock time', async () => {
     const user = userEvent.setup();
     const b = await backend();

@@ -22,7 +22,8 @@ export interface Backend {
   factors(): Promise<FactorInfo[]>;
   grants(): Promise<Grant[]>;
   revokeGrant(id: string): Promise<void>;
-  decideApproval(id: string, decision: Decision): Promise<void>;
+  /** Answers a question; `code` is needed for hours / until lock when the setting is on. */
+  decideApproval(id: string, decision: Decision, code?: string): Promise<void>;
   pendingApprovals(): Promise<ApprovalInfo[]>;
   keyDetail(name: string): Promise<KeyDetail>;
   updateKey(name: string, meta: MetaInput): Promise<KeyRow>;
@@ -45,6 +46,8 @@ export interface Backend {
   removeFactor(id: string): Promise<void>;
   newRecoveryCodes(passphrase: string): Promise<string[]>;
   setAutoLock(secs: number): Promise<void>;
+  /** Whether "for hours" and "until lock" ask for a code; turning it off needs a current code. */
+  setGrantsNeedCode(on: boolean, code?: string): Promise<void>;
   /** Closes the window; Keyward stays in the tray. */
   closeWindow(): Promise<void>;
   /** Calls `cb` whenever the vault locks or unlocks; returns an unsubscribe function. */

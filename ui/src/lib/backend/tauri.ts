@@ -35,7 +35,7 @@ export class TauriBackend implements Backend {
   factors: Backend['factors'] = () => call('factors');
   grants: Backend['grants'] = () => call('grants');
   revokeGrant: Backend['revokeGrant'] = (id) => call('revoke_grant', { id });
-  decideApproval: Backend['decideApproval'] = (id, decision) => call('decide_approval', { id, decision });
+  decideApproval: Backend['decideApproval'] = (id, decision, code) => call('decide_approval', { id, decision, code: code ?? null });
   pendingApprovals: Backend['pendingApprovals'] = () => call('pending_approvals');
   keyDetail: Backend['keyDetail'] = (name) => call('key_detail', { name });
   updateKey: Backend['updateKey'] = (name, meta) => call('update_key', { name, meta });
@@ -53,6 +53,7 @@ export class TauriBackend implements Backend {
   removeFactor: Backend['removeFactor'] = (id) => call('remove_factor', { id });
   newRecoveryCodes: Backend['newRecoveryCodes'] = (passphrase) => call('new_recovery_codes', { passphrase });
   setAutoLock: Backend['setAutoLock'] = (secs) => call('set_auto_lock', { secs });
+  setGrantsNeedCode: Backend['setGrantsNeedCode'] = (on, code) => call('set_grants_need_code', { on, code: code ?? null });
   closeWindow = () => getCurrentWindow().close();
   onVaultState: Backend['onVaultState'] = (cb) => listen<{ locked: boolean }>('vault-state', (e) => cb(e.payload));
   onApprovalRequested: Backend['onApprovalRequested'] = (cb) =>

@@ -88,6 +88,7 @@ export class TestBackend implements Backend {
       agent_version: '0.1.0', agent_pid: 4242, vault: this.vault, locked: this.locked,
       keystore: this.vault ? 'keychain' : null, entries: this.keys.length, auto_lock_secs: this.autoLockSecs,
       locks_in_secs: this.locked ? null : 900, unlock_wait_secs: wait, catalog: '/tmp/catalog.sqlite',
+      grants_need_code: this.locked ? null : this.grantsNeedCode,
     };
   }
 
@@ -317,6 +318,16 @@ export class TestBackend implements Backend {
     return Array.from({ length: 8 }, (_, i) => `NEW${i}-CDEF-GHJK-MNPQ-RSTU-VWXY-Z234-5670`);
   }
 
+  grantsNeedCode = false;
+
+  async setGrantsNeedCode(on: boolean, code?: string) {
+    this.needUnlocked();
+    if (!on && code === undefined) throw new BackendError('factor_needed', 'turning this off needs a current code from your authenticator app');
+    if (!on && code !== this.validCode) throw new BackendError('wrong_credentials', 'that code does not match your authenticator app (1 failed attempt(s) in a row)');
+    this.grantsNeedCode = on;
+    this.record('settings.grants_need_code', null);
+  }
+
   async setAutoLock(secs: number) {
     if (secs < 60 || secs > 86400) throw new BackendError('invalid', 'auto-lock must be between 1 minute and 24 hours');
     this.autoLockSecs = secs;
@@ -330,9 +341,13 @@ export class TestBackend implements Backend {
     this.grantList = this.grantList.filter((g) => g.id !== id);
   }
 
-  async decideApproval(id: string, decision: Decision) {
+  async decideApproval(id: string, decision: Decision, code?: string) {
     const a = this.pending.find((p) => p.id === id);
     if (!a) throw new BackendError('invalid', 'no such approval request (it may have expired): ask again');
+    if (decision !== 'once' && decision !== 'deny' && this.grantsNeedCode) {
+      if (code === undefined) throw new BackendError('factor_needed', 'allowing a program for hours or until lock needs a current code from your authenticator app (the vault\'s setting); allow it once instead, or give the code');
+      if (code !== this.validCode) throw new BackendError('wrong_credentials', 'that code does not match your authenticator app (1 failed attempt(s) in a row)');
+    }
     this.pending = this.pending.filter((p) => p.id !== id);
     this.decisions.push({ id, decision });
     if (decision !== 'once' && decision !== 'deny') {
@@ -355,6 +370,7 @@ export class TestBackend implements Backend {
 
   /** Simulates a tool asking for credentials. */
   raiseApproval(a: ApprovalInfo) {
+    a = { ...a, standing_needs_code: this.grantsNeedCode };
     this.pending.push(a);
     for (const cb of this.approvalCbs) cb(a);
   }

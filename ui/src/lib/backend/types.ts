@@ -23,6 +23,8 @@ export interface Status {
   locks_in_secs: number | null;
   unlock_wait_secs: number;
   catalog: string;
+  /** Whether "for hours" and "until lock" ask for an authenticator code (null while locked). */
+  grants_need_code?: boolean | null;
 }
 
 export interface PassphraseVerdict { acceptable: boolean; reason: string | null }
@@ -123,6 +125,8 @@ export interface ApprovalInfo {
   /** Lifetime of those credentials; null when the server decides (OAuth2). */
   ttl_secs: number | null;
   expires_in_secs: number;
+  /** Allowing for hours or until lock needs a current authenticator code with the answer. */
+  standing_needs_code?: boolean;
 }
 export interface Grant {
   id: string;
