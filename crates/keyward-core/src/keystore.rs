@@ -191,3 +191,7 @@ pub const TOTP_STEPS_ITEM: &str = "totp-steps";
 
 /// Item marking that this vault's header carries a MAC (so a cleared MAC is noticed).
 pub const HEADER_SEALED_ITEM: &str = "header-sealed";
+
+/// Item holding the generation of the newest header written (so an older authentic header put
+/// back is noticed).
+pub const HEADER_GENERATION_ITEM: &str = "header-generation";

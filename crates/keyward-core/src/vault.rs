@@ -247,6 +247,15 @@ struct Header {
     /// authenticated header, not in the settings table: an edit to turn it off is caught.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     grants_need_code: bool,
+    /// Counts the writes of the header; the newest count is also kept in the keystore, so an
+    /// older header (with a spent recovery code's slot, or a setting since turned on) put back
+    /// with its valid MAC is refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a slot seals.
@@ -643,6 +652,7 @@ impl Vault {
             kdf_salt: hex(&kdf_salt),
             slots: Vec::new(),
             grants_need_code: false,
+            generation: 0,
         };
         let totp_slot = seal_slot(
             &vault_id,
@@ -1096,18 +1106,40 @@ impl Vault {
     /// Stores `header` with its MAC under the unlocked identity.
     fn store_header(&self, header: &Header, key: &UnlockedKey) -> Result<(), VaultError> {
         let row = self.row()?;
+        let keystore = Keystore::new(row.keystore, &row.vault_id);
+        let mut header = header.clone();
+        header.generation = header
+            .generation
+            .max(self.kept_generation(&keystore)?)
+            .saturating_add(1);
         let json =
-            serde_json::to_string(header).map_err(|e| VaultError::BadHeader(e.to_string()))?;
+            serde_json::to_string(&header).map_err(|e| VaultError::BadHeader(e.to_string()))?;
         let mac = header_tag(&key.identity, &row.vault_id, row.keystore, &json);
+        // The catalog first: a crash between the two leaves a header newer than the kept
+        // count (accepted), never an authentic header that looks rolled back.
         self.catalog.update_header(&json, &mac)?;
+        keystore.put(
+            &self.catalog,
+            keystore::HEADER_GENERATION_ITEM,
+            header.generation.to_string().as_bytes(),
+        )?;
         if row.header_mac.is_none() {
-            Keystore::new(row.keystore, &row.vault_id).put(
-                &self.catalog,
-                keystore::HEADER_SEALED_ITEM,
-                b"1",
-            )?;
+            keystore.put(&self.catalog, keystore::HEADER_SEALED_ITEM, b"1")?;
         }
         Ok(())
+    }
+
+    /// The newest header generation the keystore remembers (0 before the first write); an
+    /// unreadable record counts as the highest, so it refuses rather than accepts.
+    fn kept_generation(&self, keystore: &Keystore) -> Result<u64, VaultError> {
+        match keystore.get(&self.catalog, keystore::HEADER_GENERATION_ITEM) {
+            Ok(bytes) => Ok(std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX)),
+            Err(KeystoreError::Missing { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Checks, once a slot opened, that the header is the one this identity wrote: its
@@ -1131,7 +1163,13 @@ impl Vault {
                         &tag,
                     )
                 });
-                if ok {
+                let kept = self.kept_generation(&Keystore::new(row.keystore, &row.vault_id))?;
+                if ok && header.generation < kept {
+                    Err(VaultError::HeaderTampered(format!(
+                        "an older copy of it was put back (it is write {} of {kept})",
+                        header.generation
+                    )))
+                } else if ok {
                     Ok(())
                 } else {
                     Err(VaultError::HeaderTampered(

@@ -215,6 +215,42 @@ fn the_code_for_standing_grants_cannot_be_turned_off_by_editing_the_catalog() {
     assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
 }
 
+#[test]
+fn an_older_authentic_header_put_back_is_refused() {
+    let (dir, vault, codes) = common::new_vault(&pass());
+    drop(vault);
+    let mut vault = reopen(&dir);
+    // Spending a recovery code removes its slot; keep the header from before, MAC and all.
+    let key = unlock_with(&mut vault, &codes[0]).expect("unlock");
+    let saved: (String, String) = vault
+        .catalog()
+        .connection()
+        .query_row("SELECT header, header_mac FROM vault", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("header");
+    unlock_with(&mut vault, &codes[1]).expect("the second code");
+    vault
+        .set_grants_need_code(&key, true, &Actor::default())
+        .expect("turn on");
+    // Put the older header back: it has code 1's slot and the setting off, and a valid MAC.
+    vault
+        .catalog()
+        .connection()
+        .execute(
+            "UPDATE vault SET header = ?1, header_mac = ?2",
+            [&saved.0, &saved.1],
+        )
+        .expect("restore");
+    let err = vault.grants_need_code(&key).expect_err("rolled back");
+    assert!(
+        matches!(&err, VaultError::HeaderTampered(why) if why.contains("older copy")),
+        "{err}"
+    );
+    let err = unlock_with(&mut vault, &codes[1]).expect_err("a spent code revived");
+    assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
+}
+
 // Finding 2: the settings that decide where a secret goes are bound to it.
 
 fn oauth2_config(token_url: &str) -> EntryConfig {
