@@ -297,6 +297,83 @@ s.serve_forever()
     );
 }
 
+#[test]
+fn an_oversized_sts_response_is_cut_off_not_buffered() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // A valid GetSessionToken answer padded to 8 MiB: read in full, it would be accepted.
+    let server = r#"
+import http.server
+PAD = ' ' * (8 * 1024 * 1024)
+BODY = ('<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        '<GetSessionTokenResult><Credentials>'
+        '<AccessKeyId>ASIAKEYWARDPADDED01</AccessKeyId>'
+        '<SecretAccessKey>paddedSecretpaddedSecretpaddedSecret0000</SecretAccessKey>'
+        '<SessionToken>padded-session-token</SessionToken>'
+        '<Expiration>2099-01-01T00:00:00Z</Expiration>'
+        '</Credentials></GetSessionTokenResult>' + PAD +
+        '<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>'
+        '</GetSessionTokenResponse>').encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/xml')
+        self.send_header('Content-Length', str(len(BODY)))
+        self.end_headers()
+        try:
+            self.wfile.write(BODY)
+        except OSError:
+            pass
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = Command::new(crate::support::python())
+        .args(["-c", server])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the hostile endpoint");
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let endpoint = format!("http://127.0.0.1:{}", port.trim());
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "prod",
+            "--access-key-id",
+            &format!("AKIA{}", "KEYWARDHOSTILE02"),
+            "--sts-endpoint",
+            &endpoint,
+        ],
+        &["hostileSecrethostileSecrethostileSecret0"],
+    )
+    .ok();
+    home.grant_tests("prod");
+    let r = home.kw(&["cred", "aws", "--profile", "prod"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        r.stdout.is_empty(),
+        "credentials from an 8 MiB answer: {}",
+        r.stdout
+    );
+    let line = r.one_line_error();
+    assert!(
+        line.contains("AWS STS refused the request for profile 'prod'"),
+        "{line}"
+    );
+    assert_eq!(home.status()["locked"], false, "the agent keeps serving");
+}
+
 // Denial of service: a program holding connections open does not lock the user out.
 
 #[test]

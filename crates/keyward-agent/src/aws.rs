@@ -50,9 +50,40 @@ impl Issued for AwsCredentials {
     }
 }
 
+/// The most an STS response may hold; real ones are a few KiB. Past it the response is cut
+/// off and the call fails, so a hostile endpoint cannot make the agent buffer without end.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Bounds every STS response body to [`MAX_RESPONSE_BYTES`] before the SDK reads it.
+#[derive(Debug)]
+struct BoundedResponse;
+
+impl aws_sdk_sts::config::Intercept for BoundedResponse {
+    fn name(&self) -> &'static str {
+        "keyward-bounded-response"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextMut<
+            '_,
+        >,
+        _: &aws_sdk_sts::config::RuntimeComponents,
+        _: &mut aws_sdk_sts::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sts::error::BoxError> {
+        use aws_smithy_types::body::SdkBody;
+        let body = context.response_mut().body_mut();
+        let taken = std::mem::replace(body, SdkBody::taken());
+        *body = taken
+            .map(|b| SdkBody::from_body_1_x(http_body_util::Limited::new(b, MAX_RESPONSE_BYTES)));
+        Ok(())
+    }
+}
+
 /// An STS client for an entry's region and endpoint, signing with `credentials`.
 fn sts_client(cfg: &AwsConfig, credentials: Credentials) -> aws_sdk_sts::Client {
     let mut builder = aws_sdk_sts::Config::builder()
+        .interceptor(BoundedResponse)
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(
             cfg.region
