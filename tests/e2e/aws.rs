@@ -482,14 +482,16 @@ fn mfa_profiles_ask_for_a_code_once_then_use_the_cached_session() {
 }
 
 /// Runs `keyward cred aws` under `script`, which gives it a controlling terminal (a pty) the way
-/// an engineer's shell does; `input` is typed into that terminal.
+/// an engineer's shell does; each line of `input` is typed into that terminal once a prompt
+/// (text ending in ": " with no line break after it) has appeared, as a person would.
 pub fn cred_on_a_terminal(
     home: &Home,
     profile: &str,
     input: &str,
     extra_env: &[(&str, &str)],
 ) -> (i32, String) {
-    use std::io::Write;
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
     let mut c = Command::new("script");
     c.args([
         "-qec",
@@ -505,15 +507,45 @@ pub fn cred_on_a_terminal(
         .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().expect("script");
     let mut stdin = child.stdin.take().expect("stdin");
-    // Type after the prompt has had time to appear, as a person would.
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    stdin.write_all(input.as_bytes()).expect("type");
-    let out = child.wait_with_output().expect("wait");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let screen = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().expect("screen").extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let mut seen = 0;
+    for line in input.split_inclusive('\n') {
+        // Wait for the next prompt after what was on screen when the last answer was typed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = screen.lock().expect("screen").clone();
+            let fresh = String::from_utf8_lossy(&now[seen.min(now.len())..]).into_owned();
+            if fresh.trim_end_matches(' ').ends_with(':') && fresh.ends_with(' ') {
+                seen = now.len();
+                break;
+            }
+            if reader.is_finished() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if stdin.write_all(line.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let status = child.wait().expect("wait");
     drop(stdin);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let _ = reader.join();
+    let screen = String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned();
+    (status.code().unwrap_or(-1), screen)
 }
 
 #[test]
