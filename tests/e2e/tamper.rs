@@ -233,91 +233,25 @@ fn stopping_the_agent_is_audited_with_the_caller() {
 
 // A hostile endpoint: what it says reaches the terminal without anything a terminal acts on.
 
-#[test]
-fn an_sts_error_with_terminal_escapes_is_shown_without_them() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    // A small STS stand-in that answers every request with an error full of escape sequences.
-    let server = r#"
-import http.server, sys
-BODY = ('<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>'
-        '<Message>denied\x1b]0;owned\x07\x1b[2J\x9b31m\u202etxt.exe</Message></Error>'
-        '<RequestId>1</RequestId></ErrorResponse>').encode()
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get('Content-Length', 0)))
-        self.send_response(403)
-        self.send_header('Content-Type', 'text/xml')
-        self.send_header('Content-Length', str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(('127.0.0.1', 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-    let mut child = Command::new(crate::support::python())
-        .args(["-c", server])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the hostile endpoint");
-    let mut port = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut port)
-        .expect("port");
-    let endpoint = format!("http://127.0.0.1:{}", port.trim());
-    let home = Home::new();
-    home.init();
-    home.unlock();
-    home.kw_input(
-        &[
-            "add",
-            "aws",
-            "prod",
-            "--access-key-id",
-            &format!("AKIA{}", "KEYWARDHOSTILE01"),
-            "--sts-endpoint",
-            &endpoint,
-        ],
-        &["hostileSecrethostileSecrethostileSecret0"],
-    )
-    .ok();
-    home.grant_tests("prod");
-    let r = home.kw(&["cred", "aws", "--profile", "prod"]);
-    let _ = child.kill();
-    let _ = child.wait();
-    let line = r.one_line_error();
-    assert!(line.contains("AccessDenied: denied"), "{line:?}");
-    assert!(
-        !line
-            .chars()
-            .any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)),
-        "control characters reached the terminal: {line:?}"
-    );
+/// A small STS stand-in that answers every request with `status` and the body the Python
+/// expression `body` makes, for as long as it lives.
+struct HostileSts {
+    child: std::process::Child,
+    endpoint: String,
 }
 
-#[test]
-fn an_oversized_sts_response_is_cut_off_not_buffered() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    // A valid GetSessionToken answer padded to 8 MiB: read in full, it would be accepted.
-    let server = r#"
+impl HostileSts {
+    fn start(status: u16, body: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let server = format!(
+            r#"
 import http.server
-PAD = ' ' * (8 * 1024 * 1024)
-BODY = ('<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        '<GetSessionTokenResult><Credentials>'
-        '<AccessKeyId>ASIAKEYWARDPADDED01</AccessKeyId>'
-        '<SecretAccessKey>paddedSecretpaddedSecretpaddedSecret0000</SecretAccessKey>'
-        '<SessionToken>padded-session-token</SessionToken>'
-        '<Expiration>2099-01-01T00:00:00Z</Expiration>'
-        '</Credentials></GetSessionTokenResult>' + PAD +
-        '<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>'
-        '</GetSessionTokenResponse>').encode()
+BODY = ({body}).encode()
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get('Content-Length', 0)))
-        self.send_response(200)
+        self.send_response({status})
         self.send_header('Content-Type', 'text/xml')
         self.send_header('Content-Length', str(len(BODY)))
         self.end_headers()
@@ -330,37 +264,88 @@ class H(http.server.BaseHTTPRequestHandler):
 s = http.server.HTTPServer(('127.0.0.1', 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
-"#;
-    let mut child = Command::new(crate::support::python())
-        .args(["-c", server])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the hostile endpoint");
-    let mut port = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut port)
-        .expect("port");
-    let endpoint = format!("http://127.0.0.1:{}", port.trim());
-    let home = Home::new();
-    home.init();
-    home.unlock();
-    home.kw_input(
-        &[
-            "add",
-            "aws",
-            "prod",
-            "--access-key-id",
-            &format!("AKIA{}", "KEYWARDHOSTILE02"),
-            "--sts-endpoint",
-            &endpoint,
-        ],
-        &["hostileSecrethostileSecrethostileSecret0"],
-    )
-    .ok();
-    home.grant_tests("prod");
+"#
+        );
+        let mut child = Command::new(crate::support::python())
+            .args(["-c", &server])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the hostile endpoint");
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut port)
+            .expect("port");
+        let endpoint = format!("http://127.0.0.1:{}", port.trim());
+        HostileSts { child, endpoint }
+    }
+
+    /// An unlocked vault with AWS key "prod" pointed at this endpoint, granted to the tests.
+    fn home_using_it(&self) -> Home {
+        let home = Home::new();
+        home.init();
+        home.unlock();
+        home.kw_input(
+            &[
+                "add",
+                "aws",
+                "prod",
+                "--access-key-id",
+                &format!("AKIA{}", "KEYWARDHOSTILE01"),
+                "--sts-endpoint",
+                &self.endpoint,
+            ],
+            &["hostileSecrethostileSecrethostileSecret0"],
+        )
+        .ok();
+        home.grant_tests("prod");
+        home
+    }
+}
+
+impl Drop for HostileSts {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_sts_error_with_terminal_escapes_is_shown_without_them() {
+    let sts = HostileSts::start(
+        403,
+        r#"'<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+        '<Message>denied\x1b]0;owned\x07\x1b[2J\x9b31m\u202etxt.exe</Message></Error>'
+        '<RequestId>1</RequestId></ErrorResponse>'"#,
+    );
+    let home = sts.home_using_it();
     let r = home.kw(&["cred", "aws", "--profile", "prod"]);
-    let _ = child.kill();
-    let _ = child.wait();
+    let line = r.one_line_error();
+    assert!(line.contains("AccessDenied: denied"), "{line:?}");
+    assert!(
+        !line
+            .chars()
+            .any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)),
+        "control characters reached the terminal: {line:?}"
+    );
+}
+
+#[test]
+fn an_oversized_sts_response_is_cut_off_not_buffered() {
+    // A valid GetSessionToken answer padded to 8 MiB: read in full, it would be accepted.
+    let sts = HostileSts::start(
+        200,
+        r#"'<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        '<GetSessionTokenResult><Credentials>'
+        '<AccessKeyId>ASIAKEYWARDPADDED01</AccessKeyId>'
+        '<SecretAccessKey>paddedSecretpaddedSecretpaddedSecret0000</SecretAccessKey>'
+        '<SessionToken>padded-session-token</SessionToken>'
+        '<Expiration>2099-01-01T00:00:00Z</Expiration>'
+        '</Credentials></GetSessionTokenResult>' + ' ' * (8 * 1024 * 1024) +
+        '<ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>'
+        '</GetSessionTokenResponse>'"#,
+    );
+    let home = sts.home_using_it();
+    let r = home.kw(&["cred", "aws", "--profile", "prod"]);
     assert!(
         r.stdout.is_empty(),
         "credentials from an 8 MiB answer: {}",

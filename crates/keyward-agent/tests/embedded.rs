@@ -16,18 +16,8 @@ use keyward_core::factors::TotpSetup;
 use keyward_core::{Vault, VaultPaths};
 use secrecy::ExposeSecret;
 
-const PASS: &str = "orbit-maple-quartz-lantern-7";
-
-fn w(s: &str) -> WireSecret {
-    WireSecret::new(s.to_owned())
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
+mod common;
+use common::{now, w, PASS};
 
 /// Another program on the machine, as the socket would identify it.
 fn aws_cli() -> Actor {

@@ -6,27 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_agent::protocol::{
-    ErrorCode, FactorInput, KdfChoice, KeystoreChoice, Reply, Request, WireSecret,
-};
+use keyward_agent::protocol::{ErrorCode, FactorInput, KdfChoice, KeystoreChoice, Reply, Request};
 use keyward_agent::Agent;
 use keyward_core::audit::Actor;
 use keyward_core::factors::TotpSetup;
 use keyward_core::{Vault, VaultPaths};
 use secrecy::ExposeSecret;
 
-const PASS: &str = "orbit-maple-quartz-lantern-7";
-
-fn w(s: &str) -> WireSecret {
-    WireSecret::new(s.to_owned())
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
+mod common;
+use common::{now, w, PASS};
 
 /// A locked vault whose passphrase is stretched with `kdf`, its agent and its TOTP factor.
 async fn locked_agent(dir: &std::path::Path, kdf: KdfChoice) -> (Arc<Agent>, Actor, TotpSetup) {
