@@ -5,7 +5,7 @@
 
 use std::os::unix::net::UnixStream;
 
-use crate::aws::cred_on_a_terminal;
+use crate::aws::{cred_on_a_terminal, on_a_terminal};
 use crate::support::{Home, Moto};
 
 fn add_dev_key(home: &Home, moto: &Moto) {
@@ -134,6 +134,37 @@ fn approving_on_the_terminal_for_hours_then_revoking_then_denying() {
         ]
     );
     home.kw(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn a_shell_running_code_from_its_command_line_is_only_offered_once() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_dev_key(&home, &moto);
+    // `; true` keeps the shell alive as keyward's parent: the client is `sh -c '…'`.
+    let command = format!("{} cred aws --profile dev; true", crate::support::BIN);
+    let (_, screen) = on_a_terminal(&home, &command, "h\no\n", &[]);
+    assert!(
+        screen.contains("Only this request can be allowed"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Allow it? [o]nce, [d]eny: "),
+        "only what can be done is offered: {screen}"
+    );
+    assert!(!screen.contains("for [h]ours"), "{screen}");
+    assert!(
+        screen.contains("can only be allowed once: answer o or d"),
+        "an answer for hours is refused, not quietly taken as once: {screen}"
+    );
+    assert!(screen.contains("{\"Version\":1"), "{screen}");
+    assert!(grants(&home).is_empty(), "no grant for -c code");
+    assert_eq!(
+        approvals_in_audit(&home),
+        vec!["approval asked", "approval allowed_once"]
+    );
 }
 
 #[test]

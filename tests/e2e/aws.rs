@@ -490,15 +490,32 @@ pub fn cred_on_a_terminal(
     input: &str,
     extra_env: &[(&str, &str)],
 ) -> (i32, String) {
+    // `exec`: whichever shell `script` starts, keyward's parent is `script` itself (a shell
+    // that stayed in between would be the client, and one running `-c` code is only ever
+    // allowed once).
+    on_a_terminal(
+        home,
+        &format!("exec {} cred aws --profile {profile}", crate::support::BIN),
+        input,
+        extra_env,
+    )
+}
+
+/// Runs the shell command line `command` on a pseudo-terminal (`script`, with `/bin/sh` as
+/// the shell), typing each line of `input` once a prompt is on the screen; returns the exit
+/// code and everything the terminal showed.
+pub fn on_a_terminal(
+    home: &Home,
+    command: &str,
+    input: &str,
+    extra_env: &[(&str, &str)],
+) -> (i32, String) {
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     let mut c = Command::new("script");
-    c.args([
-        "-qec",
-        &format!("{} cred aws --profile {profile}", crate::support::BIN),
-        "/dev/null",
-    ]);
+    c.args(["-qec", command, "/dev/null"]);
     home.env(&mut c);
+    c.env("SHELL", "/bin/sh");
     for (k, v) in extra_env {
         c.env(k, v);
     }

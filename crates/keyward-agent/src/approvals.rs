@@ -157,6 +157,9 @@ pub enum ApprovalError {
     /// The program already has as many questions waiting as it may.
     #[error("{0} already has {MAX_PENDING_PER_CLIENT} questions waiting for an answer: answer or let them expire first")]
     TooManyPending(String),
+    /// A standing answer for a program whose name does not say which code it runs.
+    #[error("{0} runs code its name does not vouch for ({1}): it can only be allowed once")]
+    OnlyOnce(String, String),
 }
 
 /// Who answers a question.
@@ -378,12 +381,20 @@ impl Approvals {
                 Answerer::Process(pid) => p.asker == Some(pid),
             })
             .ok_or(ApprovalError::NoSuchRequest)?;
+        // Refused, not quietly taken as once: the user sees that the answer was not what they
+        // chose, and the question stays open for one that can be.
+        if let (Some(why), Decision::Hours(_) | Decision::UntilLock) =
+            (&p.info.client.unvouched, decision)
+        {
+            return Err(ApprovalError::OnlyOnce(
+                p.info.client.to_string(),
+                why.clone(),
+            ));
+        }
         p.decision = Some(decision);
         p.decided.notify_one();
         let info = p.info.clone();
         let until = match decision {
-            // Whatever runs under this name next time may be other code: this request only.
-            _ if info.client.unvouched.is_some() => return Ok(info),
             Decision::Hours(h) => Some(Duration::from_secs(u64::from(h) * 3600)),
             Decision::UntilLock => None,
             Decision::Once | Decision::Deny => return Ok(info),
@@ -611,6 +622,36 @@ mod tests {
             a.decide(&info.id, Decision::Hours(0), Answerer::App).err(),
             Some(ApprovalError::BadHours)
         );
+    }
+
+    #[test]
+    fn a_program_running_unvouched_code_is_allowed_once_never_for_longer() {
+        let a = Approvals::default();
+        let sh = ClientId {
+            unvouched: Some("it runs code given on its command line".into()),
+            ..client("/usr/bin/dash")
+        };
+        let (info, _) = a
+            .ask(
+                sh.clone(),
+                vec![],
+                "prod",
+                keyward_core::EntryKind::Aws,
+                Some(3600),
+                None,
+            )
+            .expect("ask");
+        for standing in [Decision::Hours(8), Decision::UntilLock] {
+            assert!(matches!(
+                a.decide(&info.id, standing, Answerer::App),
+                Err(ApprovalError::OnlyOnce(..))
+            ));
+        }
+        // Still open: the user can answer again with what is possible.
+        a.decide(&info.id, Decision::Once, Answerer::App)
+            .expect("once");
+        assert_eq!(a.take_decision(&info.id, &sh, "prod"), Some(Decision::Once));
+        assert!(!a.granted(&sh, "prod") && a.list().is_empty());
     }
 
     #[test]

@@ -60,19 +60,26 @@ pub fn describe(info: &ApprovalInfo) -> String {
 pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<(Decision, Option<String>)> {
     let question = describe(info);
     let needs_code = info.standing_needs_code;
+    // The agent refuses a standing answer for such a program: offer only what it will take.
+    let once_only = info.client.unvouched.is_some();
     let wait = Duration::from_secs(info.expires_in_secs);
     prompt::with_timeout(wait, move || {
         let mut p = p;
         crate::awscmd::tell_tty(&question);
+        let question = if once_only {
+            "Allow it? [o]nce, [d]eny: "
+        } else {
+            "Allow it? [o]nce, for [h]ours, until [l]ock, [d]eny: "
+        };
         let decision = loop {
-            let answer = p.line(
-                "Allow it? [o]nce, for [h]ours, until [l]ock, [d]eny: ",
-                "approval",
-            )?;
+            let answer = p.line(question, "approval")?;
             match answer.to_ascii_lowercase().as_str() {
                 "o" | "once" => break Decision::Once,
-                "l" | "lock" => break Decision::UntilLock,
                 "d" | "deny" | "n" | "no" => break Decision::Deny,
+                "h" | "hours" | "l" | "lock" if once_only => crate::awscmd::tell_tty(
+                    "Keyward: this program can only be allowed once: answer o or d.",
+                ),
+                "l" | "lock" => break Decision::UntilLock,
                 "h" | "hours" => {
                     let h = p.line("For how many hours? [1]: ", "hours")?;
                     let h = if h.is_empty() {
@@ -89,6 +96,7 @@ pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<(Decision, Option<String>
                         ),
                     }
                 }
+                _ if once_only => crate::awscmd::tell_tty("Keyward: answer o or d."),
                 _ => crate::awscmd::tell_tty("Keyward: answer o, h, l or d."),
             }
         };

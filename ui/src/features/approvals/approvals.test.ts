@@ -52,6 +52,22 @@ describe('approval dialog', () => {
     expect(ondecided).toHaveBeenCalledOnce();
   });
 
+  it('offers only once or deny to a shell running code from its command line', async () => {
+    const user = userEvent.setup();
+    const backend = new TestBackend();
+    const sh: ApprovalInfo = {
+      ...request, client: { exe: '/usr/bin/dash', unvouched: 'it runs code given on its command line' },
+    };
+    backend.pending = [sh];
+    render(ApprovalDialog, { backend, request: sh, ondecided: () => {} });
+    expect(screen.getByTestId('approval-once-only')).toHaveTextContent(
+      'Only this request can be allowed: it runs code given on its command line');
+    expect(screen.queryByTestId('approve-hours')).not.toBeInTheDocument();
+    expect(screen.queryByTestId('approve-until-lock')).not.toBeInTheDocument();
+    await user.click(screen.getByTestId('approve-once'));
+    expect(backend.decisions).toEqual([{ id: 'a1', decision: 'once' }]);
+  });
+
   it('allows for the chosen number of hours', async () => {
     const user = userEvent.setup();
     const backend = new TestBackend();

@@ -113,7 +113,12 @@ export interface AuditRow {
 
 export interface FactorInfo { id: string; kind: string; label: string; created: string }
 
-export interface ClientId { exe: string; script?: string }
+export interface ClientId {
+  exe: string;
+  script?: string;
+  /** Why its name does not say which code runs (e.g. `sh -c`): it can only be allowed once. */
+  unvouched?: string;
+}
 export interface ProcessInfo { pid: number; exe: string | null; script?: string }
 export interface ApprovalInfo {
   id: string;
