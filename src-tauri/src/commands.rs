@@ -105,6 +105,18 @@ pub async fn call(state: &State<'_, AppState>, req: Request) -> Res<Reply> {
         .map_err(CmdError::from)
 }
 
+/// Runs one typed client call (`Client::status`, `Client::show`, …) off the async threads.
+pub async fn with_client<T: Send + 'static>(
+    state: &State<'_, AppState>,
+    f: impl FnOnce(&mut Client) -> Result<T, ClientError> + Send + 'static,
+) -> Res<T> {
+    let socket = state.socket.clone();
+    tauri::async_runtime::spawn_blocking(move || f(&mut Client::connect(&socket)?))
+        .await
+        .map_err(|_| CmdError::new(ErrorCode::Internal, "internal error (task failed)"))?
+        .map_err(CmdError::from)
+}
+
 /// Wraps a string from the web view as a secret.
 pub fn w(s: String) -> WireSecret {
     WireSecret::new(s)
@@ -113,10 +125,7 @@ pub fn w(s: String) -> WireSecret {
 /// Agent and vault state.
 #[tauri::command]
 pub async fn status(state: State<'_, AppState>) -> Res<StatusInfo> {
-    match call(&state, Request::Status {}).await? {
-        Reply::Status(s) => Ok(s),
-        _ => Err(unexpected()),
-    }
+    with_client(&state, |c| c.status()).await
 }
 
 /// Whether a passphrase is strong enough, and why not.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tauri::State;
 use zeroize::Zeroizing;
 
-use crate::commands::{call, unexpected, w, AppState, CmdError, KeyRow, Res};
+use crate::commands::{call, unexpected, w, with_client, AppState, CmdError, KeyRow, Res};
 
 /// How long a copied secret stays on the clipboard, and a revealed one on screen.
 pub const SECRET_SECS: u64 = 30;
@@ -28,14 +28,12 @@ pub struct KeyDetail {
 /// One key's metadata, state and history (audit records about it, newest 200).
 #[tauri::command]
 pub async fn key_detail(state: State<'_, AppState>, name: String) -> Res<KeyDetail> {
-    let Reply::Entry { entry } = call(&state, Request::Show { name: name.clone() }).await? else {
-        return Err(unexpected());
-    };
-    let Reply::Audit { rows } = call(&state, Request::History { name, limit: 200 }).await? else {
-        return Err(unexpected());
-    };
+    let (entry, rows) = with_client(&state, move |c| {
+        Ok((c.show(&name)?, c.history(&name, 200)?))
+    })
+    .await?;
     Ok(KeyDetail {
-        key: KeyRow::now(*entry),
+        key: KeyRow::now(entry),
         history: rows,
     })
 }
@@ -43,10 +41,8 @@ pub async fn key_detail(state: State<'_, AppState>, name: String) -> Res<KeyDeta
 /// Replaces a key's owner, purpose, tags, rotation interval and expiry.
 #[tauri::command]
 pub async fn update_key(state: State<'_, AppState>, name: String, meta: MetaInput) -> Res<KeyRow> {
-    match call(&state, Request::Update { name, meta }).await? {
-        Reply::Entry { entry } => Ok(KeyRow::now(*entry)),
-        _ => Err(unexpected()),
-    }
+    let entry = with_client(&state, move |c| c.update(&name, meta)).await?;
+    Ok(KeyRow::now(entry))
 }
 
 /// The new secret typed in the rotate dialog.
@@ -92,10 +88,8 @@ pub async fn rotate_key(
             client_secret: w(client_secret.trim().to_owned()),
         },
     };
-    match call(&state, Request::Rotate { name, secret }).await? {
-        Reply::Entry { entry } => Ok(KeyRow::now(*entry)),
-        _ => Err(unexpected()),
-    }
+    let entry = with_client(&state, move |c| c.rotate(&name, secret)).await?;
+    Ok(KeyRow::now(entry))
 }
 
 /// A secret the user asked to see, with how long the screen may show it.
@@ -280,10 +274,8 @@ pub async fn import_aws_preview(state: State<'_, AppState>) -> Res<ImportPreview
             candidates: Vec::new(),
         });
     };
-    let existing: Vec<String> = match call(&state, Request::List {}).await? {
-        Reply::Entries { entries } => entries.into_iter().map(|e| e.name).collect(),
-        _ => return Err(unexpected()),
-    };
+    let entries = with_client(&state, |c| c.list()).await?;
+    let existing: Vec<String> = entries.into_iter().map(|e| e.name).collect();
     let (profiles, incomplete) = awsfiles::parse_credentials(&text);
     let mut candidates: Vec<ImportCandidate> = profiles
         .iter()

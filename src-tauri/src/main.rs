@@ -3,6 +3,7 @@
 //! window and ends when it is closed, so a hidden Keyward costs only the agent's memory.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+#![forbid(unsafe_code)]
 
 mod commands;
 mod host;

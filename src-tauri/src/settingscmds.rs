@@ -6,7 +6,7 @@ use keyward_authenticator::AuthenticatorError;
 use keyward_core::vault::FactorInfo;
 use tauri::State;
 
-use crate::commands::{call, unexpected, w, AppState, CmdError, Res, Unlocked};
+use crate::commands::{call, unexpected, w, with_client, AppState, CmdError, Res, Unlocked};
 
 fn key_err(e: AuthenticatorError) -> CmdError {
     CmdError::new(ErrorCode::Invalid, e.to_string())
@@ -127,17 +127,8 @@ pub async fn new_recovery_codes(
     state: State<'_, AppState>,
     passphrase: String,
 ) -> Res<Vec<String>> {
-    match call(
-        &state,
-        Request::RecoveryRegenerate {
-            passphrase: w(passphrase),
-        },
-    )
-    .await?
-    {
-        Reply::RecoveryCodes { codes } => Ok(codes.iter().map(|c| c.expose().to_owned()).collect()),
-        _ => Err(unexpected()),
-    }
+    let codes = with_client(&state, move |c| c.recovery_regenerate(w(passphrase))).await?;
+    Ok(codes.iter().map(|c| c.expose().to_owned()).collect())
 }
 
 /// Turns on or off the code asked for with "for hours" and "until lock" (off needs a code).

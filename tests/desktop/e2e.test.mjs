@@ -48,10 +48,20 @@ async function freshCode() {
 }
 let unlockedAt = 0;
 
+// A shell script that runs the CLI: the client is then `sh ask-keyward.sh`, another program
+// than this test's node, and one a grant can name (a shell running `-c` code is only ever
+// allowed once). `exit` keeps the shell from handing its process over to keyward.
+const ASK = join(HOME, 'ask-keyward.sh');
+function askScript() {
+  mkdirSync(HOME, { recursive: true });
+  writeFileSync(ASK, `"${CLI}" "$@"\nexit $?\n`, { mode: 0o755 });
+  return ASK;
+}
+
 /** Runs the keyward CLI as its own process (no terminal), like a tool's credential_process. */
 function keyward(args, { via } = {}) {
   return new Promise((resolve) => {
-    const [cmd, argv] = via ? [via, ['-c', `exec_it() { "${CLI}" "$@"; }; exec_it ${args.join(' ')}`]] : [CLI, args];
+    const [cmd, argv] = via ? [via, [askScript(), ...args]] : [CLI, args];
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -368,6 +378,9 @@ test('settings: auto-lock, security key listed, new recovery codes', async () =>
   const res = await pending;
   assert.equal(res.code, 0, res.err);
   assert.equal(JSON.parse(res.out).Version, 1);
+  // A grant until lock: the same program asks again without a question.
+  const again = await keyward(['cred', 'aws', '--profile', 'deploy'], { via: '/bin/sh' });
+  assert.equal(again.code, 0, again.err);
   await click('nav-settings');
   await (await $t('grants-code-off-code')).waitForDisplayed({ timeout: 10000 });
   await type('grants-code-off-code', await freshCode());

@@ -9,13 +9,13 @@
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_sdk_sts::primitives::DateTimeFormat;
-use keyward_core::AwsConfig;
+use keyward_core::{AwsConfig, EntryKind, EntryMeta, SecretValue};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::cache::{CredCache, Issued, MIN_REMAINING};
-use crate::protocol::{AwsCredentials, WireSecret};
+use crate::provider::Provider;
 
 /// Region used for STS when the entry names none.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -36,15 +36,96 @@ pub enum AwsError {
         "profile '{0}' needs an MFA code: run the command in a terminal so Keyward can ask for it"
     )]
     MfaRequired(String),
+    /// The entry is not a whole AWS key (its settings or its secret are of another kind).
+    #[error("'{0}' is not an AWS key pair with AWS settings")]
+    NotAnAwsKey(String),
     /// STS gave back credentials that live too short.
     #[error("AWS STS returned credentials for '{0}' that expire in under 20 minutes: raise the session duration")]
     TooShort(String),
 }
 
-/// The per-profile STS session cache.
-pub type AwsCache = CredCache<AwsCredentials>;
+/// Temporary AWS credentials as STS issued them.
+#[derive(Clone)]
+pub struct Session {
+    /// ASIA… id.
+    pub access_key_id: String,
+    /// Session secret.
+    pub secret_access_key: SecretString,
+    /// Session token.
+    pub session_token: SecretString,
+    /// RFC 3339 expiry.
+    pub expiration: String,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
 
-impl Issued for AwsCredentials {
+/// The per-profile STS session cache.
+pub type AwsCache = CredCache<Session>;
+
+/// AWS STS as a [`Provider`]: `AssumeRole` when the key names a role, else `GetSessionToken`.
+#[derive(Default)]
+pub struct Sts {
+    cache: AwsCache,
+}
+
+impl Provider for Sts {
+    type Credential = Session;
+    type Error = AwsError;
+    /// The MFA code, when the key has an MFA device and a session must be issued.
+    type Input = Option<SecretString>;
+    const KIND: EntryKind = EntryKind::Aws;
+
+    fn cache(&self) -> &AwsCache {
+        &self.cache
+    }
+
+    fn ttl_secs(&self, meta: &EntryMeta) -> Option<u64> {
+        meta.config
+            .aws
+            .as_ref()
+            .map(|a| u64::from(a.session_duration_secs))
+    }
+
+    async fn issue(
+        &self,
+        meta: &EntryMeta,
+        secret: SecretValue,
+        mfa_code: Option<SecretString>,
+    ) -> Result<(Session, Option<OffsetDateTime>), AwsError> {
+        let (
+            Some(cfg),
+            SecretValue::Aws {
+                access_key_id,
+                secret_access_key,
+            },
+        ) = (meta.config.aws.as_ref(), secret)
+        else {
+            return Err(AwsError::NotAnAwsKey(meta.name.clone()));
+        };
+        let session_name: String = format!("keyward-{}", meta.name).chars().take(64).collect();
+        let (session, expires) = issue(
+            &meta.name,
+            cfg,
+            &access_key_id,
+            &secret_access_key,
+            mfa_code.as_ref().map(|c| c.expose_secret()),
+            &session_name,
+        )
+        .await?;
+        Ok((session, Some(expires)))
+    }
+
+    fn audit_detail(&self, _meta: &EntryMeta, c: &Session) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "aws-sts",
+            "access_key_id": c.access_key_id,
+            "expiration": c.expiration,
+            "cached": c.cached,
+        })
+    }
+}
+
+impl Issued for Session {
     fn set_cached(&mut self) {
         self.cached = true;
     }
@@ -105,7 +186,7 @@ pub async fn issue(
     secret_access_key: &SecretString,
     mfa_code: Option<&str>,
     session_name: &str,
-) -> Result<(AwsCredentials, OffsetDateTime), AwsError> {
+) -> Result<(Session, OffsetDateTime), AwsError> {
     if cfg.mfa_serial.is_some() && mfa_code.is_none() {
         return Err(AwsError::MfaRequired(profile.to_owned()));
     }
@@ -158,10 +239,10 @@ pub async fn issue(
         return Err(AwsError::TooShort(profile.to_owned()));
     }
     Ok((
-        AwsCredentials {
+        Session {
             access_key_id: c.access_key_id,
-            secret_access_key: WireSecret::new(c.secret_access_key),
-            session_token: WireSecret::new(c.session_token),
+            secret_access_key: SecretString::from(c.secret_access_key),
+            session_token: SecretString::from(c.session_token),
             expiration,
             cached: false,
         },
@@ -173,14 +254,16 @@ pub async fn issue(
 pub async fn caller_identity(
     profile: &str,
     cfg: &AwsConfig,
-    creds: &AwsCredentials,
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: &str,
 ) -> Result<String, AwsError> {
     let client = sts_client(
         cfg,
         Credentials::new(
-            &creds.access_key_id,
-            creds.secret_access_key.expose(),
-            Some(creds.session_token.expose().to_owned()),
+            access_key_id,
+            secret_access_key,
+            Some(session_token.to_owned()),
             None,
             "keyward",
         ),

@@ -8,7 +8,15 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::protocol::{ErrorReply, Reply, Request, RequestFrame, ResponseFrame, VERSION};
+use keyward_core::catalog::AuditRow;
+use keyward_core::vault::FactorInfo;
+use keyward_core::EntryMeta;
+
+use crate::approvals::{ApprovalInfo, ClientId, GrantInfo};
+use crate::protocol::{
+    AwsCredentials, AwsKeyInput, ErrorReply, MetaInput, NewSecret, OAuth2KeyInput, OAuth2Token,
+    Reply, Request, RequestFrame, ResponseFrame, StatusInfo, WireSecret, VERSION,
+};
 
 /// Largest response accepted (audit tails can be long).
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -36,6 +44,133 @@ pub enum ClientError {
     /// The agent refused the request.
     #[error("{}", .0.message)]
     Agent(ErrorReply),
+    /// The agent answered with another kind of reply than the request asks for.
+    #[error("the Keyward agent gave an unexpected answer (is it another version? restart it with `keyward agent stop`)")]
+    Unexpected,
+}
+
+/// What a credential request gives: the credential, or the question the user must answer first
+/// (the agent has no approver of its own; see `approvals`).
+#[derive(Debug)]
+pub enum Issued<C> {
+    /// The credential.
+    Credential(C),
+    /// The program is not approved yet: ask the user, then send `approve` and ask again.
+    ApprovalNeeded(ApprovalInfo),
+}
+
+/// Typed requests: each sends one request and returns the one kind of reply it may get.
+macro_rules! typed {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty {
+        $req:expr => $pat:pat => $val:expr
+    })*) => {
+        impl Client {
+            $(
+                $(#[$doc])*
+                pub fn $name(&mut self, $($arg: $ty),*) -> Result<$out, ClientError> {
+                    match self.call($req)? {
+                        $pat => Ok($val),
+                        _ => Err(ClientError::Unexpected),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+typed! {
+    /// The agent's pid, if it answers at all.
+    fn ping() -> u32 { Request::Ping {} => Reply::Pong { pid } => pid }
+    /// The vault's and the agent's state.
+    fn status() -> StatusInfo { Request::Status {} => Reply::Status(s) => s }
+    /// Every key's metadata.
+    fn list() -> Vec<EntryMeta> { Request::List {} => Reply::Entries { entries } => entries }
+    /// One key's metadata.
+    fn show(name: &str) -> EntryMeta {
+        Request::Show { name: name.to_owned() } => Reply::Entry { entry } => *entry
+    }
+    /// Stores a new AWS key.
+    fn add_aws(name: &str, meta: MetaInput, aws: AwsKeyInput) -> EntryMeta {
+        Request::AddAws { name: name.to_owned(), meta, aws } => Reply::Entry { entry } => *entry
+    }
+    /// Stores a new OAuth2 client.
+    fn add_oauth2(name: &str, meta: MetaInput, oauth2: OAuth2KeyInput) -> EntryMeta {
+        Request::AddOauth2 { name: name.to_owned(), meta, oauth2 } => Reply::Entry { entry } => *entry
+    }
+    /// Stores a new static token.
+    fn add_static(name: &str, meta: MetaInput, value: WireSecret) -> EntryMeta {
+        Request::AddStatic { name: name.to_owned(), meta, value } => Reply::Entry { entry } => *entry
+    }
+    /// Changes a key's metadata.
+    fn update(name: &str, meta: MetaInput) -> EntryMeta {
+        Request::Update { name: name.to_owned(), meta } => Reply::Entry { entry } => *entry
+    }
+    /// Replaces a key's secret.
+    fn rotate(name: &str, secret: NewSecret) -> EntryMeta {
+        Request::Rotate { name: name.to_owned(), secret } => Reply::Entry { entry } => *entry
+    }
+    /// A key's audit rows.
+    fn history(name: &str, limit: u32) -> Vec<AuditRow> {
+        Request::History { name: name.to_owned(), limit } => Reply::Audit { rows } => rows
+    }
+    /// The live grants.
+    fn grants() -> Vec<GrantInfo> { Request::Grants {} => Reply::Grants { grants } => grants }
+    /// Gives a standing grant (needs a current authenticator code).
+    fn grant_allow(client: ClientId, profile: &str, hours: Option<u32>, code: WireSecret) -> Vec<GrantInfo> {
+        Request::GrantAllow { client, profile: profile.to_owned(), hours, code: Some(code) }
+            => Reply::Grants { grants } => grants
+    }
+    /// The enrolled factors.
+    fn factors() -> Vec<FactorInfo> { Request::Factors {} => Reply::Factors { factors } => factors }
+    /// New recovery codes (the old ones stop working).
+    fn recovery_regenerate(passphrase: WireSecret) -> Vec<WireSecret> {
+        Request::RecoveryRegenerate { passphrase } => Reply::RecoveryCodes { codes } => codes
+    }
+    /// Verifies the audit trail; the number of rows.
+    fn audit_verify() -> u64 { Request::AuditVerify {} => Reply::AuditVerified { rows } => rows }
+    /// The last `limit` audit rows.
+    fn audit_tail(limit: u32) -> Vec<AuditRow> {
+        Request::AuditTail { limit } => Reply::Audit { rows } => rows
+    }
+}
+
+impl Client {
+    /// Session credentials for AWS profile `profile` (`approval`: the id of a question the user
+    /// has answered).
+    pub fn cred_aws(
+        &mut self,
+        profile: &str,
+        mfa_code: Option<WireSecret>,
+        approval: Option<String>,
+    ) -> Result<Issued<AwsCredentials>, ClientError> {
+        let req = Request::CredAws {
+            profile: profile.to_owned(),
+            mfa_code,
+            approval,
+        };
+        match self.call(req)? {
+            Reply::AwsCredentials(c) => Ok(Issued::Credential(c)),
+            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+
+    /// An access token for OAuth2 key `profile`.
+    pub fn cred_oauth2(
+        &mut self,
+        profile: &str,
+        approval: Option<String>,
+    ) -> Result<Issued<OAuth2Token>, ClientError> {
+        let req = Request::CredOauth2 {
+            profile: profile.to_owned(),
+            approval,
+        };
+        match self.call(req)? {
+            Reply::Oauth2Token(t) => Ok(Issued::Credential(t)),
+            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
 }
 
 /// A connection to the agent.
@@ -122,10 +257,9 @@ impl Client {
         }
         let resp: ResponseFrame =
             serde_json::from_slice(&buf).map_err(|_| ClientError::Protocol)?;
-        match (resp.ok, resp.err) {
-            (Some(r), None) => Ok(r),
-            (None, Some(e)) => Err(ClientError::Agent(e)),
-            _ => Err(ClientError::Protocol),
+        match resp {
+            ResponseFrame::Ok(r) => Ok(r),
+            ResponseFrame::Err(e) => Err(ClientError::Agent(e)),
         }
     }
 }

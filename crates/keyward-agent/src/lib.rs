@@ -18,6 +18,7 @@ pub mod interp;
 pub mod oauth;
 pub mod peer;
 pub mod protocol;
+pub mod provider;
 pub mod server;
 pub mod service;
 pub mod sessionwatch;

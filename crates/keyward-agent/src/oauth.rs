@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use keyward_core::{ClientAuth, OAuth2Config};
+use keyward_core::{ClientAuth, EntryKind, EntryMeta, OAuth2Config, SecretValue};
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenType};
 use oauth2::{
     AccessToken, AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpClientError, HttpRequest,
@@ -22,12 +22,87 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 use crate::cache::{CredCache, Issued};
-use crate::protocol::{OAuth2Token, WireSecret};
+use crate::provider::Provider;
+
+/// An access token as the authorization server issued it.
+#[derive(Clone)]
+pub struct Token {
+    /// The access token.
+    pub access_token: SecretString,
+    /// Its type as the server named it (`Bearer`).
+    pub token_type: String,
+    /// RFC 3339 expiry, when the server said.
+    pub expires_at: Option<String>,
+    /// Granted scope (space-separated), when the server said.
+    pub scope: Option<String>,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
 
 /// The per-profile access-token cache.
-pub type OAuthCache = CredCache<OAuth2Token>;
+pub type OAuthCache = CredCache<Token>;
 
-impl Issued for OAuth2Token {
+/// The OAuth2 client-credentials grant as a [`Provider`].
+#[derive(Default)]
+pub struct ClientCredentials {
+    cache: OAuthCache,
+    /// Made at the first request and kept for the agent's life: it pools connections and reads
+    /// the CA store once.
+    http: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl ClientCredentials {
+    /// The HTTPS client for authorization servers.
+    pub fn http(&self) -> Result<&reqwest::Client, OAuthError> {
+        if let Some(c) = self.http.get() {
+            return Ok(c);
+        }
+        let c = http_client().map_err(OAuthError::Client)?;
+        Ok(self.http.get_or_init(|| c))
+    }
+}
+
+impl Provider for ClientCredentials {
+    type Credential = Token;
+    type Error = OAuthError;
+    type Input = ();
+    const KIND: EntryKind = EntryKind::OAuth2;
+
+    fn cache(&self) -> &OAuthCache {
+        &self.cache
+    }
+
+    /// A token's lifetime is the server's to choose, so the question names none.
+    fn ttl_secs(&self, _meta: &EntryMeta) -> Option<u64> {
+        None
+    }
+
+    async fn issue(
+        &self,
+        meta: &EntryMeta,
+        secret: SecretValue,
+        (): (),
+    ) -> Result<(Token, Option<OffsetDateTime>), OAuthError> {
+        let (Some(cfg), SecretValue::OAuth2 { client_secret }) =
+            (meta.config.oauth2.as_ref(), secret)
+        else {
+            return Err(OAuthError::NotAClient(meta.name.clone()));
+        };
+        issue(self.http()?, &meta.name, cfg, &client_secret).await
+    }
+
+    fn audit_detail(&self, meta: &EntryMeta, t: &Token) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "oauth2",
+            "client_id": meta.config.oauth2.as_ref().map(|c| c.client_id.clone()),
+            "expires_at": t.expires_at,
+            "scope": t.scope,
+            "cached": t.cached,
+        })
+    }
+}
+
+impl Issued for Token {
     fn set_cached(&mut self) {
         self.cached = true;
     }
@@ -41,6 +116,12 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// Errors from the authorization server.
 #[derive(Debug, Error)]
 pub enum OAuthError {
+    /// The HTTPS client could not be made (the system's CA store).
+    #[error("cannot make the HTTPS client for authorization servers: {0}")]
+    Client(String),
+    /// The entry is not a whole OAuth2 client (its settings or its secret are of another kind).
+    #[error("'{0}' is not an OAuth2 client with OAuth2 settings")]
+    NotAClient(String),
     /// The server answered with an OAuth2 error.
     #[error("the token endpoint refused client '{client_id}' (key '{profile}'): {reason}")]
     Refused {
@@ -257,7 +338,7 @@ pub async fn issue(
     profile: &str,
     cfg: &OAuth2Config,
     secret: &SecretString,
-) -> Result<(OAuth2Token, Option<OffsetDateTime>), OAuthError> {
+) -> Result<(Token, Option<OffsetDateTime>), OAuthError> {
     let client = client(cfg, secret, profile)?;
     let resp = client
         .exchange_client_credentials()
@@ -308,8 +389,8 @@ pub async fn issue(
             .collect::<Vec<_>>()
             .join(" ")
     });
-    let token = OAuth2Token {
-        access_token: WireSecret::new(token.clone()),
+    let token = Token {
+        access_token: SecretString::from(token.clone()),
         token_type,
         expires_at: expires.map(rfc3339),
         scope,
@@ -325,10 +406,10 @@ pub async fn introspect(
     profile: &str,
     cfg: &OAuth2Config,
     secret: &SecretString,
-    token: &WireSecret,
+    token: &SecretString,
 ) -> Result<Introspected, OAuthError> {
     let client = client(cfg, secret, profile)?;
-    let access = AccessToken::new(token.expose().to_owned());
+    let access = AccessToken::new(token.expose_secret().to_owned());
     let req = client
         .introspect(&access)
         .map_err(|_| OAuthError::Introspection {

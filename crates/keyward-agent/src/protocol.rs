@@ -530,18 +530,75 @@ impl Request {
     }
 }
 
-/// A response frame.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResponseFrame {
-    /// Protocol version.
-    pub v: u32,
+/// A response frame: `{"v":1,"ok":{…}}` or `{"v":1,"err":{…}}`, the reply or the error, never
+/// both or neither (a frame with both, neither or another version does not parse).
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawResponseFrame")]
+pub enum ResponseFrame {
     /// Success payload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ok: Option<Reply>,
+    Ok(Reply),
     /// Failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub err: Option<ErrorReply>,
+    Err(ErrorReply),
+}
+
+impl From<Result<Reply, ErrorReply>> for ResponseFrame {
+    fn from(r: Result<Reply, ErrorReply>) -> Self {
+        match r {
+            Ok(reply) => ResponseFrame::Ok(reply),
+            Err(e) => ResponseFrame::Err(e),
+        }
+    }
+}
+
+impl From<ResponseFrame> for Result<Reply, ErrorReply> {
+    fn from(f: ResponseFrame) -> Self {
+        match f {
+            ResponseFrame::Ok(reply) => Ok(reply),
+            ResponseFrame::Err(e) => Err(e),
+        }
+    }
+}
+
+impl Serialize for ResponseFrame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ResponseFrame", 2)?;
+        st.serialize_field("v", &VERSION)?;
+        match self {
+            ResponseFrame::Ok(reply) => st.serialize_field("ok", reply)?,
+            ResponseFrame::Err(e) => st.serialize_field("err", e)?,
+        }
+        st.end()
+    }
+}
+
+/// The frame as it is on the wire, before it is known to be one or the other.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponseFrame {
+    v: u32,
+    #[serde(default)]
+    ok: Option<Reply>,
+    #[serde(default)]
+    err: Option<ErrorReply>,
+}
+
+impl TryFrom<RawResponseFrame> for ResponseFrame {
+    type Error = String;
+
+    fn try_from(raw: RawResponseFrame) -> Result<Self, String> {
+        if raw.v != VERSION {
+            return Err(format!(
+                "the agent speaks protocol version {}, this client {VERSION}",
+                raw.v
+            ));
+        }
+        match (raw.ok, raw.err) {
+            (Some(reply), None) => Ok(ResponseFrame::Ok(reply)),
+            (None, Some(e)) => Ok(ResponseFrame::Err(e)),
+            _ => Err("a response carries either `ok` or `err`".to_owned()),
+        }
+    }
 }
 
 /// A failure: a stable code and a one-line message the user can act on.
@@ -656,6 +713,115 @@ pub struct AwsCredentials {
     pub expiration: String,
     /// Whether this came from the agent's cache.
     pub cached: bool,
+}
+
+/// Default STS session duration for new AWS entries.
+pub const DEFAULT_SESSION_SECS: u32 = 3600;
+
+impl From<&WireSecret> for secrecy::SecretString {
+    fn from(w: &WireSecret) -> Self {
+        secrecy::SecretString::from(w.expose().to_owned())
+    }
+}
+
+impl From<NewSecret> for keyward_core::SecretValue {
+    fn from(n: NewSecret) -> Self {
+        match n {
+            NewSecret::Aws {
+                access_key_id,
+                secret_access_key,
+            } => keyward_core::SecretValue::Aws {
+                access_key_id,
+                secret_access_key: (&secret_access_key).into(),
+            },
+            NewSecret::Static { value } => keyward_core::SecretValue::Static {
+                value: (&value).into(),
+            },
+            NewSecret::Oauth2 { client_secret } => keyward_core::SecretValue::OAuth2 {
+                client_secret: (&client_secret).into(),
+            },
+        }
+    }
+}
+
+impl From<AwsKeyInput> for (keyward_core::EntryConfig, keyward_core::SecretValue) {
+    /// The AWS settings and the key pair of a new AWS entry.
+    fn from(aws: AwsKeyInput) -> Self {
+        let config = keyward_core::EntryConfig {
+            aws: Some(keyward_core::AwsConfig {
+                access_key_hint: String::new(),
+                role_arn: aws.role_arn,
+                mfa_serial: aws.mfa_serial,
+                region: aws.region,
+                session_duration_secs: aws.session_duration_secs.unwrap_or(DEFAULT_SESSION_SECS),
+                sts_endpoint: aws.sts_endpoint,
+            }),
+            ..Default::default()
+        };
+        let secret = keyward_core::SecretValue::Aws {
+            access_key_id: aws.access_key_id,
+            secret_access_key: (&aws.secret_access_key).into(),
+        };
+        (config, secret)
+    }
+}
+
+impl From<OAuth2KeyInput> for (keyward_core::EntryConfig, keyward_core::SecretValue) {
+    /// The OAuth2 settings and the client secret of a new OAuth2 entry.
+    fn from(o: OAuth2KeyInput) -> Self {
+        let config = keyward_core::EntryConfig {
+            oauth2: Some(keyward_core::OAuth2Config {
+                client_id: o.client_id,
+                token_url: o.token_url,
+                scopes: o.scopes,
+                auth: o.auth.unwrap_or_default(),
+                introspection_url: o.introspection_url,
+            }),
+            ..Default::default()
+        };
+        let secret = keyward_core::SecretValue::OAuth2 {
+            client_secret: (&o.client_secret).into(),
+        };
+        (config, secret)
+    }
+}
+
+impl From<crate::aws::Session> for AwsCredentials {
+    fn from(s: crate::aws::Session) -> Self {
+        use secrecy::ExposeSecret;
+        AwsCredentials {
+            access_key_id: s.access_key_id,
+            secret_access_key: WireSecret::new(s.secret_access_key.expose_secret().to_owned()),
+            session_token: WireSecret::new(s.session_token.expose_secret().to_owned()),
+            expiration: s.expiration,
+            cached: s.cached,
+        }
+    }
+}
+
+impl From<crate::aws::Session> for Reply {
+    fn from(s: crate::aws::Session) -> Self {
+        Reply::AwsCredentials(s.into())
+    }
+}
+
+impl From<crate::oauth::Token> for OAuth2Token {
+    fn from(t: crate::oauth::Token) -> Self {
+        use secrecy::ExposeSecret;
+        OAuth2Token {
+            access_token: WireSecret::new(t.access_token.expose_secret().to_owned()),
+            token_type: t.token_type,
+            expires_at: t.expires_at,
+            scope: t.scope,
+            cached: t.cached,
+        }
+    }
+}
+
+impl From<crate::oauth::Token> for Reply {
+    fn from(t: crate::oauth::Token) -> Self {
+        Reply::Oauth2Token(t.into())
+    }
 }
 
 impl std::fmt::Debug for AwsCredentials {
@@ -807,6 +973,33 @@ pub enum Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_is_the_reply_or_the_error_never_both_or_neither() {
+        let ok = serde_json::to_string(&ResponseFrame::Ok(Reply::Done)).expect("json");
+        assert_eq!(ok, r#"{"v":1,"ok":{"type":"done"}}"#);
+        let err = serde_json::to_string(&ResponseFrame::Err(ErrorReply {
+            code: ErrorCode::Locked,
+            message: "locked".into(),
+        }))
+        .expect("json");
+        assert_eq!(err, r#"{"v":1,"err":{"code":"locked","message":"locked"}}"#);
+        for line in [&ok, &err] {
+            let back: ResponseFrame = serde_json::from_str(line).expect("round trip");
+            assert_eq!(&serde_json::to_string(&back).expect("json"), line);
+        }
+        for bad in [
+            r#"{"v":1}"#,
+            r#"{"v":1,"ok":{"type":"done"},"err":{"code":"locked","message":"m"}}"#,
+            r#"{"v":2,"ok":{"type":"done"}}"#,
+            r#"{"v":1,"ok":{"type":"done"},"x":1}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<ResponseFrame>(bad).is_err(),
+                "{bad} must not parse"
+            );
+        }
+    }
 
     #[test]
     fn strict_parsing() {

@@ -229,14 +229,10 @@ pub fn bind(socket: &Path) -> Result<UnixListener, EndpointError> {
 }
 
 fn frame_err(code: ErrorCode, message: &str) -> ResponseFrame {
-    ResponseFrame {
-        v: VERSION,
-        ok: None,
-        err: Some(ErrorReply {
-            code,
-            message: message.to_owned(),
-        }),
-    }
+    ResponseFrame::Err(ErrorReply {
+        code,
+        message: message.to_owned(),
+    })
 }
 
 async fn write_frame(
@@ -406,18 +402,7 @@ async fn serve_connection(
         registry(conns).set_busy(id, true);
         let handled = agent.handle(frame.req, actor.clone()).await;
         registry(conns).set_busy(id, false);
-        let response = match handled {
-            Ok(reply) => ResponseFrame {
-                v: VERSION,
-                ok: Some(reply),
-                err: None,
-            },
-            Err(e) => ResponseFrame {
-                v: VERSION,
-                ok: None,
-                err: Some(e),
-            },
-        };
+        let response = ResponseFrame::from(handled);
         if write_frame(&mut write, &response).await.is_err() {
             return;
         }

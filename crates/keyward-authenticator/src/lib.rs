@@ -8,6 +8,8 @@
 //! `KEYWARD_TEST_AUTHENTICATOR` names its file, with a software hmac-secret: HMAC-SHA256 under a
 //! per-token secret, bound to the credential id.
 
+#![forbid(unsafe_code)]
+
 use keyward_core::fido2::webauthn::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse,

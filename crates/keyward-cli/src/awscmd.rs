@@ -212,12 +212,7 @@ pub fn setup(name: &str, profile: Option<&str>) -> Result<()> {
     let profile = profile.unwrap_or(name);
     keyward_core::entry::validate_name(profile)
         .map_err(|_| anyhow!("invalid profile name '{}'", profile.escape_default()))?;
-    let Reply::Entry { entry } = call(Request::Show {
-        name: name.to_owned(),
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let entry = crate::connect::agent()?.show(name)?;
     if entry.kind != EntryKind::Aws {
         bail!("'{name}' is a {} key, not an AWS key", entry.kind.as_str());
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision};
-use keyward_agent::protocol::{Reply, Request};
+use keyward_agent::protocol::Request;
 
 use crate::prompt::{self, Prompter};
 use crate::vaultcmd::call;
@@ -114,9 +114,7 @@ pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<(Decision, Option<String>
 
 /// `keyward grants [--json]`.
 pub fn list(json: bool) -> Result<()> {
-    let Reply::Grants { grants } = call(Request::Grants {})? else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let grants = crate::connect::agent()?.grants()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&grants)?);
         return Ok(());
@@ -168,19 +166,12 @@ pub fn allow(
         &format!("Code from your authenticator app to let {client} use '{profile}': "),
         "authenticator code",
     )?;
-    let Reply::Grants { grants } = call(Request::GrantAllow {
-        client,
-        profile: profile.to_owned(),
-        hours,
-        code: Some(keyward_agent::protocol::WireSecret::new(
-            secrecy::ExposeSecret::expose_secret(&code)
-                .trim()
-                .to_owned(),
-        )),
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let code = keyward_agent::protocol::WireSecret::new(
+        secrecy::ExposeSecret::expose_secret(&code)
+            .trim()
+            .to_owned(),
+    );
+    let grants = crate::connect::agent()?.grant_allow(client, profile, hours, code)?;
     for g in grants {
         println!(
             "Granted {} profile '{}' until {} (id {}).",

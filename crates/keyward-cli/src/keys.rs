@@ -8,6 +8,7 @@ use keyward_agent::protocol::{AwsKeyInput, MetaInput, NewSecret, Reply, Request,
 use keyward_core::{EntryKind, EntryMeta};
 use secrecy::ExposeSecret;
 
+use crate::connect;
 use crate::prompt::Prompter;
 use crate::vaultcmd::call;
 
@@ -41,10 +42,10 @@ pub fn add_aws(input_fd: Option<u32>, a: AddAws, meta: MetaInput) -> Result<()> 
     let duration = a
         .duration
         .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-    let reply = call(Request::AddAws {
-        name: a.name.clone(),
+    let entry = connect::agent()?.add_aws(
+        &a.name,
         meta,
-        aws: AwsKeyInput {
+        AwsKeyInput {
             access_key_id: access_key_id.trim().to_owned(),
             secret_access_key: WireSecret::new(secret.expose_secret().trim().to_owned()),
             role_arn: a.role_arn,
@@ -53,20 +54,18 @@ pub fn add_aws(input_fd: Option<u32>, a: AddAws, meta: MetaInput) -> Result<()> 
             session_duration_secs: duration,
             sts_endpoint: a.sts_endpoint,
         },
-    })?;
-    if let Reply::Entry { entry } = reply {
-        println!(
-            "Stored AWS key '{}' ({}). Next: `keyward setup aws {}` points the AWS CLI and SDKs at it.",
-            entry.name,
-            entry
-                .config
-                .aws
-                .as_ref()
-                .map(|c| c.access_key_hint.as_str())
-                .unwrap_or(""),
-            entry.name
-        );
-    }
+    )?;
+    println!(
+        "Stored AWS key '{}' ({}). Next: `keyward setup aws {}` points the AWS CLI and SDKs at it.",
+        entry.name,
+        entry
+            .config
+            .aws
+            .as_ref()
+            .map(|c| c.access_key_hint.as_str())
+            .unwrap_or(""),
+        entry.name
+    );
     Ok(())
 }
 
@@ -92,9 +91,7 @@ fn date(s: &Option<String>) -> String {
 
 /// `keyward list`.
 pub fn list(json: bool) -> Result<()> {
-    let Reply::Entries { entries } = call(Request::List {})? else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let entries = connect::agent()?.list()?;
     let now = time::OffsetDateTime::now_utc();
     if json {
         /// An entry with its computed state, as `list --json` shows it.
@@ -220,16 +217,11 @@ fn print_entry(e: &EntryMeta) {
 
 /// `keyward show`.
 pub fn show(name: &str, json: bool) -> Result<()> {
-    let Reply::Entry { entry } = call(Request::Show {
-        name: name.to_owned(),
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let entry = connect::agent()?.show(name)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entry)?);
     } else {
-        print_entry(entry.as_ref());
+        print_entry(&entry);
     }
     Ok(())
 }
@@ -294,12 +286,7 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
 /// `keyward edit`: the fields given in `set` change, those named in `clear` are emptied, the
 /// rest stay.
 pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
-    let Reply::Entry { entry } = call(Request::Show {
-        name: name.to_owned(),
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let entry = connect::agent()?.show(name)?;
     let mut meta = MetaInput {
         owner: entry.owner,
         purpose: entry.purpose,
@@ -345,12 +332,7 @@ pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
 
 /// `keyward rotate`: stores the new secret of a key rotated at its provider.
 pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
-    let Reply::Entry { entry } = call(Request::Show {
-        name: name.to_owned(),
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let entry = connect::agent()?.show(name)?;
     let mut p = Prompter::new(input_fd)?;
     let secret = match entry.kind {
         EntryKind::Aws => {
@@ -377,13 +359,7 @@ pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
             ),
         },
     };
-    let Reply::Entry { entry } = call(Request::Rotate {
-        name: name.to_owned(),
-        secret,
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let entry = connect::agent()?.rotate(name, secret)?;
     match (entry.kind, entry.config.aws.as_ref()) {
         (EntryKind::Aws, Some(a)) => println!(
             "Stored the new key for '{name}' ({}). Deactivate the old one at AWS once tools work.",
@@ -399,13 +375,7 @@ pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
 
 /// `keyward history`.
 pub fn history(name: &str, lines: u32, json: bool) -> Result<()> {
-    let Reply::Audit { rows } = call(Request::History {
-        name: name.to_owned(),
-        limit: lines,
-    })?
-    else {
-        bail!("the agent gave an unexpected answer");
-    };
+    let rows = connect::agent()?.history(name, lines)?;
     if rows.is_empty() && !json {
         println!("No records about '{name}'.");
         return Ok(());

@@ -10,7 +10,6 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::prompt::Prompter;
-use crate::vaultcmd::call;
 
 /// What `cred oauth2` prints.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -44,10 +43,10 @@ pub fn add(input_fd: Option<u32>, a: AddOAuth2, meta: MetaInput) -> Result<()> {
     keyward_core::entry::validate_name(&a.name)?;
     let mut p = Prompter::new(input_fd)?;
     let secret = p.secret("OAuth2 client secret: ", "client secret")?;
-    let reply = call(Request::AddOauth2 {
-        name: a.name.clone(),
+    let entry = crate::connect::agent()?.add_oauth2(
+        &a.name,
         meta,
-        oauth2: OAuth2KeyInput {
+        OAuth2KeyInput {
             client_id: a.client_id.trim().to_owned(),
             client_secret: WireSecret::new(secret.expose_secret().trim().to_owned()),
             token_url: a.token_url.trim().to_owned(),
@@ -55,19 +54,17 @@ pub fn add(input_fd: Option<u32>, a: AddOAuth2, meta: MetaInput) -> Result<()> {
             auth: Some(a.auth),
             introspection_url: a.introspection_url.map(|u| u.trim().to_owned()),
         },
-    })?;
-    if let Reply::Entry { entry } = reply {
-        let client = entry
-            .config
-            .oauth2
-            .as_ref()
-            .map(|c| c.client_id.as_str())
-            .unwrap_or("");
-        println!(
-            "Stored OAuth2 client '{}' ({client}). Next: `keyward test {}` checks it; tools get tokens from `keyward cred oauth2 --profile {}`.",
-            entry.name, entry.name, entry.name
-        );
-    }
+    )?;
+    let client = entry
+        .config
+        .oauth2
+        .as_ref()
+        .map(|c| c.client_id.as_str())
+        .unwrap_or("");
+    println!(
+        "Stored OAuth2 client '{}' ({client}). Next: `keyward test {}` checks it; tools get tokens from `keyward cred oauth2 --profile {}`.",
+        entry.name, entry.name, entry.name
+    );
     Ok(())
 }
 

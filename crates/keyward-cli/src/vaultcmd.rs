@@ -46,13 +46,12 @@ pub fn init(
     kdf_iterations: Option<u32>,
 ) -> Result<()> {
     let mut p = Prompter::new(input_fd)?;
-    if let Reply::Status(s) = call(Request::Status {})? {
-        if s.vault {
-            bail!(
-                "a vault already exists ({}): `keyward unlock` opens it",
-                s.catalog
-            );
-        }
+    let s = connect::agent()?.status()?;
+    if s.vault {
+        bail!(
+            "a vault already exists ({}): `keyward unlock` opens it",
+            s.catalog
+        );
     }
     let interactive = p.interactive();
     let passphrase = loop {
@@ -256,14 +255,13 @@ pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
 /// `keyward unlock`.
 pub fn unlock(input_fd: Option<u32>, kind: FactorKind) -> Result<()> {
     let mut p = Prompter::new(input_fd)?;
-    if let Reply::Status(s) = call(Request::Status {})? {
-        if !s.vault {
-            bail!("no vault yet: run `keyward init` to create one");
-        }
-        if !s.locked {
-            println!("Already unlocked.");
-            return Ok(());
-        }
+    let s = connect::agent()?.status()?;
+    if !s.vault {
+        bail!("no vault yet: run `keyward init` to create one");
+    }
+    if !s.locked {
+        println!("Already unlocked.");
+        return Ok(());
     }
     match unlock_with(&mut p, kind)? {
         Reply::Unlocked {
@@ -298,9 +296,7 @@ pub fn lock() -> Result<()> {
 
 /// `keyward status`.
 pub fn status(json: bool) -> Result<()> {
-    let Reply::Status(s) = call(Request::Status {})? else {
-        return Err(unexpected());
-    };
+    let s = connect::agent()?.status()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
@@ -356,9 +352,7 @@ pub fn status(json: bool) -> Result<()> {
 
 /// `keyward factor list`.
 pub fn factor_list(json: bool) -> Result<()> {
-    let Reply::Factors { factors } = call(Request::Factors {})? else {
-        return Err(unexpected());
-    };
+    let factors = connect::agent()?.factors()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&factors)?);
         return Ok(());
@@ -426,12 +420,7 @@ fn print_enrolled(reply: Reply) -> Result<()> {
 pub fn factor_new_recovery_codes(input_fd: Option<u32>) -> Result<()> {
     let mut p = Prompter::new(input_fd)?;
     let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
-    let Reply::RecoveryCodes { codes } = call(Request::RecoveryRegenerate {
-        passphrase: wire(&passphrase),
-    })?
-    else {
-        return Err(unexpected());
-    };
+    let codes = connect::agent()?.recovery_regenerate(wire(&passphrase))?;
     println!("New recovery codes (each works once; the old ones no longer work). Store them offline now:");
     for c in &codes {
         println!("  {}", c.expose());
@@ -483,18 +472,14 @@ pub fn factor_remove(id: &str) -> Result<()> {
 
 /// `keyward audit verify`.
 pub fn audit_verify() -> Result<()> {
-    let Reply::AuditVerified { rows } = call(Request::AuditVerify {})? else {
-        return Err(unexpected());
-    };
+    let rows = connect::agent()?.audit_verify()?;
     println!("Audit log intact: {rows} records, hash chain verified.");
     Ok(())
 }
 
 /// `keyward audit tail`.
 pub fn audit_tail(lines: u32, json: bool) -> Result<()> {
-    let Reply::Audit { rows } = call(Request::AuditTail { limit: lines })? else {
-        return Err(unexpected());
-    };
+    let rows = connect::agent()?.audit_tail(lines)?;
     print_audit(rows, json)
 }
 
@@ -572,10 +557,8 @@ pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
             if mode.tray {
                 args.push("--tray".into());
             }
-            let mut c = connect::agent_with(&args)?;
-            if let Reply::Pong { pid } = c.call(Request::Ping {})? {
-                println!("Agent running (pid {pid}).");
-            }
+            let pid = connect::agent_with(&args)?.ping()?;
+            println!("Agent running (pid {pid}).");
             Ok(())
         }
         AgentVerb::Stop => match connect::existing()? {

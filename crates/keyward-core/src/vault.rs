@@ -497,6 +497,10 @@ pub struct Vault {
     audit_key: Option<MacKey>,
     /// The chain's anchor as last written by this value.
     anchor: Option<Anchor>,
+    /// The trail's head written by this value and not yet anchored.
+    unanchored: Option<Anchor>,
+    /// The last anchor write failed: audit refuses until one succeeds.
+    anchor_failed: bool,
 }
 
 impl std::fmt::Debug for Vault {
@@ -515,6 +519,8 @@ impl Vault {
             recipient: None,
             audit_key: None,
             anchor: None,
+            unanchored: None,
+            anchor_failed: false,
         })
     }
 
@@ -557,19 +563,35 @@ impl Vault {
     /// Records audit events (fail closed: an error means the caller must not proceed). Once a
     /// vault exists the rows are keyed and the new head is anchored in the keystore.
     pub fn audit(&mut self, events: &[(Actor, AuditEvent)]) -> Result<(), VaultError> {
+        self.audit_unanchored(events)?;
+        self.anchor_head()
+    }
+
+    /// Records audit events (fail closed) and leaves moving the keystore's anchor to
+    /// [`Vault::anchor_head`]: the issuance path answers once its rows are committed and
+    /// anchors right after, so the keychain write (a D-Bus round trip to the Secret Service)
+    /// is off the reply path. While an earlier anchor write is failing, this retries it first
+    /// and refuses if it still fails.
+    pub fn audit_unanchored(&mut self, events: &[(Actor, AuditEvent)]) -> Result<(), VaultError> {
         let Some((key, keystore)) = self.audit_key()? else {
             audit::append(&mut self.catalog, &now_rfc3339(), events, None)?;
             return Ok(());
         };
+        if self.anchor_failed {
+            self.anchor_head()?;
+        }
         if self.anchor.is_none() {
             self.anchor = read_anchor(&keystore, &self.catalog)?;
         }
         // The anchor moves only along an intact trail: once rows it covers were removed or
-        // replaced, it stays where it was, so `verify` keeps naming the break.
-        let intact = match &self.anchor {
+        // replaced, it stays where it was, so `verify` keeps naming the break. The head not
+        // yet anchored counts: its rows were written by this value.
+        let latest = self.unanchored.as_ref().or(self.anchor.as_ref());
+        let intact = match latest {
             Some(a) => self.catalog.audit_hash_at(a.seq)?.as_deref() == Some(a.hash.as_str()),
             None => true,
         };
+        let keyed_from = latest.map(|a| a.keyed_from);
         let rows = audit::append(&mut self.catalog, &now_rfc3339(), events, Some(&key))?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(());
@@ -578,19 +600,36 @@ impl Vault {
             tracing::warn!("the audit trail was changed outside Keyward: `keyward audit verify` names the first bad row");
             return Ok(());
         }
-        let anchor = Anchor {
+        self.unanchored = Some(Anchor {
             // The first keyed row of this vault (a vault made before the chain was keyed
             // starts keying here; `verify` checks the rows before it unkeyed).
-            keyed_from: self.anchor.as_ref().map_or(first.seq, |a| a.keyed_from),
+            keyed_from: keyed_from.unwrap_or(first.seq),
             seq: last.seq,
             hash: last.hash.clone(),
-        };
-        let json = serde_json::to_vec(&anchor).map_err(|e| VaultError::BadHeader(e.to_string()))?;
-        keystore
-            .put(&self.catalog, keystore::AUDIT_ANCHOR_ITEM, &json)
-            .map_err(AuditError::Anchor)?;
-        self.anchor = Some(anchor);
+        });
         Ok(())
+    }
+
+    /// Writes the trail's head, recorded by [`Vault::audit_unanchored`], to the keystore's
+    /// anchor; nothing to do when it is already there.
+    pub fn anchor_head(&mut self) -> Result<(), VaultError> {
+        let Some(head) = self.unanchored.take() else {
+            return Ok(());
+        };
+        let keystore = self.keystore()?;
+        let json = serde_json::to_vec(&head).map_err(|e| VaultError::BadHeader(e.to_string()))?;
+        match keystore.put(&self.catalog, keystore::AUDIT_ANCHOR_ITEM, &json) {
+            Ok(()) => {
+                self.anchor = Some(head);
+                self.anchor_failed = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.unanchored = Some(head);
+                self.anchor_failed = true;
+                Err(AuditError::Anchor(e).into())
+            }
+        }
     }
 
     /// The audit chain key and the keystore holding the anchor; `None` before a vault exists.
@@ -617,6 +656,9 @@ impl Vault {
         let Some((key, keystore)) = self.audit_key()? else {
             return Ok(audit::verify(&self.catalog, None, None)?);
         };
+        // A head this value has not anchored yet would read as rows beyond the anchor: fine,
+        // but anchoring first makes a cut right after an issuance show.
+        self.anchor_head()?;
         let anchor = read_anchor(&keystore, &self.catalog)?;
         Ok(audit::verify(&self.catalog, Some(&key), anchor.as_ref())?)
     }
@@ -698,6 +740,8 @@ impl Vault {
         )?;
         self.audit_key = Some(MacKey::derive(device.as_ref(), &vault_id, AUDIT_INFO));
         self.anchor = None;
+        self.unanchored = None;
+        self.anchor_failed = false;
         self.recipient = Some(identity.to_public());
         self.store_throttle(0, 0)?;
         self.set_totp_last_step(&totp_slot_id, step)?;

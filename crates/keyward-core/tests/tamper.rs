@@ -466,6 +466,66 @@ fn a_truncated_audit_tail_is_detected() {
     assert!(err.to_string().contains(&format!("row {n}")), "{err}");
 }
 
+fn issuance() -> Vec<(Actor, keyward_core::AuditEvent)> {
+    vec![(
+        Actor::default(),
+        keyward_core::AuditEvent {
+            action: "issue",
+            target: Some("k0".into()),
+            outcome: "ok",
+            detail: serde_json::json!({}),
+        },
+    )]
+}
+
+#[test]
+fn a_cut_before_the_anchor_moved_is_still_found() {
+    let (_dir, mut vault, _codes) = common::new_vault(&pass());
+    rows_for_audit(&mut vault);
+    // The issuance path: rows committed, anchor not yet moved.
+    vault.audit_unanchored(&issuance()).expect("row");
+    vault.audit_unanchored(&issuance()).expect("row");
+    let n = vault.catalog().audit_rows(None).expect("rows").len() as i64;
+    sql(
+        &vault,
+        &format!("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq >= {n}"),
+    );
+    let err = vault
+        .verify_audit()
+        .expect_err("the cut issuance row must be found");
+    assert!(err.to_string().contains(&format!("row {n}")), "{err}");
+}
+
+#[test]
+fn while_the_anchor_cannot_be_written_issuances_are_refused() {
+    let (_dir, mut vault, _codes) = common::new_vault(&pass());
+    // The keychain goes away (the file keystore stands in for it here).
+    sql(
+        &vault,
+        "CREATE TRIGGER no_anchor_u BEFORE UPDATE ON file_secrets WHEN old.item LIKE '%audit-anchor%' BEGIN SELECT RAISE(ABORT, 'keychain gone'); END;
+         CREATE TRIGGER no_anchor_i BEFORE INSERT ON file_secrets WHEN new.item LIKE '%audit-anchor%' BEGIN SELECT RAISE(ABORT, 'keychain gone'); END;",
+    );
+    // The row is committed (the request it records was answered), the anchor write fails...
+    vault.audit_unanchored(&issuance()).expect("row");
+    let rows = vault.catalog().audit_rows(None).expect("rows").len();
+    let err = vault.anchor_head().expect_err("anchor write fails");
+    assert!(err.to_string().contains("anchor"), "{err}");
+    // ...so the next issuance is refused and records nothing.
+    let err = vault
+        .audit_unanchored(&issuance())
+        .expect_err("fail closed while the anchor lags");
+    assert!(err.to_string().contains("anchor"), "{err}");
+    assert_eq!(vault.catalog().audit_rows(None).expect("rows").len(), rows);
+    // The keychain is back: the next issuance goes through and the trail verifies.
+    sql(
+        &vault,
+        "DROP TRIGGER no_anchor_u; DROP TRIGGER no_anchor_i;",
+    );
+    vault.audit_unanchored(&issuance()).expect("row");
+    vault.anchor_head().expect("anchored");
+    assert_eq!(vault.verify_audit().expect("intact") as usize, rows + 1);
+}
+
 #[test]
 fn a_failed_add_is_audited_as_failed_not_ok() {
     let (_dir, mut vault, _codes) = common::new_vault(&pass());

@@ -1,0 +1,309 @@
+use super::*;
+use crate::provider::Provider;
+
+/// One issuance waiting to be audited.
+pub(super) struct IssueRecord {
+    actor: Actor,
+    event: AuditEvent,
+    entry_id: String,
+    done: tokio::sync::oneshot::Sender<Result<(), ErrorReply>>,
+}
+
+/// Writes issuance records in batches: under load, one transaction covers every request that
+/// arrived meanwhile (group commit). Each request is answered only after its row is committed;
+/// the keychain's audit anchor moves right after the answers (a D-Bus round trip that would
+/// otherwise be most of a warm request's time). If that write fails, the next batch retries it
+/// and is refused while it keeps failing.
+pub(super) fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<IssueRecord>) {
+    const MAX_BATCH: usize = 1024;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut uses: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut events = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for r in batch {
+            *uses.entry(r.entry_id).or_default() += 1;
+            events.push((r.actor, r.event));
+            waiters.push(r.done);
+        }
+        let uses: Vec<(String, u64)> = uses.into_iter().collect();
+        let result = lock_vault(vault, |v| {
+            v.audit_unanchored(&events)?;
+            v.record_uses(&uses)
+        })
+        .map_err(vault_err);
+        if let Err(e) = &result {
+            warn!("issuance audit failed, credentials withheld: {}", e.message);
+        }
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+        if let Err(e) = lock_vault(vault, Vault::anchor_head) {
+            warn!("the audit anchor could not be moved (the next issuance retries it): {e}");
+        }
+    }
+}
+
+impl Agent {
+    /// Wipes every cached credential (lock, removal, rotation).
+    pub(super) fn clear_caches(&self) {
+        self.sts.cache().clear();
+        self.oauth.cache().clear();
+    }
+
+    /// Entry `name`'s metadata, read off the async threads.
+    pub(super) async fn entry(self: &Arc<Self>, name: &str) -> Result<EntryMeta, ErrorReply> {
+        let me = Arc::clone(self);
+        let n = name.to_owned();
+        tokio::task::spawn_blocking(move || me.with_vault(|v| v.get(&n)))
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+            .map_err(vault_err)
+    }
+
+    /// Entry `meta`'s decrypted secret, read off the async threads.
+    pub(super) async fn secret(
+        self: &Arc<Self>,
+        key: &Arc<UnlockedKey>,
+        meta: &EntryMeta,
+    ) -> Result<SecretValue, ErrorReply> {
+        let me = Arc::clone(self);
+        let m = meta.clone();
+        let k = Arc::clone(key);
+        tokio::task::spawn_blocking(move || me.with_vault(|v| v.read_secret(&k, &m)))
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+            .map_err(vault_err)
+    }
+
+    /// `test_key`: issues a credential for `name` (as `cred_aws` / `cred_oauth2` would, cached
+    /// the same way, behind the same approval gate) and reports only whose it is and until
+    /// when. It is gated because issuing sends the long-lived secret to the key's endpoint.
+    pub(super) async fn test_key(
+        self: &Arc<Self>,
+        name: String,
+        mfa_code: Option<WireSecret>,
+        approval: Option<String>,
+        gated: bool,
+        actor: Actor,
+    ) -> Outcome {
+        let meta = self.entry(&name).await?;
+        match (meta.kind, meta.config.aws, meta.config.oauth2) {
+            (EntryKind::Aws, Some(cfg), _) => {
+                let creds = match self
+                    .cred_aws(name.clone(), mfa_code, approval, actor, gated)
+                    .await?
+                {
+                    Reply::AwsCredentials(creds) => creds,
+                    ask @ Reply::ApprovalNeeded { .. } => return Ok(ask),
+                    _ => return Err(err(ErrorCode::Internal, "no credentials were issued")),
+                };
+                let identity = aws::caller_identity(
+                    &name,
+                    &cfg,
+                    &creds.access_key_id,
+                    creds.secret_access_key.expose(),
+                    creds.session_token.expose(),
+                )
+                    .await
+                    .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
+                Ok(Reply::KeyTested {
+                    kind: EntryKind::Aws,
+                    identity,
+                    expiration: Some(creds.expiration.clone()),
+                    scope: None,
+                })
+            }
+            (EntryKind::OAuth2, _, Some(cfg)) => {
+                let token = match self
+                    .cred_oauth2(name.clone(), approval, actor, gated)
+                    .await?
+                {
+                    Reply::Oauth2Token(token) => token,
+                    ask @ Reply::ApprovalNeeded { .. } => return Ok(ask),
+                    _ => return Err(err(ErrorCode::Internal, "no token was issued")),
+                };
+                if cfg.introspection_url.is_none() {
+                    return Ok(Reply::KeyTested {
+                        kind: EntryKind::OAuth2,
+                        identity: format!("client {} (no introspection URL to confirm it)", cfg.client_id),
+                        expiration: token.expires_at.clone(),
+                        scope: token.scope.clone(),
+                    });
+                }
+                let key = self
+                    .current_key()
+                    .ok_or_else(|| vault_err(VaultError::Locked))?;
+                let meta = self.entry(&name).await?;
+                let SecretValue::OAuth2 { client_secret } = self.secret(&key, &meta).await? else {
+                    return Err(err(ErrorCode::Internal, "stored secret is not an OAuth2 client"));
+                };
+                let http = self.oauth.http()?;
+                let access = SecretString::from(token.access_token.expose().to_owned());
+                let seen = oauth::introspect(http, &name, &cfg, &client_secret, &access)
+                    .await
+                    .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
+                let mut identity = format!(
+                    "client {} (confirmed by introspection)",
+                    seen.client_id.as_deref().unwrap_or(&cfg.client_id)
+                );
+                if let Some(sub) = seen.sub.as_deref().filter(|s| *s != cfg.client_id) {
+                    identity = format!("{identity}, subject {sub}");
+                }
+                Ok(Reply::KeyTested {
+                    kind: EntryKind::OAuth2,
+                    identity,
+                    expiration: seen.expires_at.or_else(|| token.expires_at.clone()),
+                    scope: seen.scope.or_else(|| token.scope.clone()),
+                })
+            }
+            (kind, _, _) => Err(err(
+                ErrorCode::Invalid,
+                format!(
+                    "'{name}' is a {} key: only AWS and OAuth2 keys issue short-lived credentials to test",
+                    kind.as_str()
+                ),
+            )),
+        }
+    }
+
+    /// Session credentials for AWS entry `profile`, from the cache or STS.
+    pub(super) async fn cred_aws(
+        self: &Arc<Self>,
+        profile: String,
+        mfa_code: Option<WireSecret>,
+        approval: Option<String>,
+        actor: Actor,
+        gated: bool,
+    ) -> Outcome {
+        let mfa_code = mfa_code.map(|c| SecretString::from(c.expose().to_owned()));
+        self.issue_with(&self.sts, profile, mfa_code, approval, actor, gated)
+            .await
+    }
+
+    /// An access token for OAuth2 entry `profile`, from the cache or the token endpoint.
+    pub(super) async fn cred_oauth2(
+        self: &Arc<Self>,
+        profile: String,
+        approval: Option<String>,
+        actor: Actor,
+        gated: bool,
+    ) -> Outcome {
+        self.issue_with(&self.oauth, profile, (), approval, actor, gated)
+            .await
+    }
+
+    /// The one issuance pipeline, whatever the provider: the entry (from a cache hit, else the
+    /// catalog) is checked and the approval gate asked, once; a fresh cached credential then
+    /// goes out, or one request per profile at a time (single flight) decrypts the long-lived
+    /// secret and calls the provider, caches what it issued and records it. Every credential is
+    /// audited before it is handed out.
+    pub(crate) async fn issue_with<P: Provider>(
+        self: &Arc<Self>,
+        provider: &P,
+        profile: String,
+        input: P::Input,
+        approval: Option<String>,
+        actor: Actor,
+        gated: bool,
+    ) -> Outcome {
+        let key = self
+            .current_key()
+            .ok_or_else(|| vault_err(VaultError::Locked))?;
+        // A hit needs no catalog read: the cache keeps the entry it was issued from.
+        let hit = provider.cache().fresh(&profile);
+        let meta = match &hit {
+            Some((_, meta)) => meta.clone(),
+            None => self.entry(&profile).await?,
+        };
+        if meta.kind != P::KIND {
+            return Err(vault_err(VaultError::WrongKind {
+                name: profile,
+                expected: P::KIND.as_str(),
+                actual: meta.kind.as_str(),
+            }));
+        }
+        let ttl = provider.ttl_secs(&meta);
+        if let Some(ask) = self
+            .gate(&actor, &profile, P::KIND, ttl, approval.as_deref(), gated)
+            .await?
+        {
+            return Ok(ask);
+        }
+        if let Some((c, meta)) = hit {
+            return self.issued(provider, actor, meta, c).await;
+        }
+        let flight = provider.cache().flight(&profile);
+        let _guard = flight.lock().await;
+        if let Some((c, meta)) = provider.cache().fresh(&profile) {
+            return self.issued(provider, actor, meta, c).await;
+        }
+        let secret = self.secret(&key, &meta).await?;
+        let (c, expires) = match provider.issue(&meta, secret, input).await {
+            Ok(v) => v,
+            Err(e) => return Err(self.issue_failed(&actor, &profile, e.into()).await),
+        };
+        // Locked in the meantime: do not cache or hand out.
+        if !self.is_unlocked() {
+            return Err(vault_err(VaultError::Locked));
+        }
+        if let Some(expires) = expires {
+            provider.cache().store(&profile, &meta, &c, expires);
+        }
+        self.issued(provider, actor, meta, c).await
+    }
+
+    /// Records that the provider refused or failed for `profile` (best effort: the request fails
+    /// either way) and returns `reply` for the client.
+    pub(super) async fn issue_failed(
+        self: &Arc<Self>,
+        actor: &Actor,
+        profile: &str,
+        reply: ErrorReply,
+    ) -> ErrorReply {
+        let me = Arc::clone(self);
+        let target = Some(profile.to_owned());
+        let a = actor.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed")).await;
+        reply
+    }
+
+    /// Records the issuance (fail closed) and hands the credentials out.
+    async fn issued<P: Provider>(
+        self: &Arc<Self>,
+        provider: &P,
+        actor: Actor,
+        meta: EntryMeta,
+        credential: P::Credential,
+    ) -> Outcome {
+        let detail = provider.audit_detail(&meta, &credential);
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let record = IssueRecord {
+            actor,
+            event: AuditEvent {
+                action: "issue",
+                target: Some(meta.name.clone()),
+                outcome: "ok",
+                detail,
+            },
+            entry_id: meta.id,
+            done,
+        };
+        let refused = || {
+            err(
+                ErrorCode::Audit,
+                "the audit writer is not running, so the credentials were withheld",
+            )
+        };
+        self.issues.send(record).map_err(|_| refused())?;
+        wait.await.map_err(|_| refused())??;
+        Ok(credential.into())
+    }
+}

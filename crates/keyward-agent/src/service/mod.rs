@@ -1,0 +1,327 @@
+//! The agent's state and request handling: the only place an unlocked vault key lives.
+//!
+//! Blocking work (SQLite, the keychain's D-Bus calls, the KDF) runs on tokio's blocking pool; the
+//! vault sits behind a std mutex because a SQLite connection is not shareable across threads.
+//!
+//! [`Agent::handle`] is the dispatch: one line per request, into the room that holds it —
+//! `session` (init, unlock, lock, auto-lock, shutdown), `keys` (the catalog and its secrets),
+//! `issuance` (credentials for tools, behind the approval gate, audited before they leave),
+//! `consent` (approvals and grants), `factors` (TOTP, recovery codes, FIDO2 ceremonies),
+//! `window` (the desktop app's window) and `trail` (the audit trail).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use keyward_core::audit::{Actor, AuditEvent};
+use keyward_core::catalog::KeystoreKind;
+use keyward_core::entry::{EntryError, EntryKind};
+use keyward_core::factors::TotpSetup;
+use keyward_core::kdf::KdfParams;
+use keyward_core::vault::{CreateOptions, EntryEdit, ReconcileNote, SecondFactor};
+use keyward_core::{EntryConfig, EntryMeta, SecretValue, UnlockedKey, Vault, VaultError};
+use secrecy::{ExposeSecret, SecretString};
+use tracing::{info, warn};
+
+use crate::approvals::{
+    client_of, client_process, Answerer, Approvals, ClientId, Decision, APPROVAL_WAIT,
+};
+use crate::aws;
+use crate::desktop::Desktop;
+use crate::oauth;
+use crate::protocol::{
+    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KdfChoice, KeystoreChoice, MetaInput,
+    NewSecret, OAuth2KeyInput, Reply, Request, StatusInfo, WindowState, WireSecret,
+};
+
+/// Default idle time before the vault locks itself.
+pub const DEFAULT_AUTO_LOCK: Duration = Duration::from_secs(15 * 60);
+
+/// The agent: vault, unlocked key, caches.
+pub struct Agent {
+    vault: Arc<Mutex<Vault>>,
+    /// Held through a whole unlock attempt, so attempts run one at a time (each sees the
+    /// failures counted before it) while the vault itself stays free for other requests
+    /// during the seconds of Argon2id.
+    unlocking: Mutex<()>,
+    issues: std::sync::mpsc::Sender<IssueRecord>,
+    key: RwLock<Option<Arc<UnlockedKey>>>,
+    last_activity: Mutex<Instant>,
+    /// Idle time before auto-lock (changed at run time from Settings).
+    auto_lock_ms: AtomicU64,
+    /// AWS STS sessions (the provider and its cache).
+    sts: aws::Sts,
+    /// OAuth2 access tokens (the provider, its cache and its HTTPS client).
+    oauth: oauth::ClientCredentials,
+    reconciled: Vec<ReconcileNote>,
+    ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
+    /// Which programs may have credentials (cleared on lock).
+    pub approvals: Approvals,
+    /// Signalled when a client asks the agent to stop.
+    pub shutdown: tokio::sync::Notify,
+    /// The desktop app this agent serves, if any, and its window.
+    pub desktop: Desktop,
+}
+
+mod consent;
+mod errors;
+mod factors;
+mod issuance;
+mod keys;
+mod session;
+mod trail;
+mod window;
+
+#[cfg(test)]
+mod pipeline_tests;
+
+use errors::err;
+pub use errors::vault_err;
+use factors::{expired, unhex, Ceremony};
+use issuance::{issue_writer, IssueRecord};
+
+type Outcome = Result<Reply, ErrorReply>;
+
+impl Agent {
+    /// Opens the vault, reconciles the two stores, and starts locked.
+    /// `auto_lock` given (command line) wins over the vault's setting for this run.
+    pub fn new(vault: Vault, auto_lock: Option<Duration>) -> Result<Self, VaultError> {
+        let mut vault = vault;
+        let auto_lock = match auto_lock {
+            Some(d) => d,
+            None => vault
+                .auto_lock_setting()
+                .unwrap_or_else(|e| {
+                    warn!("cannot read the auto-lock setting, using the default: {e}");
+                    None
+                })
+                .unwrap_or(crate::DEFAULT_AUTO_LOCK),
+        };
+        let reconciled = match vault.reconcile(&crate::peer::this_process()) {
+            Ok(notes) => notes,
+            // An unreachable keychain must not keep the agent from starting and saying so.
+            Err(VaultError::Keystore(e)) => {
+                warn!("could not reconcile with the keychain at start-up: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        for n in &reconciled {
+            info!(entry = %n.name, "start-up reconciliation: {}", n.action);
+        }
+        let vault = Arc::new(Mutex::new(vault));
+        let (issues, rx) = std::sync::mpsc::channel();
+        {
+            let vault = Arc::clone(&vault);
+            std::thread::Builder::new()
+                .name("keyward-audit".into())
+                .spawn(move || issue_writer(&vault, &rx))
+                .map_err(|e| {
+                    VaultError::BadHeader(format!("cannot start the audit writer thread: {e}"))
+                })?;
+        }
+        Ok(Agent {
+            vault,
+            unlocking: Mutex::new(()),
+            issues,
+            key: RwLock::new(None),
+            last_activity: Mutex::new(Instant::now()),
+            auto_lock_ms: AtomicU64::new(auto_lock.as_millis().try_into().unwrap_or(u64::MAX)),
+            sts: aws::Sts::default(),
+            oauth: oauth::ClientCredentials::default(),
+            reconciled,
+            ceremonies: Mutex::new(HashMap::new()),
+            approvals: Approvals::default(),
+            shutdown: tokio::sync::Notify::new(),
+            desktop: Desktop::default(),
+        })
+    }
+
+    fn with_vault<T>(&self, f: impl FnOnce(&mut Vault) -> T) -> T {
+        lock_vault(&self.vault, f)
+    }
+
+    fn current_key(&self) -> Option<Arc<UnlockedKey>> {
+        match self.key.read() {
+            Ok(k) => k.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.last_activity.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_activity
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    fn auto_lock(&self) -> Duration {
+        Duration::from_millis(self.auto_lock_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether the vault is unlocked.
+    pub fn is_unlocked(&self) -> bool {
+        self.current_key().is_some()
+    }
+
+    /// Handles one request from `actor`.
+    pub async fn handle(self: &Arc<Self>, req: Request, actor: Actor) -> Outcome {
+        // Polls and status checks are not the user's activity: they must not hold off auto-lock.
+        if !matches!(
+            req,
+            Request::Ping {} | Request::Status {} | Request::Window { .. }
+        ) {
+            self.touch();
+        }
+        match req {
+            Request::Ping {} => Ok(Reply::Pong {
+                pid: std::process::id(),
+            }),
+            Request::Status {} => self.blocking(move |a| a.status(&actor)).await,
+            Request::Init {
+                passphrase,
+                totp_secret,
+                totp_code,
+                keystore,
+                kdf,
+                unlock,
+                window,
+            } => {
+                let new = session::NewVault {
+                    passphrase,
+                    totp_secret,
+                    totp_code,
+                    keystore,
+                    kdf,
+                };
+                self.init(new, unlock, window, actor).await
+            }
+            Request::Unlock {
+                passphrase,
+                factor,
+                window,
+            } => self.unlock(passphrase, factor, window, actor).await,
+            Request::Lock {} => self.lock_requested(actor).await,
+            Request::AddAws { name, meta, aws } => self.add_aws(name, meta, aws, actor).await,
+            Request::AddStatic { name, meta, value } => {
+                self.add_static(name, meta, value, actor).await
+            }
+            Request::AddOauth2 { name, meta, oauth2 } => {
+                self.add_oauth2(name, meta, oauth2, actor).await
+            }
+            Request::List {} => self.list_keys(actor).await,
+            Request::Show { name } => self.show_key(name, actor).await,
+            Request::Remove { name } => self.remove_key(name, actor).await,
+            Request::Update { name, meta } => self.update_key(name, meta, actor).await,
+            Request::Rotate { name, secret } => self.rotate_key(name, secret, actor).await,
+            Request::History { name, limit } => self.key_history(name, limit, actor).await,
+            Request::CredAws {
+                profile,
+                mfa_code,
+                approval,
+            } => {
+                self.cred_aws(profile, mfa_code, approval, actor, true)
+                    .await
+            }
+            Request::CredOauth2 { profile, approval } => {
+                self.cred_oauth2(profile, approval, actor, true).await
+            }
+            Request::TestKey {
+                name,
+                mfa_code,
+                approval,
+                token,
+            } => {
+                // The window passes the gate with its token, as it answers approvals with it.
+                let gated = !self.is_trusted_window(&actor, token.as_ref());
+                self.test_key(name, mfa_code, approval, gated, actor).await
+            }
+            Request::Approve {
+                id,
+                decision,
+                token,
+                code,
+            } => self.approve(id, decision, token, code, actor).await,
+            Request::SetGrantsNeedCode { on, code } => {
+                self.set_grants_need_code(on, code, actor).await
+            }
+            Request::Grants {} => Ok(Reply::Grants {
+                grants: self.approvals.list(),
+            }),
+            Request::GrantRevoke { id } => self.grant_revoke(id, actor).await,
+            Request::GrantAllow {
+                client,
+                profile,
+                hours,
+                code,
+            } => self.grant_allow(client, profile, hours, code, actor).await,
+            Request::Factors {} => self.list_factors(actor).await,
+            Request::FactorAddTotp {
+                passphrase,
+                totp_secret,
+                totp_code,
+                label,
+            } => {
+                self.factor_add_totp(passphrase, totp_secret, totp_code, label, actor)
+                    .await
+            }
+            Request::RecoveryRegenerate { passphrase } => {
+                self.recovery_regenerate(passphrase, actor).await
+            }
+            Request::SetAutoLock { secs } => self.set_auto_lock(secs, actor).await,
+            Request::Fido2RegisterBegin {} => self.fido2_register_begin().await,
+            Request::Fido2RegisterFinish {
+                ceremony,
+                passphrase,
+                response,
+                hmac_output,
+                label,
+            } => {
+                self.fido2_register_finish(
+                    ceremony,
+                    passphrase,
+                    response,
+                    hmac_output,
+                    label,
+                    actor,
+                )
+                .await
+            }
+            Request::Fido2UnlockBegin {} => self.fido2_unlock_begin().await,
+            Request::FactorRemove { id } => self.factor_remove(id, actor).await,
+            Request::AuditVerify {} => self.audit_verify(actor).await,
+            Request::AuditTail { limit } => self.audit_tail(limit, actor).await,
+            Request::Reveal { name, token } => self.reveal(name, token, actor).await,
+            Request::ConfirmFactor { token, code } => self.confirm_factor(token, code, actor).await,
+            Request::Window { closed, token } => self.window_poll(closed, token, actor).await,
+            Request::OpenWindow {} => self.open_window(actor).await,
+            Request::Shutdown {} => self.shutdown(actor).await,
+        }
+    }
+
+    async fn blocking(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Agent) -> Outcome + Send + 'static,
+    ) -> Outcome {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .unwrap_or_else(|_| Err(err(ErrorCode::Internal, "internal error (task failed)")))
+    }
+}
+
+fn lock_vault<T>(vault: &Mutex<Vault>, f: impl FnOnce(&mut Vault) -> T) -> T {
+    let mut guard = match vault.lock() {
+        Ok(g) => g,
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        Err(p) => p.into_inner(),
+    };
+    f(&mut guard)
+}

@@ -1,0 +1,365 @@
+//! The issuance pipeline with a fake provider: caching, single flight, failures, a lock during
+//! the call, another kind of key and the approval gate, on a real vault (file keystore).
+
+use std::sync::atomic::AtomicUsize;
+
+use keyward_core::audit::ProcessInfo;
+use tokio::sync::Semaphore;
+
+use super::*;
+use crate::cache::{CredCache, Issued};
+use crate::protocol::{KdfChoice, OAuth2Token};
+use crate::provider::Provider;
+
+const PASS: &str = "orbit-maple-quartz-lantern-7";
+
+fn w(s: &str) -> WireSecret {
+    WireSecret::new(s.to_owned())
+}
+
+#[derive(Clone, Debug)]
+struct FakeCred {
+    n: usize,
+    cached: bool,
+}
+
+impl Issued for FakeCred {
+    fn set_cached(&mut self) {
+        self.cached = true;
+    }
+}
+
+/// Issues from static keys: credential n is the n-th upstream call.
+#[derive(Default)]
+struct Fake {
+    cache: CredCache<FakeCred>,
+    calls: AtomicUsize,
+    /// Calls that fail before the first success.
+    failures: AtomicUsize,
+    /// Issue credentials without an expiry (not cacheable).
+    no_expiry: bool,
+    /// When set, each call waits for a permit (so a test can act while it is upstream).
+    hold: Option<Semaphore>,
+}
+
+impl Provider for Fake {
+    type Credential = FakeCred;
+    type Error = ErrorReply;
+    type Input = ();
+    const KIND: EntryKind = EntryKind::Static;
+
+    fn cache(&self) -> &CredCache<FakeCred> {
+        &self.cache
+    }
+
+    fn ttl_secs(&self, _meta: &EntryMeta) -> Option<u64> {
+        Some(3600)
+    }
+
+    async fn issue(
+        &self,
+        _meta: &EntryMeta,
+        secret: SecretValue,
+        (): (),
+    ) -> Result<(FakeCred, Option<time::OffsetDateTime>), ErrorReply> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        assert!(
+            matches!(&secret, SecretValue::Static { value } if value.expose_secret() == "long-lived"),
+            "the provider gets the decrypted secret"
+        );
+        if let Some(hold) = &self.hold {
+            hold.acquire().await.expect("permit").forget();
+        }
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+            .is_ok()
+        {
+            return Err(err(ErrorCode::Upstream, "the fake upstream refused"));
+        }
+        let expires =
+            (!self.no_expiry).then(|| time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+        Ok((FakeCred { n, cached: false }, expires))
+    }
+
+    fn audit_detail(&self, _meta: &EntryMeta, c: &FakeCred) -> serde_json::Value {
+        serde_json::json!({ "kind": "fake", "n": c.n, "cached": c.cached })
+    }
+}
+
+impl From<FakeCred> for Reply {
+    fn from(c: FakeCred) -> Reply {
+        Reply::Oauth2Token(OAuth2Token {
+            access_token: WireSecret::new(format!("fake-{}", c.n)),
+            token_type: "Fake".into(),
+            expires_at: None,
+            scope: None,
+            cached: c.cached,
+        })
+    }
+}
+
+fn calls(f: &Fake) -> usize {
+    f.calls.load(Ordering::SeqCst)
+}
+
+/// (credential number, from the cache) of a reply.
+fn got(r: &Outcome) -> (String, bool) {
+    match r {
+        Ok(Reply::Oauth2Token(t)) => (t.access_token.expose().to_owned(), t.cached),
+        other => panic!("expected a credential, got {other:?}"),
+    }
+}
+
+/// An unlocked agent with static key `k` (secret "long-lived") and AWS key `a`.
+async fn agent(dir: &std::path::Path) -> Arc<Agent> {
+    let vault = Vault::open(keyward_core::VaultPaths {
+        data_dir: dir.to_path_buf(),
+    })
+    .expect("open");
+    let agent = Arc::new(Agent::new(vault, Some(Duration::from_secs(900))).expect("agent"));
+    let totp = TotpSetup::generate("test").expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let me = crate::peer::this_process();
+    let init = agent
+        .handle(
+            Request::Init {
+                passphrase: w(PASS),
+                totp_secret: w(totp.secret_base32().expose_secret()),
+                totp_code: w(&totp.code_at(now)),
+                keystore: KeystoreChoice::File,
+                kdf: Some(KdfChoice {
+                    memory_mib: 8,
+                    iterations: 1,
+                }),
+                unlock: true,
+                window: false,
+            },
+            me.clone(),
+        )
+        .await;
+    assert!(init.is_ok(), "init: {init:?}");
+    let add = agent
+        .handle(
+            Request::AddStatic {
+                name: "k".into(),
+                meta: MetaInput::default(),
+                value: w("long-lived"),
+            },
+            me.clone(),
+        )
+        .await;
+    assert!(add.is_ok(), "add: {add:?}");
+    let add = agent
+        .handle(
+            Request::AddAws {
+                name: "a".into(),
+                meta: MetaInput::default(),
+                aws: AwsKeyInput {
+                    access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+                    secret_access_key: w("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+                    role_arn: None,
+                    mfa_serial: None,
+                    region: None,
+                    session_duration_secs: None,
+                    sts_endpoint: None,
+                },
+            },
+            me,
+        )
+        .await;
+    assert!(add.is_ok(), "add: {add:?}");
+    agent
+}
+
+/// The issuance rows of the audit trail: (outcome, detail).
+async fn issues(agent: &Arc<Agent>) -> Vec<(String, serde_json::Value)> {
+    let tail = agent
+        .handle(
+            Request::AuditTail { limit: 1000 },
+            crate::peer::this_process(),
+        )
+        .await;
+    let Ok(Reply::Audit { rows }) = tail else {
+        panic!("audit tail: {tail:?}");
+    };
+    rows.into_iter()
+        .filter(|r| r.action == "issue")
+        .map(|r| {
+            (
+                r.outcome,
+                serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect()
+}
+
+async fn ask(agent: &Arc<Agent>, fake: &Fake, profile: &str) -> Outcome {
+    agent
+        .issue_with(
+            fake,
+            profile.to_owned(),
+            (),
+            None,
+            crate::peer::this_process(),
+            true,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_cached_credential_goes_out_without_a_second_call_and_each_is_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake::default();
+    assert_eq!(
+        got(&ask(&agent, &fake, "k").await),
+        ("fake-1".into(), false)
+    );
+    assert_eq!(got(&ask(&agent, &fake, "k").await), ("fake-1".into(), true));
+    assert_eq!(calls(&fake), 1);
+    let rows = issues(&agent).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|(o, _)| o == "ok"));
+    assert_eq!(
+        rows.iter()
+            .map(|(_, d)| d["cached"].clone())
+            .collect::<Vec<_>>(),
+        vec![serde_json::json!(false), serde_json::json!(true)]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_cold_requests_make_one_upstream_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Arc::new(Fake {
+        hold: Some(Semaphore::new(0)),
+        ..Fake::default()
+    });
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (agent, fake) = (Arc::clone(&agent), Arc::clone(&fake));
+            tokio::spawn(async move { ask(&agent, &fake, "k").await })
+        })
+        .collect();
+    while calls(&fake) == 0 {
+        tokio::task::yield_now().await;
+    }
+    if let Some(hold) = &fake.hold {
+        hold.add_permits(8);
+    }
+    for t in tasks {
+        assert_eq!(got(&t.await.expect("task")).0, "fake-1");
+    }
+    assert_eq!(calls(&fake), 1, "one call for eight requests");
+}
+
+#[tokio::test]
+async fn a_failed_call_is_audited_as_failed_and_nothing_is_cached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake {
+        failures: AtomicUsize::new(1),
+        ..Fake::default()
+    };
+    let e = ask(&agent, &fake, "k").await.expect_err("refused upstream");
+    assert_eq!(e.code, ErrorCode::Upstream);
+    assert_eq!(e.message, "the fake upstream refused");
+    assert_eq!(
+        got(&ask(&agent, &fake, "k").await),
+        ("fake-2".into(), false)
+    );
+    let outcomes: Vec<String> = issues(&agent).await.into_iter().map(|(o, _)| o).collect();
+    assert_eq!(outcomes, vec!["failed", "ok"]);
+}
+
+#[tokio::test]
+async fn a_credential_without_an_expiry_is_handed_out_once_not_cached() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake {
+        no_expiry: true,
+        ..Fake::default()
+    };
+    assert_eq!(got(&ask(&agent, &fake, "k").await).0, "fake-1");
+    assert_eq!(got(&ask(&agent, &fake, "k").await).0, "fake-2");
+    assert!(fake.cache.fresh("k").is_none());
+}
+
+#[tokio::test]
+async fn a_lock_during_the_call_hands_out_nothing_and_caches_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Arc::new(Fake {
+        hold: Some(Semaphore::new(0)),
+        ..Fake::default()
+    });
+    let task = {
+        let (agent, fake) = (Arc::clone(&agent), Arc::clone(&fake));
+        tokio::spawn(async move { ask(&agent, &fake, "k").await })
+    };
+    while calls(&fake) == 0 {
+        tokio::task::yield_now().await;
+    }
+    agent.lock(&crate::peer::this_process(), "test");
+    if let Some(hold) = &fake.hold {
+        hold.add_permits(1);
+    }
+    let e = task.await.expect("task").expect_err("locked meanwhile");
+    assert_eq!(e.code, ErrorCode::Locked);
+    assert!(fake.cache.fresh("k").is_none(), "nothing cached");
+}
+
+#[tokio::test]
+async fn another_kind_of_key_is_refused_before_any_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake::default();
+    let e = ask(&agent, &fake, "a").await.expect_err("an AWS key");
+    assert_eq!(e.code, ErrorCode::Invalid);
+    assert!(e.message.contains("'a'"), "{}", e.message);
+    let e = ask(&agent, &fake, "nope").await.expect_err("no such key");
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert_eq!(calls(&fake), 0);
+}
+
+#[tokio::test]
+async fn an_unapproved_program_gets_the_question_not_the_credential() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake::default();
+    let tool = Actor {
+        uid: Some(1000),
+        pid: Some(999_999),
+        chain: vec![ProcessInfo {
+            pid: 999_999,
+            exe: Some("/usr/bin/some-tool".into()),
+            script: None,
+            unvouched: None,
+        }],
+    };
+    let asked = |r: Outcome| match r {
+        Ok(Reply::ApprovalNeeded { approval }) => approval,
+        other => panic!("expected the approval question, got {other:?}"),
+    };
+    let q = asked(
+        agent
+            .issue_with(&fake, "k".into(), (), None, tool.clone(), true)
+            .await,
+    );
+    assert_eq!(q.client.exe, "/usr/bin/some-tool");
+    assert_eq!(q.ttl_secs, Some(3600));
+    assert_eq!(calls(&fake), 0, "no call before the answer");
+    // A cached credential is gated the same way.
+    got(&ask(&agent, &fake, "k").await);
+    asked(
+        agent
+            .issue_with(&fake, "k".into(), (), None, tool, true)
+            .await,
+    );
+    assert_eq!(calls(&fake), 1);
+}
