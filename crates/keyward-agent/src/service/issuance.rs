@@ -9,14 +9,42 @@ pub(super) struct IssueRecord {
     done: tokio::sync::oneshot::Sender<Result<(), ErrorReply>>,
 }
 
+/// How long the keychain's audit anchor may trail the issuance rows.
+const ANCHOR_EVERY: Duration = Duration::from_millis(100);
+
 /// Writes issuance records in batches: under load, one transaction covers every request that
-/// arrived meanwhile (group commit). Each request is answered only after its row is committed;
-/// the keychain's audit anchor moves right after the answers (a D-Bus round trip that would
-/// otherwise be most of a warm request's time). If that write fails, the next batch retries it
-/// and is refused while it keeps failing.
+/// arrived meanwhile (group commit). Each request is answered only after its row is committed.
+/// The keychain's audit anchor (a D-Bus round trip, most of a warm request's time if it were on
+/// the reply path) moves after the answers, at most every [`ANCHOR_EVERY`] and never later than
+/// that after the last row. If that write fails, the next batch retries it and is refused
+/// while it keeps failing.
 pub(super) fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<IssueRecord>) {
+    use std::sync::mpsc::RecvTimeoutError;
     const MAX_BATCH: usize = 1024;
-    while let Ok(first) = rx.recv() {
+    let anchor = || {
+        if let Err(e) = lock_vault(vault, Vault::anchor_head) {
+            warn!("the audit anchor could not be moved (the next issuance retries it): {e}");
+        }
+    };
+    let mut anchored_at = Instant::now();
+    let mut unanchored = false;
+    loop {
+        let first = if unanchored {
+            match rx.recv_timeout(ANCHOR_EVERY.saturating_sub(anchored_at.elapsed())) {
+                Ok(r) => r,
+                Err(RecvTimeoutError::Timeout) => {
+                    anchor();
+                    (anchored_at, unanchored) = (Instant::now(), false);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return anchor(),
+            }
+        } else {
+            match rx.recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -44,8 +72,10 @@ pub(super) fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<
         for w in waiters {
             let _ = w.send(result.clone());
         }
-        if let Err(e) = lock_vault(vault, Vault::anchor_head) {
-            warn!("the audit anchor could not be moved (the next issuance retries it): {e}");
+        unanchored = true;
+        if anchored_at.elapsed() >= ANCHOR_EVERY {
+            anchor();
+            (anchored_at, unanchored) = (Instant::now(), false);
         }
     }
 }
