@@ -118,7 +118,7 @@ impl Agent {
                 .name("keyward-audit".into())
                 .spawn(move || issue_writer(&vault, &rx))
                 .map_err(|e| {
-                    VaultError::BadHeader(format!("cannot start the audit writer thread: {e}"))
+                    VaultError::Internal(format!("cannot start the audit writer thread: {e}"))
                 })?;
         }
         Ok(Agent {
