@@ -724,6 +724,20 @@ impl From<&WireSecret> for secrecy::SecretString {
     }
 }
 
+impl TryFrom<MetaInput> for keyward_core::vault::EntryEdit {
+    type Error = keyward_core::entry::EntryError;
+
+    fn try_from(m: MetaInput) -> Result<Self, Self::Error> {
+        keyward_core::vault::EntryEdit::new(
+            m.owner,
+            m.purpose,
+            m.tags,
+            m.rotation_interval_days,
+            m.expires,
+        )
+    }
+}
+
 impl From<NewSecret> for keyward_core::SecretValue {
     fn from(n: NewSecret) -> Self {
         match n {

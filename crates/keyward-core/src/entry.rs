@@ -451,6 +451,12 @@ pub enum EntryError {
         /// Maximum length.
         max: usize,
     },
+    /// More tags than a key may have.
+    #[error("too many tags: at most 32")]
+    TooManyTags,
+    /// An expiry that is not an RFC 3339 date-time.
+    #[error("invalid expiry: use RFC 3339, e.g. 2027-01-31T00:00:00Z")]
+    Expiry,
     /// Empty secret.
     #[error("the secret value is empty")]
     EmptySecret,
@@ -503,6 +509,36 @@ pub fn validate_name(name: &str) -> Result<(), EntryError> {
 pub fn validate_text(field: &'static str, value: &str, max: usize) -> Result<(), EntryError> {
     if value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(EntryError::Text { field, max });
+    }
+    Ok(())
+}
+
+/// Checks a key's user-typed metadata: owner (128 characters) and purpose (512) without control
+/// characters, at most 32 tags of 64, and an RFC 3339 expiry.
+pub fn validate_meta(
+    owner: Option<&str>,
+    purpose: Option<&str>,
+    tags: &[String],
+    expires: Option<&str>,
+) -> Result<(), EntryError> {
+    for (field, value, max) in [
+        ("owner", owner, 128),
+        ("purpose", purpose, 512),
+        ("expires", expires, 64),
+    ] {
+        if let Some(v) = value {
+            validate_text(field, v, max)?;
+        }
+    }
+    if tags.len() > 32 {
+        return Err(EntryError::TooManyTags);
+    }
+    for t in tags {
+        validate_text("tag", t, 64)?;
+    }
+    if let Some(exp) = expires {
+        time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| EntryError::Expiry)?;
     }
     Ok(())
 }

@@ -84,13 +84,14 @@ fn edit_rotate_and_history() {
         .vault
         .update_entry(
             "prod",
-            EntryEdit {
-                owner: Some("platform".into()),
-                purpose: Some("deploys".into()),
-                tags: vec!["prod".into(), "deploy".into()],
-                rotation_interval_days: Some(30),
-                expires: None,
-            },
+            EntryEdit::new(
+                Some("platform".into()),
+                Some("deploys".into()),
+                vec!["prod".into(), "deploy".into()],
+                Some(30),
+                None,
+            )
+            .expect("valid metadata"),
             &actor,
         )
         .expect("update");
@@ -311,4 +312,52 @@ fn auto_lock_setting_is_kept_and_bounded() {
         f.vault.auto_lock_setting().expect("read"),
         Some(Duration::from_secs(300))
     );
+}
+
+#[test]
+fn metadata_is_checked_once_in_the_core() {
+    let long = "x".repeat(129);
+    for (edit, field) in [
+        (
+            EntryEdit::new(Some(long), None, vec![], None, None),
+            "owner",
+        ),
+        (
+            EntryEdit::new(None, Some("a\u{7}b".into()), vec![], None, None),
+            "purpose",
+        ),
+        (
+            EntryEdit::new(
+                None,
+                None,
+                (0..33).map(|i| i.to_string()).collect(),
+                None,
+                None,
+            ),
+            "too many tags",
+        ),
+        (
+            EntryEdit::new(None, None, vec!["t".repeat(65)], None, None),
+            "tag",
+        ),
+        (
+            EntryEdit::new(None, None, vec![], None, Some("next year".into())),
+            "expiry",
+        ),
+    ] {
+        let e = edit.expect_err("refused");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("invalid {field}")) || text.starts_with(field),
+            "{text}"
+        );
+    }
+    assert!(EntryEdit::new(
+        None,
+        None,
+        vec![],
+        Some(90),
+        Some("2027-01-31T00:00:00Z".into())
+    )
+    .is_ok());
 }

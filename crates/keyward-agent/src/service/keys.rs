@@ -1,41 +1,5 @@
 use super::*;
 
-/// Checks user-typed metadata: lengths, tag count, and an RFC 3339 expiry.
-pub(super) fn validate_meta(meta: &MetaInput) -> Result<(), ErrorReply> {
-    for (field, value, max) in [
-        ("owner", meta.owner.as_deref(), 128),
-        ("purpose", meta.purpose.as_deref(), 512),
-        ("expires", meta.expires.as_deref(), 64),
-    ] {
-        if let Some(v) = value {
-            keyward_core::entry::validate_text(field, v, max).map_err(|e| vault_err(e.into()))?;
-        }
-    }
-    if meta.tags.len() > 32 {
-        return Err(vault_err(
-            EntryError::Text {
-                field: "tags",
-                max: 32,
-            }
-            .into(),
-        ));
-    }
-    for t in &meta.tags {
-        keyward_core::entry::validate_text("tag", t, 64).map_err(|e| vault_err(e.into()))?;
-    }
-    if let Some(exp) = &meta.expires {
-        time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339).map_err(
-            |_| {
-                err(
-                    ErrorCode::Invalid,
-                    "invalid expiry: use RFC 3339, e.g. 2027-01-31T00:00:00Z",
-                )
-            },
-        )?;
-    }
-    Ok(())
-}
-
 impl Agent {
     /// Stores a new AWS key pair with its STS settings.
     pub(super) async fn add_aws(
@@ -132,14 +96,7 @@ impl Agent {
         actor: Actor,
     ) -> Outcome {
         self.blocking(move |a| {
-            validate_meta(&meta)?;
-            let edit = EntryEdit {
-                owner: meta.owner,
-                purpose: meta.purpose,
-                tags: meta.tags,
-                rotation_interval_days: meta.rotation_interval_days,
-                expires: meta.expires,
-            };
+            let edit = EntryEdit::try_from(meta).map_err(|e| vault_err(e.into()))?;
             let entry = a
                 .with_vault(|v| v.update_entry(&name, edit, &actor))
                 .map_err(vault_err)?;
@@ -232,7 +189,6 @@ impl Agent {
         secret: SecretValue,
         actor: &Actor,
     ) -> Outcome {
-        validate_meta(&meta)?;
         let entry = EntryMeta {
             id: String::new(),
             name,

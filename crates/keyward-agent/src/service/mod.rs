@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use keyward_core::audit::{Actor, AuditEvent};
 use keyward_core::catalog::KeystoreKind;
-use keyward_core::entry::{EntryError, EntryKind};
+use keyward_core::entry::EntryKind;
 use keyward_core::factors::TotpSetup;
 use keyward_core::kdf::KdfParams;
 use keyward_core::vault::{CreateOptions, EntryEdit, ReconcileNote, SecondFactor};

@@ -64,6 +64,12 @@ impl Vault {
         actor: &Actor,
     ) -> Result<EntryMeta, VaultError> {
         crate::entry::validate_name(&meta.name)?;
+        crate::entry::validate_meta(
+            meta.owner.as_deref(),
+            meta.purpose.as_deref(),
+            &meta.tags,
+            meta.expires.as_deref(),
+        )?;
         meta.id = uuid::Uuid::new_v4().simple().to_string();
         meta.created = now_rfc3339();
         let (ciphertext, keystore) = self.seal_secret(&mut meta, secret)?;

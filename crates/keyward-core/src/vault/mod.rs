@@ -59,19 +59,42 @@ pub use settings::{MAX_AUTO_LOCK, MIN_AUTO_LOCK};
 use trail::*;
 use unlock::*;
 
-/// The descriptive metadata of an entry a user may edit.
+/// The descriptive metadata of an entry a user may edit, checked once when it is made
+/// ([`EntryEdit::new`]); `Default` is the empty set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryEdit {
-    /// Who is responsible for the key.
-    pub owner: Option<String>,
-    /// What the key is for.
-    pub purpose: Option<String>,
-    /// Free-form tags.
-    pub tags: Vec<String>,
-    /// Rotation interval in days.
-    pub rotation_interval_days: Option<u32>,
-    /// Expiry (RFC 3339).
-    pub expires: Option<String>,
+    owner: Option<String>,
+    purpose: Option<String>,
+    tags: Vec<String>,
+    rotation_interval_days: Option<u32>,
+    expires: Option<String>,
+}
+
+impl EntryEdit {
+    /// Who is responsible for the key, what it is for, its tags, rotation interval (days) and
+    /// expiry (RFC 3339); refused with the field to fix when one is too long, has control
+    /// characters, or (expiry) is not a date.
+    pub fn new(
+        owner: Option<String>,
+        purpose: Option<String>,
+        tags: Vec<String>,
+        rotation_interval_days: Option<u32>,
+        expires: Option<String>,
+    ) -> Result<Self, EntryError> {
+        crate::entry::validate_meta(
+            owner.as_deref(),
+            purpose.as_deref(),
+            &tags,
+            expires.as_deref(),
+        )?;
+        Ok(EntryEdit {
+            owner,
+            purpose,
+            tags,
+            rotation_interval_days,
+            expires,
+        })
+    }
 }
 
 /// The kind of a slot.
