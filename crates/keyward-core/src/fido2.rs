@@ -7,7 +7,7 @@
 use webauthn_rs::prelude::{SecurityKeyAuthentication, SecurityKeyRegistration, Url};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
-use crate::vault::VaultError;
+use thiserror::Error;
 
 /// The WebAuthn types front ends exchange with the agent (challenges, credentials).
 pub use webauthn_rs::prelude as webauthn;
@@ -19,12 +19,29 @@ pub const ORIGIN: &str = "https://keyward.localhost";
 /// Bytes of hmac-secret output mixed into a slot key.
 pub const HMAC_OUTPUT_LEN: usize = 32;
 
+/// How a security-key ceremony fails.
+#[derive(Debug, Error)]
+pub enum Fido2Error {
+    /// The relying party could not be set up (a bug: its id and origin are constants).
+    #[error("security key: the relying party could not be set up: {0}")]
+    Setup(String),
+    /// A challenge could not be made.
+    #[error("security key: no challenge could be made: {0}")]
+    Challenge(String),
+    /// The authenticator did not evaluate the hmac-secret extension.
+    #[error("security key: the security key returned no hmac-secret output (it needs the CTAP2 hmac-secret extension)")]
+    NoHmacSecret,
+    /// The registration did not verify (attestation, challenge, origin).
+    #[error("security key: registration was not accepted: {0}")]
+    Rejected(String),
+}
+
 /// The relying party.
-pub fn relying_party() -> Result<Webauthn, VaultError> {
-    let origin = Url::parse(ORIGIN).map_err(|e| VaultError::Fido2(e.to_string()))?;
+pub fn relying_party() -> Result<Webauthn, Fido2Error> {
+    let origin = Url::parse(ORIGIN).map_err(|e| Fido2Error::Setup(e.to_string()))?;
     WebauthnBuilder::new(RP_ID, &origin)
         .and_then(|b| b.rp_name("Keyward").build())
-        .map_err(|e| VaultError::Fido2(e.to_string()))
+        .map_err(|e| Fido2Error::Setup(e.to_string()))
 }
 
 /// A registration waiting for the authenticator's answer.

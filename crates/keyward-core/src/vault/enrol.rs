@@ -1,4 +1,5 @@
 use super::*;
+use crate::fido2::Fido2Error;
 
 impl Vault {
     /// Enrolled factors (recovery codes counted as one line each).
@@ -161,7 +162,7 @@ impl Vault {
                 None,
                 None,
             )
-            .map_err(|e| VaultError::Fido2(e.to_string()))?;
+            .map_err(|e| Fido2Error::Challenge(e.to_string()))?;
         Ok((
             challenge,
             crate::fido2::PendingRegistration {
@@ -184,13 +185,11 @@ impl Vault {
         actor: &Actor,
     ) -> Result<FactorInfo, VaultError> {
         if hmac_output.len() != 32 {
-            return Err(VaultError::Fido2(
-                "the security key returned no hmac-secret output (it needs the CTAP2 hmac-secret extension)".into(),
-            ));
+            return Err(Fido2Error::NoHmacSecret.into());
         }
         let security_key = crate::fido2::relying_party()?
             .finish_securitykey_registration(response, &pending.state)
-            .map_err(|e| VaultError::Fido2(format!("registration was not accepted: {e}")))?;
+            .map_err(|e| Fido2Error::Rejected(e.to_string()))?;
         let (row, header) = self.header()?;
         let (pass_key, device) =
             self.enrollment_keys(&row, &header, key, passphrase, "factor.add", actor)?;
@@ -227,7 +226,7 @@ impl Vault {
         let keys: Vec<_> = slots.iter().map(|f| f.key.clone()).collect();
         let (challenge, state) = crate::fido2::relying_party()?
             .start_securitykey_authentication(&keys)
-            .map_err(|e| VaultError::Fido2(e.to_string()))?;
+            .map_err(|e| Fido2Error::Challenge(e.to_string()))?;
         let salts = slots
             .iter()
             .map(|f| (hex(f.key.cred_id().as_ref()), f.hmac_salt.clone()))

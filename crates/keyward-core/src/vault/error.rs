@@ -60,8 +60,8 @@ pub enum VaultError {
     #[error("cannot remove the last second factor: enroll another one first")]
     LastFactor,
     /// A FIDO2 ceremony failed.
-    #[error("security key: {0}")]
-    Fido2(String),
+    #[error(transparent)]
+    Fido2(#[from] crate::fido2::Fido2Error),
     /// The header is damaged or hostile.
     #[error("the vault header is damaged: {0}")]
     BadHeader(String),
