@@ -3,14 +3,15 @@
 //! agent does the work. See docs/DESKTOP.md for the contract.
 
 use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
-use keyward_agent::client::{Client, ClientError};
+use keyward_agent::client::{Client, ClientError, Issued};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, OAuth2KeyInput,
-    Reply, Request, StatusInfo, WireSecret,
+    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewVault,
+    OAuth2KeyInput, StatusInfo, WireSecret,
 };
 use keyward_core::catalog::AuditRow;
 use keyward_core::vault::FactorInfo;
 use keyward_core::{EntryMeta, EntryState};
+use keyward_shell::ShellError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -72,14 +73,6 @@ impl CmdError {
     }
 }
 
-/// The agent answered with a reply this command does not expect.
-pub fn unexpected() -> CmdError {
-    CmdError {
-        code: ErrorCode::Internal,
-        message: "the agent gave an unexpected answer".into(),
-    }
-}
-
 /// A command's result.
 pub type Res<T> = Result<T, CmdError>;
 
@@ -96,25 +89,41 @@ impl From<ClientError> for CmdError {
     }
 }
 
-/// Sends one request to the agent (a connection per request: the agent drops idle ones).
-pub async fn call(state: &State<'_, AppState>, req: Request) -> Res<Reply> {
-    let socket = state.socket.clone();
-    tauri::async_runtime::spawn_blocking(move || Client::connect(&socket)?.call(req))
-        .await
-        .map_err(|_| CmdError::new(ErrorCode::Internal, "internal error (task failed)"))?
-        .map_err(CmdError::from)
+impl From<ShellError> for CmdError {
+    fn from(e: ShellError) -> Self {
+        match e {
+            ShellError::Client(e) => e.into(),
+            other => CmdError::new(ErrorCode::Invalid, other.to_string()),
+        }
+    }
 }
 
-/// Runs one typed client call (`Client::status`, `Client::show`, …) off the async threads.
-pub async fn with_client<T: Send + 'static>(
+/// Runs typed client calls (`Client::status`, `Client::show`, …) off the async threads, on a
+/// fresh connection (the agent drops idle ones).
+pub async fn with_client<T: Send + 'static, E: Into<CmdError>>(
     state: &State<'_, AppState>,
-    f: impl FnOnce(&mut Client) -> Result<T, ClientError> + Send + 'static,
+    f: impl FnOnce(&mut Client) -> Result<T, E> + Send + 'static,
 ) -> Res<T> {
     let socket = state.socket.clone();
-    tauri::async_runtime::spawn_blocking(move || f(&mut Client::connect(&socket)?))
-        .await
-        .map_err(|_| CmdError::new(ErrorCode::Internal, "internal error (task failed)"))?
-        .map_err(CmdError::from)
+    tauri::async_runtime::spawn_blocking(move || -> Res<T> {
+        f(&mut Client::connect(&socket)?).map_err(Into::into)
+    })
+    .await
+    .map_err(|_| CmdError::new(ErrorCode::Internal, "internal error (task failed)"))?
+}
+
+/// Runs blocking work that opens its own connections (`connect`) off the async threads: the
+/// FIDO2 ceremonies, whose touches outlast an idle connection.
+pub async fn with_connector<T: Send + 'static, E: Into<CmdError>>(
+    state: &State<'_, AppState>,
+    f: impl FnOnce(&dyn Fn() -> Result<Client, ShellError>) -> Result<T, E> + Send + 'static,
+) -> Res<T> {
+    let socket = state.socket.clone();
+    tauri::async_runtime::spawn_blocking(move || -> Res<T> {
+        f(&|| Ok(Client::connect(&socket)?)).map_err(Into::into)
+    })
+    .await
+    .map_err(|_| CmdError::new(ErrorCode::Internal, "internal error (task failed)"))?
 }
 
 /// Wraps a string from the web view as a secret.
@@ -197,7 +206,7 @@ pub async fn init_vault(
     totp_secret: String,
     totp_code: String,
 ) -> Res<Created> {
-    let req = Request::Init {
+    let new = NewVault {
         passphrase: w(passphrase),
         totp_secret: w(totp_secret),
         totp_code: w(totp_code),
@@ -207,22 +216,15 @@ pub async fn init_vault(
         unlock: true,
         window: true,
     };
-    match call(&state, req).await? {
-        Reply::Initialized {
-            recovery_codes,
-            window_token,
-            ..
-        } => {
-            state.set_token(window_token);
-            Ok(Created {
-                recovery_codes: recovery_codes
-                    .iter()
-                    .map(|c| c.expose().to_owned())
-                    .collect(),
-            })
-        }
-        _ => Err(unexpected()),
-    }
+    let done = with_client(&state, move |c| c.init(new)).await?;
+    state.set_token(done.window_token);
+    Ok(Created {
+        recovery_codes: done
+            .recovery_codes
+            .iter()
+            .map(|c| c.expose().to_owned())
+            .collect(),
+    })
 }
 
 /// The second factor typed in the unlock screen.
@@ -268,31 +270,19 @@ pub async fn unlock_with(
     passphrase: String,
     factor: FactorInput,
 ) -> Res<Unlocked> {
-    let req = Request::Unlock {
-        passphrase: w(passphrase),
-        factor,
-        window: true,
-    };
-    match call(state, req).await? {
-        Reply::Unlocked {
-            recovery_codes_left,
-            auto_lock_secs,
-            window_token,
-        } => {
-            state.set_token(window_token);
-            Ok(Unlocked {
-                recovery_codes_left,
-                auto_lock_secs,
-            })
-        }
-        _ => Err(unexpected()),
-    }
+    let passphrase = w(passphrase);
+    let u = with_client(state, move |c| c.unlock(passphrase, factor, true)).await?;
+    state.set_token(u.window_token);
+    Ok(Unlocked {
+        recovery_codes_left: u.recovery_codes_left,
+        auto_lock_secs: u.auto_lock_secs,
+    })
 }
 
 /// Locks now.
 #[tauri::command]
 pub async fn lock(state: State<'_, AppState>) -> Res<()> {
-    call(&state, Request::Lock {}).await.map(|_| ())
+    with_client(&state, |c| c.lock()).await
 }
 
 /// A key as the Keys screen shows it.
@@ -316,17 +306,8 @@ impl KeyRow {
 /// Every key's metadata and rotation state.
 #[tauri::command]
 pub async fn list_keys(state: State<'_, AppState>) -> Res<Vec<KeyRow>> {
-    let now = time::OffsetDateTime::now_utc();
-    match call(&state, Request::List {}).await? {
-        Reply::Entries { entries } => Ok(entries
-            .into_iter()
-            .map(|meta| KeyRow {
-                state: meta.state(now),
-                meta,
-            })
-            .collect()),
-        _ => Err(unexpected()),
-    }
+    let entries = with_client(&state, |c| c.list()).await?;
+    Ok(entries.into_iter().map(KeyRow::now).collect())
 }
 
 /// Adds an AWS key.
@@ -337,9 +318,7 @@ pub async fn add_aws(
     meta: MetaInput,
     aws: AwsKeyInput,
 ) -> Res<()> {
-    call(&state, Request::AddAws { name, meta, aws })
-        .await
-        .map(|_| ())
+    with_client(&state, move |c| c.add_aws(&name, meta, aws).map(drop)).await
 }
 
 /// Adds a static token.
@@ -350,16 +329,10 @@ pub async fn add_static(
     meta: MetaInput,
     value: String,
 ) -> Res<()> {
-    call(
-        &state,
-        Request::AddStatic {
-            name,
-            meta,
-            value: w(value),
-        },
-    )
+    with_client(&state, move |c| {
+        c.add_static(&name, meta, w(value)).map(drop)
+    })
     .await
-    .map(|_| ())
 }
 
 /// Adds an OAuth2 client.
@@ -370,15 +343,13 @@ pub async fn add_oauth2(
     meta: MetaInput,
     oauth2: OAuth2KeyInput,
 ) -> Res<()> {
-    call(&state, Request::AddOauth2 { name, meta, oauth2 })
-        .await
-        .map(|_| ())
+    with_client(&state, move |c| c.add_oauth2(&name, meta, oauth2).map(drop)).await
 }
 
 /// Removes a key.
 #[tauri::command]
 pub async fn remove_key(state: State<'_, AppState>, name: String) -> Res<()> {
-    call(&state, Request::Remove { name }).await.map(|_| ())
+    with_client(&state, move |c| c.remove(&name)).await
 }
 
 /// What "test this key" shows: whose session it got and until when, nothing secret.
@@ -392,62 +363,43 @@ pub struct Tested {
 /// Issues a session (AWS) or an access token (OAuth2) and reports whose it is.
 #[tauri::command]
 pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
-    match call(
-        &state,
-        Request::TestKey {
-            name,
-            mfa_code: None,
-            approval: None,
-            token: state.token(),
-        },
-    )
-    .await?
-    {
-        Reply::KeyTested {
-            identity,
-            expiration,
-            scope,
-            ..
-        } => Ok(Tested {
-            identity,
-            expiration,
-            scope,
+    let token = state.token();
+    match with_client(&state, move |c| c.test_key(&name, None, None, token)).await? {
+        Issued::Credential(t) => Ok(Tested {
+            identity: t.identity,
+            expiration: t.expiration,
+            scope: t.scope,
         }),
-        _ => Err(unexpected()),
+        // The window's token stands for the user's answer: the agent never asks it.
+        Issued::ApprovalNeeded(_) => Err(CmdError::new(
+            ErrorCode::Forbidden,
+            "this window may not test keys: lock and unlock Keyward in this window",
+        )),
     }
 }
 
 /// The newest audit records, oldest first.
 #[tauri::command]
 pub async fn activity(state: State<'_, AppState>, limit: u32) -> Res<Vec<AuditRow>> {
-    match call(&state, Request::AuditTail { limit }).await? {
-        Reply::Audit { rows } => Ok(rows),
-        _ => Err(unexpected()),
-    }
+    with_client(&state, move |c| c.audit_tail(limit)).await
 }
 
 /// Enrolled factors.
 #[tauri::command]
 pub async fn factors(state: State<'_, AppState>) -> Res<Vec<FactorInfo>> {
-    match call(&state, Request::Factors {}).await? {
-        Reply::Factors { factors } => Ok(factors),
-        _ => Err(unexpected()),
-    }
+    with_client(&state, |c| c.factors()).await
 }
 
 /// Standing grants.
 #[tauri::command]
 pub async fn grants(state: State<'_, AppState>) -> Res<Vec<GrantInfo>> {
-    match call(&state, Request::Grants {}).await? {
-        Reply::Grants { grants } => Ok(grants),
-        _ => Err(unexpected()),
-    }
+    with_client(&state, |c| c.grants()).await
 }
 
 /// Revokes a grant.
 #[tauri::command]
 pub async fn revoke_grant(state: State<'_, AppState>, id: String) -> Res<()> {
-    call(&state, Request::GrantRevoke { id }).await.map(|_| ())
+    with_client(&state, move |c| c.grant_revoke(&id)).await
 }
 
 /// Answers an approval request.
@@ -458,16 +410,10 @@ pub async fn decide_approval(
     decision: Decision,
     code: Option<String>,
 ) -> Res<()> {
-    let token = state.token();
-    call(
-        &state,
-        Request::Approve {
-            id: id.clone(),
-            decision,
-            token,
-            code: code.map(w),
-        },
-    )
+    let (token, asked) = (state.token(), id.clone());
+    with_client(&state, move |c| {
+        c.approve(&asked, decision, token, code.map(w))
+    })
     .await?;
     // Only once answered: a refused code leaves the question on screen to answer again.
     if let Ok(mut p) = state.pending.lock() {

@@ -6,16 +6,11 @@
 //! agent takes over.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use keyward_agent::client::{Client, ClientError};
 use keyward_agent::desktop::TOKEN_ON_STDIN;
-use keyward_agent::protocol::{ErrorCode, Reply, Request, WindowState, WireSecret};
-
-/// How long to wait for a headless agent to let go of the socket.
-const TAKEOVER_WAIT: Duration = Duration::from_secs(10);
+use keyward_agent::protocol::{ErrorCode, WindowState, WireSecret};
 
 /// How this process goes on after [`connect`].
 pub enum Connected {
@@ -48,7 +43,7 @@ pub fn started_by_agent() -> Option<Option<WireSecret>> {
 pub fn connect(started_by_agent: bool) -> anyhow::Result<Connected> {
     let socket = keyward_agent::server::socket_path()?;
     if !started_by_agent {
-        match Client::connect(&socket).and_then(|mut c| c.call(Request::OpenWindow {})) {
+        match Client::connect(&socket).and_then(|mut c| c.open_window()) {
             Ok(_) => return Ok(Connected::HandedOver),
             Err(ClientError::NotRunning) => {}
             // A headless agent (or one of an older version): the app takes over below.
@@ -66,10 +61,10 @@ pub fn connect(started_by_agent: bool) -> anyhow::Result<Connected> {
                     "a Keyward agent for another copy of the app is running: quit it from its tray icon (or run `keyward agent stop`) and start Keyward again"
                 );
             }
-            take_over(&socket)?;
+            take_over()?;
         }
         // An agent of an older version does not know the window's requests: replace it too.
-        Err(ClientError::Agent(e)) if e.code == ErrorCode::BadRequest => take_over(&socket)?,
+        Err(ClientError::Agent(e)) if e.code == ErrorCode::BadRequest => take_over()?,
         Err(e) => return Err(e.into()),
     }
     start_agent()?;
@@ -79,71 +74,25 @@ pub fn connect(started_by_agent: bool) -> anyhow::Result<Connected> {
 
 /// One poll: tells the agent the window is open, and returns what the window must show.
 pub fn poll(socket: &Path) -> Result<WindowState, ClientError> {
-    match Client::connect(socket)?.call(Request::Window {
-        closed: false,
-        token: None,
-    })? {
-        Reply::Window(w) => Ok(w),
-        _ => Err(ClientError::Protocol),
-    }
+    Client::connect(socket)?.window(None)
 }
 
 fn is_desktop_agent(socket: &Path) -> bool {
     Client::connect(socket)
-        .and_then(|mut c| c.call(Request::Status {}))
-        .is_ok_and(|r| matches!(r, Reply::Status(s) if s.desktop))
+        .and_then(|mut c| c.status())
+        .is_ok_and(|s| s.desktop)
 }
 
 /// Asks the headless agent to stop (it locks before it exits) and waits until it has.
-fn take_over(socket: &Path) -> anyhow::Result<()> {
+fn take_over() -> anyhow::Result<()> {
     tracing::info!("a headless agent is running: asking it to stop so the app can take over");
-    let dir = keyward_agent::server::runtime_dir()?;
-    let deadline = Instant::now() + TAKEOVER_WAIT;
-    let mut asked = Instant::now() - Duration::from_secs(1);
-    while keyward_agent::server::take_instance_lock(&dir).is_err() {
-        if Instant::now() > deadline {
-            bail!("the running Keyward agent was asked to stop but is still running");
-        }
-        // Asked again now and then: an agent still starting up (its socket not yet listening)
-        // holds the lock but missed the first request, and a CLI may start one meanwhile.
-        if asked.elapsed() >= Duration::from_millis(500) {
-            if let Ok(mut c) = Client::connect(socket) {
-                let _ = c.call(Request::Shutdown {});
-            }
-            asked = Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    keyward_shell::launch::stop()?;
     Ok(())
 }
 
-/// The `keyward` command: installed beside the app, else found on PATH.
-fn keyward_command() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .map(|exe| exe.with_file_name("keyward"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("keyward"))
-}
-
-/// Starts the desktop agent in the background (it logs where `keyward agent start` logs).
+/// Starts the desktop agent in the background (it logs where `keyward agent start` logs) and
+/// waits until it answers.
 fn start_agent() -> anyhow::Result<()> {
-    let keyward = keyward_command();
-    let out = Command::new(&keyward)
-        .args(["agent", "start", "--tray"])
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot run {} to start the agent (is the keyward command installed?)",
-                keyward.display()
-            )
-        })?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        return Err(anyhow!(
-            "{}",
-            why.trim().trim_start_matches("keyward: ").to_owned()
-        ));
-    }
+    keyward_shell::launch::agent_with(&["--tray".into()])?;
     Ok(())
 }

@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret, Reply, Request};
-use keyward_core::awsfiles;
+use keyward_agent::client::{Client, ClientError};
+use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret};
 use keyward_core::catalog::AuditRow;
+use keyward_shell::aws::CredentialsFile;
 use serde::{Deserialize, Serialize};
 use tauri::State;
 use zeroize::Zeroizing;
 
-use crate::commands::{call, unexpected, w, with_client, AppState, CmdError, KeyRow, Res};
+use crate::commands::{w, with_client, AppState, CmdError, KeyRow, Res};
 
 /// How long a copied secret stays on the clipboard, and a revealed one on screen.
 pub const SECRET_SECS: u64 = 30;
@@ -29,7 +30,7 @@ pub struct KeyDetail {
 #[tauri::command]
 pub async fn key_detail(state: State<'_, AppState>, name: String) -> Res<KeyDetail> {
     let (entry, rows) = with_client(&state, move |c| {
-        Ok((c.show(&name)?, c.history(&name, 200)?))
+        Ok::<_, ClientError>((c.show(&name)?, c.history(&name, 200)?))
     })
     .await?;
     Ok(KeyDetail {
@@ -103,9 +104,7 @@ pub struct Revealed {
 #[tauri::command]
 pub async fn reveal_key(state: State<'_, AppState>, name: String) -> Res<Revealed> {
     let token = state.token().unwrap_or_default();
-    let Reply::Revealed { secret } = call(&state, Request::Reveal { name, token }).await? else {
-        return Err(unexpected());
-    };
+    let secret = with_client(&state, move |c| c.reveal(&name, token)).await?;
     Ok(Revealed {
         value: secret.expose().to_owned(),
         hide_after_secs: SECRET_SECS,
@@ -117,18 +116,7 @@ pub async fn reveal_key(state: State<'_, AppState>, name: String) -> Res<Reveale
 #[tauri::command]
 pub async fn confirm_factor(state: State<'_, AppState>, code: String) -> Res<()> {
     let token = state.token().unwrap_or_default();
-    match call(
-        &state,
-        Request::ConfirmFactor {
-            token,
-            code: w(code),
-        },
-    )
-    .await?
-    {
-        Reply::Done => Ok(()),
-        _ => Err(unexpected()),
-    }
+    with_client(&state, move |c| c.confirm_factor(token, w(code))).await
 }
 
 /// The clipboard, and which copy is the latest (only that one's timer may clear it).
@@ -211,9 +199,7 @@ pub async fn copy_key(
     name: String,
 ) -> Res<u64> {
     let token = state.token().unwrap_or_default();
-    let Reply::Revealed { secret } = call(&state, Request::Reveal { name, token }).await? else {
-        return Err(unexpected());
-    };
+    let secret = with_client(&state, move |c| c.reveal(&name, token)).await?;
     let value = Zeroizing::new(secret.expose().to_owned());
     let clipboard = Arc::clone(&clipboard);
     tauri::async_runtime::spawn_blocking(move || {
@@ -241,64 +227,27 @@ pub struct ImportPreview {
     candidates: Vec<ImportCandidate>,
 }
 
-fn file_err(e: awsfiles::AwsFileError) -> CmdError {
-    CmdError::new(ErrorCode::Invalid, e.to_string())
-}
-
-fn read_credentials() -> Res<(std::path::PathBuf, Option<String>)> {
-    let path = awsfiles::credentials_path().map_err(file_err)?;
-    match std::fs::read(&path) {
-        Ok(b) => String::from_utf8(b)
-            .map(|t| (path.clone(), Some(t)))
-            .map_err(|_| {
-                CmdError::new(
-                    ErrorCode::Invalid,
-                    format!("{} is not UTF-8 text", path.display()),
-                )
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, None)),
-        Err(e) => Err(CmdError::new(
-            ErrorCode::Invalid,
-            format!("cannot read {}: {e}", path.display()),
-        )),
-    }
-}
-
 /// Lists the long-lived keys in the AWS shared credentials file (nothing is changed).
 #[tauri::command]
 pub async fn import_aws_preview(state: State<'_, AppState>) -> Res<ImportPreview> {
-    let (path, text) = read_credentials()?;
-    let Some(text) = text else {
-        return Ok(ImportPreview {
-            path: path.display().to_string(),
-            candidates: Vec::new(),
-        });
+    let file = CredentialsFile::read()?;
+    let entries = match file.exists() {
+        true => with_client(&state, |c| c.list()).await?,
+        false => Vec::new(),
     };
-    let entries = with_client(&state, |c| c.list()).await?;
     let existing: Vec<String> = entries.into_iter().map(|e| e.name).collect();
-    let (profiles, incomplete) = awsfiles::parse_credentials(&text);
-    let mut candidates: Vec<ImportCandidate> = profiles
-        .iter()
-        .map(|p| ImportCandidate {
-            name: p.name.clone(),
-            access_key_hint: Some(keyward_core::entry::access_key_hint(&p.access_key_id)),
-            region: p.region.clone(),
-            problem: p.import_problem().map(str::to_owned).or_else(|| {
-                existing
-                    .contains(&p.name)
-                    .then(|| "a key with this name is already in Keyward".to_owned())
-            }),
-        })
-        .collect();
-    candidates.extend(incomplete.into_iter().map(|name| ImportCandidate {
-        name,
-        access_key_hint: None,
-        region: None,
-        problem: Some("no access key id and secret pair".into()),
-    }));
+    let candidates = file
+        .candidates(&existing)
+        .into_iter()
+        .map(|c| ImportCandidate {
+            name: c.name,
+            access_key_hint: c.access_key_hint,
+            region: c.region,
+            problem: c.problem,
+        });
     Ok(ImportPreview {
-        path: path.display().to_string(),
-        candidates,
+        path: file.path.display().to_string(),
+        candidates: candidates.collect(),
     })
 }
 
@@ -312,109 +261,53 @@ pub struct ImportResult {
     config: Option<String>,
     /// Why the config file was not written, if it was not.
     config_problem: Option<String>,
+    /// What still keeps the AWS CLI from using Keyward for these profiles, one line each.
+    warnings: Vec<String>,
     /// Whether the plaintext keys were removed from the credentials file.
     removed_plaintext: bool,
     /// The 0600 backup of the credentials file (still holding the plaintext keys).
     backup: Option<String>,
 }
 
-/// The `keyward` command next to this app, or on PATH: what `credential_process` runs.
-fn keyward_cli() -> Option<std::path::PathBuf> {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("keyward")));
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("keyward"));
-    beside
-        .into_iter()
-        .chain(on_path)
-        .find(|p| p.is_file())
-        .map(|p| p.canonicalize().unwrap_or(p))
-}
-
 /// Imports the chosen profiles: stores each key, points the AWS config at Keyward, and removes
-/// the plaintext keys from the credentials file when asked (keeping a 0600 backup).
+/// the plaintext keys from the credentials file when asked (keeping a 0600 backup). The same
+/// steps as `keyward import aws` (`keyward_shell::aws`).
 #[tauri::command]
 pub async fn import_aws(
     state: State<'_, AppState>,
     names: Vec<String>,
     remove_plaintext: bool,
 ) -> Res<ImportResult> {
-    let (path, text) = read_credentials()?;
-    let text = text.ok_or_else(|| {
-        CmdError::new(
-            ErrorCode::NotFound,
-            format!("no AWS credentials file at {}", path.display()),
-        )
-    })?;
-    let (profiles, _) = awsfiles::parse_credentials(&text);
-    let mut result = ImportResult::default();
-    for name in &names {
-        let Some(p) = profiles.iter().find(|p| &p.name == name) else {
-            result
-                .skipped
-                .push((name.clone(), "not in the credentials file".into()));
-            continue;
-        };
-        if let Some(why) = p.import_problem() {
-            result.skipped.push((name.clone(), why.to_owned()));
-            continue;
-        }
-        let req = Request::import_aws(p, &path, None);
-        match call(&state, req).await {
-            Ok(_) => result.imported.push(p.name.clone()),
-            Err(e) => result
-                .skipped
-                .push((p.name.clone(), e.message().to_owned())),
-        }
-    }
-    if result.imported.is_empty() {
+    with_client(&state, move |c| import_chosen(c, &names, remove_plaintext)).await
+}
+
+fn import_chosen(c: &mut Client, names: &[String], remove: bool) -> Res<ImportResult> {
+    let file = CredentialsFile::read()?;
+    let done = file.import(c, names, None)?;
+    let mut result = ImportResult {
+        skipped: done.skipped,
+        ..Default::default()
+    };
+    if done.imported.is_empty() {
         return Ok(result);
     }
-    match point_config_at_keyward(&result.imported) {
-        Ok(config) => result.config = Some(config),
-        Err(e) => result.config_problem = Some(e.message().to_owned()),
+    let pairs: Vec<(String, String)> = done
+        .imported
+        .iter()
+        .map(|n| (n.clone(), n.clone()))
+        .collect();
+    match keyward_shell::aws::point_profiles(&pairs) {
+        Ok(p) => {
+            result.config = Some(p.config.display().to_string());
+            result.warnings = p.warnings;
+        }
+        Err(e) => result.config_problem = Some(e.to_string()),
     }
-    if remove_plaintext {
-        let names: Vec<&str> = result.imported.iter().map(String::as_str).collect();
-        let new_text = awsfiles::remove_profiles(&text, &names);
-        let backup =
-            awsfiles::write_atomic_with_backup(&path, &new_text, 0o600).map_err(file_err)?;
+    if remove {
+        let backup = file.remove_plaintext(&done.imported)?;
         result.removed_plaintext = true;
         result.backup = backup.map(|b| b.display().to_string());
     }
+    result.imported = done.imported;
     Ok(result)
-}
-
-/// Sets `credential_process` for each profile in the AWS config file (one atomic write).
-fn point_config_at_keyward(names: &[String]) -> Res<String> {
-    let cli = keyward_cli().ok_or_else(|| {
-        CmdError::new(
-            ErrorCode::NotFound,
-            "the keyward command was not found next to the app or on PATH: install it, then run `keyward setup aws NAME`",
-        )
-    })?;
-    let path = awsfiles::config_path().map_err(file_err)?;
-    let old = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(CmdError::new(
-                ErrorCode::Invalid,
-                format!("cannot read {}: {e}", path.display()),
-            ))
-        }
-    };
-    let mut text = old.clone();
-    for name in names {
-        let command = awsfiles::credential_process_command(&cli, name).map_err(file_err)?;
-        text = awsfiles::set_credential_process(&text, name, &command).map_err(file_err)?;
-    }
-    if text != old {
-        awsfiles::write_atomic_with_backup(&path, &text, awsfiles::mode_to_keep(&path))
-            .map_err(file_err)?;
-    }
-    Ok(path.display().to_string())
 }

@@ -138,10 +138,7 @@ fn main() {
             let token = handle.state::<AppState>().token();
             std::thread::spawn(move || {
                 if let Ok(mut c) = keyward_agent::client::Client::connect(&socket) {
-                    let _ = c.call(keyward_agent::protocol::Request::Window {
-                        closed: true,
-                        token,
-                    });
+                    let _ = c.window_closed(token);
                 }
                 while clipboard.clear_pending() {
                     std::thread::sleep(Duration::from_millis(200));

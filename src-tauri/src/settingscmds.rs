@@ -1,35 +1,13 @@
 //! Commands of the Settings screen and of security keys: factors, recovery codes, auto-lock,
 //! and the FIDO2 ceremonies (the app talks to the key; the agent checks the answers).
 
-use keyward_agent::protocol::{ErrorCode, FactorInput, Reply, Request, WireSecret};
-use keyward_authenticator::AuthenticatorError;
+use keyward_agent::client::ClientError;
 use keyward_core::vault::FactorInfo;
+use keyward_shell::{ceremony, ShellError};
+use secrecy::SecretString;
 use tauri::State;
 
-use crate::commands::{call, unexpected, w, with_client, AppState, CmdError, Res, Unlocked};
-
-fn key_err(e: AuthenticatorError) -> CmdError {
-    CmdError::new(ErrorCode::Invalid, e.to_string())
-}
-
-/// Runs `f` with the security key off the async runtime (a touch can take a while).
-async fn with_key<T: Send + 'static>(
-    f: impl FnOnce(&mut dyn keyward_authenticator::Authenticator) -> Result<T, AuthenticatorError>
-        + Send
-        + 'static,
-) -> Res<T> {
-    tauri::async_runtime::spawn_blocking(move || {
-        let mut device = keyward_authenticator::open()?;
-        f(device.as_mut())
-    })
-    .await
-    .map_err(|_| CmdError::new(ErrorCode::Internal, "the security key task failed"))?
-    .map_err(key_err)
-}
-
-fn hex(b: &[u8]) -> WireSecret {
-    WireSecret::new(data_encoding::HEXLOWER.encode(b))
-}
+use crate::commands::{w, with_client, with_connector, AppState, Res, Unlocked};
 
 /// Enrolls a FIDO2 security key (vault unlocked): the user touches it; `pin` only when the key
 /// has one and asks for it.
@@ -40,34 +18,19 @@ pub async fn enroll_security_key(
     label: String,
     pin: Option<String>,
 ) -> Res<FactorInfo> {
-    let Reply::Fido2Challenge {
-        ceremony,
-        challenge,
-        salts,
-    } = call(&state, Request::Fido2RegisterBegin {}).await?
-    else {
-        return Err(unexpected());
-    };
-    let salt = keyward_authenticator::registration_salt(&salts).map_err(key_err)?;
-    let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
-    let pin = pin.filter(|p| !p.is_empty()).map(zeroize::Zeroizing::new);
-    let (response, out) =
-        with_key(move |k| k.register(challenge, &salt, pin.as_ref().map(|p| p.as_str()))).await?;
-    let reply = call(
-        &state,
-        Request::Fido2RegisterFinish {
-            ceremony,
-            passphrase: w(passphrase),
-            response: serde_json::to_value(&response).map_err(|_| unexpected())?,
-            hmac_output: hex(&out),
-            label,
-        },
-    )
-    .await?;
-    match reply {
-        Reply::Factors { mut factors } if factors.len() == 1 => Ok(factors.remove(0)),
-        _ => Err(unexpected()),
-    }
+    let pin = pin.filter(|p| !p.is_empty()).map(SecretString::from);
+    with_connector(&state, move |connect| {
+        let mut key = keyward_authenticator::open().map_err(ShellError::from)?;
+        ceremony::enrol::<ShellError>(
+            connect,
+            key.as_mut(),
+            w(passphrase),
+            &label,
+            || Ok(pin),
+            || {},
+        )
+    })
+    .await
 }
 
 /// Unlocks with the passphrase and a touch of an enrolled security key.
@@ -76,21 +39,11 @@ pub async fn unlock_with_security_key(
     state: State<'_, AppState>,
     passphrase: String,
 ) -> Res<Unlocked> {
-    let Reply::Fido2Challenge {
-        ceremony,
-        challenge,
-        salts,
-    } = call(&state, Request::Fido2UnlockBegin {}).await?
-    else {
-        return Err(unexpected());
-    };
-    let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
-    let (assertion, out) = with_key(move |k| k.authenticate(challenge, &salts)).await?;
-    let factor = FactorInput::Fido2 {
-        ceremony,
-        assertion: serde_json::to_value(&assertion).map_err(|_| unexpected())?,
-        hmac_output: hex(&out),
-    };
+    let factor = with_connector(&state, |connect| {
+        let mut key = keyward_authenticator::open().map_err(ShellError::from)?;
+        ceremony::unlock_factor(connect, key.as_mut(), || {})
+    })
+    .await?;
     crate::commands::unlock_with(&state, passphrase, factor).await
 }
 
@@ -103,22 +56,18 @@ pub async fn add_totp(
     totp_code: String,
     label: String,
 ) -> Res<FactorInfo> {
-    let req = Request::FactorAddTotp {
-        passphrase: w(passphrase),
-        totp_secret: w(totp_secret),
-        totp_code: w(totp_code),
-        label,
-    };
-    match call(&state, req).await? {
-        Reply::Factors { mut factors } if factors.len() == 1 => Ok(factors.remove(0)),
-        _ => Err(unexpected()),
+    let (p, s, c) = (w(passphrase), w(totp_secret), w(totp_code));
+    let mut factors = with_client(&state, move |cl| cl.factor_add_totp(p, s, c, &label)).await?;
+    match (factors.pop(), factors.is_empty()) {
+        (Some(f), true) => Ok(f),
+        _ => Err(ClientError::Unexpected.into()),
     }
 }
 
 /// Removes a factor (the last authenticator app cannot be removed).
 #[tauri::command]
 pub async fn remove_factor(state: State<'_, AppState>, id: String) -> Res<()> {
-    call(&state, Request::FactorRemove { id }).await.map(|_| ())
+    with_client(&state, move |c| c.factor_remove(&id)).await
 }
 
 /// Replaces the recovery codes; the new ones are shown once.
@@ -138,21 +87,11 @@ pub async fn set_grants_need_code(
     on: bool,
     code: Option<String>,
 ) -> Res<()> {
-    call(
-        &state,
-        Request::SetGrantsNeedCode {
-            on,
-            code: code.map(w),
-        },
-    )
-    .await
-    .map(|_| ())
+    with_client(&state, move |c| c.set_grants_need_code(on, code.map(w))).await
 }
 
 /// Sets the idle time before the vault locks itself.
 #[tauri::command]
 pub async fn set_auto_lock(state: State<'_, AppState>, secs: u64) -> Res<()> {
-    call(&state, Request::SetAutoLock { secs })
-        .await
-        .map(|_| ())
+    with_client(&state, move |c| c.set_auto_lock(secs)).await
 }

@@ -325,6 +325,9 @@ test('import from ~/.aws/credentials, with the plaintext clean-up', async () => 
     '# kept: a comment', '[legacy]', `aws_access_key_id = ${MOTO.access_key_id}`, `aws_secret_access_key = ${MOTO.secret_access_key}`, 'region = eu-west-1', '',
     '[temp]', 'aws_access_key_id = ASIAEXAMPLEEXAMPLE01', 'aws_secret_access_key = abcdefghijabcdefghijabcdefghijabcdefghij', 'aws_session_token = tok', '',
   ].join('\n'), { mode: 0o600 });
+  // An old key left in the config file too: the AWS CLI would still use it, so the app says so
+  // (as `keyward import aws` does).
+  writeFileSync(join(aws, 'config'), ['[profile legacy]', 'aws_session_token = old', ''].join('\n'), { mode: 0o600 });
   await click('import-aws');
   await (await $t('import-dialog')).waitForDisplayed({ timeout: 10000 });
   const text = await (await $t('import-dialog')).getText();
@@ -334,11 +337,12 @@ test('import from ~/.aws/credentials, with the plaintext clean-up', async () => 
   await click('import-run');
   await (await $t('import-result')).waitForDisplayed({ timeout: 15000 });
   assert.match(await (await $t('import-result')).getText(), /Imported: legacy/);
+  assert.match(await (await $t('import-warning')).getText(), /profile 'legacy' in \S+config also sets aws_session_token; remove them so the AWS CLI uses Keyward/);
   const after = readFileSync(creds, 'utf8');
   assert.ok(!after.includes(MOTO.secret_access_key), 'the plaintext key left the credentials file');
   assert.ok(after.includes('# kept: a comment') && after.includes('[temp]'), 'the rest is kept');
   const config = readFileSync(join(aws, 'config'), 'utf8');
-  assert.match(config, /\[profile legacy\]\s*\ncredential_process = \S*keyward cred aws --profile legacy/);
+  assert.match(config, /\[profile legacy\][^[]*\ncredential_process = \S*keyward cred aws --profile legacy/);
   const backups = (await import('node:fs')).readdirSync(aws).filter((f) => f.startsWith('credentials.keyward-backup-'));
   assert.equal(backups.length, 1);
   assert.equal(statSync(join(aws, backups[0])).mode & 0o777, 0o600);

@@ -12,10 +12,12 @@ use keyward_core::catalog::AuditRow;
 use keyward_core::vault::FactorInfo;
 use keyward_core::EntryMeta;
 
+use crate::approvals::Decision;
 use crate::approvals::{ApprovalInfo, ClientId, GrantInfo};
 use crate::protocol::{
-    AwsCredentials, AwsKeyInput, ErrorReply, MetaInput, NewSecret, OAuth2KeyInput, OAuth2Token,
-    Reply, Request, RequestFrame, ResponseFrame, StatusInfo, WireSecret, VERSION,
+    AwsCredentials, AwsKeyInput, ErrorReply, FactorInput, Fido2Challenge, Initialized, KeyTested,
+    MetaInput, NewSecret, NewVault, OAuth2KeyInput, OAuth2Token, Reply, Request, RequestFrame,
+    ResponseFrame, StatusInfo, Unlocked, WindowState, WireSecret, VERSION,
 };
 
 /// Largest response accepted (audit tails can be long).
@@ -132,6 +134,79 @@ typed! {
     fn audit_tail(limit: u32) -> Vec<AuditRow> {
         Request::AuditTail { limit } => Reply::Audit { rows } => rows
     }
+    /// Creates the vault (`unlock`: leave it unlocked; `window`: the app's window asks).
+    fn init(new: NewVault) -> Initialized {
+        Request::Init(new) => Reply::Initialized(i) => i
+    }
+    /// Unlocks with both factors (`window`: the app's window asks, and gets a window token).
+    fn unlock(passphrase: WireSecret, factor: FactorInput, window: bool) -> Unlocked {
+        Request::Unlock { passphrase, factor, window } => Reply::Unlocked(u) => u
+    }
+    /// Locks now.
+    fn lock() -> () { Request::Lock {} => Reply::Done => () }
+    /// Removes a key.
+    fn remove(name: &str) -> () {
+        Request::Remove { name: name.to_owned() } => Reply::Done => ()
+    }
+    /// Enrols another authenticator app.
+    fn factor_add_totp(passphrase: WireSecret, totp_secret: WireSecret, totp_code: WireSecret, label: &str) -> Vec<FactorInfo> {
+        Request::FactorAddTotp { passphrase, totp_secret, totp_code, label: label.to_owned() }
+            => Reply::Factors { factors } => factors
+    }
+    /// Removes a factor.
+    fn factor_remove(id: &str) -> () {
+        Request::FactorRemove { id: id.to_owned() } => Reply::Done => ()
+    }
+    /// Starts registering a security key: the challenge for the authenticator.
+    fn fido2_register_begin() -> Fido2Challenge {
+        Request::Fido2RegisterBegin {} => Reply::Fido2Challenge(c) => c
+    }
+    /// Finishes registering a security key; the factors now enrolled.
+    fn fido2_register_finish(
+        ceremony: String, passphrase: WireSecret, response: serde_json::Value,
+        hmac_output: WireSecret, label: &str
+    ) -> Vec<FactorInfo> {
+        Request::Fido2RegisterFinish { ceremony, passphrase, response, hmac_output, label: label.to_owned() }
+            => Reply::Factors { factors } => factors
+    }
+    /// Starts unlocking with a security key: the challenge for the authenticator.
+    fn fido2_unlock_begin() -> Fido2Challenge {
+        Request::Fido2UnlockBegin {} => Reply::Fido2Challenge(c) => c
+    }
+    /// Sets the idle time before the vault locks itself.
+    fn set_auto_lock(secs: u64) -> () { Request::SetAutoLock { secs } => Reply::Done => () }
+    /// Turns on or off the need for a code on standing grants (off needs a current code).
+    fn set_grants_need_code(on: bool, code: Option<WireSecret>) -> () {
+        Request::SetGrantsNeedCode { on, code } => Reply::Done => ()
+    }
+    /// Revokes a grant.
+    fn grant_revoke(id: &str) -> () {
+        Request::GrantRevoke { id: id.to_owned() } => Reply::Done => ()
+    }
+    /// Answers an approval question (`token`: the app's window answers).
+    fn approve(id: &str, decision: Decision, token: Option<WireSecret>, code: Option<WireSecret>) -> () {
+        Request::Approve { id: id.to_owned(), decision, token, code } => Reply::Done => ()
+    }
+    /// A key's secret, for the app's window (`token`: its window token).
+    fn reveal(name: &str, token: WireSecret) -> WireSecret {
+        Request::Reveal { name: name.to_owned(), token } => Reply::Revealed { secret } => secret
+    }
+    /// The window confirms it is the user with a current code, to reveal for a minute.
+    fn confirm_factor(token: WireSecret, code: WireSecret) -> () {
+        Request::ConfirmFactor { token, code } => Reply::Done => ()
+    }
+    /// The window's poll ("I am open"): what it must show.
+    fn window(token: Option<WireSecret>) -> WindowState {
+        Request::Window { closed: false, token } => Reply::Window(w) => w
+    }
+    /// The window is closing (its token ends with it).
+    fn window_closed(token: Option<WireSecret>) -> () {
+        Request::Window { closed: true, token } => Reply::Done => ()
+    }
+    /// Asks the desktop agent to open its window (or bring it to the front).
+    fn open_window() -> () { Request::OpenWindow {} => Reply::Done => () }
+    /// Stops the agent (it locks first).
+    fn shutdown() -> () { Request::Shutdown {} => Reply::Done => () }
 }
 
 impl Client {
@@ -167,6 +242,29 @@ impl Client {
         };
         match self.call(req)? {
             Reply::Oauth2Token(t) => Ok(Issued::Credential(t)),
+            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
+            _ => Err(ClientError::Unexpected),
+        }
+    }
+}
+
+impl Client {
+    /// Checks a key works: issues a credential and reports whose it is (nothing secret).
+    pub fn test_key(
+        &mut self,
+        name: &str,
+        mfa_code: Option<WireSecret>,
+        approval: Option<String>,
+        token: Option<WireSecret>,
+    ) -> Result<Issued<KeyTested>, ClientError> {
+        let req = Request::TestKey {
+            name: name.to_owned(),
+            mfa_code,
+            approval,
+            token,
+        };
+        match self.call(req)? {
+            Reply::KeyTested(t) => Ok(Issued::Credential(t)),
             Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
             _ => Err(ClientError::Unexpected),
         }

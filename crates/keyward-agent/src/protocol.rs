@@ -192,6 +192,30 @@ pub enum NewSecret {
     },
 }
 
+/// What `init` needs to create the vault.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVault {
+    /// Passphrase.
+    pub passphrase: WireSecret,
+    /// TOTP secret (base32) the user's app was given.
+    pub totp_secret: WireSecret,
+    /// Current code from that app.
+    pub totp_code: WireSecret,
+    /// Keystore.
+    pub keystore: KeystoreChoice,
+    /// KDF parameters; calibrated to ~1 s when absent.
+    #[serde(default)]
+    pub kdf: Option<KdfChoice>,
+    /// Leave the new vault unlocked (both factors were just given), e.g. so the app can go
+    /// on to enrol a security key.
+    #[serde(default)]
+    pub unlock: bool,
+    /// The desktop app's window asks: the reply carries a window token (see `Reveal`).
+    #[serde(default)]
+    pub window: bool,
+}
+
 /// What the client asks for.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -201,26 +225,7 @@ pub enum Request {
     /// Vault and agent state.
     Status {},
     /// Create the vault.
-    Init {
-        /// Passphrase.
-        passphrase: WireSecret,
-        /// TOTP secret (base32) the user's app was given.
-        totp_secret: WireSecret,
-        /// Current code from that app.
-        totp_code: WireSecret,
-        /// Keystore.
-        keystore: KeystoreChoice,
-        /// KDF parameters; calibrated to ~1 s when absent.
-        #[serde(default)]
-        kdf: Option<KdfChoice>,
-        /// Leave the new vault unlocked (both factors were just given), e.g. so the app can go
-        /// on to enrol a security key.
-        #[serde(default)]
-        unlock: bool,
-        /// The desktop app's window asks: the reply carries a window token (see `Reveal`).
-        #[serde(default)]
-        window: bool,
-    },
+    Init(NewVault),
     /// Unlock with both factors.
     Unlock {
         /// Passphrase.
@@ -461,31 +466,6 @@ pub enum Request {
 }
 
 impl Request {
-    /// The `add_aws` request storing profile `p` of the shared credentials file at `source`.
-    pub fn import_aws(
-        p: &keyward_core::awsfiles::CredentialsProfile,
-        source: &std::path::Path,
-        sts_endpoint: Option<String>,
-    ) -> Request {
-        use secrecy::ExposeSecret;
-        Request::AddAws {
-            name: p.name.clone(),
-            meta: MetaInput {
-                purpose: Some(format!("imported from {}", source.display())),
-                ..Default::default()
-            },
-            aws: AwsKeyInput {
-                access_key_id: p.access_key_id.clone(),
-                secret_access_key: WireSecret::new(p.secret_access_key.expose_secret().to_owned()),
-                role_arn: None,
-                mfa_serial: None,
-                region: p.region.clone(),
-                session_duration_secs: None,
-                sts_endpoint,
-            },
-        }
-    }
-
     /// Short name for the audit log.
     pub fn op(&self) -> &'static str {
         match self {
@@ -873,6 +853,62 @@ impl std::fmt::Debug for OAuth2Token {
     }
 }
 
+/// A new vault: what `init` answers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Initialized {
+    /// Codes to show once.
+    pub recovery_codes: Vec<WireSecret>,
+    /// KDF parameters chosen.
+    pub kdf_memory_mib: u32,
+    /// KDF passes chosen.
+    pub kdf_iterations: u32,
+    /// The window token, when the app's window asked and the vault was left unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_token: Option<WireSecret>,
+}
+
+/// An unlocked vault: what `unlock` answers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unlocked {
+    /// Codes left when a recovery code was used.
+    pub recovery_codes_left: Option<usize>,
+    /// Auto-lock after this many idle seconds.
+    pub auto_lock_secs: u64,
+    /// The window token, when the app's window asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_token: Option<WireSecret>,
+}
+
+/// A WebAuthn challenge for the authenticator (registering or unlocking).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fido2Challenge {
+    /// Ceremony id to send back.
+    pub ceremony: String,
+    /// `CreationChallengeResponse` or `RequestChallengeResponse` (JSON).
+    pub challenge: serde_json::Value,
+    /// hmac-secret salts: (credential id hex, salt hex); credential id empty at registration.
+    pub salts: Vec<(String, String)>,
+}
+
+/// A key works: the identity its session has (nothing secret).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyTested {
+    /// Kind of the key tested.
+    pub kind: keyward_core::EntryKind,
+    /// Whose it is: the ARN STS reports for an AWS session, the client an OAuth2 server
+    /// confirms.
+    pub identity: String,
+    /// When the session or token ends (RFC 3339), when known.
+    pub expiration: Option<String>,
+    /// Granted scope of an OAuth2 token (space-separated), when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
 /// Success payloads.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -885,27 +921,9 @@ pub enum Reply {
     /// Status.
     Status(StatusInfo),
     /// Vault created.
-    Initialized {
-        /// Codes to show once.
-        recovery_codes: Vec<WireSecret>,
-        /// KDF parameters chosen.
-        kdf_memory_mib: u32,
-        /// KDF passes chosen.
-        kdf_iterations: u32,
-        /// The window token, when the app's window asked and the vault was left unlocked.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        window_token: Option<WireSecret>,
-    },
+    Initialized(Initialized),
     /// Unlocked.
-    Unlocked {
-        /// Codes left when a recovery code was used.
-        recovery_codes_left: Option<usize>,
-        /// Auto-lock after this many idle seconds.
-        auto_lock_secs: u64,
-        /// The window token, when the app's window asked.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        window_token: Option<WireSecret>,
-    },
+    Unlocked(Unlocked),
     /// Done, nothing to return.
     Done,
     /// Entries.
@@ -928,14 +946,7 @@ pub enum Reply {
         factors: Vec<FactorInfo>,
     },
     /// A WebAuthn challenge for the authenticator.
-    Fido2Challenge {
-        /// Ceremony id to send back.
-        ceremony: String,
-        /// `CreationChallengeResponse` or `RequestChallengeResponse` (JSON).
-        challenge: serde_json::Value,
-        /// hmac-secret salts: (credential id hex, salt hex); credential id empty at registration.
-        salts: Vec<(String, String)>,
-    },
+    Fido2Challenge(Fido2Challenge),
     /// Audit chain verified.
     AuditVerified {
         /// Rows checked.
@@ -953,18 +964,7 @@ pub enum Reply {
         approval: ApprovalInfo,
     },
     /// A key works: the identity its session has.
-    KeyTested {
-        /// Kind of the key tested.
-        kind: keyward_core::EntryKind,
-        /// Whose it is: the ARN STS reports for an AWS session, the client an OAuth2 server
-        /// confirms.
-        identity: String,
-        /// When the session or token ends (RFC 3339), when known.
-        expiration: Option<String>,
-        /// Granted scope of an OAuth2 token (space-separated), when the server said.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        scope: Option<String>,
-    },
+    KeyTested(KeyTested),
     /// New recovery codes, to show once.
     RecoveryCodes {
         /// The codes.

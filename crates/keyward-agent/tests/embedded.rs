@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use keyward_agent::approvals::{Answerer, Decision};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, FactorInput, KdfChoice, KeystoreChoice, MetaInput, Reply, Request,
-    WireSecret,
+    AwsKeyInput, ErrorCode, FactorInput, Initialized, KdfChoice, KeystoreChoice, MetaInput,
+    NewVault, Reply, Request, Unlocked, WireSecret,
 };
 use keyward_agent::Agent;
 use keyward_core::audit::{Actor, ProcessInfo};
@@ -72,7 +72,7 @@ async fn unlocked_agent_for(
     let t = now();
     let init = agent
         .handle(
-            Request::Init {
+            Request::Init(NewVault {
                 passphrase: w(PASS),
                 totp_secret: w(totp.secret_base32().expose_secret()),
                 totp_code: w(&totp.code_at(t)),
@@ -83,13 +83,13 @@ async fn unlocked_agent_for(
                 }),
                 unlock: false,
                 window: false,
-            },
+            }),
             me.clone(),
         )
         .await;
-    let Ok(Reply::Initialized {
+    let Ok(Reply::Initialized(Initialized {
         mut recovery_codes, ..
-    }) = init
+    })) = init
     else {
         panic!("init: {init:?}");
     };
@@ -109,7 +109,7 @@ async fn unlocked_agent_for(
             me.clone(),
         )
         .await;
-    assert!(matches!(unlock, Ok(Reply::Unlocked { .. })), "{unlock:?}");
+    assert!(matches!(unlock, Ok(Reply::Unlocked(_))), "{unlock:?}");
     (agent, me, recovery_codes, totp)
 }
 
@@ -294,7 +294,9 @@ async fn unlock_through(agent: &Arc<Agent>, who: Actor, recovery: &WireSecret) -
         )
         .await;
     match r {
-        Ok(Reply::Unlocked { window_token, .. }) => window_token.map(|t| t.expose().to_owned()),
+        Ok(Reply::Unlocked(Unlocked { window_token, .. })) => {
+            window_token.map(|t| t.expose().to_owned())
+        }
         other => panic!("unlock: {other:?}"),
     }
 }

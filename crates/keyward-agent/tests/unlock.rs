@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_agent::protocol::{ErrorCode, FactorInput, KdfChoice, KeystoreChoice, Reply, Request};
+use keyward_agent::protocol::{
+    ErrorCode, FactorInput, KdfChoice, KeystoreChoice, NewVault, Reply, Request,
+};
 use keyward_agent::Agent;
 use keyward_core::audit::Actor;
 use keyward_core::factors::TotpSetup;
@@ -27,7 +29,7 @@ async fn locked_agent(dir: &std::path::Path, kdf: KdfChoice) -> (Arc<Agent>, Act
     let totp = TotpSetup::generate("test").expect("totp");
     let init = agent
         .handle(
-            Request::Init {
+            Request::Init(NewVault {
                 passphrase: w(PASS),
                 totp_secret: w(totp.secret_base32().expose_secret()),
                 totp_code: w(&totp.code_at(now())),
@@ -35,11 +37,11 @@ async fn locked_agent(dir: &std::path::Path, kdf: KdfChoice) -> (Arc<Agent>, Act
                 kdf: Some(kdf),
                 unlock: false,
                 window: false,
-            },
+            }),
             me.clone(),
         )
         .await;
-    assert!(matches!(init, Ok(Reply::Initialized { .. })), "{init:?}");
+    assert!(matches!(init, Ok(Reply::Initialized(_))), "{init:?}");
     (agent, me, totp)
 }
 
@@ -86,10 +88,7 @@ async fn the_agent_answers_status_while_an_unlock_stretches_the_passphrase() {
         }
     }
     let unlocked = unlocking.await.expect("task");
-    assert!(
-        matches!(unlocked, Ok(Reply::Unlocked { .. })),
-        "{unlocked:?}"
-    );
+    assert!(matches!(unlocked, Ok(Reply::Unlocked(_))), "{unlocked:?}");
     assert!(agent.is_unlocked());
     assert!(
         answered_meanwhile >= 5,

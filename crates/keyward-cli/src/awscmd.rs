@@ -3,20 +3,18 @@
 //! the vault).
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use keyward_agent::client::ClientError;
-use keyward_agent::protocol::{ErrorCode, Reply, Request, WireSecret};
-use keyward_core::EntryKind;
+use anyhow::{bail, Result};
+use keyward_agent::client::{Client, ClientError, Issued};
+use keyward_agent::protocol::{ErrorCode, WireSecret};
+use keyward_shell::aws::CredentialsFile;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::connect;
 use crate::prompt::{self, Prompter};
-use crate::vaultcmd::{call, unlock_with};
-use keyward_core::awsfiles;
+use crate::vaultcmd::unlock_with;
 
 /// How long `cred aws` waits for the user to unlock on the terminal, unless
 /// `KEYWARD_UNLOCK_WAIT` (seconds) says otherwise.
@@ -50,16 +48,9 @@ pub fn tell_tty(msg: &str) {
 
 /// `keyward cred aws --profile NAME`.
 pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
-    let reply = obtain(input_fd, profile, "AWS profile", |mfa_code, approval| {
-        Request::CredAws {
-            profile: profile.to_owned(),
-            mfa_code,
-            approval,
-        }
+    let creds = obtain(input_fd, profile, "AWS profile", |c, mfa_code, approval| {
+        c.cred_aws(profile, mfa_code, approval)
     })?;
-    let Reply::AwsCredentials(creds) = reply else {
-        bail!("the agent gave an unexpected answer");
-    };
     let out = ProcessOutput {
         version: 1,
         access_key_id: &creds.access_key_id,
@@ -75,24 +66,24 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
     Ok(())
 }
 
-/// Asks the agent for `profile`'s credentials with `request(mfa_code, approval)` until it
-/// hands them out: approving the program, unlocking the vault and giving an MFA code on the
+/// Asks the agent for `profile`'s credentials with `request(client, mfa_code, approval)` (a
+/// typed client call: `Client::cred_aws`, …) until it hands them out: approving the program, unlocking the vault and giving an MFA code on the
 /// terminal when there is one, or failing with one line saying what to do when there is none.
 /// `what` names the profile in messages ("AWS profile", "OAuth2 key").
-pub fn obtain(
+pub fn obtain<C>(
     input_fd: Option<u32>,
     profile: &str,
     what: &str,
-    request: impl Fn(Option<WireSecret>, Option<String>) -> Request,
-) -> Result<Reply> {
+    request: impl Fn(&mut Client, Option<WireSecret>, Option<String>) -> Result<Issued<C>, ClientError>,
+) -> Result<C> {
     keyward_core::entry::validate_name(profile)?;
     let mut client = connect::agent()?;
     let mut mfa_code: Option<WireSecret> = None;
     let mut unlock_tries = 0;
     let mut approval: Option<String> = None;
     loop {
-        match client.call(request(mfa_code.clone(), approval.clone())) {
-            Ok(Reply::ApprovalNeeded { approval: info }) => {
+        match request(&mut client, mfa_code.clone(), approval.clone()) {
+            Ok(Issued::ApprovalNeeded(info)) => {
                 // Never from --input-fd: the program that ran us would answer its own question.
                 let p = Prompter::terminal();
                 if approval.is_some() || !p.available() {
@@ -102,12 +93,7 @@ pub fn obtain(
                     );
                 }
                 let (decision, code) = crate::grantscmd::ask(p, &info)?;
-                client.call(Request::Approve {
-                    id: info.id.clone(),
-                    decision,
-                    token: None,
-                    code: code.map(WireSecret::new),
-                })?;
+                client.approve(&info.id, decision, None, code.map(WireSecret::new))?;
                 if decision == keyward_agent::approvals::Decision::Deny {
                     bail!(
                         "denied: {} gets no credentials for {what} '{profile}'",
@@ -116,7 +102,7 @@ pub fn obtain(
                 }
                 approval = Some(info.id);
             }
-            Ok(reply) => return Ok(reply),
+            Ok(Issued::Credential(c)) => return Ok(c),
             Err(ClientError::Agent(e)) if e.code == ErrorCode::Locked => {
                 let mut p = Prompter::new(input_fd)?;
                 if !p.available() || unlock_tries >= 3 {
@@ -155,77 +141,28 @@ pub fn obtain(
     }
 }
 
-/// The `credential_process` command line for a key, running this executable.
-fn process_command(name: &str) -> Result<String> {
-    let exe = std::env::current_exe().context("cannot find the keyward executable")?;
-    let exe = exe.canonicalize().unwrap_or(exe);
-    Ok(awsfiles::credential_process_command(&exe, name)?)
-}
-
-fn read_or_empty(path: &Path) -> Result<String> {
-    match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b).map_err(|_| anyhow!("{} is not UTF-8 text", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
-    }
-}
-
-/// Sets credential_process for each (profile, key) in the config file in one atomic write.
-fn write_process_lines(pairs: &[(String, String)]) -> Result<()> {
-    let path = awsfiles::config_path()?;
-    let old = read_or_empty(&path)?;
-    let mut text = old.clone();
-    for (profile, name) in pairs {
-        text = awsfiles::set_credential_process(&text, profile, &process_command(name)?)?;
-    }
-    if text == old {
-        println!(
-            "{} already points these profiles at Keyward.",
-            path.display()
-        );
-        return Ok(());
-    }
-    let backup = awsfiles::write_atomic_with_backup(&path, &text, awsfiles::mode_to_keep(&path))?;
-    for (profile, _) in pairs {
-        println!(
-            "AWS profile '{profile}' now gets credentials from Keyward ({}).",
-            path.display()
-        );
-        let conflicts = awsfiles::conflicting_keys(&text, profile);
-        if !conflicts.is_empty() {
-            eprintln!(
-                "warning: profile '{profile}' in {} also sets {}; remove them so the AWS CLI uses Keyward",
-                path.display(),
-                conflicts.join(", ")
-            );
+/// Prints what pointing profiles at Keyward did.
+fn print_pointed(pointed: &keyward_shell::aws::Pointed, profiles: &[&str]) {
+    let path = pointed.config.display();
+    if pointed.changed {
+        for profile in profiles {
+            println!("AWS profile '{profile}' now gets credentials from Keyward ({path}).");
         }
+    } else {
+        println!("{path} already points these profiles at Keyward.");
     }
-    if let Some(b) = backup {
+    for w in &pointed.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(b) = &pointed.backup {
         println!("Previous config saved as {}.", b.display());
     }
-    Ok(())
 }
 
 /// `keyward setup aws NAME`.
 pub fn setup(name: &str, profile: Option<&str>) -> Result<()> {
-    keyward_core::entry::validate_name(name)?;
-    let profile = profile.unwrap_or(name);
-    keyward_core::entry::validate_name(profile)
-        .map_err(|_| anyhow!("invalid profile name '{}'", profile.escape_default()))?;
-    let entry = crate::connect::agent()?.show(name)?;
-    if entry.kind != EntryKind::Aws {
-        bail!("'{name}' is a {} key, not an AWS key", entry.kind.as_str());
-    }
-    write_process_lines(&[(profile.to_owned(), name.to_owned())])?;
-    let creds_path = awsfiles::credentials_path()?;
-    let creds_text = read_or_empty(&creds_path)?;
-    let (plain, _) = awsfiles::parse_credentials(&creds_text);
-    if plain.iter().any(|p| p.name == profile) {
-        eprintln!(
-            "warning: {} still holds a plaintext key for profile '{profile}', which the AWS CLI prefers over Keyward: run `keyward import aws --profile {profile} --remove-plaintext`",
-            creds_path.display()
-        );
-    }
+    let pointed = keyward_shell::aws::setup(&mut connect::agent()?, name, profile)?;
+    print_pointed(&pointed, &[profile.unwrap_or(name)]);
     Ok(())
 }
 
@@ -236,76 +173,41 @@ pub fn import(
     remove_plaintext: Option<bool>,
     sts_endpoint: Option<String>,
 ) -> Result<()> {
-    let path = awsfiles::credentials_path()?;
-    let text = match std::fs::read(&path) {
-        Ok(b) => {
-            String::from_utf8(b).map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "no AWS credentials file at {}: nothing to import",
-                path.display()
-            )
-        }
-        Err(e) => bail!("cannot read {}: {e}", path.display()),
-    };
-    let (profiles, incomplete) = awsfiles::parse_credentials(&text);
-    for name in only {
-        if !profiles.iter().any(|p| &p.name == name) {
-            bail!(
-                "profile '{name}' has no long-lived key in {}",
-                path.display()
-            );
-        }
+    let file = CredentialsFile::read()?;
+    let path = file.path.display().to_string();
+    let done = file.import(&mut connect::agent()?, only, sts_endpoint)?;
+    for name in &done.imported {
+        println!("Imported '{name}'.");
     }
-    for name in &incomplete {
-        if only.is_empty() || only.contains(name) {
-            println!("Skipped '{name}': it has no access key id and secret pair.");
-        }
+    for (name, why) in &done.skipped {
+        println!("Skipped '{}': {why}.", name.escape_default());
     }
-    let mut imported: Vec<String> = Vec::new();
-    for p in profiles
-        .iter()
-        .filter(|p| only.is_empty() || only.contains(&p.name))
-    {
-        if let Some(why) = p.import_problem() {
-            println!("Skipped '{}': {why}.", p.name.escape_default());
-            continue;
-        }
-        let res = call(Request::import_aws(p, &path, sts_endpoint.clone()));
-        match res {
-            Ok(_) => {
-                println!("Imported '{}'.", p.name);
-                imported.push(p.name.clone());
-            }
-            Err(e) => println!("Skipped '{}': {e}", p.name),
-        }
-    }
-    if imported.is_empty() {
+    if done.imported.is_empty() {
         println!("Nothing imported.");
         return Ok(());
     }
-    let pairs: Vec<(String, String)> = imported.iter().map(|n| (n.clone(), n.clone())).collect();
-    write_process_lines(&pairs)?;
+    let pairs: Vec<(String, String)> = done
+        .imported
+        .iter()
+        .map(|n| (n.clone(), n.clone()))
+        .collect();
+    let profiles: Vec<&str> = done.imported.iter().map(String::as_str).collect();
+    print_pointed(&keyward_shell::aws::point_profiles(&pairs)?, &profiles);
 
     let mut prompter = Prompter::new(input_fd)?;
     let remove = match remove_plaintext {
         Some(v) => Some(v),
         None if prompter.available() => Some(prompter.confirm(&format!(
-            "Remove the imported plaintext keys from {}? (a 0600 backup is kept)",
-            path.display()
+            "Remove the imported plaintext keys from {path}? (a 0600 backup is kept)"
         ))?),
         None => None,
     };
     match remove {
         Some(true) => {
-            let names: Vec<&str> = imported.iter().map(String::as_str).collect();
-            let new_text = awsfiles::remove_profiles(&text, &names);
-            let backup = awsfiles::write_atomic_with_backup(&path, &new_text, 0o600)?;
+            let backup = file.remove_plaintext(&done.imported)?;
             println!(
-                "Removed {} plaintext key(s) from {}.",
-                imported.len(),
-                path.display()
+                "Removed {} plaintext key(s) from {path}.",
+                done.imported.len()
             );
             if let Some(b) = backup {
                 println!(
@@ -316,8 +218,7 @@ pub fn import(
         }
         Some(false) | None => {
             println!(
-                "The plaintext keys stay in {} and the AWS CLI still prefers them: run `keyward import aws --remove-plaintext` to remove them.",
-                path.display()
+                "The plaintext keys stay in {path} and the AWS CLI still prefers them: run `keyward import aws --remove-plaintext` to remove them."
             );
         }
     }

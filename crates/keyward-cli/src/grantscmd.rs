@@ -4,10 +4,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision};
-use keyward_agent::protocol::Request;
 
 use crate::prompt::{self, Prompter};
-use crate::vaultcmd::call;
 
 fn hours_text(secs: u64) -> String {
     if secs >= 3600 && secs % 3600 == 0 {
@@ -138,7 +136,7 @@ pub fn list(json: bool) -> Result<()> {
 
 /// `keyward grants revoke ID`.
 pub fn revoke(id: &str) -> Result<()> {
-    call(Request::GrantRevoke { id: id.to_owned() })?;
+    crate::connect::agent()?.grant_revoke(id)?;
     println!("Revoked grant {id}.");
     Ok(())
 }

@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use keyward_agent::protocol::{AwsKeyInput, MetaInput, NewSecret, Reply, Request, WireSecret};
+use keyward_agent::protocol::{AwsKeyInput, KeyTested, MetaInput, NewSecret, WireSecret};
 use keyward_core::{EntryKind, EntryMeta};
 use secrecy::ExposeSecret;
 
 use crate::connect;
 use crate::prompt::Prompter;
-use crate::vaultcmd::call;
 
 /// Arguments of `keyward add aws`.
 pub struct AddAws {
@@ -74,11 +73,11 @@ pub fn add_static(input_fd: Option<u32>, name: String, meta: MetaInput) -> Resul
     keyward_core::entry::validate_name(&name)?;
     let mut p = Prompter::new(input_fd)?;
     let value = p.secret("Token value: ", "token")?;
-    call(Request::AddStatic {
-        name: name.clone(),
+    connect::agent()?.add_static(
+        &name,
         meta,
-        value: WireSecret::new(value.expose_secret().to_owned()),
-    })?;
+        WireSecret::new(value.expose_secret().to_owned()),
+    )?;
     println!("Stored token '{name}'.");
     Ok(())
 }
@@ -239,9 +238,7 @@ pub fn remove(input_fd: Option<u32>, name: &str, yes: bool) -> Result<()> {
             bail!("not removed");
         }
     }
-    call(Request::Remove {
-        name: name.to_owned(),
-    })?;
+    connect::agent()?.remove(name)?;
     println!("Removed '{name}'.");
     Ok(())
 }
@@ -250,37 +247,27 @@ pub fn remove(input_fd: Option<u32>, name: &str, yes: bool) -> Result<()> {
 pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
     keyward_core::entry::validate_name(name)?;
     // Testing issues a real credential: the same approval and unlock flow as `cred`.
-    let reply = crate::awscmd::obtain(input_fd, name, "key", |mfa_code, approval| {
-        Request::TestKey {
-            name: name.to_owned(),
-            mfa_code,
-            approval,
-            token: None,
-        }
+    let KeyTested {
+        kind,
+        identity,
+        expiration,
+        scope,
+    } = crate::awscmd::obtain(input_fd, name, "key", |c, mfa_code, approval| {
+        c.test_key(name, mfa_code, approval, None)
     })?;
-    match reply {
-        Reply::KeyTested {
-            kind,
-            identity,
-            expiration,
-            scope,
-        } => {
-            let until = expiration
-                .map(|e| format!("valid until {e}"))
-                .unwrap_or_else(|| "expiry not stated by the server".to_owned());
-            match (kind, scope) {
-                    (EntryKind::OAuth2, Some(scope)) => println!(
-                        "'{name}' works: the token endpoint issued a token for {identity}, scope '{scope}', {until}."
-                    ),
-                    (EntryKind::OAuth2, None) => println!(
-                        "'{name}' works: the token endpoint issued a token for {identity} (scope not stated), {until}."
-                    ),
-                    _ => println!("'{name}' works: STS issued a session for {identity}, {until}."),
-                }
-            Ok(())
-        }
-        _ => bail!("the agent gave an unexpected answer"),
+    let until = expiration
+        .map(|e| format!("valid until {e}"))
+        .unwrap_or_else(|| "expiry not stated by the server".to_owned());
+    match (kind, scope) {
+        (EntryKind::OAuth2, Some(scope)) => println!(
+            "'{name}' works: the token endpoint issued a token for {identity}, scope '{scope}', {until}."
+        ),
+        (EntryKind::OAuth2, None) => println!(
+            "'{name}' works: the token endpoint issued a token for {identity} (scope not stated), {until}."
+        ),
+        _ => println!("'{name}' works: STS issued a session for {identity}, {until}."),
     }
+    Ok(())
 }
 
 /// `keyward edit`: the fields given in `set` change, those named in `clear` are emptied, the
@@ -322,10 +309,7 @@ pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
     if set.expires.is_some() {
         meta.expires = set.expires;
     }
-    call(Request::Update {
-        name: name.to_owned(),
-        meta,
-    })?;
+    connect::agent()?.update(name, meta)?;
     println!("Updated '{name}'.");
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
-use keyward_agent::protocol::{MetaInput, OAuth2KeyInput, Reply, Request, WireSecret};
+use keyward_agent::protocol::{MetaInput, OAuth2KeyInput, WireSecret};
 use keyward_core::ClientAuth;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -78,15 +78,9 @@ struct JsonOut<'a> {
 
 /// `keyward cred oauth2 --profile NAME`.
 pub fn cred(input_fd: Option<u32>, profile: &str, format: Format) -> Result<()> {
-    let reply = crate::awscmd::obtain(input_fd, profile, "OAuth2 key", |_mfa, approval| {
-        Request::CredOauth2 {
-            profile: profile.to_owned(),
-            approval,
-        }
+    let t = crate::awscmd::obtain(input_fd, profile, "OAuth2 key", |c, _mfa, approval| {
+        c.cred_oauth2(profile, approval)
     })?;
-    let Reply::Oauth2Token(t) = reply else {
-        bail!("the agent gave an unexpected answer");
-    };
     let token = t.access_token.expose();
     // The agent checks this too; an adapter never emits a line break or NUL (header injection).
     let visible = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic());

@@ -3,26 +3,17 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use keyward_agent::client::ClientError;
 use keyward_agent::protocol::{
-    ErrorCode, FactorInput, KdfChoice, KeystoreChoice, Reply, Request, WireSecret,
+    ErrorCode, FactorInput, Initialized, KdfChoice, KeystoreChoice, NewVault, Unlocked, WireSecret,
 };
 use keyward_core::factors::{self, TotpSetup};
+use keyward_shell::ceremony;
 use secrecy::ExposeSecret;
 
 use crate::connect;
 use crate::prompt::Prompter;
-
-/// Calls the agent and turns an unexpected reply into an error.
-pub fn call(req: Request) -> Result<Reply> {
-    let mut c = connect::agent()?;
-    Ok(c.call(req)?)
-}
-
-fn unexpected() -> anyhow::Error {
-    anyhow!("the agent gave an unexpected answer (is it another version? run `keyward agent stop`)")
-}
 
 fn wire(s: &secrecy::SecretString) -> WireSecret {
     WireSecret::new(s.expose_secret().to_owned())
@@ -111,15 +102,15 @@ pub fn init(
         if !interactive {
             eprintln!("Deriving the vault key…");
         }
-        let res = connect::agent()?.call(Request::Init {
+        let keystore = match file_keystore {
+            true => KeystoreChoice::File,
+            false => KeystoreChoice::Keychain,
+        };
+        let res = connect::agent()?.init(NewVault {
             passphrase: wire(&passphrase),
             totp_secret: wire(&totp.secret_base32()),
             totp_code: wire(&code),
-            keystore: if file_keystore {
-                KeystoreChoice::File
-            } else {
-                KeystoreChoice::Keychain
-            },
+            keystore,
             kdf,
             unlock: false,
             window: false,
@@ -133,15 +124,12 @@ pub fn init(
             other => break other?,
         }
     };
-    let Reply::Initialized {
+    let Initialized {
         recovery_codes,
         kdf_memory_mib,
         kdf_iterations,
         ..
-    } = reply
-    else {
-        return Err(unexpected());
-    };
+    } = reply;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Vault created (Argon2id {kdf_memory_mib} MiB × {kdf_iterations} passes). Run `keyward unlock` to open it.")?;
     writeln!(out, "\nRecovery codes — each opens the vault once with your passphrase if you lose your authenticator.")?;
@@ -176,7 +164,7 @@ pub enum FactorKind {
 }
 
 /// Prompts for both factors and unlocks; shared by `unlock` and `cred` when locked.
-pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
+pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Unlocked> {
     let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
     let factor = match kind {
         FactorKind::Recovery => FactorInput::Recovery {
@@ -187,31 +175,15 @@ pub fn unlock_with(p: &mut Prompter, kind: FactorKind) -> Result<Reply> {
         },
         FactorKind::Fido2 => {
             let mut device = keyward_authenticator::open()?;
-            let Reply::Fido2Challenge {
-                ceremony,
-                challenge,
-                salts,
-            } = connect::agent()?.call(Request::Fido2UnlockBegin {})?
-            else {
-                return Err(unexpected());
-            };
-            let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
-            if p.interactive() {
-                eprintln!("Touch your security key…");
-            }
-            let (assertion, out) = device.authenticate(challenge, &salts)?;
-            FactorInput::Fido2 {
-                ceremony,
-                assertion: serde_json::to_value(&assertion)?,
-                hmac_output: WireSecret::new(data_encoding::HEXLOWER.encode(&out)),
-            }
+            let interactive = p.interactive();
+            ceremony::unlock_factor(&keyward_shell::launch::agent, device.as_mut(), || {
+                if interactive {
+                    eprintln!("Touch your security key…");
+                }
+            })?
         }
     };
-    Ok(connect::agent()?.call(Request::Unlock {
-        passphrase: wire(&passphrase),
-        factor,
-        window: false,
-    })?)
+    Ok(connect::agent()?.unlock(wire(&passphrase), factor, false)?)
 }
 
 /// `keyward factor add-fido2`.
@@ -219,37 +191,21 @@ pub fn factor_add_fido2(input_fd: Option<u32>, label: &str) -> Result<()> {
     let mut p = Prompter::new(input_fd)?;
     let mut device = keyward_authenticator::open()?;
     let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
-    let Reply::Fido2Challenge {
-        ceremony,
-        challenge,
-        salts,
-    } = call(Request::Fido2RegisterBegin {})?
-    else {
-        return Err(unexpected());
-    };
-    let salt = keyward_authenticator::registration_salt(&salts)?;
-    let challenge = serde_json::from_value(challenge).map_err(|_| unexpected())?;
-    let pin = if device.pin_needed_to_register()? {
-        Some(p.secret("Security key PIN: ", "security key PIN")?)
-    } else {
-        None
-    };
-    if p.interactive() {
-        eprintln!("Touch your security key, then touch it again to confirm…");
-    }
-    let (response, out) = device.register(
-        challenge,
-        &salt,
-        pin.as_ref().map(secrecy::ExposeSecret::expose_secret),
+    let interactive = p.interactive();
+    let f = ceremony::enrol(
+        &keyward_shell::launch::agent,
+        device.as_mut(),
+        wire(&passphrase),
+        label,
+        || -> Result<_> { Ok(Some(p.secret("Security key PIN: ", "security key PIN")?)) },
+        || {
+            if interactive {
+                eprintln!("Touch your security key, then touch it again to confirm…");
+            }
+        },
     )?;
-    let reply = call(Request::Fido2RegisterFinish {
-        ceremony,
-        passphrase: wire(&passphrase),
-        response: serde_json::to_value(&response)?,
-        hmac_output: WireSecret::new(data_encoding::HEXLOWER.encode(&out)),
-        label: label.to_owned(),
-    })?;
-    print_enrolled(reply)
+    print_enrolled(&[f]);
+    Ok(())
 }
 
 /// `keyward unlock`.
@@ -263,23 +219,15 @@ pub fn unlock(input_fd: Option<u32>, kind: FactorKind) -> Result<()> {
         println!("Already unlocked.");
         return Ok(());
     }
-    match unlock_with(&mut p, kind)? {
-        Reply::Unlocked {
-            recovery_codes_left,
-            auto_lock_secs,
-            ..
-        } => {
-            println!(
-                "Unlocked. Locks after {} of inactivity (`keyward lock` locks now).",
-                humantime::format_duration(Duration::from_secs(auto_lock_secs))
-            );
-            if let Some(left) = recovery_codes_left {
-                println!("A recovery code was used; {left} left. Enroll a new authenticator now with `keyward factor add-totp`.");
-            }
-            Ok(())
-        }
-        _ => Err(unexpected()),
+    let u = unlock_with(&mut p, kind)?;
+    println!(
+        "Unlocked. Locks after {} of inactivity (`keyward lock` locks now).",
+        humantime::format_duration(Duration::from_secs(u.auto_lock_secs))
+    );
+    if let Some(left) = u.recovery_codes_left {
+        println!("A recovery code was used; {left} left. Enroll a new authenticator now with `keyward factor add-totp`.");
     }
+    Ok(())
 }
 
 /// `keyward lock`.
@@ -287,7 +235,7 @@ pub fn lock() -> Result<()> {
     match connect::existing()? {
         None => println!("Locked (no agent running)."),
         Some(mut c) => {
-            c.call(Request::Lock {})?;
+            c.lock()?;
             println!("Locked.");
         }
     }
@@ -392,19 +340,17 @@ pub fn factor_add_totp(input_fd: Option<u32>, label: &str) -> Result<()> {
     );
     let passphrase = p.secret("Keyward passphrase: ", "passphrase")?;
     let code = p.secret("Code shown by the new app: ", "TOTP code")?;
-    let reply = call(Request::FactorAddTotp {
-        passphrase: wire(&passphrase),
-        totp_secret: wire(&totp.secret_base32()),
-        totp_code: wire(&code),
-        label: label.to_owned(),
-    })?;
-    print_enrolled(reply)
+    let factors = connect::agent()?.factor_add_totp(
+        wire(&passphrase),
+        wire(&totp.secret_base32()),
+        wire(&code),
+        label,
+    )?;
+    print_enrolled(&factors);
+    Ok(())
 }
 
-fn print_enrolled(reply: Reply) -> Result<()> {
-    let Reply::Factors { factors } = reply else {
-        return Err(unexpected());
-    };
+fn print_enrolled(factors: &[keyward_core::vault::FactorInfo]) {
     for f in factors {
         println!(
             "Enrolled {} factor {} ({}).",
@@ -413,7 +359,6 @@ fn print_enrolled(reply: Reply) -> Result<()> {
             f.label
         );
     }
-    Ok(())
 }
 
 /// `keyward factor new-recovery-codes`.
@@ -430,9 +375,7 @@ pub fn factor_new_recovery_codes(input_fd: Option<u32>) -> Result<()> {
 
 /// `keyward settings auto-lock`.
 pub fn set_auto_lock(after: Duration) -> Result<()> {
-    call(Request::SetAutoLock {
-        secs: after.as_secs(),
-    })?;
+    connect::agent()?.set_auto_lock(after.as_secs())?;
     println!(
         "The vault now locks after {} without use.",
         humantime::format_duration(after)
@@ -451,7 +394,7 @@ pub fn set_grants_need_code(input_fd: Option<u32>, on: bool) -> Result<()> {
             "authenticator code",
         )?))
     };
-    call(Request::SetGrantsNeedCode { on, code })?;
+    connect::agent()?.set_grants_need_code(on, code)?;
     println!(
         "{}",
         if on {
@@ -465,7 +408,7 @@ pub fn set_grants_need_code(input_fd: Option<u32>, on: bool) -> Result<()> {
 
 /// `keyward factor remove`.
 pub fn factor_remove(id: &str) -> Result<()> {
-    call(Request::FactorRemove { id: id.to_owned() })?;
+    connect::agent()?.factor_remove(id)?;
     println!("Removed factor {id}.");
     Ok(())
 }
@@ -561,25 +504,13 @@ pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
             println!("Agent running (pid {pid}).");
             Ok(())
         }
-        AgentVerb::Stop => match connect::existing()? {
-            None => {
-                println!("No agent running.");
-                Ok(())
+        // "Stopped" means gone: `stop` waits until the agent has released its lock.
+        AgentVerb::Stop => {
+            match keyward_shell::launch::stop()? {
+                true => println!("Agent stopped."),
+                false => println!("No agent running."),
             }
-            Some(mut c) => {
-                c.call(Request::Shutdown {})?;
-                // "Stopped" means gone: wait until the agent has released its lock.
-                let dir = keyward_agent::server::runtime_dir()?;
-                let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                while keyward_agent::server::take_instance_lock(&dir).is_err() {
-                    if std::time::Instant::now() > deadline {
-                        bail!("the agent was asked to stop but is still running");
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                println!("Agent stopped.");
-                Ok(())
-            }
-        },
+            Ok(())
+        }
     }
 }

@@ -105,11 +105,11 @@ impl Agent {
             let challenge = serde_json::to_value(&challenge)
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
             let ceremony = a.remember(Ceremony::Register(pending));
-            Ok(Reply::Fido2Challenge {
+            Ok(Reply::Fido2Challenge(Fido2Challenge {
                 ceremony,
                 challenge,
                 salts: vec![(String::new(), salt)],
-            })
+            }))
         })
         .await
     }
@@ -165,11 +165,11 @@ impl Agent {
             let challenge = serde_json::to_value(&challenge)
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
             let ceremony = a.remember(Ceremony::Authenticate(pending));
-            Ok(Reply::Fido2Challenge {
+            Ok(Reply::Fido2Challenge(Fido2Challenge {
                 ceremony,
                 challenge,
                 salts,
-            })
+            }))
         })
         .await
     }

@@ -143,12 +143,12 @@ impl Agent {
                 )
                     .await
                     .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;
-                Ok(Reply::KeyTested {
+                Ok(Reply::KeyTested(KeyTested {
                     kind: EntryKind::Aws,
                     identity,
                     expiration: Some(creds.expiration.clone()),
                     scope: None,
-                })
+                }))
             }
             (EntryKind::OAuth2, _, Some(cfg)) => {
                 let token = match self
@@ -160,12 +160,12 @@ impl Agent {
                     _ => return Err(err(ErrorCode::Internal, "no token was issued")),
                 };
                 if cfg.introspection_url.is_none() {
-                    return Ok(Reply::KeyTested {
+                    return Ok(Reply::KeyTested(KeyTested {
                         kind: EntryKind::OAuth2,
                         identity: format!("client {} (no introspection URL to confirm it)", cfg.client_id),
                         expiration: token.expires_at.clone(),
                         scope: token.scope.clone(),
-                    });
+                    }));
                 }
                 let key = self
                     .current_key()
@@ -186,12 +186,12 @@ impl Agent {
                 if let Some(sub) = seen.sub.as_deref().filter(|s| *s != cfg.client_id) {
                     identity = format!("{identity}, subject {sub}");
                 }
-                Ok(Reply::KeyTested {
+                Ok(Reply::KeyTested(KeyTested {
                     kind: EntryKind::OAuth2,
                     identity,
                     expiration: seen.expires_at.or_else(|| token.expires_at.clone()),
                     scope: seen.scope.or_else(|| token.scope.clone()),
-                })
+                }))
             }
             (kind, _, _) => Err(err(
                 ErrorCode::Invalid,

@@ -31,8 +31,9 @@ use crate::aws;
 use crate::desktop::Desktop;
 use crate::oauth;
 use crate::protocol::{
-    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KdfChoice, KeystoreChoice, MetaInput,
-    NewSecret, OAuth2KeyInput, Reply, Request, StatusInfo, WindowState, WireSecret,
+    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, Fido2Challenge, Initialized, KeyTested,
+    KeystoreChoice, MetaInput, NewSecret, NewVault, OAuth2KeyInput, Reply, Request, StatusInfo,
+    Unlocked, WindowState, WireSecret,
 };
 
 /// Default idle time before the vault locks itself.
@@ -185,24 +186,7 @@ impl Agent {
                 pid: std::process::id(),
             }),
             Request::Status {} => self.blocking(move |a| a.status(&actor)).await,
-            Request::Init {
-                passphrase,
-                totp_secret,
-                totp_code,
-                keystore,
-                kdf,
-                unlock,
-                window,
-            } => {
-                let new = session::NewVault {
-                    passphrase,
-                    totp_secret,
-                    totp_code,
-                    keystore,
-                    kdf,
-                };
-                self.init(new, unlock, window, actor).await
-            }
+            Request::Init(new) => self.init(new, actor).await,
             Request::Unlock {
                 passphrase,
                 factor,

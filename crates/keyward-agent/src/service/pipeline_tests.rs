@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::cache::{CredCache, Issued};
-use crate::protocol::{KdfChoice, OAuth2Token};
+use crate::protocol::{KdfChoice, NewVault, OAuth2Token};
 use crate::provider::Provider;
 
 const PASS: &str = "orbit-maple-quartz-lantern-7";
@@ -126,7 +126,7 @@ async fn agent(dir: &std::path::Path) -> Arc<Agent> {
     let me = crate::peer::this_process();
     let init = agent
         .handle(
-            Request::Init {
+            Request::Init(NewVault {
                 passphrase: w(PASS),
                 totp_secret: w(totp.secret_base32().expose_secret()),
                 totp_code: w(&totp.code_at(now)),
@@ -137,7 +137,7 @@ async fn agent(dir: &std::path::Path) -> Arc<Agent> {
                 }),
                 unlock: true,
                 window: false,
-            },
+            }),
             me.clone(),
         )
         .await;

@@ -1,29 +1,15 @@
 use super::*;
 
-/// What `init` creates a vault from.
-pub(super) struct NewVault {
-    pub passphrase: WireSecret,
-    pub totp_secret: WireSecret,
-    pub totp_code: WireSecret,
-    pub keystore: KeystoreChoice,
-    pub kdf: Option<KdfChoice>,
-}
-
 impl Agent {
     /// Creates the vault (`init`) and, when asked, unlocks it for the caller at once.
-    pub(super) async fn init(
-        self: &Arc<Self>,
-        new: NewVault,
-        unlock: bool,
-        window: bool,
-        actor: Actor,
-    ) -> Outcome {
+    pub(super) async fn init(self: &Arc<Self>, new: NewVault, actor: Actor) -> Outcome {
+        let (unlock, window) = (new.unlock, new.window);
         self.blocking(move |a| {
             let (mut reply, key) = a.create_vault(new, &actor)?;
             if unlock {
                 a.set_key(key);
                 a.audited(&actor, "unlock", None, "ok")?;
-                if let Reply::Initialized { window_token, .. } = &mut reply {
+                if let Reply::Initialized(Initialized { window_token, .. }) = &mut reply {
                     *window_token = a.window_token(window, &actor);
                 }
             }
@@ -42,7 +28,7 @@ impl Agent {
     ) -> Outcome {
         self.blocking(move |a| {
             let mut reply = a.open_vault(passphrase, factor, &actor)?;
-            if let Reply::Unlocked { window_token, .. } = &mut reply {
+            if let Reply::Unlocked(Unlocked { window_token, .. }) = &mut reply {
                 *window_token = a.window_token(window, &actor);
             }
             Ok(reply)
@@ -194,6 +180,7 @@ impl Agent {
             totp_code,
             keystore,
             kdf,
+            ..
         } = new;
         let passphrase = SecretString::from(passphrase.expose().to_owned());
         keyward_core::factors::check_passphrase_strength(&passphrase, &[])
@@ -232,7 +219,7 @@ impl Agent {
                 )
             })
             .map_err(vault_err)?;
-        let reply = Reply::Initialized {
+        let reply = Reply::Initialized(Initialized {
             recovery_codes: created
                 .recovery_codes
                 .iter()
@@ -241,7 +228,7 @@ impl Agent {
             kdf_memory_mib: kdf.memory_kib / 1024,
             kdf_iterations: kdf.iterations,
             window_token: None,
-        };
+        });
         Ok((reply, created.key))
     }
 
@@ -288,11 +275,11 @@ impl Agent {
             .with_vault(|v| v.unlock_finish(&start, pass_key, &factor, actor))
             .map_err(vault_err)?;
         self.set_key(unlocked.key);
-        Ok(Reply::Unlocked {
+        Ok(Reply::Unlocked(Unlocked {
             recovery_codes_left: unlocked.recovery_codes_left,
             auto_lock_secs: self.auto_lock().as_secs(),
             window_token: None,
-        })
+        }))
     }
 
     /// Holds `key` as the unlocked vault key.

@@ -279,7 +279,7 @@ export class TestBackend implements Backend {
 
   async importAws(names: string[], removePlaintext: boolean) {
     for (const name of names) this.add({ name, kind: 'aws' });
-    return { imported: names, skipped: [], config: '/home/me/.aws/config', config_problem: null, removed_plaintext: removePlaintext, backup: removePlaintext ? '/home/me/.aws/credentials.keyward-backup-1' : null };
+    return { imported: names, skipped: [], config: '/home/me/.aws/config', config_problem: null, warnings: [], removed_plaintext: removePlaintext, backup: removePlaintext ? '/home/me/.aws/credentials.keyward-backup-1' : null };
   }
 
   async enrollSecurityKey(passphrase: string, label: string) {

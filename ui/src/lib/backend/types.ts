@@ -155,6 +155,8 @@ export interface ImportResult {
   skipped: [string, string][];
   config: string | null;
   config_problem: string | null;
+  /** What still keeps the AWS CLI from using Keyward for these profiles, one line each. */
+  warnings: string[];
   removed_plaintext: boolean;
   backup: string | null;
 }

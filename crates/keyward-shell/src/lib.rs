@@ -1,0 +1,104 @@
+//! The shell operations the `keyward` command and the desktop app share, so the two cannot
+//! drift: finding the `keyward` binary and starting, finding and stopping the agent
+//! ([`launch`]), the FIDO2 security-key ceremonies ([`ceremony`]), and importing AWS keys from
+//! the shared credentials file and pointing AWS profiles at Keyward ([`aws`]).
+//!
+//! Each operation returns what happened as data; the CLI prints it and the app shows it. None
+//! prompts: what needs the user (a PIN, "touch your key") is asked through a callback.
+
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod ceremony;
+pub mod launch;
+
+use std::path::PathBuf;
+
+use keyward_agent::client::ClientError;
+use keyward_authenticator::AuthenticatorError;
+use keyward_core::awsfiles::AwsFileError;
+use thiserror::Error;
+
+/// What went wrong in a shared operation, each with what to do.
+#[derive(Debug, Error)]
+pub enum ShellError {
+    /// The agent refused or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An AWS file could not be read, parsed or written.
+    #[error(transparent)]
+    AwsFile(#[from] AwsFileError),
+    /// The security key failed.
+    #[error(transparent)]
+    Authenticator(#[from] AuthenticatorError),
+    /// The agent's socket or runtime directory cannot be found.
+    #[error(transparent)]
+    Endpoint(#[from] keyward_agent::server::EndpointError),
+    /// A file could not be read.
+    #[error("cannot read {}: {why}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: std::io::Error,
+    },
+    /// A file is not UTF-8 text.
+    #[error("{} is not UTF-8 text", .0.display())]
+    NotText(PathBuf),
+    /// No AWS credentials file to import from.
+    #[error("no AWS credentials file at {}: nothing to import", .0.display())]
+    NoCredentialsFile(PathBuf),
+    /// A profile named for import has no key in the file.
+    #[error("profile '{name}' has no long-lived key in {}", .path.display())]
+    NoSuchProfile {
+        /// The profile.
+        name: String,
+        /// The credentials file.
+        path: PathBuf,
+    },
+    /// The `keyward` command is not installed where it can be found.
+    #[error("the keyward command was not found next to the app or on PATH: install it, then run `keyward setup aws NAME`")]
+    NoBinary,
+    /// The agent could not be started, or did not come up.
+    #[error("the Keyward agent did not start{}", .0.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    AgentDidNotStart(Option<String>),
+    /// Starting the agent's process failed.
+    #[error("cannot start the Keyward agent ({}): {why}", .exe.display())]
+    Spawn {
+        /// The command run.
+        exe: PathBuf,
+        /// Why.
+        why: std::io::Error,
+    },
+    /// The agent was asked to stop and has not.
+    #[error("the running Keyward agent was asked to stop but is still running")]
+    StillRunning,
+    /// The agent's log file cannot be opened.
+    #[error("cannot open the agent's log {}: {why}", .path.display())]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        why: std::io::Error,
+    },
+    /// The credentials file changed between reading it and removing its keys.
+    #[error("{} changed since Keyward read it: nothing was removed; import again", .0.display())]
+    ChangedMeanwhile(PathBuf),
+    /// A key name is not valid.
+    #[error(transparent)]
+    Name(keyward_core::entry::EntryError),
+    /// An AWS profile name is not valid.
+    #[error("invalid profile name '{0}'")]
+    ProfileName(String),
+    /// `setup aws` was given a key of another kind.
+    #[error("'{name}' is a {} key, not an AWS key", .kind.as_str())]
+    NotAws {
+        /// The key.
+        name: String,
+        /// Its kind.
+        kind: keyward_core::EntryKind,
+    },
+    /// The agent's challenge or the authenticator's answer is not what WebAuthn expects.
+    #[error("the agent and the security key disagree on the WebAuthn format (is the agent another version? restart it with `keyward agent stop`)")]
+    WebAuthnFormat,
+}
