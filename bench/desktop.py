@@ -36,6 +36,22 @@ env.update(
 )
 for d in ("home", "state", "config", "data"):
     os.makedirs(f"{home}/{d}", exist_ok=True)
+# The app finds the keyward command beside itself or on PATH, as an installed Keyward has it. A
+# fresh clone builds the two into different target directories (src-tauri/ is a workspace of its
+# own), so the command's directory goes first on PATH.
+env["PATH"] = os.path.dirname(os.path.abspath(kw)) + os.pathsep + env.get("PATH", "")
+app_log = f"{home}/app.log"
+
+
+def fail(what):
+    """Stops the bench with one line: which figure could not be taken, and why."""
+    why = ""
+    try:
+        lines = [l for l in open(app_log).read().splitlines() if l.strip()]
+        why = f": the app said: {lines[-1].strip()}" if lines else ""
+    except OSError:
+        pass
+    raise SystemExit(f"bench/desktop: {what}{why}")
 PASS = "bench-orbit-maple-quartz-lantern"
 
 
@@ -81,10 +97,23 @@ def webkit_processes():
     return out
 
 
-def window():
-    out = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "^Keyward$"],
-                         env=env, capture_output=True, text=True, timeout=30).stdout.split()
-    return out[0]
+def window(proc):
+    """The app's window id, once it is visible (30 s at most)."""
+    try:
+        search = subprocess.Popen(["xdotool", "search", "--sync", "--onlyvisible", "--name", "^Keyward$"],
+                                  env=env, stdout=subprocess.PIPE, text=True)
+        end = time.monotonic() + 30
+        while search.poll() is None:
+            if proc.poll() is not None:
+                search.kill()
+                fail(f"the app exited with status {proc.returncode} before its window became visible")
+            if time.monotonic() > end:
+                search.kill()
+                fail("the app's window did not become visible within 30 s")
+            time.sleep(0.02)
+        return search.stdout.read().split()[0]
+    except (OSError, IndexError) as e:
+        fail(f"cannot find the app's window ({e})")
 
 
 def fresh_display():
@@ -132,11 +161,12 @@ for run in range(0 if os.environ.get("KEYWARD_BENCH_FILTER_ONLY") else 5):
     xvfb = fresh_display()
     assert colours() < 100, "a fresh display starts blank"
     t0 = time.monotonic()
-    proc = subprocess.Popen([app], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    win = window()
+    proc = subprocess.Popen([app], env=env, stdout=subprocess.DEVNULL, stderr=open(app_log, "w"))
+    win = window(proc)
     mapped.append(time.monotonic() - t0)
     while colours() < 100:
-        assert time.monotonic() - t0 < 30, "the unlock screen never painted"
+        if time.monotonic() - t0 > 30:
+            fail("the unlock screen never painted (30 s)")
     starts.append(time.monotonic() - t0)
     if run == 0:
         time.sleep(5)  # idle

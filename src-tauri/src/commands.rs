@@ -8,7 +8,7 @@ use keyward_agent::protocol::{
     AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewVault,
     OAuth2KeyInput, StatusInfo, WireSecret,
 };
-use keyward_core::catalog::AuditRow;
+use keyward_agent::activity::ActivityRecord;
 use keyward_core::vault::FactorInfo;
 use keyward_core::{EntryMeta, EntryState};
 use keyward_shell::ShellError;
@@ -380,7 +380,7 @@ pub async fn test_key(state: State<'_, AppState>, name: String) -> Res<Tested> {
 
 /// The newest audit records, oldest first.
 #[tauri::command]
-pub async fn activity(state: State<'_, AppState>, limit: u32) -> Res<Vec<AuditRow>> {
+pub async fn activity(state: State<'_, AppState>, limit: u32) -> Res<Vec<ActivityRecord>> {
     with_client(&state, move |c| c.audit_tail(limit)).await
 }
 

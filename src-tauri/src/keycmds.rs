@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyward_agent::client::{Client, ClientError};
 use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret};
-use keyward_core::catalog::AuditRow;
+use keyward_agent::activity::ActivityRecord;
 use keyward_shell::aws::CredentialsFile;
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -23,7 +23,7 @@ pub const SECRET_SECS: u64 = 30;
 #[derive(Serialize)]
 pub struct KeyDetail {
     key: KeyRow,
-    history: Vec<AuditRow>,
+    history: Vec<ActivityRecord>,
 }
 
 /// One key's metadata, state and history (audit records about it, newest 200).

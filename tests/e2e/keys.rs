@@ -79,10 +79,7 @@ fn edit_changes_only_what_is_asked_and_is_in_the_history() {
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
     let actions: Vec<&str> = rows.iter().filter_map(|r| r["action"].as_str()).collect();
     assert_eq!(actions, ["add", "update", "update"], "{}", out.stdout);
-    assert!(rows[1]["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("owner"));
+    assert!(rows[1]["detail"].to_string().contains("owner"));
     assert!(!out.stdout.contains("ghp_exampletokenvalue"));
 }
 

@@ -127,7 +127,7 @@ fn suspend_and_session_lock_lock_the_vault() {
     let reasons: Vec<String> = rows
         .iter()
         .filter(|r| r["action"] == "lock")
-        .filter_map(|r| r["detail"].as_str().map(str::to_owned))
+        .map(|r| r["detail"].to_string())
         .collect();
     assert!(reasons.iter().any(|d| d.contains("suspend")), "{reasons:?}");
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use keyward_core::catalog::AuditRow;
+use crate::activity::ActivityRecord;
 use keyward_core::vault::FactorInfo;
 use keyward_core::EntryMeta;
 
@@ -112,7 +112,7 @@ typed! {
         Request::Rotate { name: name.to_owned(), secret } => Reply::Entry { entry } => *entry
     }
     /// A key's audit rows.
-    fn history(name: &str, limit: u32) -> Vec<AuditRow> {
+    fn history(name: &str, limit: u32) -> Vec<ActivityRecord> {
         Request::History { name: name.to_owned(), limit } => Reply::Audit { rows } => rows
     }
     /// The live grants.
@@ -131,7 +131,7 @@ typed! {
     /// Verifies the audit trail; the number of rows.
     fn audit_verify() -> u64 { Request::AuditVerify {} => Reply::AuditVerified { rows } => rows }
     /// The last `limit` audit rows.
-    fn audit_tail(limit: u32) -> Vec<AuditRow> {
+    fn audit_tail(limit: u32) -> Vec<ActivityRecord> {
         Request::AuditTail { limit } => Reply::Audit { rows } => rows
     }
     /// Creates the vault (`unlock`: leave it unlocked; `window`: the app's window asks).

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod approvals;
 pub mod aws;
 pub mod cache;

@@ -4,7 +4,7 @@
 //! Frames: request `{"v":1,"req":{"op":…,…}}`, response `{"v":1,"ok":{"type":…,…}}` or
 //! `{"v":1,"err":{"code":…,"message":…}}`.
 
-use keyward_core::catalog::AuditRow;
+use crate::activity::ActivityRecord;
 use keyward_core::vault::{FactorInfo, ReconcileNote};
 use keyward_core::EntryMeta;
 
@@ -955,7 +955,7 @@ pub enum Reply {
     /// Audit rows.
     Audit {
         /// Rows, oldest first.
-        rows: Vec<AuditRow>,
+        rows: Vec<ActivityRecord>,
     },
     /// The requesting program has no grant: the user must decide (answer with `approve`,
     /// then ask again with `approval` set to this id).

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use keyward_agent::activity::ActivityRecord;
 use keyward_agent::client::ClientError;
 use keyward_agent::protocol::{
     ErrorCode, FactorInput, Initialized, KdfChoice, KeystoreChoice, NewVault, Unlocked, WireSecret,
@@ -427,28 +428,16 @@ pub fn audit_tail(lines: u32, json: bool) -> Result<()> {
 }
 
 /// Prints audit rows, one line each (or JSON).
-pub fn print_audit(rows: Vec<keyward_core::catalog::AuditRow>, json: bool) -> Result<()> {
+pub fn print_audit(rows: Vec<ActivityRecord>, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     for r in rows {
-        let actor: keyward_core::Actor = serde_json::from_str(&r.actor).unwrap_or_default();
-        let client = actor
-            .chain
-            .iter()
-            .skip(1)
-            .find_map(|p| p.exe.clone())
-            .or_else(|| actor.chain.first().and_then(|p| p.exe.clone()))
-            .unwrap_or_else(|| "-".to_owned());
+        let client = r.client.unwrap_or_else(|| "-".to_owned());
         println!(
-            "{:>6} {} {:<14} {:<10} {:<20} {}",
-            r.seq,
-            r.ts,
-            r.action,
-            r.outcome,
-            r.target.unwrap_or_else(|| "-".into()),
-            client
+            "{:>6} {} {:<14} {:<10} {} ({client})",
+            r.seq, r.ts, r.action, r.outcome, r.summary
         );
     }
     Ok(())

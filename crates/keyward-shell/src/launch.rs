@@ -16,15 +16,22 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a running agent may take to let go of its lock once asked to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The `keyward` command: this process when it is `keyward`, else the one installed beside
-/// this program (the desktop app's package puts it there), else the first on `PATH`. What
-/// `credential_process` lines run and what starts the agent.
+/// The `keyward` command: this process when it is `keyward`; else the one installed beside this
+/// program (the desktop app's package puts it there), or beside the link this program was
+/// started through (`scripts/run` links both into `~/.local/bin`, while the builds stay in
+/// target directories of their own); else the first on `PATH`. What `credential_process` lines
+/// run and what starts the agent.
 pub fn keyward_binary() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok();
     let itself = exe
         .clone()
         .filter(|e| e.file_name().is_some_and(|n| n == "keyward"));
     let beside = exe.and_then(|e| e.parent().map(|d| d.join("keyward")));
+    let beside_link = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .filter(|a| a.components().count() > 1)
+        .and_then(|a| a.parent().map(|d| d.join("keyward")));
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -32,6 +39,7 @@ pub fn keyward_binary() -> Option<PathBuf> {
     itself
         .into_iter()
         .chain(beside)
+        .chain(beside_link)
         .chain(on_path)
         .find(|p| p.is_file())
         .map(|p| p.canonicalize().unwrap_or(p))

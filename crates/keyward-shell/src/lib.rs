@@ -57,7 +57,7 @@ pub enum ShellError {
         path: PathBuf,
     },
     /// The `keyward` command is not installed where it can be found.
-    #[error("the keyward command was not found next to the app or on PATH: install it, then run `keyward setup aws NAME`")]
+    #[error("the keyward command was not found next to this program or on PATH: install Keyward's command-line tool (scripts/run installs it with the app)")]
     NoBinary,
     /// The agent could not be started, or did not come up.
     #[error("the Keyward agent did not start{}", .0.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]

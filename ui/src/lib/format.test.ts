@@ -28,11 +28,10 @@ describe('testedText', () => {
 
 describe('recordClient', () => {
   it('names the tool behind a keyward command, and the window or program itself otherwise', () => {
-    const viaCli = JSON.stringify({ chain: [{ exe: '/usr/bin/keyward' }, { exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { exe: '/usr/bin/bash' }] });
+    const viaCli = { chain: [{ pid: 3, exe: '/usr/bin/keyward' }, { pid: 2, exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { pid: 1, exe: '/usr/bin/bash' }] };
     expect(recordClient(viaCli)).toEqual({ exe: '/usr/bin/python3', script: '/usr/bin/aws' });
-    const window = JSON.stringify({ chain: [{ exe: '/usr/bin/keyward-desktop' }, { exe: '/usr/bin/WebKitWebDriver' }] });
+    const window = { chain: [{ pid: 2, exe: '/usr/bin/keyward-desktop' }, { pid: 1, exe: '/usr/bin/WebKitWebDriver' }] };
     expect(recordClient(window)).toEqual({ exe: '/usr/bin/keyward-desktop' });
-    expect(recordClient('not json')).toBeNull();
-    expect(recordClient('{}')).toBeNull();
+    expect(recordClient({ chain: [] })).toBeNull();
   });
 });

@@ -1,4 +1,4 @@
-import type { KeyKind, Tested } from './backend/types';
+import type { Actor, KeyKind, Tested } from './backend/types';
 
 /** "3 min ago", "2 days ago", or "never". */
 export function ago(iso: string | null, now = Date.now()): string {
@@ -47,17 +47,13 @@ export function testedText(kind: KeyKind, t: Tested): string {
 }
 
 /**
- * The program behind an audit record (its `actor` JSON): the one that ran the `keyward` command
+ * The program behind an audit record (its `actor`): the one that ran the `keyward` command
  * (`keyward cred aws` run by `aws` is aws's request), else the peer itself (the Keyward window, a
  * program on the socket).
  */
-export function recordClient(actor: string): { exe: string; script?: string } | null {
-  try {
-    const chain = (JSON.parse(actor) as { chain?: { exe?: string | null; script?: string }[] }).chain ?? [];
-    const viaCli = chain.length > 1 && chain[0].exe?.split('/').pop() === 'keyward';
-    const p = viaCli ? chain[1] : chain[0];
-    return p ? { exe: p.exe ?? '?', ...(p.script ? { script: p.script } : {}) } : null;
-  } catch {
-    return null;
-  }
+export function recordClient(actor: Actor): { exe: string; script?: string } | null {
+  const chain = actor.chain ?? [];
+  const viaCli = chain.length > 1 && chain[0].exe?.split('/').pop() === 'keyward';
+  const p = viaCli ? chain[1] : chain[0];
+  return p ? { exe: p.exe ?? '?', ...(p.script ? { script: p.script } : {}) } : null;
 }

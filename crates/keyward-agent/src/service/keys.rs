@@ -143,7 +143,9 @@ impl Agent {
                 .with_vault(|v| v.history(&name, limit.min(10_000)))
                 .map_err(vault_err)?;
             a.audited(&actor, "history", Some(name), "ok")?;
-            Ok(Reply::Audit { rows })
+            Ok(Reply::Audit {
+                rows: rows.into_iter().map(Into::into).collect(),
+            })
         })
         .await
     }

@@ -189,12 +189,7 @@ async fn issues(agent: &Arc<Agent>) -> Vec<(String, serde_json::Value)> {
     };
     rows.into_iter()
         .filter(|r| r.action == "issue")
-        .map(|r| {
-            (
-                r.outcome,
-                serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-            )
-        })
+        .map(|r| (r.outcome, r.detail))
         .collect()
 }
 

@@ -21,7 +21,9 @@ impl Agent {
                 .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
             // Recorded after the read, so the rows shown are the ones before this request.
             a.audited(&actor, "audit.tail", None, "ok")?;
-            Ok(Reply::Audit { rows })
+            Ok(Reply::Audit {
+                rows: rows.into_iter().map(Into::into).collect(),
+            })
         })
         .await
     }

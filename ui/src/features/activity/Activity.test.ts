@@ -20,12 +20,27 @@ describe('activity', () => {
     await waitFor(() => expect(screen.getAllByTestId('activity-row')).toHaveLength(1));
   });
 
+  it('hides reads (what the window polls) unless asked, and says what happened in words', async () => {
+    const user = userEvent.setup();
+    const b = new TestBackend();
+    await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
+    const read = { ts: new Date().toISOString(), target: null, outcome: 'ok', detail: {}, actor: { chain: [] }, client: null };
+    b.audit.push({ ...read, seq: 98, action: 'status', kind: 'read', summary: 'Status read by keyward-desktop' });
+    b.audit.push({ ...read, seq: 99, action: 'settings.auto_lock', kind: 'change', summary: 'Auto-lock time changed' });
+    render(Activity, { backend: b });
+    await screen.findByText('Auto-lock time changed');
+    expect(screen.queryByText('Status read by keyward-desktop')).toBeNull();
+    await user.click(screen.getByTestId('activity-reads'));
+    await screen.findByText('Status read by keyward-desktop');
+  });
+
   it('names the program behind each record: the window itself, or what ran the keyward command', async () => {
     const b = new TestBackend();
     await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
     b.audit.push({
-      seq: 99, ts: new Date().toISOString(), action: 'cred.aws', target: 'prod', outcome: 'ok', detail: '{}',
-      actor: JSON.stringify({ chain: [{ pid: 9, exe: '/usr/bin/keyward' }, { pid: 8, exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { pid: 7, exe: '/usr/bin/bash' }] }),
+      seq: 99, ts: new Date().toISOString(), action: 'issue', target: 'prod', outcome: 'ok', detail: {},
+      actor: { chain: [{ pid: 9, exe: '/usr/bin/keyward' }, { pid: 8, exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { pid: 7, exe: '/usr/bin/bash' }] },
+      kind: 'issue', client: '/usr/bin/python3 /usr/bin/aws', summary: 'Credentials issued to python3 aws for prod',
     });
     render(Activity, { backend: b });
     const rows = await screen.findAllByTestId('activity-row');

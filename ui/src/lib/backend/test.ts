@@ -66,10 +66,16 @@ export class TestBackend implements Backend {
   private seq = 0;
 
   private record(action: string, target: string | null, outcome = 'ok') {
+    // Reads as the agent classes them (keyward_agent::activity); the words are the test
+    // double's own, the agent's are tested in Rust.
+    const reads = ['status', 'list', 'show', 'history', 'factors', 'grants', 'audit.tail', 'audit.verify'];
     this.audit.push({
       seq: ++this.seq, ts: new Date().toISOString(), action, target, outcome,
       // As the agent records the window: the window first, then what started it (the agent).
-      actor: JSON.stringify({ chain: [{ pid: 2, exe: '/usr/bin/keyward-desktop' }, { pid: 1, exe: '/usr/bin/keyward' }] }), detail: '{}',
+      actor: { chain: [{ pid: 2, exe: '/usr/bin/keyward-desktop' }, { pid: 1, exe: '/usr/bin/keyward' }] }, detail: {},
+      kind: reads.includes(action) ? 'read' : action === 'unlock' || action === 'lock' ? 'session' : 'change',
+      client: '/usr/bin/keyward-desktop',
+      summary: `${action}${target ? ` ${target}` : ''}`,
     });
   }
 

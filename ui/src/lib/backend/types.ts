@@ -101,14 +101,27 @@ export interface OAuth2KeyInput {
  */
 export interface Tested { identity: string; expiration: string | null; scope?: string | null }
 
+/** One process of a client's chain, nearest first, as the agent recorded it. */
+export interface ProcessInfo { pid: number; exe: string | null; script?: string; unvouched?: string }
+/** Who asked: the socket's peer and its parent chain. */
+export interface Actor { uid?: number | null; pid?: number | null; chain: ProcessInfo[] }
+/** What kind of event a record is; the Activity view hides reads unless asked. */
+export type ActivityKind = 'read' | 'session' | 'issue' | 'approval' | 'change' | 'system';
+
+/** An audit record as the agent hands it out (keyward_agent::activity::ActivityRecord). */
 export interface AuditRow {
   seq: number;
   ts: string;
   action: string;
   target: string | null;
   outcome: string;
-  actor: string;
-  detail: string;
+  actor: Actor;
+  detail: unknown;
+  kind: ActivityKind;
+  /** The program that asked, in one line, when known. */
+  client: string | null;
+  /** What happened, in words. */
+  summary: string;
 }
 
 export interface FactorInfo { id: string; kind: string; label: string; created: string }
