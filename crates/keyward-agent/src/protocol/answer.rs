@@ -1,0 +1,159 @@
+//! What the agent answers with beyond a reply's own fields: its state, credentials, the window's
+//! poll, and the replies that carry several fields.
+
+use super::*;
+
+/// Agent and vault state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInfo {
+    /// Agent version.
+    pub agent_version: String,
+    /// Agent pid.
+    pub agent_pid: u32,
+    /// Whether a vault exists.
+    pub vault: bool,
+    /// Whether it is locked.
+    pub locked: bool,
+    /// `keychain` or `file`.
+    pub keystore: Option<String>,
+    /// Number of keys.
+    pub entries: usize,
+    /// Auto-lock after this many idle seconds.
+    pub auto_lock_secs: u64,
+    /// Seconds until auto-lock (when unlocked).
+    pub locks_in_secs: Option<u64>,
+    /// Seconds before another unlock attempt is allowed.
+    pub unlock_wait_secs: i64,
+    /// Catalog path.
+    pub catalog: String,
+    /// What startup reconciliation fixed.
+    pub reconciled: Vec<ReconcileNote>,
+    /// Whether the agent process could be dumped or ptrace-attached (false when hardened).
+    pub dumpable: bool,
+    /// Whether this agent runs for the desktop app (tray icon, opens the window).
+    #[serde(default)]
+    pub desktop: bool,
+    /// Whether standing grants need a current authenticator code (known while unlocked).
+    #[serde(default)]
+    pub grants_need_code: Option<bool>,
+}
+
+/// What the app's window needs at each poll.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowState {
+    /// Whether the vault is locked.
+    pub locked: bool,
+    /// Approval requests waiting for the user.
+    pub approvals: Vec<ApprovalInfo>,
+    /// The tray asked the window to come to the front.
+    pub focus: bool,
+}
+
+/// Temporary AWS credentials.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsCredentials {
+    /// ASIA… id.
+    pub access_key_id: String,
+    /// Session secret.
+    pub secret_access_key: WireSecret,
+    /// Session token.
+    pub session_token: WireSecret,
+    /// RFC 3339 expiry.
+    pub expiration: String,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
+
+/// An OAuth2 access token.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Token {
+    /// The access token.
+    pub access_token: WireSecret,
+    /// Its type as the server named it (`Bearer`).
+    pub token_type: String,
+    /// RFC 3339 expiry, when the server said.
+    pub expires_at: Option<String>,
+    /// Granted scope (space-separated), when the server said.
+    pub scope: Option<String>,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
+
+/// A new vault: what `init` answers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Initialized {
+    /// Codes to show once.
+    pub recovery_codes: Vec<WireSecret>,
+    /// KDF parameters chosen.
+    pub kdf_memory_mib: u32,
+    /// KDF passes chosen.
+    pub kdf_iterations: u32,
+    /// The window token, when the app's window asked and the vault was left unlocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_token: Option<WireSecret>,
+}
+
+/// An unlocked vault: what `unlock` answers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unlocked {
+    /// Codes left when a recovery code was used.
+    pub recovery_codes_left: Option<usize>,
+    /// Auto-lock after this many idle seconds.
+    pub auto_lock_secs: u64,
+    /// The window token, when the app's window asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_token: Option<WireSecret>,
+}
+
+/// A WebAuthn challenge for the authenticator (registering or unlocking).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fido2Challenge {
+    /// Ceremony id to send back.
+    pub ceremony: String,
+    /// `CreationChallengeResponse` or `RequestChallengeResponse` (JSON).
+    pub challenge: serde_json::Value,
+    /// hmac-secret salts: (credential id hex, salt hex); credential id empty at registration.
+    pub salts: Vec<(String, String)>,
+}
+
+/// A key works: the identity its session has (nothing secret).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyTested {
+    /// Kind of the key tested.
+    pub kind: keyward_core::EntryKind,
+    /// Whose it is: the ARN STS reports for an AWS session, the client an OAuth2 server
+    /// confirms.
+    pub identity: String,
+    /// When the session or token ends (RFC 3339), when known.
+    pub expiration: Option<String>,
+    /// Granted scope of an OAuth2 token (space-separated), when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for OAuth2Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Token")
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,124 @@
+//! Wire ↔ domain: what the dispatch hands the rooms, and what the providers' credentials look
+//! like on the wire. Kept beside the protocol types, out of the dispatch.
+
+use super::*;
+
+impl From<&WireSecret> for secrecy::SecretString {
+    fn from(w: &WireSecret) -> Self {
+        secrecy::SecretString::from(w.expose().to_owned())
+    }
+}
+
+impl TryFrom<MetaInput> for keyward_core::vault::EntryEdit {
+    type Error = keyward_core::entry::EntryError;
+
+    fn try_from(m: MetaInput) -> Result<Self, Self::Error> {
+        keyward_core::vault::EntryEdit::new(
+            m.owner,
+            m.purpose,
+            m.tags,
+            m.rotation_interval_days,
+            m.expires,
+        )
+    }
+}
+
+impl From<NewSecret> for keyward_core::SecretValue {
+    fn from(n: NewSecret) -> Self {
+        match n {
+            NewSecret::Aws {
+                access_key_id,
+                secret_access_key,
+            } => keyward_core::SecretValue::Aws {
+                access_key_id,
+                secret_access_key: (&secret_access_key).into(),
+            },
+            NewSecret::Static { value } => keyward_core::SecretValue::Static {
+                value: (&value).into(),
+            },
+            NewSecret::Oauth2 { client_secret } => keyward_core::SecretValue::OAuth2 {
+                client_secret: (&client_secret).into(),
+            },
+        }
+    }
+}
+
+impl From<AwsKeyInput> for (keyward_core::EntryConfig, keyward_core::SecretValue) {
+    /// The AWS settings and the key pair of a new AWS entry.
+    fn from(aws: AwsKeyInput) -> Self {
+        let config = keyward_core::EntryConfig {
+            aws: Some(keyward_core::AwsConfig {
+                access_key_hint: String::new(),
+                role_arn: aws.role_arn,
+                mfa_serial: aws.mfa_serial,
+                region: aws.region,
+                session_duration_secs: aws.session_duration_secs.unwrap_or(DEFAULT_SESSION_SECS),
+                sts_endpoint: aws.sts_endpoint,
+            }),
+            ..Default::default()
+        };
+        let secret = keyward_core::SecretValue::Aws {
+            access_key_id: aws.access_key_id,
+            secret_access_key: (&aws.secret_access_key).into(),
+        };
+        (config, secret)
+    }
+}
+
+impl From<OAuth2KeyInput> for (keyward_core::EntryConfig, keyward_core::SecretValue) {
+    /// The OAuth2 settings and the client secret of a new OAuth2 entry.
+    fn from(o: OAuth2KeyInput) -> Self {
+        let config = keyward_core::EntryConfig {
+            oauth2: Some(keyward_core::OAuth2Config {
+                client_id: o.client_id,
+                token_url: o.token_url,
+                scopes: o.scopes,
+                auth: o.auth.unwrap_or_default(),
+                introspection_url: o.introspection_url,
+            }),
+            ..Default::default()
+        };
+        let secret = keyward_core::SecretValue::OAuth2 {
+            client_secret: (&o.client_secret).into(),
+        };
+        (config, secret)
+    }
+}
+
+impl From<crate::aws::Session> for AwsCredentials {
+    fn from(s: crate::aws::Session) -> Self {
+        use secrecy::ExposeSecret;
+        AwsCredentials {
+            access_key_id: s.access_key_id,
+            secret_access_key: WireSecret::new(s.secret_access_key.expose_secret().to_owned()),
+            session_token: WireSecret::new(s.session_token.expose_secret().to_owned()),
+            expiration: s.expiration,
+            cached: s.cached,
+        }
+    }
+}
+
+impl From<crate::aws::Session> for Reply {
+    fn from(s: crate::aws::Session) -> Self {
+        Reply::AwsCredentials(s.into())
+    }
+}
+
+impl From<crate::oauth::Token> for OAuth2Token {
+    fn from(t: crate::oauth::Token) -> Self {
+        use secrecy::ExposeSecret;
+        OAuth2Token {
+            access_token: WireSecret::new(t.access_token.expose_secret().to_owned()),
+            token_type: t.token_type,
+            expires_at: t.expires_at,
+            scope: t.scope,
+            cached: t.cached,
+        }
+    }
+}
+
+impl From<crate::oauth::Token> for Reply {
+    fn from(t: crate::oauth::Token) -> Self {
+        Reply::Oauth2Token(t.into())
+    }
+}
