@@ -1,0 +1,209 @@
+//! Entry rows: each key's metadata and state (never its secret).
+
+use super::*;
+
+/// An entry's tags and config as the JSON the catalog stores.
+fn entry_json(meta: &EntryMeta) -> Result<(String, String), CatalogError> {
+    let tags = serde_json::to_string(&meta.tags).map_err(|e| CatalogError::Malformed {
+        what: "tags",
+        reason: e.to_string(),
+    })?;
+    let config = serde_json::to_string(&meta.config).map_err(|e| CatalogError::Malformed {
+        what: "entry config",
+        reason: e.to_string(),
+    })?;
+    Ok((tags, config))
+}
+
+impl Catalog {
+    /// Inserts a new entry row in the given state.
+    pub fn insert_entry(&self, meta: &EntryMeta, state: EntryState) -> Result<(), CatalogError> {
+        let (tags, config) = entry_json(meta)?;
+        let res = self.conn.execute(
+            "INSERT INTO entries (id, name, kind, state, owner, purpose, tags, created, rotated,
+                rotation_interval_days, expires, last_used, use_count, config)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                meta.id,
+                meta.name,
+                meta.kind.as_str(),
+                state.as_str(),
+                meta.owner,
+                meta.purpose,
+                tags,
+                meta.created,
+                meta.rotated,
+                meta.rotation_interval_days,
+                meta.expires,
+                meta.last_used,
+                meta.use_count,
+                config
+            ],
+        );
+        match res {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(CatalogError::Duplicate(meta.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Rewrites an entry's editable metadata (owner, purpose, tags, rotation, expiry, rotated,
+    /// config); name, kind, id and usage stay.
+    pub fn update_entry_meta(&self, meta: &EntryMeta) -> Result<(), CatalogError> {
+        let (tags, config) = entry_json(meta)?;
+        self.conn.execute(
+            "UPDATE entries SET owner = ?1, purpose = ?2, tags = ?3, rotated = ?4,
+                rotation_interval_days = ?5, expires = ?6, config = ?7 WHERE id = ?8",
+            params![
+                meta.owner,
+                meta.purpose,
+                tags,
+                meta.rotated,
+                meta.rotation_interval_days,
+                meta.expires,
+                config,
+                meta.id
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sets an entry's write state.
+    pub fn set_entry_state(&self, id: &str, state: EntryState) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE entries SET state = ?1 WHERE id = ?2",
+            params![state.as_str(), id],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes an entry row.
+    pub fn delete_entry(&self, id: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute("DELETE FROM entries WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// Records one use of an entry.
+    pub fn touch_entry(&self, id: &str, now: &str) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "UPDATE entries SET last_used = ?1, use_count = use_count + 1 WHERE id = ?2",
+            params![now, id],
+        )?;
+        Ok(())
+    }
+
+    /// Records `n` uses of each entry in one transaction.
+    pub fn touch_entries(&mut self, uses: &[(String, u64)], now: &str) -> Result<(), CatalogError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE entries SET last_used = ?1, use_count = use_count + ?2 WHERE id = ?3",
+            )?;
+            for (id, n) in uses {
+                stmt.execute(params![now, *n as i64, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EntryMetaRaw, String)> {
+        Ok((
+            EntryMetaRaw {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                kind: r.get(2)?,
+                owner: r.get(4)?,
+                purpose: r.get(5)?,
+                tags: r.get(6)?,
+                created: r.get(7)?,
+                rotated: r.get(8)?,
+                rotation_interval_days: r.get(9)?,
+                expires: r.get(10)?,
+                last_used: r.get(11)?,
+                use_count: r.get(12)?,
+                config: r.get(13)?,
+            },
+            r.get(3)?,
+        ))
+    }
+
+    const ENTRY_COLUMNS: &'static str =
+        "id, name, kind, state, owner, purpose, tags, created, rotated,
+        rotation_interval_days, expires, last_used, use_count, config";
+
+    /// All entries with their write state, ordered by name.
+    pub fn entries(&self) -> Result<Vec<(EntryMeta, EntryState)>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM entries ORDER BY name",
+            Self::ENTRY_COLUMNS
+        ))?;
+        let rows = stmt.query_map([], Self::row_to_entry)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (raw, state) = row?;
+            out.push((raw.decode()?, EntryState::parse(&state)?));
+        }
+        Ok(out)
+    }
+
+    /// One entry by name, with its write state.
+    pub fn entry_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<(EntryMeta, EntryState)>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {} FROM entries WHERE name = ?1",
+            Self::ENTRY_COLUMNS
+        ))?;
+        let row = stmt
+            .query_row(params![name], Self::row_to_entry)
+            .optional()?;
+        row.map(|(raw, state)| Ok((raw.decode()?, EntryState::parse(&state)?)))
+            .transpose()
+    }
+}
+
+struct EntryMetaRaw {
+    id: String,
+    name: String,
+    kind: String,
+    owner: Option<String>,
+    purpose: Option<String>,
+    tags: String,
+    created: String,
+    rotated: Option<String>,
+    rotation_interval_days: Option<u32>,
+    expires: Option<String>,
+    last_used: Option<String>,
+    use_count: u64,
+    config: String,
+}
+
+impl EntryMetaRaw {
+    fn decode(self) -> Result<EntryMeta, CatalogError> {
+        let malformed = |what: &'static str, e: String| CatalogError::Malformed { what, reason: e };
+        Ok(EntryMeta {
+            kind: EntryKind::parse(&self.kind)
+                .ok_or_else(|| malformed("entry kind", self.kind.clone()))?,
+            tags: serde_json::from_str(&self.tags).map_err(|e| malformed("tags", e.to_string()))?,
+            config: serde_json::from_str::<EntryConfig>(&self.config)
+                .map_err(|e| malformed("entry config", e.to_string()))?,
+            id: self.id,
+            name: self.name,
+            owner: self.owner,
+            purpose: self.purpose,
+            created: self.created,
+            rotated: self.rotated,
+            rotation_interval_days: self.rotation_interval_days,
+            expires: self.expires,
+            last_used: self.last_used,
+            use_count: self.use_count,
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! The audit rows: appended in order, read back newest last; the chain itself is `audit`.
+
+use super::*;
+
+/// An audit row from `SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash`.
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get(0)?,
+        ts: r.get(1)?,
+        action: r.get(2)?,
+        target: r.get(3)?,
+        outcome: r.get(4)?,
+        actor: r.get(5)?,
+        detail: r.get(6)?,
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
+impl Catalog {
+    /// The hash of audit row `seq`, if it exists.
+    pub fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, CatalogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", params![seq], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// The last audit row's sequence number and hash.
+    pub fn audit_head(&self) -> Result<Option<(i64, String)>, CatalogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Appends audit rows in one transaction (all or none).
+    pub fn append_audit(&mut self, rows: &[AuditRow]) -> Result<(), CatalogError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit (seq, ts, action, target, outcome, actor, detail, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for r in rows {
+                stmt.execute(params![
+                    r.seq,
+                    r.ts,
+                    r.action,
+                    r.target,
+                    r.outcome,
+                    r.actor,
+                    r.detail,
+                    r.prev_hash,
+                    r.hash
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit rows about `target` (oldest first), without the reads of the
+    /// entry itself (`show`, `history`), which would drown its history.
+    pub fn audit_rows_for(&self, target: &str, limit: u32) -> Result<Vec<AuditRow>, CatalogError> {
+        let sql = "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
+                   (SELECT * FROM audit WHERE target = ?1 AND action NOT IN ('show', 'history')
+                    ORDER BY seq DESC LIMIT ?2) ORDER BY seq";
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params![target, i64::from(limit)], audit_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The newest `limit` audit rows (all when `None`), oldest first.
+    pub fn audit_rows(&self, limit: Option<u32>) -> Result<Vec<AuditRow>, CatalogError> {
+        let sql = "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
+                   (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq";
+        let mut stmt = self.conn.prepare(sql)?;
+        let lim = limit.map(i64::from).unwrap_or(-1);
+        let rows = stmt.query_map(params![lim], audit_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
