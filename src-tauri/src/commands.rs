@@ -2,13 +2,13 @@
 //! Each builds one agent request, sends it over the agent's socket and maps the answer; the
 //! agent does the work. See docs/DESKTOP.md for the contract.
 
+use keyward_agent::activity::ActivityRecord;
 use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
 use keyward_agent::client::{Client, ClientError, Issued};
 use keyward_agent::protocol::{
     AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewVault,
     OAuth2KeyInput, StatusInfo, WireSecret,
 };
-use keyward_agent::activity::ActivityRecord;
 use keyward_core::vault::FactorInfo;
 use keyward_core::{EntryMeta, EntryState};
 use keyward_shell::ShellError;
@@ -171,25 +171,25 @@ pub struct TotpEnrollment {
 /// Generates a TOTP secret and its QR code for the authenticator app.
 #[tauri::command(async)]
 pub fn totp_enrollment() -> Res<TotpEnrollment> {
-    let totp = keyward_core::factors::TotpSetup::generate("vault").map_err(|e| CmdError {
-        code: ErrorCode::Internal,
-        message: e.to_string(),
-    })?;
+    let totp = keyward_core::factors::TotpSetup::generate("vault")
+        .map_err(|e| CmdError::new(ErrorCode::Internal, e.to_string()))?;
     let url = totp.otpauth_url();
-    let qr = qrcode::QrCode::new(url.expose_secret().as_bytes()).map_err(|e| CmdError {
-        code: ErrorCode::Internal,
-        message: format!("cannot draw the QR code: {e}"),
-    })?;
-    let qr_svg = qr
+    Ok(TotpEnrollment {
+        secret: totp.secret_base32().expose_secret().to_owned(),
+        qr_svg: qr_svg(url.expose_secret())?,
+        otpauth_url: url.expose_secret().to_owned(),
+    })
+}
+
+/// The QR code of an `otpauth://` URL, as SVG for the web view.
+fn qr_svg(url: &str) -> Res<String> {
+    let qr = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| CmdError::new(ErrorCode::Internal, format!("cannot draw the QR code: {e}")))?;
+    Ok(qr
         .render::<qrcode::render::svg::Color>()
         .min_dimensions(200, 200)
         .quiet_zone(true)
-        .build();
-    Ok(TotpEnrollment {
-        secret: totp.secret_base32().expose_secret().to_owned(),
-        otpauth_url: url.expose_secret().to_owned(),
-        qr_svg,
-    })
+        .build())
 }
 
 /// Recovery codes of a new vault, shown once.
@@ -206,25 +206,27 @@ pub async fn init_vault(
     totp_secret: String,
     totp_code: String,
 ) -> Res<Created> {
-    let new = NewVault {
+    let new = first_run_vault(passphrase, totp_secret, totp_code);
+    let done = with_client(&state, move |c| c.init(new)).await?;
+    state.set_token(done.window_token);
+    let codes = done.recovery_codes.iter().map(|c| c.expose().to_owned());
+    Ok(Created {
+        recovery_codes: codes.collect(),
+    })
+}
+
+/// The app's new vault: in the OS keychain, KDF calibrated, left unlocked for this window (both
+/// factors were just given: the first run goes on to offer a security key).
+fn first_run_vault(passphrase: String, totp_secret: String, totp_code: String) -> NewVault {
+    NewVault {
         passphrase: w(passphrase),
         totp_secret: w(totp_secret),
         totp_code: w(totp_code),
         keystore: KeystoreChoice::Keychain,
         kdf: None,
-        // Both factors were just given: the first run goes on to offer a security key.
         unlock: true,
         window: true,
-    };
-    let done = with_client(&state, move |c| c.init(new)).await?;
-    state.set_token(done.window_token);
-    Ok(Created {
-        recovery_codes: done
-            .recovery_codes
-            .iter()
-            .map(|c| c.expose().to_owned())
-            .collect(),
-    })
+    }
 }
 
 /// The second factor typed in the unlock screen.
@@ -410,11 +412,8 @@ pub async fn decide_approval(
     decision: Decision,
     code: Option<String>,
 ) -> Res<()> {
-    let (token, asked) = (state.token(), id.clone());
-    with_client(&state, move |c| {
-        c.approve(&asked, decision, token, code.map(w))
-    })
-    .await?;
+    let (token, asked, code) = (state.token(), id.clone(), code.map(w));
+    with_client(&state, move |c| c.approve(&asked, decision, token, code)).await?;
     // Only once answered: a refused code leaves the question on screen to answer again.
     if let Ok(mut p) = state.pending.lock() {
         p.retain(|a| a.id != id);

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyward_agent::activity::ActivityRecord;
 use keyward_agent::client::{Client, ClientError};
 use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret};
-use keyward_agent::activity::ActivityRecord;
 use keyward_shell::aws::CredentialsFile;
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -76,21 +76,28 @@ pub async fn rotate_key(
     name: String,
     secret: RotateInput,
 ) -> Res<KeyRow> {
-    let secret = match secret {
-        RotateInput::Aws {
-            access_key_id,
-            secret_access_key,
-        } => NewSecret::Aws {
-            access_key_id: access_key_id.trim().to_owned(),
-            secret_access_key: w(secret_access_key.trim().to_owned()),
-        },
-        RotateInput::Static { value } => NewSecret::Static { value: w(value) },
-        RotateInput::Oauth2 { client_secret } => NewSecret::Oauth2 {
-            client_secret: w(client_secret.trim().to_owned()),
-        },
-    };
+    let secret = NewSecret::from(secret);
     let entry = with_client(&state, move |c| c.rotate(&name, secret)).await?;
     Ok(KeyRow::now(entry))
+}
+
+impl From<RotateInput> for NewSecret {
+    /// What the dialog typed, as the agent takes it (ids and secrets trimmed; a token as is).
+    fn from(r: RotateInput) -> Self {
+        match r {
+            RotateInput::Aws {
+                access_key_id,
+                secret_access_key,
+            } => NewSecret::Aws {
+                access_key_id: access_key_id.trim().to_owned(),
+                secret_access_key: w(secret_access_key.trim().to_owned()),
+            },
+            RotateInput::Static { value } => NewSecret::Static { value: w(value) },
+            RotateInput::Oauth2 { client_secret } => NewSecret::Oauth2 {
+                client_secret: w(client_secret.trim().to_owned()),
+            },
+        }
+    }
 }
 
 /// A secret the user asked to see, with how long the screen may show it.
@@ -201,12 +208,10 @@ pub async fn copy_key(
     let token = state.token().unwrap_or_default();
     let secret = with_client(&state, move |c| c.reveal(&name, token)).await?;
     let value = Zeroizing::new(secret.expose().to_owned());
-    let clipboard = Arc::clone(&clipboard);
-    tauri::async_runtime::spawn_blocking(move || {
-        clipboard.copy_for(value, Duration::from_secs(SECRET_SECS))
-    })
-    .await
-    .map_err(clip_err)??;
+    let (board, after) = (Arc::clone(&clipboard), Duration::from_secs(SECRET_SECS));
+    tauri::async_runtime::spawn_blocking(move || board.copy_for(value, after))
+        .await
+        .map_err(clip_err)??;
     Ok(SECRET_SECS)
 }
 
@@ -236,19 +241,22 @@ pub async fn import_aws_preview(state: State<'_, AppState>) -> Res<ImportPreview
         false => Vec::new(),
     };
     let existing: Vec<String> = entries.into_iter().map(|e| e.name).collect();
-    let candidates = file
-        .candidates(&existing)
-        .into_iter()
-        .map(|c| ImportCandidate {
-            name: c.name,
-            access_key_hint: c.access_key_hint,
-            region: c.region,
-            problem: c.problem,
-        });
+    let candidates = file.candidates(&existing).into_iter().map(Into::into);
     Ok(ImportPreview {
         path: file.path.display().to_string(),
         candidates: candidates.collect(),
     })
+}
+
+impl From<keyward_shell::aws::Candidate> for ImportCandidate {
+    fn from(c: keyward_shell::aws::Candidate) -> Self {
+        ImportCandidate {
+            name: c.name,
+            access_key_hint: c.access_key_hint,
+            region: c.region,
+            problem: c.problem,
+        }
+    }
 }
 
 /// What an import did.

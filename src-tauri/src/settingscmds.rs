@@ -1,7 +1,8 @@
 //! Commands of the Settings screen and of security keys: factors, recovery codes, auto-lock,
 //! and the FIDO2 ceremonies (the app talks to the key; the agent checks the answers).
 
-use keyward_agent::client::ClientError;
+use keyward_agent::client::{Client, ClientError};
+use keyward_agent::protocol::WireSecret;
 use keyward_core::vault::FactorInfo;
 use keyward_shell::{ceremony, ShellError};
 use secrecy::SecretString;
@@ -19,18 +20,18 @@ pub async fn enroll_security_key(
     pin: Option<String>,
 ) -> Res<FactorInfo> {
     let pin = pin.filter(|p| !p.is_empty()).map(SecretString::from);
-    with_connector(&state, move |connect| {
-        let mut key = keyward_authenticator::open().map_err(ShellError::from)?;
-        ceremony::enrol::<ShellError>(
-            connect,
-            key.as_mut(),
-            w(passphrase),
-            &label,
-            || Ok(pin),
-            || {},
-        )
-    })
-    .await
+    with_connector(&state, move |c| enrol(c, w(passphrase), &label, pin)).await
+}
+
+/// The ceremony with the key this build talks to (the PIN the form gave, if the key asks).
+fn enrol(
+    connect: &dyn Fn() -> Result<Client, ShellError>,
+    passphrase: WireSecret,
+    label: &str,
+    pin: Option<SecretString>,
+) -> Result<FactorInfo, ShellError> {
+    let mut key = keyward_authenticator::open()?;
+    ceremony::enrol(connect, key.as_mut(), passphrase, label, || Ok(pin), || {})
 }
 
 /// Unlocks with the passphrase and a touch of an enrolled security key.
