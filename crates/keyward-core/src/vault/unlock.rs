@@ -187,15 +187,8 @@ impl Vault {
         let factor_name = factor_name(factor);
         let wait = self.unlock_wait()?;
         if wait > 0 {
-            self.audit(&[(
-                actor.clone(),
-                AuditEvent {
-                    action: "unlock",
-                    target: None,
-                    outcome: "throttled",
-                    detail: serde_json::json!({"factor": factor_name, "retry_in_s": wait}),
-                },
-            )])?;
+            let detail = serde_json::json!({"factor": factor_name, "retry_in_s": wait});
+            self.audit_unlock(actor, "throttled", detail)?;
             return Err(VaultError::Throttled(wait));
         }
         let (row, header) = self.header()?;
@@ -233,19 +226,10 @@ impl Vault {
                 if let Some(left) = unlocked.recovery_codes_left {
                     detail["recovery_codes_left"] = left.into();
                 }
-                self.audit(&[(
-                    actor.clone(),
-                    AuditEvent {
-                        action: "unlock",
-                        target: None,
-                        outcome,
-                        detail,
-                    },
-                )])?;
+                self.audit_unlock(actor, outcome, detail)?;
                 Ok(unlocked)
             }
-            Err(err) => {
-                let mut err = err;
+            Err(mut err) => {
                 if outcome == "failed" {
                     let (failures, delay) = self.count_failure()?;
                     detail["failures"] = failures.into();
@@ -258,18 +242,26 @@ impl Vault {
                         *d = delay_text(delay);
                     }
                 }
-                self.audit(&[(
-                    actor.clone(),
-                    AuditEvent {
-                        action: "unlock",
-                        target: None,
-                        outcome,
-                        detail,
-                    },
-                )])?;
+                self.audit_unlock(actor, outcome, detail)?;
                 Err(err)
             }
         }
+    }
+
+    /// Records one unlock attempt (every attempt is recorded, whatever its outcome).
+    fn audit_unlock(
+        &mut self,
+        actor: &Actor,
+        outcome: &'static str,
+        detail: serde_json::Value,
+    ) -> Result<(), VaultError> {
+        let event = AuditEvent {
+            action: "unlock",
+            target: None,
+            outcome,
+            detail,
+        };
+        self.audit(&[(actor.clone(), event)])
     }
 
     pub(super) fn try_unlock(
