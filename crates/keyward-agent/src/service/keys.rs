@@ -56,20 +56,18 @@ impl Agent {
     }
 
     /// Every key's metadata, never a secret.
-    pub(super) async fn list_keys(self: &Arc<Self>, actor: Actor) -> Outcome {
+    pub(super) async fn list_keys(self: &Arc<Self>) -> Outcome {
         self.blocking(move |a| {
             let entries = a.with_vault(|v| v.list()).map_err(vault_err)?;
-            a.audited(&actor, "list", None, "ok")?;
             Ok(Reply::Entries { entries })
         })
         .await
     }
 
     /// One key's metadata.
-    pub(super) async fn show_key(self: &Arc<Self>, name: String, actor: Actor) -> Outcome {
+    pub(super) async fn show_key(self: &Arc<Self>, name: String) -> Outcome {
         self.blocking(move |a| {
             let entry = a.with_vault(|v| v.get(&name)).map_err(vault_err)?;
-            a.audited(&actor, "show", Some(name), "ok")?;
             Ok(Reply::Entry {
                 entry: Box::new(entry),
             })
@@ -132,17 +130,11 @@ impl Agent {
     }
 
     /// A key's audit rows (its history).
-    pub(super) async fn key_history(
-        self: &Arc<Self>,
-        name: String,
-        limit: u32,
-        actor: Actor,
-    ) -> Outcome {
+    pub(super) async fn key_history(self: &Arc<Self>, name: String, limit: u32) -> Outcome {
         self.blocking(move |a| {
             let rows = a
                 .with_vault(|v| v.history(&name, limit.min(10_000)))
                 .map_err(vault_err)?;
-            a.audited(&actor, "history", Some(name), "ok")?;
             Ok(Reply::Audit {
                 rows: rows.into_iter().map(Into::into).collect(),
             })

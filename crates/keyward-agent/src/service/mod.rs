@@ -39,6 +39,75 @@ use crate::protocol::{
 /// Default idle time before the vault locks itself.
 pub const DEFAULT_AUTO_LOCK: Duration = Duration::from_secs(15 * 60);
 
+/// Where a request is recorded in the audit trail. Decided here, for every request, so a new
+/// request cannot go unrecorded by accident.
+enum Recorded {
+    /// By the dispatch, once the request succeeded: the reads.
+    Here {
+        /// The action recorded.
+        action: &'static str,
+        /// The key concerned.
+        target: Option<String>,
+    },
+    /// Where its effect happens, in the same step, so the record and the change stand or fall
+    /// together: changes in the core's transaction (init, unlock, add, update, rotate, remove,
+    /// factors, settings), issuance by the pipeline (`issuance`), questions, answers and
+    /// grants by the gate (`consent`), reveals and the window's requests (`window`), lock and
+    /// shutdown by `session` before the agent acts on them.
+    ByItsRoom,
+    /// Not recorded: liveness, the window's poll, the grants list it shows, and the first half
+    /// of a FIDO2 ceremony (its second half is recorded).
+    Never,
+}
+
+impl Recorded {
+    fn of(req: &Request) -> Recorded {
+        let here = |action, target: Option<&String>| Recorded::Here {
+            action,
+            target: target.cloned(),
+        };
+        match req {
+            Request::Status {} => here("status", None),
+            Request::List {} => here("list", None),
+            Request::Show { name } => here("show", Some(name)),
+            Request::History { name, .. } => here("history", Some(name)),
+            Request::Factors {} => here("factors", None),
+            Request::AuditTail { .. } => here("audit.tail", None),
+            Request::AuditVerify {} => here("audit.verify", None),
+            Request::Init(_)
+            | Request::Unlock { .. }
+            | Request::Lock {}
+            | Request::AddAws { .. }
+            | Request::AddStatic { .. }
+            | Request::AddOauth2 { .. }
+            | Request::Remove { .. }
+            | Request::Update { .. }
+            | Request::Rotate { .. }
+            | Request::CredAws { .. }
+            | Request::CredOauth2 { .. }
+            | Request::TestKey { .. }
+            | Request::Approve { .. }
+            | Request::SetGrantsNeedCode { .. }
+            | Request::GrantRevoke { .. }
+            | Request::GrantAllow { .. }
+            | Request::FactorAddTotp { .. }
+            | Request::RecoveryRegenerate { .. }
+            | Request::SetAutoLock { .. }
+            | Request::Fido2RegisterFinish { .. }
+            | Request::FactorRemove { .. }
+            | Request::Reveal { .. }
+            | Request::ConfirmFactor { .. }
+            | Request::OpenWindow {}
+            | Request::Shutdown {} => Recorded::ByItsRoom,
+            Request::Ping {}
+            | Request::Window { .. }
+            | Request::Grants {}
+            | Request::Fido2RegisterBegin {}
+            | Request::Fido2UnlockBegin {} => Recorded::Never,
+        }
+    }
+}
+
 /// The agent: vault, unlocked key, caches.
 pub struct Agent {
     vault: Arc<Mutex<Vault>>,
@@ -172,7 +241,9 @@ impl Agent {
         self.current_key().is_some()
     }
 
-    /// Handles one request from `actor`.
+    /// Handles one request from `actor`, and records it: here for the reads, where its effect
+    /// happens for the rest (see [`Recorded`]). A read whose record cannot be written is
+    /// refused, as everything else is (the audit is fail-closed).
     pub async fn handle(self: &Arc<Self>, req: Request, actor: Actor) -> Outcome {
         // Polls and status checks are not the user's activity: they must not hold off auto-lock.
         if !matches!(
@@ -181,11 +252,25 @@ impl Agent {
         ) {
             self.touch();
         }
+        let recorded = Recorded::of(&req);
+        let reply = self.dispatch(req, actor.clone()).await?;
+        if let Recorded::Here { action, target } = recorded {
+            // After the read: the rows a trail read shows are the ones before this request.
+            let me = Arc::clone(self);
+            tokio::task::spawn_blocking(move || me.audited(&actor, action, target, "ok"))
+                .await
+                .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))??;
+        }
+        Ok(reply)
+    }
+
+    /// One line per request: the room that does it.
+    async fn dispatch(self: &Arc<Self>, req: Request, actor: Actor) -> Outcome {
         match req {
             Request::Ping {} => Ok(Reply::Pong {
                 pid: std::process::id(),
             }),
-            Request::Status {} => self.blocking(move |a| a.status(&actor)).await,
+            Request::Status {} => self.blocking(move |a| a.status()).await,
             Request::Init(new) => self.init(new, actor).await,
             Request::Unlock {
                 passphrase,
@@ -200,12 +285,12 @@ impl Agent {
             Request::AddOauth2 { name, meta, oauth2 } => {
                 self.add_oauth2(name, meta, oauth2, actor).await
             }
-            Request::List {} => self.list_keys(actor).await,
-            Request::Show { name } => self.show_key(name, actor).await,
+            Request::List {} => self.list_keys().await,
+            Request::Show { name } => self.show_key(name).await,
             Request::Remove { name } => self.remove_key(name, actor).await,
             Request::Update { name, meta } => self.update_key(name, meta, actor).await,
             Request::Rotate { name, secret } => self.rotate_key(name, secret, actor).await,
-            Request::History { name, limit } => self.key_history(name, limit, actor).await,
+            Request::History { name, limit } => self.key_history(name, limit).await,
             Request::CredAws {
                 profile,
                 mfa_code,
@@ -246,7 +331,7 @@ impl Agent {
                 hours,
                 code,
             } => self.grant_allow(client, profile, hours, code, actor).await,
-            Request::Factors {} => self.list_factors(actor).await,
+            Request::Factors {} => self.list_factors().await,
             Request::FactorAddTotp {
                 passphrase,
                 totp_secret,
@@ -280,8 +365,8 @@ impl Agent {
             }
             Request::Fido2UnlockBegin {} => self.fido2_unlock_begin().await,
             Request::FactorRemove { id } => self.factor_remove(id, actor).await,
-            Request::AuditVerify {} => self.audit_verify(actor).await,
-            Request::AuditTail { limit } => self.audit_tail(limit, actor).await,
+            Request::AuditVerify {} => self.audit_verify().await,
+            Request::AuditTail { limit } => self.audit_tail(limit).await,
             Request::Reveal { name, token } => self.reveal(name, token, actor).await,
             Request::ConfirmFactor { token, code } => self.confirm_factor(token, code, actor).await,
             Request::Window { closed, token } => self.window_poll(closed, token, actor).await,

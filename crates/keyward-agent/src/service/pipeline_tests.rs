@@ -359,3 +359,69 @@ async fn an_unapproved_program_gets_the_question_not_the_credential() {
     );
     assert_eq!(calls(&fake), 1);
 }
+
+/// The audit rows' (action, target) after `seq`.
+async fn trail_after(agent: &Arc<Agent>, seq: i64) -> Vec<(String, Option<String>)> {
+    let me = crate::peer::this_process();
+    match agent.handle(Request::AuditTail { limit: 1000 }, me).await {
+        Ok(Reply::Audit { rows }) => rows
+            .into_iter()
+            .filter(|r| r.seq > seq)
+            .map(|r| (r.action, r.target))
+            .collect(),
+        other => panic!("audit tail: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_dispatch_records_each_read_once_and_a_failed_one_not_at_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let me = crate::peer::this_process();
+    let start = match agent.handle(Request::AuditTail { limit: 1 }, me.clone()).await {
+        Ok(Reply::Audit { rows }) => rows.last().map(|r| r.seq).unwrap_or(0),
+        other => panic!("{other:?}"),
+    };
+    for req in [
+        Request::Status {},
+        Request::List {},
+        Request::Show { name: "k".into() },
+        Request::History {
+            name: "k".into(),
+            limit: 5,
+        },
+        Request::Factors {},
+        Request::AuditVerify {},
+        // Not recorded: the window's poll and the grants it lists.
+        Request::Grants {},
+        Request::Ping {},
+    ] {
+        let r = agent.handle(req, me.clone()).await;
+        assert!(r.is_ok(), "{r:?}");
+    }
+    // A read that fails leaves no record.
+    let missing = agent
+        .handle(
+            Request::Show {
+                name: "nope".into(),
+            },
+            me.clone(),
+        )
+        .await;
+    assert!(missing.is_err());
+    let k = Some("k".to_owned());
+    let seen = trail_after(&agent, start).await;
+    assert_eq!(
+        seen,
+        [
+            // The first tail read (the one that found `start`).
+            ("audit.tail".to_owned(), None),
+            ("status".to_owned(), None),
+            ("list".to_owned(), None),
+            ("show".to_owned(), k.clone()),
+            ("history".to_owned(), k),
+            ("factors".to_owned(), None),
+            ("audit.verify".to_owned(), None),
+        ]
+    );
+}

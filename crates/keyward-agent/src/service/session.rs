@@ -125,7 +125,7 @@ impl Agent {
         }
     }
 
-    pub(super) fn status(&self, actor: &Actor) -> Outcome {
+    pub(super) fn status(&self) -> Outcome {
         let unlocked = self.is_unlocked();
         let (vault, keystore, entries, wait, catalog) = self.with_vault(|v| {
             let exists = v.exists().unwrap_or(false);
@@ -147,7 +147,6 @@ impl Agent {
                 v.catalog_path().display().to_string(),
             )
         });
-        self.audited(actor, "status", None, "ok")?;
         Ok(Reply::Status(StatusInfo {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             agent_pid: std::process::id(),
