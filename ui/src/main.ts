@@ -4,4 +4,4 @@ import { defaultBackend } from './lib/backend';
 import './app.css';
 
 const target = document.getElementById('app');
-if (target) mount(App, { target, props: { backend: defaultBackend() } });
+if (target) mount(App, { target, props: { backend: await defaultBackend() } });

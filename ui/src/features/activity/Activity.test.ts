@@ -2,7 +2,7 @@ import { render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import Activity from './Activity.svelte';
-import { TestBackend } from '../../lib/backend';
+import { TestBackend } from '../../lib/backend/test';
 
 describe('activity', () => {
   it('lists records newest first and filters by key', async () => {

@@ -3,7 +3,8 @@ import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import ApprovalDialog from './ApprovalDialog.svelte';
 import Clients from './Clients.svelte';
-import { TestBackend, type ApprovalInfo } from '../../lib/backend';
+import type { ApprovalInfo } from '../../lib/backend';
+import { TestBackend } from '../../lib/backend/test';
 
 const request: ApprovalInfo = {
   id: 'a1', client: { exe: '/usr/bin/python3.11', script: '/usr/bin/aws' },

@@ -2,7 +2,8 @@ import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import Keys from './Keys.svelte';
-import { TestBackend, type KeyRow } from '../../lib/backend';
+import type { KeyRow } from '../../lib/backend';
+import { TestBackend } from '../../lib/backend/test';
 
 function key(i: number, extra: Partial<KeyRow> = {}): KeyRow {
   return {

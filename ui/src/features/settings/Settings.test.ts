@@ -2,7 +2,7 @@ import { render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import Settings from './Settings.svelte';
-import { TestBackend } from '../../lib/backend';
+import { TestBackend } from '../../lib/backend/test';
 
 const PASS = 'orbit-maple-quartz-lantern-7';
 

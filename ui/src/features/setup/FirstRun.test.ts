@@ -2,7 +2,7 @@ import { render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import FirstRun from './FirstRun.svelte';
-import { TestBackend } from '../../lib/backend';
+import { TestBackend } from '../../lib/backend/test';
 
 describe('first run', () => {
   it('refuses a weak passphrase with the reason, then walks through TOTP and recovery codes', async () => {

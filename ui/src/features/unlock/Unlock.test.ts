@@ -2,7 +2,7 @@ import { render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import Unlock from './Unlock.svelte';
-import { TestBackend } from '../../lib/backend';
+import { TestBackend } from '../../lib/backend/test';
 
 async function vault() {
   const b = new TestBackend();

@@ -1,13 +1,19 @@
 import type { Backend } from './backend';
 import { TauriBackend } from './tauri';
-import { TestBackend } from './test';
 
 export type { Backend } from './backend';
 export * from './types';
-export { TestBackend } from './test';
 
-/** The Tauri backend inside the app; the in-memory one in a plain browser (design work). */
-export function defaultBackend(): Backend {
+/**
+ * The Tauri backend inside the app. In a plain browser under the dev server (design work), the
+ * in-memory test backend instead; a production build has no test backend at all: the
+ * `import.meta.env.DEV` branch and its import are dropped from the bundle.
+ */
+export async function defaultBackend(): Promise<Backend> {
   const inTauri = typeof window !== 'undefined' && '__TAURI_INTERNALS__' in window;
-  return inTauri ? new TauriBackend() : new TestBackend();
+  if (import.meta.env.DEV && !inTauri) {
+    const { TestBackend } = await import('./test');
+    return new TestBackend();
+  }
+  return new TauriBackend();
 }
