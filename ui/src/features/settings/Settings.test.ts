@@ -1,4 +1,5 @@
-import { render, screen, waitFor } from '@testing-library/svelte';
+import { screen, waitFor } from '@testing-library/svelte';
+import { render } from '../../test-render';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import Settings from './Settings.svelte';
