@@ -27,7 +27,7 @@ describe('app', () => {
 
     b.raiseApproval({
       id: 'q1', client: { exe: '/usr/bin/terraform' }, chain: [{ pid: 3, exe: '/usr/bin/terraform' }],
-      profile: 'prod', kind: 'aws', ttl_secs: 900, expires_in_secs: 60,
+      profile: 'prod', kind: 'aws', ttl_secs: 900, expires_in_secs: 60, standing_needs_code: false,
     });
     expect(await screen.findByTestId('approval-dialog')).toHaveTextContent('/usr/bin/terraform');
     await user.click(screen.getByTestId('approve-deny'));

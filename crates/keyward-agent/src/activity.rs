@@ -9,7 +9,7 @@ use keyward_core::Actor;
 use serde::{Deserialize, Serialize};
 
 /// What kind of event a record is: the Activity view hides `read`s unless asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityKind {
     /// Looking, not changing: status, lists, history, the trail itself.
@@ -27,7 +27,7 @@ pub enum ActivityKind {
 }
 
 /// One audit record, parsed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 pub struct ActivityRecord {
     /// Position in the chain, from 1.
     pub seq: i64,

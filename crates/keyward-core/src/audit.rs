@@ -22,7 +22,7 @@ use crate::keystore::KeystoreError;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who asked: the peer of the agent's socket, or the local user for in-process actions.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Actor {
     /// Peer uid.
     pub uid: Option<u32>,
@@ -33,7 +33,7 @@ pub struct Actor {
 }
 
 /// One process in a client's parent chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ProcessInfo {
     /// Process id.
     pub pid: i32,

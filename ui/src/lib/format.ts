@@ -23,7 +23,7 @@ export const stateLabel: Record<string, string> = {
 };
 
 /** The program a grant or request names, the way people recognise it. */
-export function programName(c: { exe: string; script?: string }): string {
+export function programName(c: { exe: string; script?: string | null }): string {
   return c.script ? `${c.script} (${c.exe.split('/').pop()})` : c.exe;
 }
 
@@ -51,7 +51,7 @@ export function testedText(kind: KeyKind, t: Tested): string {
  * (`keyward cred aws` run by `aws` is aws's request), else the peer itself (the Keyward window, a
  * program on the socket).
  */
-export function recordClient(actor: Actor): { exe: string; script?: string } | null {
+export function recordClient(actor: Pick<Actor, 'chain'>): { exe: string; script?: string } | null {
   const chain = actor.chain ?? [];
   const viaCli = chain.length > 1 && chain[0].exe?.split('/').pop() === 'keyward';
   const p = viaCli ? chain[1] : chain[0];

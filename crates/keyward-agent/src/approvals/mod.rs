@@ -27,7 +27,7 @@ pub const MAX_PENDING_PER_CLIENT: usize = 4;
 pub const MAX_GRANT_HOURS: u32 = 24 * 7;
 
 /// The program a grant is for: its executable and, for interpreters, its script.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ClientId {
     /// Executable path.
@@ -52,7 +52,7 @@ impl std::fmt::Display for ClientId {
 }
 
 /// What the user decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// This request only.
@@ -78,7 +78,7 @@ impl Decision {
 }
 
 /// A request waiting for the user, as shown to them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalInfo {
     /// Random id to answer with.
@@ -103,7 +103,7 @@ pub struct ApprovalInfo {
 }
 
 /// A standing permission, as listed to the user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct GrantInfo {
     /// Id to revoke with.

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Agent and vault state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct StatusInfo {
     /// Agent version.

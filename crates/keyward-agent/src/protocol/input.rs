@@ -49,8 +49,10 @@ pub enum FactorInput {
 }
 
 /// The AWS part of an add request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
+// Absent fields are None to serde: optional to TypeScript callers too.
+#[ts(optional_fields)]
 pub struct AwsKeyInput {
     /// AKIA… id.
     pub access_key_id: String,
@@ -74,8 +76,10 @@ pub struct AwsKeyInput {
 }
 
 /// The OAuth2 part of an add request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
+// Absent fields are None to serde: optional to TypeScript callers too.
+#[ts(optional_fields)]
 pub struct OAuth2KeyInput {
     /// Client id.
     pub client_id: String,
@@ -95,8 +99,10 @@ pub struct OAuth2KeyInput {
 }
 
 /// Metadata common to every add.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
+// Absent fields are None to serde: optional to TypeScript callers too.
+#[ts(optional_fields)]
 pub struct MetaInput {
     /// Owner.
     #[serde(default)]

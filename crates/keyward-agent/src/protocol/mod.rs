@@ -27,7 +27,7 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// A secret string on the wire: redacted in `Debug`, wiped on drop. It is serializable only
 /// because the CLI must send a passphrase to the agent over the private socket.
-#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(transparent)]
 pub struct WireSecret(String);
 
@@ -440,7 +440,7 @@ pub struct ErrorReply {
 }
 
 /// Stable error codes.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Malformed, oversized or unknown request.

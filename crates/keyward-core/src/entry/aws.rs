@@ -4,7 +4,7 @@
 use super::*;
 
 /// Non-secret settings of an AWS entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// First and last characters of the access key id, for display (`AKIA…WXYZ`).

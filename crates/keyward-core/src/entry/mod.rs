@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// What kind of key an entry holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     /// An AWS access key pair, handed out only as STS session credentials.
@@ -48,7 +48,7 @@ pub use aws::{access_key_hint, validate_aws_config, validate_aws_key, AwsConfig}
 pub use oauth2::{validate_client_secret, validate_oauth2_config, ClientAuth, OAuth2Config};
 
 /// Kind-specific, non-secret settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct EntryConfig {
     /// Present for `aws` entries.
@@ -60,7 +60,7 @@ pub struct EntryConfig {
 }
 
 /// Catalog metadata of one entry. Never holds secret material.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct EntryMeta {
     /// Random id naming the keychain item.
     pub id: String,
@@ -91,7 +91,7 @@ pub struct EntryMeta {
 }
 
 /// How close a key is to needing attention, from its rotation interval and expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     /// Nothing due.

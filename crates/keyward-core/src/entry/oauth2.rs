@@ -4,7 +4,7 @@
 use super::*;
 
 /// How an OAuth2 client proves itself to the token endpoint (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// HTTP Basic (`client_secret_basic`), the method every server must support.
@@ -25,7 +25,7 @@ impl ClientAuth {
 }
 
 /// Non-secret settings of an OAuth2 client entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Config {
     /// The client identifier (public, shown).

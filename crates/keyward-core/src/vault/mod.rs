@@ -98,7 +98,7 @@ impl EntryEdit {
 }
 
 /// The kind of a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum SlotKind {
     /// Passphrase + TOTP gate.
@@ -128,7 +128,7 @@ impl SlotKind {
 }
 
 /// An enrolled factor as shown to the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct FactorInfo {
     /// Slot id (used to remove it).
     pub id: String,
@@ -238,7 +238,7 @@ impl std::fmt::Debug for PassKey {
 }
 
 /// One fix made by [`Vault::reconcile`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ReconcileNote {
     /// Entry name.
     pub name: String,

@@ -25,7 +25,7 @@ describe('activity', () => {
     const user = userEvent.setup();
     const b = new TestBackend();
     await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
-    const read = { ts: new Date().toISOString(), target: null, outcome: 'ok', detail: {}, actor: { chain: [] }, client: null };
+    const read = { ts: new Date().toISOString(), target: null, outcome: 'ok', detail: {}, actor: { uid: null, pid: null, chain: [] }, client: null, prev_hash: '00', hash: '00' };
     b.audit.push({ ...read, seq: 98, action: 'status', kind: 'read', summary: 'Status read by keyward-desktop' });
     b.audit.push({ ...read, seq: 99, action: 'settings.auto_lock', kind: 'change', summary: 'Auto-lock time changed' });
     render(Activity, { backend: b });
@@ -40,7 +40,8 @@ describe('activity', () => {
     await b.initVault('orbit-maple-quartz-lantern-7', 'S', b.validCode);
     b.audit.push({
       seq: 99, ts: new Date().toISOString(), action: 'issue', target: 'prod', outcome: 'ok', detail: {},
-      actor: { chain: [{ pid: 9, exe: '/usr/bin/keyward' }, { pid: 8, exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { pid: 7, exe: '/usr/bin/bash' }] },
+      actor: { uid: 1000, pid: 9, chain: [{ pid: 9, exe: '/usr/bin/keyward' }, { pid: 8, exe: '/usr/bin/python3', script: '/usr/bin/aws' }, { pid: 7, exe: '/usr/bin/bash' }] },
+      prev_hash: '00', hash: '00',
       kind: 'issue', client: '/usr/bin/python3 /usr/bin/aws', summary: 'Credentials issued to python3 aws for prod',
     });
     render(Activity, { backend: b });

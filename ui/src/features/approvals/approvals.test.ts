@@ -14,7 +14,7 @@ const request: ApprovalInfo = {
     { pid: 29, exe: '/usr/bin/python3.11', script: '/usr/bin/aws' },
     { pid: 10, exe: '/usr/bin/bash' },
   ],
-  profile: 'prod', kind: 'aws', ttl_secs: 3600, expires_in_secs: 60,
+  profile: 'prod', kind: 'aws', ttl_secs: 3600, expires_in_secs: 60, standing_needs_code: false,
 };
 
 describe('approval dialog', () => {

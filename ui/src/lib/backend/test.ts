@@ -72,10 +72,11 @@ export class TestBackend implements Backend {
     this.audit.push({
       seq: ++this.seq, ts: new Date().toISOString(), action, target, outcome,
       // As the agent records the window: the window first, then what started it (the agent).
-      actor: { chain: [{ pid: 2, exe: '/usr/bin/keyward-desktop' }, { pid: 1, exe: '/usr/bin/keyward' }] }, detail: {},
+      actor: { uid: 1000, pid: 2, chain: [{ pid: 2, exe: '/usr/bin/keyward-desktop' }, { pid: 1, exe: '/usr/bin/keyward' }] }, detail: {},
       kind: reads.includes(action) ? 'read' : action === 'unlock' || action === 'lock' ? 'session' : 'change',
       client: '/usr/bin/keyward-desktop',
       summary: `${action}${target ? ` ${target}` : ''}`,
+      prev_hash: '00', hash: '00',
     });
   }
 
@@ -95,6 +96,7 @@ export class TestBackend implements Backend {
       keystore: this.vault ? 'keychain' : null, entries: this.keys.length, auto_lock_secs: this.autoLockSecs,
       locks_in_secs: this.locked ? null : 900, unlock_wait_secs: wait, catalog: '/tmp/catalog.sqlite',
       grants_need_code: this.locked ? null : this.grantsNeedCode,
+      reconciled: [], dumpable: false, desktop: true,
     };
   }
 
@@ -158,7 +160,7 @@ export class TestBackend implements Backend {
     this.keys.push({
       id: `id-${row.name}`, owner: null, purpose: null, tags: [], created: new Date().toISOString(),
       rotated: null, rotation_interval_days: null, expires: null, last_used: null, use_count: 0,
-      state: 'ok', ...row,
+      config: {}, state: 'ok', ...row,
     });
     this.record('add', row.name);
   }
@@ -200,7 +202,7 @@ export class TestBackend implements Backend {
 
   factorList: FactorInfo[] = [
     { id: 'f1', kind: 'totp', label: 'authenticator app', created: '2026-11-01T10:00:00Z' },
-    ...Array.from({ length: 8 }, (_, i) => ({ id: `r${i}`, kind: 'recovery', label: `recovery code ${i + 1}`, created: '2026-11-01T10:00:00Z' })),
+    ...Array.from({ length: 8 }, (_, i): FactorInfo => ({ id: `r${i}`, kind: 'recovery', label: `recovery code ${i + 1}`, created: '2026-11-01T10:00:00Z' })),
   ];
   autoLockSecs = 900;
   secrets: Record<string, string> = {};
@@ -292,7 +294,7 @@ export class TestBackend implements Backend {
     this.needUnlocked();
     if (passphrase !== this.passphrase) throw new BackendError('wrong_credentials', 'the passphrase is wrong');
     if (!this.securityKey) throw new BackendError('invalid', 'no security key found: plug one in');
-    const f = { id: `k${this.factorList.length}`, kind: 'fido2', label, created: new Date().toISOString() };
+    const f: FactorInfo = { id: `k${this.factorList.length}`, kind: 'fido2', label, created: new Date().toISOString() };
     this.factorList.push(f);
     return f;
   }
@@ -305,7 +307,7 @@ export class TestBackend implements Backend {
   async addTotp(passphrase: string, _secret: string, code: string, label: string) {
     this.needUnlocked();
     if (passphrase !== this.passphrase || code !== this.validCode) throw new BackendError('wrong_credentials', 'the passphrase or the code is wrong');
-    const f = { id: `t${this.factorList.length}`, kind: 'totp', label, created: new Date().toISOString() };
+    const f: FactorInfo = { id: `t${this.factorList.length}`, kind: 'totp', label, created: new Date().toISOString() };
     this.factorList.push(f);
     return f;
   }

@@ -1,0 +1,456 @@
+// Generated from the Rust types by crates/keyward-agent/tests/ui_types.rs (ts-rs): do not
+// edit. After changing a Rust type, run that test with KEYWARD_WRITE_UI_TYPES=1 and commit this.
+
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
+
+export type WireSecret = string;
+
+export type ErrorCode = "bad_request" | "version" | "no_vault" | "locked" | "wrong_credentials" | "throttled" | "not_found" | "invalid" | "keystore" | "mfa_required" | "upstream" | "audit" | "denied" | "forbidden" | "tampered" | "factor_needed" | "internal";
+
+export type EntryKind = "aws" | "static" | "oauth2";
+
+export type EntryState = "ok" | "due_soon" | "overdue" | "expired";
+
+export type ClientAuth = "basic" | "post";
+
+export type AwsConfig = { 
+/**
+ * First and last characters of the access key id, for display (`AKIA…WXYZ`).
+ */
+access_key_hint: string, 
+/**
+ * Role to assume; GetSessionToken is used when absent.
+ */
+role_arn?: string | null, 
+/**
+ * MFA device serial or ARN, when the account requires MFA for STS.
+ */
+mfa_serial?: string | null, 
+/**
+ * Region for the STS call.
+ */
+region?: string | null, 
+/**
+ * Lifetime of issued session credentials in seconds.
+ */
+session_duration_secs: number, 
+/**
+ * STS endpoint override (tests, private endpoints).
+ */
+sts_endpoint?: string | null, };
+
+export type OAuth2Config = { 
+/**
+ * The client identifier (public, shown).
+ */
+client_id: string, 
+/**
+ * The authorization server's token endpoint.
+ */
+token_url: string, 
+/**
+ * Scopes asked for; the server's default for the client when empty.
+ */
+scopes?: Array<string>, 
+/**
+ * Client authentication method.
+ */
+auth?: ClientAuth, 
+/**
+ * Token introspection endpoint (RFC 7662), used by "test this key" to confirm whose the
+ * token is and what it may do.
+ */
+introspection_url?: string | null, };
+
+export type EntryConfig = { 
+/**
+ * Present for `aws` entries.
+ */
+aws?: AwsConfig | null, 
+/**
+ * Present for `oauth2` entries.
+ */
+oauth2?: OAuth2Config | null, };
+
+export type EntryMeta = { 
+/**
+ * Random id naming the keychain item.
+ */
+id: string, 
+/**
+ * User-chosen unique name (also the AWS profile name for `aws`).
+ */
+name: string, 
+/**
+ * Kind of key.
+ */
+kind: EntryKind, 
+/**
+ * Who is responsible for the key.
+ */
+owner: string | null, 
+/**
+ * What the key is for.
+ */
+purpose: string | null, 
+/**
+ * Free-form tags.
+ */
+tags: Array<string>, 
+/**
+ * When it was added (RFC 3339).
+ */
+created: string, 
+/**
+ * When its secret was last rotated (RFC 3339).
+ */
+rotated: string | null, 
+/**
+ * Rotation interval in days, if a rotation policy applies.
+ */
+rotation_interval_days: number | null, 
+/**
+ * When the key expires (RFC 3339).
+ */
+expires: string | null, 
+/**
+ * When it was last used to issue a credential (RFC 3339).
+ */
+last_used: string | null, 
+/**
+ * How many credentials it has issued.
+ */
+use_count: number, 
+/**
+ * Kind-specific settings.
+ */
+config: EntryConfig, };
+
+export type MetaInput = { 
+/**
+ * Owner.
+ */
+owner?: string, 
+/**
+ * Purpose.
+ */
+purpose?: string, 
+/**
+ * Tags.
+ */
+tags: Array<string>, 
+/**
+ * Rotation interval in days.
+ */
+rotation_interval_days?: number, 
+/**
+ * Expiry (RFC 3339).
+ */
+expires?: string, };
+
+export type AwsKeyInput = { 
+/**
+ * AKIA… id.
+ */
+access_key_id: string, 
+/**
+ * Secret access key.
+ */
+secret_access_key: WireSecret, 
+/**
+ * Role to assume.
+ */
+role_arn?: string, 
+/**
+ * MFA serial.
+ */
+mfa_serial?: string, 
+/**
+ * Region.
+ */
+region?: string, 
+/**
+ * Session duration in seconds.
+ */
+session_duration_secs?: number, 
+/**
+ * STS endpoint override.
+ */
+sts_endpoint?: string, };
+
+export type OAuth2KeyInput = { 
+/**
+ * Client id.
+ */
+client_id: string, 
+/**
+ * Client secret.
+ */
+client_secret: WireSecret, 
+/**
+ * Token endpoint.
+ */
+token_url: string, 
+/**
+ * Scopes to ask for (none: the server's default).
+ */
+scopes: Array<string>, 
+/**
+ * Client authentication (default: HTTP Basic).
+ */
+auth?: ClientAuth, 
+/**
+ * Introspection endpoint, for "test this key".
+ */
+introspection_url?: string, };
+
+export type ReconcileNote = { 
+/**
+ * Entry name.
+ */
+name: string, 
+/**
+ * What was done.
+ */
+action: string, };
+
+export type StatusInfo = { 
+/**
+ * Agent version.
+ */
+agent_version: string, 
+/**
+ * Agent pid.
+ */
+agent_pid: number, 
+/**
+ * Whether a vault exists.
+ */
+vault: boolean, 
+/**
+ * Whether it is locked.
+ */
+locked: boolean, 
+/**
+ * `keychain` or `file`.
+ */
+keystore: string | null, 
+/**
+ * Number of keys.
+ */
+entries: number, 
+/**
+ * Auto-lock after this many idle seconds.
+ */
+auto_lock_secs: number, 
+/**
+ * Seconds until auto-lock (when unlocked).
+ */
+locks_in_secs: number | null, 
+/**
+ * Seconds before another unlock attempt is allowed.
+ */
+unlock_wait_secs: number, 
+/**
+ * Catalog path.
+ */
+catalog: string, 
+/**
+ * What startup reconciliation fixed.
+ */
+reconciled: Array<ReconcileNote>, 
+/**
+ * Whether the agent process could be dumped or ptrace-attached (false when hardened).
+ */
+dumpable: boolean, 
+/**
+ * Whether this agent runs for the desktop app (tray icon, opens the window).
+ */
+desktop: boolean, 
+/**
+ * Whether standing grants need a current authenticator code (known while unlocked).
+ */
+grants_need_code: boolean | null, };
+
+export type SlotKind = "totp" | "recovery" | "fido2";
+
+export type FactorInfo = { 
+/**
+ * Slot id (used to remove it).
+ */
+id: string, 
+/**
+ * Kind.
+ */
+kind: SlotKind, 
+/**
+ * User label.
+ */
+label: string, 
+/**
+ * When enrolled.
+ */
+created: string, };
+
+export type ProcessInfo = { 
+/**
+ * Process id.
+ */
+pid: number, 
+/**
+ * Executable path, if readable.
+ */
+exe: string | null, 
+/**
+ * For an interpreter (python, node, a shell…), the script it runs: the executable alone
+ * would name every Python tool the same.
+ */
+script?: string | null, 
+/**
+ * Why the executable (and script) do not say which code runs, when they do not: an
+ * interpreter given code on its command line or stdin, or an environment that injects code
+ * (`LD_PRELOAD`, `PYTHONPATH`, …). Such a process gets no standing grant.
+ */
+unvouched?: string | null, };
+
+export type Actor = { 
+/**
+ * Peer uid.
+ */
+uid: number | null, 
+/**
+ * Peer pid (for display; never used to authorize on its own).
+ */
+pid: number | null, 
+/**
+ * Executable of the peer and its ancestors, nearest first (`keyward`, `aws`, `bash`, …).
+ */
+chain: Array<ProcessInfo>, };
+
+export type ActivityKind = "read" | "session" | "issue" | "approval" | "change" | "system";
+
+export type ActivityRecord = { 
+/**
+ * Position in the chain, from 1.
+ */
+seq: number, 
+/**
+ * RFC 3339 UTC time.
+ */
+ts: string, 
+/**
+ * The stored action name (`issue`, `unlock`, `settings.auto_lock`, …).
+ */
+action: string, 
+/**
+ * The key or profile concerned, if any.
+ */
+target: string | null, 
+/**
+ * `ok`, `denied`, `failed`, …
+ */
+outcome: string, 
+/**
+ * Who asked.
+ */
+actor: Actor, 
+/**
+ * Non-secret details (structured, as stored).
+ */
+detail: JsonValue, 
+/**
+ * What kind of event.
+ */
+kind: ActivityKind, 
+/**
+ * The program that asked, in one line (its script for an interpreter), when known.
+ */
+client: string | null, 
+/**
+ * What happened, in words.
+ */
+summary: string, 
+/**
+ * Hash of the previous record (hex).
+ */
+prev_hash: string, 
+/**
+ * Hash of this record (hex).
+ */
+hash: string, };
+
+export type ClientId = { 
+/**
+ * Executable path.
+ */
+exe: string, 
+/**
+ * Script path when the executable is an interpreter.
+ */
+script?: string | null, 
+/**
+ * Why the executable and script do not say which code runs (see
+ * [`ProcessInfo::unvouched`]): such a client is allowed one request at a time, never by a
+ * standing grant.
+ */
+unvouched?: string | null, };
+
+export type Decision = "once" | { "hours": number } | "until_lock" | "deny";
+
+export type ApprovalInfo = { 
+/**
+ * Random id to answer with.
+ */
+id: string, 
+/**
+ * The program asking.
+ */
+client: ClientId, 
+/**
+ * The whole process chain, nearest first (keyward, the tool, its shell …).
+ */
+chain: Array<ProcessInfo>, 
+/**
+ * Profile asked for.
+ */
+profile: string, 
+/**
+ * Kind of key behind the profile (what the program would get: STS session credentials or
+ * an OAuth2 access token).
+ */
+kind: EntryKind, 
+/**
+ * Lifetime of the credential it would get; `None` when the server decides (OAuth2).
+ */
+ttl_secs: number | null, 
+/**
+ * Seconds left to decide.
+ */
+expires_in_secs: number, 
+/**
+ * An allow for hours or until lock needs a current authenticator code with the answer
+ * (the vault's setting).
+ */
+standing_needs_code: boolean, };
+
+export type GrantInfo = { 
+/**
+ * Id to revoke with.
+ */
+id: string, 
+/**
+ * Program.
+ */
+client: ClientId, 
+/**
+ * Profile.
+ */
+profile: string, 
+/**
+ * When it was granted (RFC 3339).
+ */
+granted: string, 
+/**
+ * When it ends (RFC 3339); `None`: when the vault locks.
+ */
+expires: string | null, };
