@@ -378,7 +378,10 @@ async fn the_dispatch_records_each_read_once_and_a_failed_one_not_at_all() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = agent(dir.path()).await;
     let me = crate::peer::this_process();
-    let start = match agent.handle(Request::AuditTail { limit: 1 }, me.clone()).await {
+    let start = match agent
+        .handle(Request::AuditTail { limit: 1 }, me.clone())
+        .await
+    {
         Ok(Reply::Audit { rows }) => rows.last().map(|r| r.seq).unwrap_or(0),
         other => panic!("{other:?}"),
     };
