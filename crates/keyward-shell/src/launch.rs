@@ -107,15 +107,24 @@ pub fn agent_with(args: &[OsString]) -> Result<Client, ShellError> {
 }
 
 /// Asks the running agent to stop (it locks first) and waits until it has let go of its lock.
-/// `false`: no agent was running.
+/// `false`: no agent was running (no lock held, or no runtime directory at all).
 pub fn stop() -> Result<bool, ShellError> {
     let socket = socket()?;
     let dir = keyward_agent::server::runtime_dir()?;
+    // Only a lock another process holds means an agent; a lock file that cannot even be
+    // opened (no runtime directory yet) means none was ever started.
+    let running = || {
+        matches!(
+            keyward_agent::server::take_instance_lock(&dir),
+            Err(keyward_agent::server::EndpointError::AlreadyRunning(_))
+        )
+    };
+    if !running() {
+        return Ok(false);
+    }
     let deadline = Instant::now() + STOP_TIMEOUT;
     let mut asked: Option<Instant> = None;
-    let mut was_running = false;
-    while keyward_agent::server::take_instance_lock(&dir).is_err() {
-        was_running = true;
+    while running() {
         if Instant::now() > deadline {
             return Err(ShellError::StillRunning);
         }
@@ -129,7 +138,7 @@ pub fn stop() -> Result<bool, ShellError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(was_running)
+    Ok(true)
 }
 
 /// The agent's last log line, without tracing's timestamp and level: why it did not start
@@ -196,6 +205,22 @@ fn start_background(args: &[OsString]) -> Result<std::process::Child, ShellError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stopping_when_no_agent_ever_ran_says_so_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::env::set_var("KEYWARD_RUNTIME_DIR", dir.path().join("never-made"));
+        let t = Instant::now();
+        assert!(!stop().expect("stop"), "no agent was running");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
+        // A runtime directory with a free lock: no agent either.
+        std::env::set_var("KEYWARD_RUNTIME_DIR", dir.path());
+        assert!(!stop().expect("stop"));
+    }
 
     #[test]
     fn the_reason_in_a_log_line_is_kept_without_its_timestamp_and_level() {
