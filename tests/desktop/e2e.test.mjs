@@ -446,7 +446,7 @@ test('an OAuth2 client: add it, test it (introspection), and a CLI gets a token 
     // The key's history credits the window with what was done in it.
     await browser.waitUntil(async () => (await browser.$$('[data-testid="history-row"]')).length >= 2, { timeout: 10000 });
     const history = await (await browser.$('.history')).getText();
-    assert.match(history, /Added[\s\S]*keyward-desktop/, history);
+    assert.match(history, /Key ci added[\s\S]*keyward-desktop/, history);
     assert.doesNotMatch(history, /WebKitWebDriver/);
     await shot('18b-oauth2-settings');
     await browser.execute((el) => el.scrollIntoView({ block: 'start' }), await $t('key-detail'));
