@@ -124,10 +124,19 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
         "approval" => match r.outcome.as_str() {
             "asked" => format!("{granted} asked for {key}: waiting for the user"),
             "expired" => format!("{granted} asked for {key}: nobody answered"),
-            "denied" => format!("{granted} denied {key}"),
-            _ => format!("{granted} allowed {key} ({})", r.outcome),
+            "denied" => format!("{key} denied to {granted}"),
+            "allowed_once" => format!("{key} allowed to {granted} once"),
+            "allowed_until_lock" => format!("{key} allowed to {granted} until the vault locks"),
+            _ => match detail
+                .get("decision")
+                .and_then(|d| d.get("hours"))
+                .and_then(|h| h.as_u64())
+            {
+                Some(h) => format!("{key} allowed to {granted} for {h} h"),
+                None => format!("{key} allowed to {granted} ({})", r.outcome),
+            },
         },
-        "grant.allow" => format!("{granted} granted {key} ahead of time"),
+        "grant.allow" => format!("{key} granted to {granted} ahead of time"),
         "grant.revoke" => format!("Grant of {key} to {granted} revoked"),
         "factor.add" => "Second factor enrolled".to_owned(),
         "factor.remove" => "Second factor removed".to_owned(),
@@ -248,6 +257,17 @@ mod tests {
             failed.summary,
             "Credentials for prod not issued to aws (failed)"
         );
+        // An answer names who was allowed what, for how long.
+        let hours: ActivityRecord = row(
+            "approval",
+            Some("prod"),
+            "allowed_hours",
+            &via_cli("/usr/bin/keyward-desktop"),
+            r#"{"client":{"exe":"/usr/bin/terraform"},"decision":{"hours":8}}"#,
+        )
+        .into();
+        assert_eq!(hours.summary, "prod allowed to terraform for 8 h");
+        assert_eq!(hours.kind, ActivityKind::Approval);
         let setting: ActivityRecord = row("settings.auto_lock", None, "ok", &aws, "{}").into();
         assert_eq!(setting.summary, "Auto-lock time changed");
         assert_eq!(setting.kind, ActivityKind::Change);
