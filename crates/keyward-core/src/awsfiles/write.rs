@@ -92,43 +92,37 @@ fn sibling(dir: &Path, file_name: &OsStr, suffix: &str) -> PathBuf {
 /// Writes `bytes` to a new file `dir/<file_name>.keyward-backup-<unix-seconds>[-N]`, mode 0600.
 fn write_backup(dir: &Path, file_name: &OsStr, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let stamp = unix_time().as_secs();
-    for n in 0..1000 {
-        let suffix = if n == 0 {
-            format!(".keyward-backup-{stamp}")
-        } else {
-            format!(".keyward-backup-{stamp}-{n}")
-        };
-        let path = sibling(dir, file_name, &suffix);
-        match create_new(&path) {
-            Ok(file) => {
-                return fill(file, bytes, 0o600)
-                    .map(|()| path.clone())
-                    .inspect_err(|_| {
-                        let _ = std::fs::remove_file(&path);
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AlreadyExists,
-        "no free backup file name",
-    ))
+    let names = (0..1000).map(|n| match n {
+        0 => sibling(dir, file_name, &format!(".keyward-backup-{stamp}")),
+        n => sibling(dir, file_name, &format!(".keyward-backup-{stamp}-{n}")),
+    });
+    write_first_free(names, bytes, 0o600, "no free backup file name")
 }
 
 /// Writes `bytes` to a new hidden temp file beside the target and returns its path.
 fn write_temp(dir: &Path, file_name: &OsStr, bytes: &[u8], mode: u32) -> std::io::Result<PathBuf> {
-    for attempt in 0..16 {
-        let suffix = format!(
+    let names = (0..16).map(|attempt| {
+        let mut name = OsString::from(".");
+        name.push(file_name);
+        name.push(format!(
             ".keyward-tmp-{:010}-{:09}-{attempt}",
             std::process::id(),
             unix_time().subsec_nanos()
-        );
-        let mut name = OsString::from(".");
-        name.push(file_name);
-        name.push(&suffix);
-        let path = dir.join(name);
+        ));
+        dir.join(name)
+    });
+    write_first_free(names, bytes, mode, "no free temporary file name")
+}
+
+/// Writes `bytes` (then `mode`) to the first of `names` that does not exist yet, and returns it;
+/// a file it could not fill is removed again.
+fn write_first_free(
+    names: impl Iterator<Item = PathBuf>,
+    bytes: &[u8],
+    mode: u32,
+    none_free: &'static str,
+) -> std::io::Result<PathBuf> {
+    for path in names {
         match create_new(&path) {
             Ok(file) => {
                 return fill(file, bytes, mode)
@@ -143,7 +137,7 @@ fn write_temp(dir: &Path, file_name: &OsStr, bytes: &[u8], mode: u32) -> std::io
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::AlreadyExists,
-        "no free temporary file name",
+        none_free,
     ))
 }
 
