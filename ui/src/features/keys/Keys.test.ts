@@ -3,7 +3,7 @@ import { render } from '../../test-render';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import Keys from './Keys.svelte';
-import type { KeyRow } from '../../lib/backend';
+import { BackendError, type KeyRow } from '../../lib/backend';
 import { TestBackend } from '../../lib/backend/test';
 
 function key(i: number, extra: Partial<KeyRow> = {}): KeyRow {
@@ -315,6 +315,9 @@ describe('OAuth2 clients', () => {
   it("shows the agent's one-line error for a token URL that is not https and keeps what was typed", async () => {
     const user = userEvent.setup();
     const b = await unlocked([]);
+    // The agent's words (keyward-core `entry`), which the window shows as they come.
+    vi.spyOn(b, 'addOauth2').mockRejectedValueOnce(new BackendError('invalid',
+      "invalid token URL 'http://auth.example.com/oauth/token': use https://… (or http://127.0.0.1:PORT for a local test server), with no user name, password or #fragment"));
     render(Keys, { backend: b });
     await fillOauth2(user, 'http://auth.example.com/oauth/token');
     await user.click(screen.getByTestId('add-submit'));
@@ -325,7 +328,7 @@ describe('OAuth2 clients', () => {
     expect(screen.getByTestId('add-client-id')).toHaveValue('ci-bot');
     expect(screen.getByTestId('add-secret')).toHaveValue('cs-4f9a');
 
-    // A test server on this machine may use plain http.
+    // Corrected (a test server on this machine may use plain http), the same form goes through.
     await user.clear(screen.getByTestId('add-token-url'));
     await user.type(screen.getByTestId('add-token-url'), 'http://127.0.0.1:8080/token');
     await user.click(screen.getByTestId('add-submit'));
