@@ -139,6 +139,7 @@ pub async fn status(state: State<'_, AppState>) -> Res<StatusInfo> {
 
 /// Whether a passphrase is strong enough, and why not.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct PassphraseVerdict {
     acceptable: bool,
     reason: Option<String>,
@@ -162,6 +163,7 @@ pub fn passphrase_check(passphrase: String) -> PassphraseVerdict {
 
 /// A new TOTP secret to enrol, shown once.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TotpEnrollment {
     secret: String,
     otpauth_url: String,
@@ -194,6 +196,7 @@ fn qr_svg(url: &str) -> Res<String> {
 
 /// Recovery codes of a new vault, shown once.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Created {
     recovery_codes: Vec<String>,
 }
@@ -231,6 +234,7 @@ fn first_run_vault(passphrase: String, totp_secret: String, totp_code: String) -
 
 /// The second factor typed in the unlock screen.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum UnlockFactor {
     /// Authenticator app code.
@@ -247,6 +251,7 @@ pub enum UnlockFactor {
 
 /// After unlocking.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Unlocked {
     recovery_codes_left: Option<usize>,
     auto_lock_secs: u64,
@@ -289,6 +294,7 @@ pub async fn lock(state: State<'_, AppState>) -> Res<()> {
 
 /// A key as the Keys screen shows it.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct KeyRow {
     #[serde(flatten)]
     meta: EntryMeta,
@@ -356,6 +362,7 @@ pub async fn remove_key(state: State<'_, AppState>, name: String) -> Res<()> {
 
 /// What "test this key" shows: whose session it got and until when, nothing secret.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Tested {
     identity: String,
     expiration: Option<String>,

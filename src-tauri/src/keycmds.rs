@@ -21,6 +21,7 @@ pub const SECRET_SECS: u64 = 30;
 
 /// A key with its history.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct KeyDetail {
     key: KeyRow,
     history: Vec<ActivityRecord>,
@@ -48,6 +49,7 @@ pub async fn update_key(state: State<'_, AppState>, name: String, meta: MetaInpu
 
 /// The new secret typed in the rotate dialog.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum RotateInput {
     /// A new AWS key pair.
@@ -102,6 +104,7 @@ impl From<RotateInput> for NewSecret {
 
 /// A secret the user asked to see, with how long the screen may show it.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Revealed {
     value: String,
     hide_after_secs: u64,
@@ -217,6 +220,7 @@ pub async fn copy_key(
 
 /// A profile found in the AWS credentials file, and whether it can be imported.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ImportCandidate {
     name: String,
     access_key_hint: Option<String>,
@@ -227,6 +231,7 @@ pub struct ImportCandidate {
 
 /// What the import dialog shows before anything changes.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ImportPreview {
     path: String,
     candidates: Vec<ImportCandidate>,
@@ -261,6 +266,7 @@ impl From<keyward_shell::aws::Candidate> for ImportCandidate {
 
 /// What an import did.
 #[derive(Serialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ImportResult {
     imported: Vec<String>,
     /// (profile, why) for each profile not imported.

@@ -9,6 +9,8 @@ mod commands;
 mod host;
 mod keycmds;
 mod settingscmds;
+#[cfg(test)]
+mod ui_types;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -223,11 +223,10 @@ impl Client {
             mfa_code,
             approval,
         };
-        match self.call(req)? {
-            Reply::AwsCredentials(c) => Ok(Issued::Credential(c)),
-            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
-            _ => Err(ClientError::Unexpected),
-        }
+        self.issued(req, |r| match r {
+            Reply::AwsCredentials(c) => Some(c),
+            _ => None,
+        })
     }
 
     /// An access token for OAuth2 key `profile`.
@@ -240,15 +239,28 @@ impl Client {
             profile: profile.to_owned(),
             approval,
         };
-        match self.call(req)? {
-            Reply::Oauth2Token(t) => Ok(Issued::Credential(t)),
-            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
-            _ => Err(ClientError::Unexpected),
-        }
+        self.issued(req, |r| match r {
+            Reply::Oauth2Token(t) => Some(t),
+            _ => None,
+        })
     }
 }
 
 impl Client {
+    /// Sends a request the approval gate may answer with its question instead of `pick`'s reply.
+    fn issued<C>(
+        &mut self,
+        req: Request,
+        pick: impl FnOnce(Reply) -> Option<C>,
+    ) -> Result<Issued<C>, ClientError> {
+        match self.call(req)? {
+            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
+            other => pick(other)
+                .map(Issued::Credential)
+                .ok_or(ClientError::Unexpected),
+        }
+    }
+
     /// Checks a key works: issues a credential and reports whose it is (nothing secret).
     pub fn test_key(
         &mut self,
@@ -263,11 +275,10 @@ impl Client {
             approval,
             token,
         };
-        match self.call(req)? {
-            Reply::KeyTested(t) => Ok(Issued::Credential(t)),
-            Reply::ApprovalNeeded { approval } => Ok(Issued::ApprovalNeeded(approval)),
-            _ => Err(ClientError::Unexpected),
-        }
+        self.issued(req, |r| match r {
+            Reply::KeyTested(t) => Some(t),
+            _ => None,
+        })
     }
 }
 

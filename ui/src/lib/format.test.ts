@@ -7,9 +7,9 @@ describe('testedText', () => {
 
   it('names the AWS identity and the session end, and leaves out an end the agent did not give', () => {
     const arn = 'arn:aws:sts::123456789012:assumed-role/deploy/keyward-prod';
-    expect(testedText('aws', { identity: arn, expiration: until })).toBe(`Works: ${arn}, session until ${time}`);
-    expect(testedText('aws', { identity: arn, expiration: null })).toBe(`Works: ${arn}`);
-    expect(testedText('aws', { identity: arn, expiration: 'soon' })).toBe(`Works: ${arn}`);
+    expect(testedText('aws', { identity: arn, expiration: until, scope: null })).toBe(`Works: ${arn}, session until ${time}`);
+    expect(testedText('aws', { identity: arn, expiration: null, scope: null })).toBe(`Works: ${arn}`);
+    expect(testedText('aws', { identity: arn, expiration: 'soon', scope: null })).toBe(`Works: ${arn}`);
   });
 
   it('names the OAuth2 client, the granted scope and the token end, or says the server did not', () => {
@@ -17,7 +17,7 @@ describe('testedText', () => {
       .toBe(`Works: client ci-bot · scope deploy:read repo · token until ${time}`);
     expect(testedText('oauth2', { identity: 'client ci-bot', expiration: null, scope: null }))
       .toBe('Works: client ci-bot · expiry not stated by the server');
-    expect(testedText('oauth2', { identity: 'client ci-bot', expiration: until }))
+    expect(testedText('oauth2', { identity: 'client ci-bot', expiration: until, scope: null }))
       .toBe(`Works: client ci-bot · token until ${time}`);
   });
 

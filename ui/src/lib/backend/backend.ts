@@ -1,5 +1,5 @@
 import type {
-  ApprovalInfo, AuditRow, AwsKeyInput, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
+  ApprovalInfo, AuditRow, AwsKeyInput, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
   KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, Status, Tested,
   TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
@@ -9,7 +9,7 @@ export interface Backend {
   status(): Promise<Status>;
   passphraseCheck(passphrase: string): Promise<PassphraseVerdict>;
   totpEnrollment(): Promise<TotpEnrollment>;
-  initVault(passphrase: string, totpSecret: string, totpCode: string): Promise<{ recovery_codes: string[] }>;
+  initVault(passphrase: string, totpSecret: string, totpCode: string): Promise<Created>;
   unlock(passphrase: string, factor: UnlockFactor): Promise<Unlocked>;
   lock(): Promise<void>;
   listKeys(): Promise<KeyRow[]>;

@@ -157,7 +157,7 @@ export class TestBackend implements Backend {
     if (o) {
       return { identity: `client ${o.client_id}`, expiration: new Date(Date.now() + 3600e3).toISOString(), scope: o.scopes?.length ? o.scopes.join(' ') : null };
     }
-    return { identity: `arn:aws:sts::123456789012:assumed-role/deploy/keyward-${name}`, expiration: new Date(Date.now() + 3600e3).toISOString() };
+    return { identity: `arn:aws:sts::123456789012:assumed-role/deploy/keyward-${name}`, expiration: new Date(Date.now() + 3600e3).toISOString(), scope: null };
   }
 
   async activity(limit: number) {

@@ -1,0 +1,134 @@
+// Generated from the app's Rust types by src-tauri/src/ui_types.rs (ts-rs): do not edit.
+// After changing a Rust type, run that test with KEYWARD_WRITE_UI_TYPES=1 and commit this.
+
+import type { ActivityRecord, EntryConfig, EntryKind, EntryState } from './generated';
+
+export type PassphraseVerdict = { acceptable: boolean, reason: string | null, };
+
+export type TotpEnrollment = { secret: string, otpauth_url: string, qr_svg: string, };
+
+export type Created = { recovery_codes: Array<string>, };
+
+export type UnlockFactor = { "kind": "totp", 
+/**
+ * Code.
+ */
+code: string, } | { "kind": "recovery", 
+/**
+ * Code.
+ */
+code: string, };
+
+export type Unlocked = { recovery_codes_left: number | null, auto_lock_secs: number, };
+
+export type KeyRow = { state: EntryState, 
+/**
+ * Random id naming the keychain item.
+ */
+id: string, 
+/**
+ * User-chosen unique name (also the AWS profile name for `aws`).
+ */
+name: string, 
+/**
+ * Kind of key.
+ */
+kind: EntryKind, 
+/**
+ * Who is responsible for the key.
+ */
+owner: string | null, 
+/**
+ * What the key is for.
+ */
+purpose: string | null, 
+/**
+ * Free-form tags.
+ */
+tags: Array<string>, 
+/**
+ * When it was added (RFC 3339).
+ */
+created: string, 
+/**
+ * When its secret was last rotated (RFC 3339).
+ */
+rotated: string | null, 
+/**
+ * Rotation interval in days, if a rotation policy applies.
+ */
+rotation_interval_days: number | null, 
+/**
+ * When the key expires (RFC 3339).
+ */
+expires: string | null, 
+/**
+ * When it was last used to issue a credential (RFC 3339).
+ */
+last_used: string | null, 
+/**
+ * How many credentials it has issued.
+ */
+use_count: number, 
+/**
+ * Kind-specific settings.
+ */
+config: EntryConfig, };
+
+export type Tested = { identity: string, expiration: string | null, scope: string | null, };
+
+export type KeyDetail = { key: KeyRow, history: Array<ActivityRecord>, };
+
+export type RotateInput = { "kind": "aws", 
+/**
+ * AKIA… id.
+ */
+access_key_id: string, 
+/**
+ * Its secret.
+ */
+secret_access_key: string, } | { "kind": "static", 
+/**
+ * The token.
+ */
+value: string, } | { "kind": "oauth2", 
+/**
+ * The client secret.
+ */
+client_secret: string, };
+
+export type Revealed = { value: string, hide_after_secs: number, };
+
+export type ImportCandidate = { name: string, access_key_hint: string | null, region: string | null, 
+/**
+ * Why it cannot be imported, if it cannot.
+ */
+problem: string | null, };
+
+export type ImportPreview = { path: string, candidates: Array<ImportCandidate>, };
+
+export type ImportResult = { imported: Array<string>, 
+/**
+ * (profile, why) for each profile not imported.
+ */
+skipped: Array<[string, string]>, 
+/**
+ * The AWS config file now pointing the imported profiles at Keyward, if it could be written.
+ */
+config: string | null, 
+/**
+ * Why the config file was not written, if it was not.
+ */
+config_problem: string | null, 
+/**
+ * What still keeps the AWS CLI from using Keyward for these profiles, one line each.
+ */
+warnings: Array<string>, 
+/**
+ * Whether the plaintext keys were removed from the credentials file.
+ */
+removed_plaintext: boolean, 
+/**
+ * The 0600 backup of the credentials file (still holding the plaintext keys).
+ */
+backup: string | null, };
