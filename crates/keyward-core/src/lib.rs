@@ -16,6 +16,7 @@ pub mod fido2;
 mod integrity;
 pub mod kdf;
 pub mod keystore;
+pub mod policy;
 pub mod security_key;
 pub mod vault;
 

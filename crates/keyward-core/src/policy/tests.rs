@@ -1,0 +1,239 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const FILE: &str = r#"# Rotation for everyone, stricter for production AWS keys.
+[defaults]
+max_key_age_days = 90
+remind_before_days = 14
+enforcement = "warn"
+max_credential_ttl_secs = 3600
+standing_grants = true
+allowed_providers = ["aws", "oauth2"]
+
+[[rule]]
+name = "prod-aws"
+kinds = ["aws"]
+tags = ["prod"]
+[rule.limits]
+max_key_age_days = 30
+enforcement = "block"
+standing_grants = false
+
+[[rule]]
+name = "ci"
+tags = ["ci"]
+[rule.limits]
+max_key_age_days = 60
+remind_before_days = 21
+"#;
+
+fn policy() -> Policy {
+    Policy::parse(Path::new("policy.toml"), FILE).expect("the example parses")
+}
+
+fn tags(t: &[&str]) -> Vec<String> {
+    t.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_key_gets_the_defaults_and_the_strictest_of_every_rule_that_covers_it() {
+    let p = policy();
+    let plain = p.for_key(EntryKind::Static, &tags(&[]));
+    assert_eq!(
+        plain
+            .max_key_age_days
+            .as_ref()
+            .map(|b| (b.value, b.by.as_str())),
+        Some((90, "defaults"))
+    );
+    assert_eq!(
+        plain.enforcement.as_ref().map(|b| b.value),
+        Some(Enforcement::Warn)
+    );
+
+    // Both rules cover it: 30 days (prod-aws) beats 60 (ci); ci's longer reminder window wins.
+    let both = p.for_key(EntryKind::Aws, &tags(&["prod", "ci"]));
+    let age = both.max_key_age_days.expect("age set");
+    assert_eq!((age.value, age.by.as_str()), (30, "rule 'prod-aws'"));
+    let remind = both.remind_before_days.expect("reminder set");
+    assert_eq!((remind.value, remind.by.as_str()), (21, "rule 'ci'"));
+    assert_eq!(both.enforcement.map(|b| b.value), Some(Enforcement::Block));
+    assert_eq!(both.standing_grants.map(|b| b.value), Some(false));
+
+    // The prod rule is for AWS keys only.
+    let prod_token = p.for_key(EntryKind::Static, &tags(&["prod"]));
+    assert_eq!(prod_token.max_key_age_days.map(|b| b.value), Some(90));
+}
+
+#[test]
+fn a_rule_cannot_loosen_the_defaults() {
+    let text = "[defaults]\nmax_key_age_days = 30\nenforcement = \"block\"\n\n[[rule]]\nname = \"lax\"\n[rule.limits]\nmax_key_age_days = 365\nenforcement = \"warn\"\n";
+    let p = Policy::parse(Path::new("p.toml"), text).expect("parses");
+    let e = p.for_key(EntryKind::Aws, &[]);
+    let age = e.max_key_age_days.expect("set");
+    assert_eq!((age.value, age.by.as_str()), (30, "defaults"));
+    assert_eq!(e.enforcement.map(|b| b.value), Some(Enforcement::Block));
+}
+
+#[test]
+fn a_user_setting_may_tighten_the_policy_and_is_refused_with_the_rules_name_when_it_loosens() {
+    let p = policy();
+    let stricter = Limits {
+        max_key_age_days: Some(60),
+        remind_before_days: Some(30),
+        enforcement: Some(Enforcement::Block),
+        standing_grants: Some(false),
+        allowed_providers: Some(tags(&["oauth2", "aws"])),
+        ..Limits::default()
+    };
+    assert_eq!(p.admit(&stricter), Ok(()));
+
+    let longer = Limits {
+        max_key_age_days: Some(120),
+        ..Limits::default()
+    };
+    let err = p.admit(&longer).expect_err("a longer age loosens");
+    assert_eq!(
+        err.to_string(),
+        "max_key_age_days = 120 is looser than the administrator's policy (defaults: 90); a setting can only make it stricter"
+    );
+    let later = Limits {
+        remind_before_days: Some(7),
+        ..Limits::default()
+    };
+    assert!(matches!(
+        p.admit(&later),
+        Err(PolicyError::Looser {
+            field: "remind_before_days",
+            ..
+        })
+    ));
+    let more = Limits {
+        allowed_providers: Some(tags(&["aws", "aliyun"])),
+        ..Limits::default()
+    };
+    assert!(matches!(
+        p.admit(&more),
+        Err(PolicyError::Looser {
+            field: "allowed_providers",
+            ..
+        })
+    ));
+    // Nothing set by the admin: the user may set anything.
+    assert_eq!(Policy::default().admit(&longer), Ok(()));
+}
+
+#[test]
+fn an_invalid_file_is_refused_with_its_line_and_the_reason() {
+    let cases = [
+        (
+            "[defaults]\nmax_key_age_days = 90\nmax_age = 3\n",
+            3,
+            "unknown field `max_age`",
+        ),
+        (
+            "[defaults]\nenforcement = \"sometimes\"\n",
+            2,
+            "unknown variant `sometimes`",
+        ),
+        ("[defaults]\nmax_key_age_days = -1\n", 2, "invalid value"),
+        (
+            "[defaults]\nmax_key_age_days = 0\n",
+            1,
+            "max_key_age_days must be at least 1",
+        ),
+        (
+            "\n[[rule]]\nname = \"a\"\n[rule.limits]\nmax_credential_ttl_secs = 60\n",
+            2,
+            "nothing shorter than 900",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\n[[rule]]\nname = \"a\"\n",
+            3,
+            "rule 2 needs a name of its own",
+        ),
+        ("[[rule]]\nkinds = [\"aws\"]\n", 1, "missing field `name`"),
+        ("[defaults\n", 1, ""),
+    ];
+    for (text, line, reason) in cases {
+        let err = Policy::parse(Path::new("/etc/keyward/policy.toml"), text).expect_err(text);
+        let PolicyError::Invalid {
+            line: l, reason: r, ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*l, line, "{text:?}: {err}");
+        assert!(r.contains(reason), "{text:?}: {err}");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(&format!("/etc/keyward/policy.toml line {line}: ")),
+            "{shown}"
+        );
+        assert!(!shown.contains('\n'), "one line: {shown:?}");
+    }
+}
+
+fn me() -> u32 {
+    std::fs::metadata("/proc/self").expect("proc").uid()
+}
+
+#[test]
+fn a_policy_file_others_can_write_is_refused_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The file is checked before the directories above it, so the world-writable /tmp above
+    // does not hide the file's own fault.
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, FILE).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let err = Policy::load(&path, me()).expect_err("world-writable");
+    let PolicyError::Untrusted { path: at, why } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(at.ends_with("policy.toml"), "{err}");
+    assert!(why.contains("everyone may write it"), "{err}");
+    assert!(err.to_string().contains("must be owned by root"), "{err}");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    let err = Policy::load(&path, me()).expect_err("group-writable");
+    assert!(err.to_string().contains("its group may write it"), "{err}");
+
+    // Owned by someone other than the admin: refused whatever its mode.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = Policy::load(&path, me().wrapping_add(1)).expect_err("another owner");
+    assert!(
+        err.to_string().contains(&format!("owned by uid {}", me())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sound_file_in_a_sound_directory_loads_and_a_missing_one_is_no_policy() {
+    // /etc is root's and not writable by others on any sane system; as root the test can put a
+    // file there, as anyone else it checks the same chain through the missing-file path.
+    let missing = Path::new("/etc/keyward-test-no-such-dir/policy.toml");
+    assert_eq!(Policy::load(missing, me()), Ok(Policy::default()));
+    if me() != 0 {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("keyward-policy-")
+        .tempdir_in("/etc")
+        .expect("dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, FILE).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(Policy::load(&path, 0), Ok(policy()));
+    // The same file under a directory others may write is refused at the directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let err = Policy::load(&path, 0).expect_err("dir world-writable");
+    let PolicyError::Untrusted { path: at, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        Path::new(at),
+        std::fs::canonicalize(dir.path()).expect("canon")
+    );
+}
