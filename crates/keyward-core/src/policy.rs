@@ -17,7 +17,9 @@ use crate::entry::EntryKind;
 /// Where the admin policy lives on Linux.
 pub const SYSTEM_PATH: &str = "/etc/keyward/policy.toml";
 
-/// The variable that names another policy path (tests, and admins who keep it elsewhere).
+/// The variable that names another policy path, for tests. Not yet honoured by the agent:
+/// whether a release build may honour it at all is open (a user who sets it escapes the
+/// admin's file), see docs/STATUS.md, issue 13.
 pub const PATH_VAR: &str = "KEYWARD_POLICY";
 
 /// The largest policy file read (a policy is a few kilobytes).
