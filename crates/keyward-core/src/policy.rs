@@ -35,31 +35,61 @@ pub enum Enforcement {
     Block,
 }
 
-/// One set of limits; a field left out sets nothing. In the file these are the keys of
-/// `[defaults]` and of each `[[rule]]`; in the user's settings, the same names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
+/// Declares every limit once: its field in [`Limits`] (as the file spells it), in [`Effective`],
+/// and which [`Strictness`] decides between two values of it.
+macro_rules! limits {
+    ($($(#[$doc:meta])* $field:ident: $t:ty => $rule:ty,)*) => {
+        /// One set of limits; a field left out sets nothing. In the file these are the keys of
+        /// `[defaults]` and of each rule's `[rule.limits]`; in the user's settings, the same names.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Limits {
+            $($(#[$doc])* pub $field: Option<$t>,)*
+        }
+
+        /// The limits in force on one key (or, in [`Policy::admit`], on every key), each with
+        /// the part of the policy that set it.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Effective {
+            $($(#[$doc])* pub $field: Option<Bound<$t>>,)*
+        }
+
+        impl Effective {
+            /// Takes from `l` each value stricter than the one in force (or set where none is).
+            fn take(&mut self, l: &Limits, by: &str) {
+                $(tighten::<$rule, _>(&mut self.$field, l.$field.as_ref(), by);)*
+            }
+
+            /// Refuses the first of `u`'s values looser than the one in force.
+            fn admit(&self, u: &Limits) -> Result<(), PolicyError> {
+                $(no_looser::<$rule, _>(stringify!($field), &self.$field, u.$field.as_ref())?;)*
+                Ok(())
+            }
+        }
+    };
+}
+
+limits! {
     /// A key older than this many days (since created or rotated) is overdue.
-    pub max_key_age_days: Option<u32>,
+    max_key_age_days: u32 => AtMost,
     /// Reminders start this many days before a key is overdue or expires.
-    pub remind_before_days: Option<u32>,
+    remind_before_days: u32 => Earlier,
     /// What overdue or expired means: `warn` or `block`.
-    pub enforcement: Option<Enforcement>,
+    enforcement: Enforcement => Harder,
     /// The longest a credential handed out may live, in seconds.
-    pub max_credential_ttl_secs: Option<u32>,
+    max_credential_ttl_secs: u32 => AtMost,
     /// A key that issued nothing for this many days counts as unused.
-    pub max_idle_days: Option<u32>,
+    max_idle_days: u32 => AtMost,
     /// Whether "allow for hours" and "until lock" grants may be given.
-    pub standing_grants: Option<bool>,
+    standing_grants: bool => OnlyIfBoth,
     /// The longest idle time before the vault locks itself, in seconds.
-    pub auto_lock_max_secs: Option<u32>,
+    auto_lock_max_secs: u32 => AtMost,
     /// The providers keys may issue through (`aws`, `oauth2`, …); left out: any.
-    pub allowed_providers: Option<Vec<String>>,
+    allowed_providers: Vec<String> => InBoth,
     /// The STS endpoints AWS keys may use; left out: any.
-    pub allowed_sts_endpoints: Option<Vec<String>>,
+    allowed_sts_endpoints: Vec<String> => InBoth,
     /// Whether static keys may be handed to a program as a lease.
-    pub static_leases: Option<bool>,
+    static_leases: bool => OnlyIfBoth,
 }
 
 /// A `[[rule]]`: limits for the keys of some kinds and/or with some tags.
@@ -289,124 +319,92 @@ pub struct Bound<T> {
     pub by: String,
 }
 
-/// The limits in force on one key (or, from [`Policy::admit`], on every key).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Effective {
-    /// See [`Limits::max_key_age_days`].
-    pub max_key_age_days: Option<Bound<u32>>,
-    /// See [`Limits::remind_before_days`].
-    pub remind_before_days: Option<Bound<u32>>,
-    /// See [`Limits::enforcement`].
-    pub enforcement: Option<Bound<Enforcement>>,
-    /// See [`Limits::max_credential_ttl_secs`].
-    pub max_credential_ttl_secs: Option<Bound<u32>>,
-    /// See [`Limits::max_idle_days`].
-    pub max_idle_days: Option<Bound<u32>>,
-    /// See [`Limits::standing_grants`].
-    pub standing_grants: Option<Bound<bool>>,
-    /// See [`Limits::auto_lock_max_secs`].
-    pub auto_lock_max_secs: Option<Bound<u32>>,
-    /// See [`Limits::allowed_providers`].
-    pub allowed_providers: Option<Bound<Vec<String>>>,
-    /// See [`Limits::allowed_sts_endpoints`].
-    pub allowed_sts_endpoints: Option<Bound<Vec<String>>>,
-    /// See [`Limits::static_leases`].
-    pub static_leases: Option<Bound<bool>>,
-}
-
-/// Which of two values of a limit is the stricter.
-trait Strict: Clone + PartialEq + std::fmt::Debug {
-    fn stricter(a: &Self, b: &Self) -> Self;
+/// How to choose between two values of one limit.
+trait Strictness<T: Clone + PartialEq> {
+    /// The stricter of `a` and `b`.
+    fn stricter(a: &T, b: &T) -> T;
+    /// `v` in the form [`Strictness::stricter`] returns, so that equal values compare equal.
+    fn normal(v: &T) -> T {
+        v.clone()
+    }
 }
 
 /// A maximum: the smaller is stricter.
-#[derive(Clone, Copy, PartialEq, Debug)]
-struct AtMost(u32);
-/// A reminder window: the earlier (longer) one is stricter.
-#[derive(Clone, Copy, PartialEq, Debug)]
-struct Earlier(u32);
+struct AtMost;
+/// A reminder window: the longer (reminding earlier) is stricter.
+struct Earlier;
+/// Enforcement: `block` is stricter than `warn`.
+struct Harder;
+/// A permission: allowed only if both allow it.
+struct OnlyIfBoth;
+/// An allow list: only what both allow, compared as sets.
+struct InBoth;
 
-impl Strict for AtMost {
-    fn stricter(a: &Self, b: &Self) -> Self {
-        AtMost(a.0.min(b.0))
+impl Strictness<u32> for AtMost {
+    fn stricter(a: &u32, b: &u32) -> u32 {
+        *a.min(b)
     }
 }
-impl Strict for Earlier {
-    fn stricter(a: &Self, b: &Self) -> Self {
-        Earlier(a.0.max(b.0))
-    }
-}
-impl Strict for Enforcement {
-    fn stricter(a: &Self, b: &Self) -> Self {
+impl Strictness<u32> for Earlier {
+    fn stricter(a: &u32, b: &u32) -> u32 {
         *a.max(b)
     }
 }
-/// A permission: `false` is stricter.
-impl Strict for bool {
-    fn stricter(a: &Self, b: &Self) -> Self {
+impl Strictness<Enforcement> for Harder {
+    fn stricter(a: &Enforcement, b: &Enforcement) -> Enforcement {
+        *a.max(b)
+    }
+}
+impl Strictness<bool> for OnlyIfBoth {
+    fn stricter(a: &bool, b: &bool) -> bool {
         *a && *b
     }
 }
-/// An allow list: only what both allow (compared as sets: [`set`] sorts them).
-impl Strict for Vec<String> {
-    fn stricter(a: &Self, b: &Self) -> Self {
-        set(&b
-            .iter()
-            .filter(|x| a.contains(x))
-            .cloned()
-            .collect::<Vec<_>>())
+impl Strictness<Vec<String>> for InBoth {
+    fn stricter(a: &Vec<String>, b: &Vec<String>) -> Vec<String> {
+        Self::normal(&b.iter().filter(|x| a.contains(x)).cloned().collect())
+    }
+    fn normal(v: &Vec<String>) -> Vec<String> {
+        let mut v = v.clone();
+        v.sort();
+        v.dedup();
+        v
     }
 }
 
-/// An allow list sorted and without repeats, so that equal sets compare equal.
-fn set(v: &[String]) -> Vec<String> {
-    let mut v = v.to_vec();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Takes `new` into `slot` when it is stricter than what is there (or nothing is).
-fn tighten<S: Strict, T>(
+/// Puts `new` in `slot` when it is stricter than what is there, or nothing is.
+fn tighten<S: Strictness<T>, T: Clone + PartialEq>(
     slot: &mut Option<Bound<T>>,
-    new: Option<T>,
+    new: Option<&T>,
     by: &str,
-    wrap: impl Fn(&T) -> S,
-    unwrap: impl Fn(S) -> T,
 ) {
     let Some(new) = new else { return };
-    match slot {
-        None => {
-            *slot = Some(Bound {
-                value: new,
-                by: by.to_owned(),
-            })
-        }
+    let value = match slot {
+        None => S::normal(new),
         Some(old) => {
-            let (o, n) = (wrap(&old.value), wrap(&new));
-            let won = S::stricter(&o, &n);
-            if won != o {
-                *slot = Some(Bound {
-                    value: unwrap(won),
-                    by: by.to_owned(),
-                });
+            let won = S::stricter(&old.value, new);
+            if won == old.value {
+                return;
             }
+            won
         }
-    }
+    };
+    *slot = Some(Bound {
+        value,
+        by: by.to_owned(),
+    });
 }
 
 /// The refusal when `wanted` is looser than the bound in `slot`.
-fn no_looser<S: Strict, T: std::fmt::Debug>(
+fn no_looser<S: Strictness<T>, T: Clone + PartialEq + std::fmt::Debug>(
     field: &'static str,
     slot: &Option<Bound<T>>,
-    wanted: &Option<T>,
-    wrap: impl Fn(&T) -> S,
+    wanted: Option<&T>,
 ) -> Result<(), PolicyError> {
     let (Some(bound), Some(wanted)) = (slot, wanted) else {
         return Ok(());
     };
-    let w = wrap(wanted);
-    if S::stricter(&wrap(&bound.value), &w) == w {
+    if S::stricter(&bound.value, wanted) == S::normal(wanted) {
         return Ok(());
     }
     Err(PolicyError::Looser {
@@ -420,128 +418,6 @@ fn no_looser<S: Strict, T: std::fmt::Debug>(
 /// A value as the policy file writes it.
 fn shown<T: std::fmt::Debug>(v: &T) -> String {
     format!("{v:?}").to_lowercase()
-}
-
-impl Effective {
-    fn take(&mut self, l: &Limits, by: &str) {
-        let c = |v: &Option<u32>| *v;
-        tighten(
-            &mut self.max_key_age_days,
-            c(&l.max_key_age_days),
-            by,
-            |v| AtMost(*v),
-            |s| s.0,
-        );
-        tighten(
-            &mut self.remind_before_days,
-            c(&l.remind_before_days),
-            by,
-            |v| Earlier(*v),
-            |s| s.0,
-        );
-        tighten(&mut self.enforcement, l.enforcement, by, |v| *v, |s| s);
-        tighten(
-            &mut self.max_credential_ttl_secs,
-            c(&l.max_credential_ttl_secs),
-            by,
-            |v| AtMost(*v),
-            |s| s.0,
-        );
-        tighten(
-            &mut self.max_idle_days,
-            c(&l.max_idle_days),
-            by,
-            |v| AtMost(*v),
-            |s| s.0,
-        );
-        tighten(
-            &mut self.standing_grants,
-            l.standing_grants,
-            by,
-            |v| *v,
-            |s| s,
-        );
-        tighten(
-            &mut self.auto_lock_max_secs,
-            c(&l.auto_lock_max_secs),
-            by,
-            |v| AtMost(*v),
-            |s| s.0,
-        );
-        tighten(
-            &mut self.allowed_providers,
-            l.allowed_providers.clone(),
-            by,
-            |v| set(v),
-            |s| s,
-        );
-        tighten(
-            &mut self.allowed_sts_endpoints,
-            l.allowed_sts_endpoints.clone(),
-            by,
-            |v| set(v),
-            |s| s,
-        );
-        tighten(&mut self.static_leases, l.static_leases, by, |v| *v, |s| s);
-    }
-
-    fn admit(&self, u: &Limits) -> Result<(), PolicyError> {
-        no_looser(
-            "max_key_age_days",
-            &self.max_key_age_days,
-            &u.max_key_age_days,
-            |v| AtMost(*v),
-        )?;
-        no_looser(
-            "remind_before_days",
-            &self.remind_before_days,
-            &u.remind_before_days,
-            |v| Earlier(*v),
-        )?;
-        no_looser("enforcement", &self.enforcement, &u.enforcement, |v| *v)?;
-        no_looser(
-            "max_credential_ttl_secs",
-            &self.max_credential_ttl_secs,
-            &u.max_credential_ttl_secs,
-            |v| AtMost(*v),
-        )?;
-        no_looser(
-            "max_idle_days",
-            &self.max_idle_days,
-            &u.max_idle_days,
-            |v| AtMost(*v),
-        )?;
-        no_looser(
-            "standing_grants",
-            &self.standing_grants,
-            &u.standing_grants,
-            |v| *v,
-        )?;
-        no_looser(
-            "auto_lock_max_secs",
-            &self.auto_lock_max_secs,
-            &u.auto_lock_max_secs,
-            |v| AtMost(*v),
-        )?;
-        no_looser(
-            "allowed_providers",
-            &self.allowed_providers,
-            &u.allowed_providers,
-            |v| set(v),
-        )?;
-        no_looser(
-            "allowed_sts_endpoints",
-            &self.allowed_sts_endpoints,
-            &u.allowed_sts_endpoints,
-            |v| set(v),
-        )?;
-        no_looser(
-            "static_leases",
-            &self.static_leases,
-            &u.static_leases,
-            |v| *v,
-        )
-    }
 }
 
 /// Refuses a file, or a directory above it, that someone other than `admin_uid` owns or that
