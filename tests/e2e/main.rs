@@ -9,6 +9,7 @@ mod errors;
 mod fido2;
 mod keys;
 mod oauth2;
+mod policy;
 mod session;
 mod support;
 mod tamper;

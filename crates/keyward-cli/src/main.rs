@@ -10,6 +10,7 @@ mod connect;
 mod grantscmd;
 mod keys;
 mod oauthcmd;
+mod policycmd;
 mod prompt;
 mod tray;
 mod vaultcmd;
@@ -127,6 +128,9 @@ enum Cmd {
     /// Inspect the audit trail.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Admin policy files.
+    #[command(subcommand)]
+    Policy(policycmd::PolicyCmd),
     /// Programs allowed to get credentials (listed, revoked, or granted ahead).
     Grants {
         #[command(subcommand)]
@@ -542,6 +546,7 @@ fn run(cli: Cli) -> Result<()> {
         } => grantscmd::allow(input_fd, &exe, script, &profile, hours),
         Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
+        Cmd::Policy(cmd) => policycmd::run(cmd),
         Cmd::Agent(a) => vaultcmd::agent(
             match a.action {
                 None | Some(AgentAction::Run) => vaultcmd::AgentVerb::Run,

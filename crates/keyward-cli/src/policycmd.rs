@@ -1,0 +1,40 @@
+//! `keyward policy check`: an admin validates a policy file before rolling it out, as
+//! `visudo -c` or `nginx -t` do, so a typo is found on one machine and not on every laptop.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use keyward_core::policy::{Policy, SYSTEM_PATH};
+
+/// `keyward policy …`.
+#[derive(Subcommand)]
+pub enum PolicyCmd {
+    /// Check a policy file's content before installing it (exit 1 with the line at fault).
+    Check {
+        /// The file (default: /etc/keyward/policy.toml).
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+/// Runs a `keyward policy` command.
+pub fn run(cmd: PolicyCmd) -> Result<()> {
+    match cmd {
+        PolicyCmd::Check { file } => check(&file.unwrap_or_else(|| SYSTEM_PATH.into())),
+    }
+}
+
+/// Parses `path` as a policy and says what it sets, or fails with the line and the reason.
+/// The content only: where it is installed, its owner and mode are checked when it is loaded.
+fn check(path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let policy = Policy::parse(path, &text)?;
+    let rules: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
+    let rules = match rules.len() {
+        0 => "no rules".to_owned(),
+        n => format!("{n} rule(s): {}", rules.join(", ")),
+    };
+    println!("{}: a valid policy (defaults and {rules})", path.display());
+    Ok(())
+}
