@@ -6,11 +6,12 @@ use keyward_agent::activity::ActivityRecord;
 use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
 use keyward_agent::client::{Client, ClientError, Issued};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, MetaInput, NewVault,
+    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, Listed, MetaInput, NewVault,
     OAuth2KeyInput, StatusInfo, WireSecret,
 };
 use keyward_core::vault::FactorInfo;
-use keyward_core::{EntryMeta, EntryState};
+use keyward_core::policy::Standing;
+use keyward_core::EntryMeta;
 use keyward_shell::ShellError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -292,30 +293,30 @@ pub async fn lock(state: State<'_, AppState>) -> Res<()> {
     with_client(&state, |c| c.lock()).await
 }
 
-/// A key as the Keys screen shows it.
+/// A key as the Keys screen shows it: its metadata and where it stands under the policy.
 #[derive(Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct KeyRow {
     #[serde(flatten)]
     meta: EntryMeta,
-    state: EntryState,
+    #[serde(flatten)]
+    standing: Standing,
 }
 
-impl KeyRow {
-    /// A key with its rotation state now.
-    pub fn now(meta: EntryMeta) -> Self {
+impl From<Listed> for KeyRow {
+    fn from(l: Listed) -> Self {
         KeyRow {
-            state: meta.state(time::OffsetDateTime::now_utc()),
-            meta,
+            meta: l.meta,
+            standing: l.standing,
         }
     }
 }
 
-/// Every key's metadata and rotation state.
+/// Every key's metadata and standing.
 #[tauri::command]
 pub async fn list_keys(state: State<'_, AppState>) -> Res<Vec<KeyRow>> {
     let entries = with_client(&state, |c| c.list()).await?;
-    Ok(entries.into_iter().map(KeyRow::now).collect())
+    Ok(entries.into_iter().map(KeyRow::from).collect())
 }
 
 /// Adds an AWS key.

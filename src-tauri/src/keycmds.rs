@@ -35,7 +35,7 @@ pub async fn key_detail(state: State<'_, AppState>, name: String) -> Res<KeyDeta
     })
     .await?;
     Ok(KeyDetail {
-        key: KeyRow::now(entry),
+        key: KeyRow::from(entry),
         history: rows,
     })
 }
@@ -44,7 +44,7 @@ pub async fn key_detail(state: State<'_, AppState>, name: String) -> Res<KeyDeta
 #[tauri::command]
 pub async fn update_key(state: State<'_, AppState>, name: String, meta: MetaInput) -> Res<KeyRow> {
     let entry = with_client(&state, move |c| c.update(&name, meta)).await?;
-    Ok(KeyRow::now(entry))
+    Ok(KeyRow::from(entry))
 }
 
 /// The new secret typed in the rotate dialog.
@@ -80,7 +80,7 @@ pub async fn rotate_key(
 ) -> Res<KeyRow> {
     let secret = NewSecret::from(secret);
     let entry = with_client(&state, move |c| c.rotate(&name, secret)).await?;
-    Ok(KeyRow::now(entry))
+    Ok(KeyRow::from(entry))
 }
 
 impl From<RotateInput> for NewSecret {
@@ -245,7 +245,7 @@ pub async fn import_aws_preview(state: State<'_, AppState>) -> Res<ImportPreview
         true => with_client(&state, |c| c.list()).await?,
         false => Vec::new(),
     };
-    let existing: Vec<String> = entries.into_iter().map(|e| e.name).collect();
+    let existing: Vec<String> = entries.into_iter().map(|e| e.meta.name).collect();
     let candidates = file.candidates(&existing).into_iter().map(Into::into);
     Ok(ImportPreview {
         path: file.path.display().to_string(),

@@ -1,6 +1,9 @@
 //! `keyward policy check`: what an admin runs on a policy file before rolling it out.
 
-use crate::support::Home;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::support::{Home, OAuthServer};
 
 #[test]
 fn a_valid_policy_is_described_and_a_broken_one_named_by_line_and_reason() {
@@ -46,4 +49,275 @@ fn a_valid_policy_is_described_and_a_broken_one_named_by_line_and_reason() {
         line.contains("cannot read") && line.contains("nowhere.toml"),
         "{line}"
     );
+}
+
+/// A directory for a policy file that the agent trusts: root's, under the build directory
+/// (not /tmp, which everyone may write, so a file under it is refused).
+fn policy_dir() -> tempfile::TempDir {
+    assert!(
+        rustix::process::getuid().is_root(),
+        "the policy tests run as root: an admin policy must be root's file"
+    );
+    tempfile::Builder::new()
+        .prefix("kw-policy-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("policy dir")
+}
+
+/// Writes `text` as the policy the way a config-management tool does: to a temporary file in
+/// the same directory, then renamed over it.
+fn install(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write policy");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::rename(&tmp, path).expect("rename policy");
+}
+
+/// Waits until `status --json` satisfies `done` (a reload is due within a second; this allows
+/// a slow machine ten), and returns it.
+fn status_until(
+    home: &Home,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = home.status();
+        if done(&s) {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {s:#}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+const BLOCK_PROD: &str = "[defaults]\nenforcement = \"warn\"\n\n[[rule]]\nname = \"prod-keys\"\ntags = [\"prod\"]\n[rule.limits]\nenforcement = \"block\"\n";
+
+#[test]
+fn a_policy_change_takes_effect_is_audited_and_blocks_an_expired_prod_key_by_name() {
+    let dir = policy_dir();
+    let path = dir.path().join("policy.toml");
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    let srv = OAuthServer::start(serde_json::json!([
+        {"client_id": "deploy-bot", "client_secret": "deploy-Secret-41"},
+    ]));
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "deploy",
+            "--token-url",
+            &srv.token_url,
+            "--client-id",
+            "deploy-bot",
+            "--tag",
+            "prod",
+            "--expires",
+            "2026-01-01T00:00:00Z",
+        ],
+        &["deploy-Secret-41"],
+    )
+    .ok();
+    home.grant_tests("deploy");
+    // No policy file: no policy, and an expired key still issues (the user's own expiry warns).
+    let s = home.status();
+    assert_eq!(s["policy"]["sha256"], serde_json::Value::Null, "{s:#}");
+    home.kw(&["cred", "oauth2", "--profile", "deploy"]).ok();
+    let text = home.kw(&["status"]).stdout;
+    assert!(
+        text.contains("Policy:   none set by an administrator"),
+        "{text}"
+    );
+
+    // The admin installs a policy: in force without a restart, with the file's hash.
+    install(&path, BLOCK_PROD);
+    let want = sha256_hex(BLOCK_PROD);
+    let s = status_until(&home, "the policy was not picked up", |s| {
+        s["policy"]["sha256"] == want.as_str()
+    });
+    assert_eq!(s["policy"]["rules"][0]["name"], "prod-keys");
+    assert_eq!(s["keys"]["expired"], 1);
+    assert_eq!(s["keys"]["attention"][0]["standing"]["blocked"], true);
+    // Cached or not, the key issues nothing, and the refusal says what to do.
+    let line = home
+        .kw(&["cred", "oauth2", "--profile", "deploy"])
+        .one_line_error();
+    assert!(
+        line.contains("'deploy' issues no credentials: expired on 2026-01-01")
+            && line.contains("rule 'prod-keys': enforcement = \"block\"")
+            && line.contains("rotate it: keyward rotate deploy"),
+        "{line}"
+    );
+    let status = home.kw(&["status"]);
+    assert_eq!(
+        status.status, 2,
+        "an expired key: exit 2\n{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("BLOCKED: rotate it: keyward rotate deploy")
+            && status.stdout.contains(&format!("sha256 {}", &want[..16])),
+        "{}",
+        status.stdout
+    );
+
+    // Back to warn: issues again.
+    let warn = BLOCK_PROD.replace("\"block\"", "\"warn\"");
+    install(&path, &warn);
+    let want_warn = sha256_hex(&warn);
+    status_until(&home, "the second change was not picked up", |s| {
+        s["policy"]["sha256"] == want_warn.as_str()
+    });
+    home.kw(&["cred", "oauth2", "--profile", "deploy"]).ok();
+
+    // Every change is in the audit trail with the file's hash; the refusal too.
+    let tail = home.kw(&["audit", "tail", "-n", "100", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&tail.stdout).expect("json");
+    let loaded: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["action"] == "policy.loaded")
+        .filter_map(|r| r["detail"]["sha256"].as_str())
+        .collect();
+    assert!(
+        loaded.contains(&want.as_str()) && loaded.contains(&want_warn.as_str()),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter().any(|r| r["action"] == "issue"
+            && r["outcome"] == "refused"
+            && r["detail"]["reason"]
+                .as_str()
+                .is_some_and(|m| m.contains("prod-keys"))),
+        "the refusal is audited: {rows:#?}"
+    );
+}
+
+#[test]
+fn a_broken_or_writable_policy_keeps_the_last_good_one_and_says_why() {
+    let dir = policy_dir();
+    let path = dir.path().join("policy.toml");
+    install(&path, BLOCK_PROD);
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    home.init();
+    let good = sha256_hex(BLOCK_PROD);
+    let s = home.status();
+    assert_eq!(s["policy"]["sha256"], good.as_str(), "read at start: {s:#}");
+
+    // A typo: refused with the line and the reason; the last good policy stays.
+    install(
+        &path,
+        "[defaults]\nenforcement = \"warn\"\nmax_age_days = 3\n",
+    );
+    let s = status_until(&home, "the broken file was not noticed", |s| {
+        !s["policy"]["refused"].is_null()
+    });
+    let refused = s["policy"]["refused"].as_str().expect("reason");
+    assert!(
+        refused.contains("line 3: unknown field `max_age_days`"),
+        "{refused}"
+    );
+    assert_eq!(s["policy"]["sha256"], good.as_str(), "last good kept");
+    let text = home.kw(&["status"]).stdout;
+    assert!(
+        text.contains("refused:") && text.contains("the last good policy stays in force"),
+        "{text}"
+    );
+
+    // Fixed, but left writable by everyone: refused, and the message says how to fix it.
+    install(&path, BLOCK_PROD);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let s = status_until(&home, "the writable file was not refused", |s| {
+        s["policy"]["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("not trusted"))
+    });
+    let refused = s["policy"]["refused"].as_str().expect("reason");
+    assert!(
+        refused.contains("everyone may write it") && refused.contains("chmod 644"),
+        "{refused}"
+    );
+    assert_eq!(s["policy"]["sha256"], good.as_str());
+
+    // An agent that starts on a broken file has no good policy: it issues nothing, and says so.
+    home.kw(&["agent", "stop"]).ok();
+    let s = home.status();
+    assert_eq!(s["policy"]["unusable"], true, "{s:#}");
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "ci",
+            "--token-url",
+            "http://127.0.0.1:9/token",
+            "--client-id",
+            "ci",
+        ],
+        &["ci-Secret-1"],
+    )
+    .ok();
+    let line = home
+        .kw(&["cred", "oauth2", "--profile", "ci"])
+        .one_line_error();
+    assert!(
+        line.contains("nothing is issued while the administrator's policy cannot be used"),
+        "{line}"
+    );
+    let tail = home
+        .kw(&["audit", "tail", "-n", "100", "--json"])
+        .ok()
+        .stdout;
+    assert!(tail.contains("policy.refused"), "{tail}");
+}
+
+#[test]
+fn status_exits_by_the_worst_key_state() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    let code = |home: &Home| home.kw(&["status"]).status;
+    assert_eq!(code(&home), 0, "no keys: all ok");
+    home.kw_input(&["add", "static", "calm"], &["tok-value-1"])
+        .ok();
+    assert_eq!(code(&home), 0);
+    home.kw_input(
+        &["add", "static", "soon", "--rotate-every", "7d"],
+        &["tok-value-2"],
+    )
+    .ok();
+    assert_eq!(code(&home), 1, "due soon");
+    home.kw_input(
+        &["add", "static", "gone", "--expires", "2020-01-01T00:00:00Z"],
+        &["tok-value-3"],
+    )
+    .ok();
+    let out = home.kw(&["status"]);
+    assert_eq!(out.status, 2, "expired");
+    assert!(
+        out.stdout
+            .contains("Keys:     3 (1 ok, 1 due soon, 1 expired)")
+            && out.stdout.contains("gone")
+            && out.stdout.contains("expired on 2020-01-01"),
+        "{}",
+        out.stdout
+    );
+    // Its own failure is 3, not a key state.
+    home.kw(&["agent", "stop"]).ok();
+    std::fs::write(home.catalog(), vec![0x42u8; 16384]).expect("spoil");
+    for side in ["-wal", "-shm"] {
+        let mut p = home.catalog().into_os_string();
+        p.push(side);
+        let _ = std::fs::remove_file(p);
+    }
+    let out = home.kw(&["status"]);
+    assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
 }

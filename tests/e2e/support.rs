@@ -147,7 +147,9 @@ impl Home {
             .env_remove("KEYWARD_LOG")
             // cargo runs tests with its own LD_LIBRARY_PATH, which the agent refuses.
             .env_remove("LD_LIBRARY_PATH")
-            .env_remove("KEYWARD_DATA_DIR");
+            .env_remove("KEYWARD_DATA_DIR")
+            // Not this machine's /etc/keyward/policy.toml: a test that wants one sets its own.
+            .env("KEYWARD_POLICY", self.path("no-policy.toml"));
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -312,9 +314,7 @@ impl Home {
 
     /// The pid of this home's agent.
     pub fn agent_pid(&self) -> i32 {
-        let s = self.kw(&["status", "--json"]).ok();
-        let v: serde_json::Value = serde_json::from_str(&s.stdout).expect("status json");
-        v["agent_pid"].as_i64().expect("pid") as i32
+        self.status()["agent_pid"].as_i64().expect("pid") as i32
     }
 
     /// Grants a program a profile ahead of time (`keyward grants allow`), as a CI script would.
@@ -333,8 +333,16 @@ impl Home {
         self.grant(&(this_test_binary(), None), profile);
     }
 
+    /// `status --json`, which exits 0, 1 or 2 by the keys' states (3 when it fails).
     pub fn status(&self) -> serde_json::Value {
-        let s = self.kw(&["status", "--json"]).ok();
+        let s = self.kw(&["status", "--json"]);
+        assert!(
+            (0..=2).contains(&s.status),
+            "status failed ({})\nstdout: {}\nstderr: {}",
+            s.status,
+            s.stdout,
+            s.stderr
+        );
         serde_json::from_str(&s.stdout).expect("status json")
     }
 

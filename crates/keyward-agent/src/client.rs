@@ -10,14 +10,13 @@ use thiserror::Error;
 
 use crate::activity::ActivityRecord;
 use keyward_core::vault::FactorInfo;
-use keyward_core::EntryMeta;
 
 use crate::approvals::Decision;
 use crate::approvals::{ApprovalInfo, ClientId, GrantInfo};
 use crate::protocol::{
     AwsCredentials, AwsKeyInput, ErrorReply, FactorInput, Fido2Challenge, Initialized, KeyTested,
-    MetaInput, NewSecret, NewVault, OAuth2KeyInput, OAuth2Token, Reply, Request, RequestFrame,
-    ResponseFrame, StatusInfo, Unlocked, WindowState, WireSecret, VERSION,
+    Listed, MetaInput, NewSecret, NewVault, OAuth2KeyInput, OAuth2Token, Reply, Request,
+    RequestFrame, ResponseFrame, StatusInfo, Unlocked, WindowState, WireSecret, VERSION,
 };
 
 /// Largest response accepted (audit tails can be long).
@@ -84,31 +83,31 @@ typed! {
     /// The agent's pid, if it answers at all.
     fn ping() -> u32 { Request::Ping {} => Reply::Pong { pid } => pid }
     /// The vault's and the agent's state.
-    fn status() -> StatusInfo { Request::Status {} => Reply::Status(s) => s }
-    /// Every key's metadata.
-    fn list() -> Vec<EntryMeta> { Request::List {} => Reply::Entries { entries } => entries }
+    fn status() -> StatusInfo { Request::Status {} => Reply::Status(s) => *s }
+    /// Every key's metadata and standing under the policy in force.
+    fn list() -> Vec<Listed> { Request::List {} => Reply::Entries { entries } => entries }
     /// One key's metadata.
-    fn show(name: &str) -> EntryMeta {
+    fn show(name: &str) -> Listed {
         Request::Show { name: name.to_owned() } => Reply::Entry { entry } => *entry
     }
     /// Stores a new AWS key.
-    fn add_aws(name: &str, meta: MetaInput, aws: AwsKeyInput) -> EntryMeta {
+    fn add_aws(name: &str, meta: MetaInput, aws: AwsKeyInput) -> Listed {
         Request::AddAws { name: name.to_owned(), meta, aws } => Reply::Entry { entry } => *entry
     }
     /// Stores a new OAuth2 client.
-    fn add_oauth2(name: &str, meta: MetaInput, oauth2: OAuth2KeyInput) -> EntryMeta {
+    fn add_oauth2(name: &str, meta: MetaInput, oauth2: OAuth2KeyInput) -> Listed {
         Request::AddOauth2 { name: name.to_owned(), meta, oauth2 } => Reply::Entry { entry } => *entry
     }
     /// Stores a new static token.
-    fn add_static(name: &str, meta: MetaInput, value: WireSecret) -> EntryMeta {
+    fn add_static(name: &str, meta: MetaInput, value: WireSecret) -> Listed {
         Request::AddStatic { name: name.to_owned(), meta, value } => Reply::Entry { entry } => *entry
     }
     /// Changes a key's metadata.
-    fn update(name: &str, meta: MetaInput) -> EntryMeta {
+    fn update(name: &str, meta: MetaInput) -> Listed {
         Request::Update { name: name.to_owned(), meta } => Reply::Entry { entry } => *entry
     }
     /// Replaces a key's secret.
-    fn rotate(name: &str, secret: NewSecret) -> EntryMeta {
+    fn rotate(name: &str, secret: NewSecret) -> Listed {
         Request::Rotate { name: name.to_owned(), secret } => Reply::Entry { entry } => *entry
     }
     /// A key's audit rows.

@@ -18,6 +18,7 @@ pub mod hardening;
 pub mod interp;
 pub mod oauth;
 pub mod peer;
+pub mod policywatch;
 pub mod protocol;
 pub mod provider;
 pub mod server;
@@ -109,8 +110,11 @@ pub fn run(
         .map_err(AgentError::Runtime)?;
     let mut agent = Agent::new(vault, opts.auto_lock)?;
     agent.desktop = desktop::Desktop::new(opts.app);
+    let policy = keyward_core::policy::path();
+    agent.start_policy(&policy);
     let agent = Arc::new(agent);
     sessionwatch::spawn(Arc::clone(&agent));
+    policywatch::spawn(Arc::clone(&agent), policy);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

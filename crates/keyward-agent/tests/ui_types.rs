@@ -8,8 +8,10 @@ use ts_rs::{Config, TS};
 use keyward_agent::activity::{ActivityKind, ActivityRecord};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision, GrantInfo};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, MetaInput, OAuth2KeyInput, StatusInfo, WireSecret,
+    AwsKeyInput, ErrorCode, KeyStates, Listed, MetaInput, OAuth2KeyInput, PolicyInfo, PolicyLimit,
+    PolicyRule, StatusInfo, WireSecret,
 };
+use keyward_core::policy::Standing;
 use keyward_core::vault::{FactorInfo, ReconcileNote, SlotKind};
 use keyward_core::{
     Actor, AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config,
@@ -37,6 +39,12 @@ fn generated() -> String {
         AwsKeyInput::decl(&cfg),
         OAuth2KeyInput::decl(&cfg),
         ReconcileNote::decl(&cfg),
+        Standing::decl(&cfg),
+        Listed::decl(&cfg),
+        PolicyLimit::decl(&cfg),
+        PolicyRule::decl(&cfg),
+        PolicyInfo::decl(&cfg),
+        KeyStates::decl(&cfg),
         StatusInfo::decl(&cfg),
         SlotKind::decl(&cfg),
         FactorInfo::decl(&cfg),

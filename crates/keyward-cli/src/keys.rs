@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use keyward_agent::protocol::{AwsKeyInput, KeyTested, MetaInput, NewSecret, WireSecret};
+use keyward_agent::protocol::{AwsKeyInput, KeyTested, Listed, MetaInput, NewSecret, WireSecret};
 use keyward_core::{EntryKind, EntryMeta};
 use secrecy::ExposeSecret;
 
@@ -41,19 +41,21 @@ pub fn add_aws(input_fd: Option<u32>, a: AddAws, meta: MetaInput) -> Result<()> 
     let duration = a
         .duration
         .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-    let entry = connect::agent()?.add_aws(
-        &a.name,
-        meta,
-        AwsKeyInput {
-            access_key_id: access_key_id.trim().to_owned(),
-            secret_access_key: WireSecret::new(secret.expose_secret().trim().to_owned()),
-            role_arn: a.role_arn,
-            mfa_serial: a.mfa_serial,
-            region: a.region,
-            session_duration_secs: duration,
-            sts_endpoint: a.sts_endpoint,
-        },
-    )?;
+    let entry = connect::agent()?
+        .add_aws(
+            &a.name,
+            meta,
+            AwsKeyInput {
+                access_key_id: access_key_id.trim().to_owned(),
+                secret_access_key: WireSecret::new(secret.expose_secret().trim().to_owned()),
+                role_arn: a.role_arn,
+                mfa_serial: a.mfa_serial,
+                region: a.region,
+                session_duration_secs: duration,
+                sts_endpoint: a.sts_endpoint,
+            },
+        )?
+        .meta;
     println!(
         "Stored AWS key '{}' ({}). Next: `keyward setup aws {}` points the AWS CLI and SDKs at it.",
         entry.name,
@@ -88,25 +90,30 @@ fn date(s: &Option<String>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// A key as `list --json` and `show --json` print it: its metadata, its state and why.
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    meta: &'a EntryMeta,
+    state: keyward_core::EntryState,
+    standing: &'a keyward_core::policy::Standing,
+}
+
+impl<'a> Row<'a> {
+    fn of(l: &'a Listed) -> Self {
+        Row {
+            meta: &l.meta,
+            state: l.standing.state,
+            standing: &l.standing,
+        }
+    }
+}
+
 /// `keyward list`.
 pub fn list(json: bool) -> Result<()> {
     let entries = connect::agent()?.list()?;
-    let now = time::OffsetDateTime::now_utc();
     if json {
-        /// An entry with its computed state, as `list --json` shows it.
-        #[derive(serde::Serialize)]
-        struct Row<'a> {
-            #[serde(flatten)]
-            meta: &'a EntryMeta,
-            state: keyward_core::EntryState,
-        }
-        let rows: Vec<Row> = entries
-            .iter()
-            .map(|meta| Row {
-                meta,
-                state: meta.state(now),
-            })
-            .collect();
+        let rows: Vec<Row> = entries.iter().map(Row::of).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
@@ -118,18 +125,12 @@ pub fn list(json: bool) -> Result<()> {
         "{:<24} {:<7} {:<9} {:<16} {:<11} {:<11} {:>5}  TAGS",
         "NAME", "KIND", "STATE", "OWNER", "CREATED", "LAST USED", "USES"
     );
-    for e in &entries {
-        let state = match e.state(now) {
-            keyward_core::EntryState::Ok => "ok",
-            keyward_core::EntryState::DueSoon => "due soon",
-            keyward_core::EntryState::Overdue => "OVERDUE",
-            keyward_core::EntryState::Expired => "EXPIRED",
-        };
+    for Listed { meta: e, standing } in &entries {
         println!(
             "{:<24} {:<7} {:<9} {:<16} {:<11} {:<11} {:>5}  {}",
             e.name,
             e.kind.as_str(),
-            state,
+            state_word(standing.state),
             e.owner.as_deref().unwrap_or("-"),
             date(&Some(e.created.clone())),
             date(&e.last_used),
@@ -137,7 +138,28 @@ pub fn list(json: bool) -> Result<()> {
             e.tags.join(",")
         );
     }
+    let why: Vec<_> = entries
+        .iter()
+        .filter_map(|l| Some((&l.meta.name, l.standing.reason.as_deref()?)))
+        .collect();
+    if !why.is_empty() {
+        println!();
+    }
+    for (name, reason) in why {
+        println!("{name}: {reason}");
+    }
     Ok(())
+}
+
+/// A state as `list` and `status` print it: the ones that need action in capitals.
+pub fn state_word(s: keyward_core::EntryState) -> &'static str {
+    match s {
+        keyward_core::EntryState::Ok => "ok",
+        keyward_core::EntryState::DueSoon => "due soon",
+        keyward_core::EntryState::Overdue => "OVERDUE",
+        keyward_core::EntryState::Expired => "EXPIRED",
+        keyward_core::EntryState::Unused => "UNUSED",
+    }
 }
 
 fn print_entry(e: &EntryMeta) {
@@ -216,11 +238,18 @@ fn print_entry(e: &EntryMeta) {
 
 /// `keyward show`.
 pub fn show(name: &str, json: bool) -> Result<()> {
-    let entry = connect::agent()?.show(name)?;
+    let listed = connect::agent()?.show(name)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&entry)?);
+        println!("{}", serde_json::to_string_pretty(&Row::of(&listed))?);
     } else {
-        print_entry(&entry);
+        print_entry(&listed.meta);
+        if let Some(reason) = &listed.standing.reason {
+            println!(
+                "{:<12}{} — {reason}",
+                "State:",
+                state_word(listed.standing.state)
+            );
+        }
     }
     Ok(())
 }
@@ -273,7 +302,7 @@ pub fn test(input_fd: Option<u32>, name: &str) -> Result<()> {
 /// `keyward edit`: the fields given in `set` change, those named in `clear` are emptied, the
 /// rest stay.
 pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
-    let entry = connect::agent()?.show(name)?;
+    let entry = connect::agent()?.show(name)?.meta;
     let mut meta = MetaInput {
         owner: entry.owner,
         purpose: entry.purpose,
@@ -316,7 +345,7 @@ pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
 
 /// `keyward rotate`: stores the new secret of a key rotated at its provider.
 pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
-    let entry = connect::agent()?.show(name)?;
+    let entry = connect::agent()?.show(name)?.meta;
     let mut p = Prompter::new(input_fd)?;
     let secret = match entry.kind {
         EntryKind::Aws => {
@@ -343,7 +372,7 @@ pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
             ),
         },
     };
-    let entry = connect::agent()?.rotate(name, secret)?;
+    let entry = connect::agent()?.rotate(name, secret)?.meta;
     match (entry.kind, entry.config.aws.as_ref()) {
         (EntryKind::Aws, Some(a)) => println!(
             "Stored the new key for '{name}' ({}). Deactivate the old one at AWS once tools work.",

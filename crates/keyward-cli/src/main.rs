@@ -49,7 +49,10 @@ enum Cmd {
     },
     /// Lock the vault now (wipes keys and cached credentials).
     Lock,
-    /// Show whether the vault is locked, where it lives and what the agent is doing.
+    /// Show whether the vault is locked, the keys that need action and the policy in force.
+    ///
+    /// Exit status: 0 every key is ok, 1 a key is due soon, 2 a key is overdue, expired or
+    /// unused, 3 the status could not be read.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -456,7 +459,13 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
         Cmd::Lock => vaultcmd::lock(),
-        Cmd::Status { json } => vaultcmd::status(json),
+        Cmd::Status { json } => vaultcmd::status(json).map(|code| {
+            // A script reads the state from the exit status; the output is already written.
+            if code != 0 {
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                std::process::exit(code.into());
+            }
+        }),
         Cmd::Add(AddCmd::Aws(a)) => keys::add_aws(
             input_fd,
             keys::AddAws {
@@ -581,6 +590,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let is_agent = matches!(cli.command, Cmd::Agent(_));
+    // 1 and 2 are states of the keys for `status`; its own failure must not look like one.
+    let failure = match cli.command {
+        Cmd::Status { .. } => ExitCode::from(3),
+        _ => ExitCode::FAILURE,
+    };
     // Only Keyward's own crates log by default: a dependency's internal error line must not turn
     // the CLI's one-line error into two.
     let default_level = if is_agent {
@@ -614,7 +628,7 @@ fn main() -> ExitCode {
                 "keyward: {}",
                 keyward_agent::text::terminal_safe(&line, 2000)
             );
-            ExitCode::FAILURE
+            failure
         }
     }
 }

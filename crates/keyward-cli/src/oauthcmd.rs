@@ -43,18 +43,20 @@ pub fn add(input_fd: Option<u32>, a: AddOAuth2, meta: MetaInput) -> Result<()> {
     keyward_core::entry::validate_name(&a.name)?;
     let mut p = Prompter::new(input_fd)?;
     let secret = p.secret("OAuth2 client secret: ", "client secret")?;
-    let entry = crate::connect::agent()?.add_oauth2(
-        &a.name,
-        meta,
-        OAuth2KeyInput {
-            client_id: a.client_id.trim().to_owned(),
-            client_secret: WireSecret::new(secret.expose_secret().trim().to_owned()),
-            token_url: a.token_url.trim().to_owned(),
-            scopes: a.scopes,
-            auth: Some(a.auth),
-            introspection_url: a.introspection_url.map(|u| u.trim().to_owned()),
-        },
-    )?;
+    let entry = crate::connect::agent()?
+        .add_oauth2(
+            &a.name,
+            meta,
+            OAuth2KeyInput {
+                client_id: a.client_id.trim().to_owned(),
+                client_secret: WireSecret::new(secret.expose_secret().trim().to_owned()),
+                token_url: a.token_url.trim().to_owned(),
+                scopes: a.scopes,
+                auth: Some(a.auth),
+                introspection_url: a.introspection_url.map(|u| u.trim().to_owned()),
+            },
+        )?
+        .meta;
     let client = entry
         .config
         .oauth2

@@ -244,16 +244,70 @@ pub fn lock() -> Result<()> {
 }
 
 /// `keyward status`.
-pub fn status(json: bool) -> Result<()> {
+/// Exits 0 when every key is ok, 1 when one is due soon, 2 when one is overdue, expired or
+/// unused (for scripts and shell prompts); see [`status_code`].
+pub fn status(json: bool) -> Result<u8> {
     let s = connect::agent()?.status()?;
+    let code = status_code(&s.keys);
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
-        return Ok(());
+        return Ok(code);
     }
+    print_status(&s);
+    Ok(code)
+}
+
+/// What `keyward status` exits with for these keys.
+pub fn status_code(k: &keyward_agent::protocol::KeyStates) -> u8 {
+    if k.overdue + k.expired + k.unused > 0 {
+        2
+    } else if k.due_soon > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn print_policy(p: &keyward_agent::protocol::PolicyInfo) {
+    match &p.sha256 {
+        Some(sha) => {
+            let rules: Vec<&str> = p.rules.iter().map(|r| r.name.as_str()).collect();
+            let rules = match rules.len() {
+                0 => "defaults only".to_owned(),
+                n => format!("{n} rule(s): {}", rules.join(", ")),
+            };
+            println!(
+                "Policy:   {} (sha256 {}, {rules}), in force since {}",
+                p.path,
+                sha.get(..16).unwrap_or(sha),
+                p.since.as_deref().unwrap_or("-")
+            );
+        }
+        None if p.unusable => println!(
+            "Policy:   {} CANNOT BE USED: nothing is issued until it is fixed",
+            p.path
+        ),
+        None => println!(
+            "Policy:   none set by an administrator ({} does not exist)",
+            p.path
+        ),
+    }
+    if let Some(why) = &p.refused {
+        let kept = if p.unusable {
+            ""
+        } else {
+            "; the last good policy stays in force"
+        };
+        println!("          refused: {why}{kept}");
+    }
+}
+
+fn print_status(s: &keyward_agent::protocol::StatusInfo) {
     if !s.vault {
         println!("No vault yet: run `keyward init`.");
         println!("Agent: pid {} (catalog {})", s.agent_pid, s.catalog);
-        return Ok(());
+        print_policy(&s.policy);
+        return;
     }
     println!("Vault:    {}", if s.locked { "locked" } else { "unlocked" });
     println!(
@@ -263,7 +317,35 @@ pub fn status(json: bool) -> Result<()> {
             _ => "OS keychain",
         }
     );
-    println!("Keys:     {}", s.entries);
+    let k = &s.keys;
+    let counts: Vec<String> = [
+        (k.ok, "ok"),
+        (k.due_soon, "due soon"),
+        (k.overdue, "overdue"),
+        (k.expired, "expired"),
+        (k.unused, "unused"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, w)| format!("{n} {w}"))
+    .collect();
+    match counts.is_empty() {
+        true => println!("Keys:     none"),
+        false => println!("Keys:     {} ({})", s.entries, counts.join(", ")),
+    }
+    for l in &k.attention {
+        let blocked = match l.standing.blocked {
+            true => format!(" — BLOCKED: rotate it: keyward rotate {}", l.meta.name),
+            false => String::new(),
+        };
+        println!(
+            "  {:<22} {:<9} {}{blocked}",
+            l.meta.name,
+            crate::keys::state_word(l.standing.state),
+            l.standing.reason.as_deref().unwrap_or("")
+        );
+    }
+    print_policy(&s.policy);
     match s.locks_in_secs {
         Some(left) => println!(
             "Auto-lock: in {} (after {} idle)",
@@ -296,7 +378,6 @@ pub fn status(json: bool) -> Result<()> {
     for n in &s.reconciled {
         println!("Repaired at start-up: {}: {}", n.name, n.action);
     }
-    Ok(())
 }
 
 /// `keyward factor list`.

@@ -11,15 +11,19 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::entry::EntryKind;
+
+mod standing;
+pub use standing::Standing;
 
 /// Where the admin policy lives on Linux.
 pub const SYSTEM_PATH: &str = "/etc/keyward/policy.toml";
 
-/// The variable that names another policy path, for tests. Not yet honoured by the agent:
-/// whether a release build may honour it at all is open (a user who sets it escapes the
-/// admin's file), see docs/STATUS.md, issue 13.
+/// The variable that names another policy path, honoured only in test builds (the
+/// `test-policy-path` feature, which the release build and the .deb leave out): the user the
+/// policy binds sets their own environment, and would otherwise point it at a file of theirs.
 pub const PATH_VAR: &str = "KEYWARD_POLICY";
 
 /// The largest policy file read (a policy is a few kilobytes).
@@ -52,6 +56,17 @@ macro_rules! limits {
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct Effective {
             $($(#[$doc])* pub $field: Option<Bound<$t>>,)*
+        }
+
+        impl Limits {
+            /// The values set, each as its name and its value as the file writes it.
+            pub fn set(&self) -> Vec<(&'static str, String)> {
+                let mut out = Vec::new();
+                $(if let Some(v) = &self.$field {
+                    out.push((stringify!($field), shown(v)));
+                })*
+                out
+            }
         }
 
         impl Effective {
@@ -187,11 +202,23 @@ pub enum PolicyError {
     },
 }
 
-/// The policy path in force: [`PATH_VAR`] when set, else [`SYSTEM_PATH`].
+/// The policy path in force: [`SYSTEM_PATH`], or in a test build [`PATH_VAR`] when set.
 pub fn path() -> PathBuf {
-    std::env::var_os(PATH_VAR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(SYSTEM_PATH))
+    #[cfg(feature = "test-policy-path")]
+    if let Some(p) = std::env::var_os(PATH_VAR) {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(SYSTEM_PATH)
+}
+
+/// A policy as read from its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The rules.
+    pub policy: Policy,
+    /// SHA-256 of the file's bytes, hex: which version of the file is in force (the audit
+    /// records it, so an admin can match it with what they rolled out). `None`: no file.
+    pub sha256: Option<String>,
 }
 
 impl Policy {
@@ -238,14 +265,14 @@ impl Policy {
 
     /// Reads the policy at `path`, after checking that only `admin_uid` could have written it.
     /// A missing file is an empty policy (no admin has set one).
-    pub fn load(path: &Path, admin_uid: u32) -> Result<Policy, PolicyError> {
+    pub fn load(path: &Path, admin_uid: u32) -> Result<Loaded, PolicyError> {
         let unreadable = |e: std::io::Error| PolicyError::Unreadable {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
             Err(e) => return Err(unreadable(e)),
         };
         trusted(path, admin_uid)?;
@@ -260,7 +287,11 @@ impl Policy {
             });
         }
         let text = std::fs::read_to_string(path).map_err(unreadable)?;
-        Policy::parse(path, &text)
+        let sha256 = data_encoding::HEXLOWER.encode(&Sha256::digest(text.as_bytes()));
+        Ok(Loaded {
+            policy: Policy::parse(path, &text)?,
+            sha256: Some(sha256),
+        })
     }
 
     /// The limits on a key of `kind` with `tags`: the defaults and every rule that covers it,

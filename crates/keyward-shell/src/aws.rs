@@ -253,7 +253,7 @@ pub fn setup(
     let profile = profile.unwrap_or(name);
     keyward_core::entry::validate_name(profile)
         .map_err(|_| ShellError::ProfileName(profile.escape_default().to_string()))?;
-    let entry = client.show(name)?;
+    let entry = client.show(name)?.meta;
     if entry.kind != EntryKind::Aws {
         return Err(ShellError::NotAws {
             name: name.to_owned(),

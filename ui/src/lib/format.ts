@@ -19,7 +19,7 @@ export function duration(secs: number): string {
 }
 
 export const stateLabel: Record<string, string> = {
-  ok: 'OK', due_soon: 'Due soon', overdue: 'Overdue', expired: 'Expired',
+  ok: 'OK', due_soon: 'Due soon', overdue: 'Overdue', expired: 'Expired', unused: 'Unused',
 };
 
 /** The program a grant or request names, the way people recognise it. */

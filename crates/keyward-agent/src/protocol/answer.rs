@@ -2,6 +2,7 @@
 //! poll, and the replies that carry several fields.
 
 use super::*;
+use keyward_core::entry::EntryKind;
 
 /// Agent and vault state.
 #[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
@@ -37,6 +38,83 @@ pub struct StatusInfo {
     /// Whether standing grants need a current authenticator code (known while unlocked).
     #[serde(default)]
     pub grants_need_code: Option<bool>,
+    /// The administrator's policy in force.
+    pub policy: PolicyInfo,
+    /// How many keys stand where, and the ones that need action.
+    pub keys: KeyStates,
+}
+
+/// The administrator's policy as the agent holds it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInfo {
+    /// The file the agent reads (`/etc/keyward/policy.toml`).
+    pub path: String,
+    /// SHA-256 of the file in force, hex (`sha256sum` of it matches); `None`: no policy file.
+    pub sha256: Option<String>,
+    /// When it took effect (RFC 3339).
+    pub since: Option<String>,
+    /// The limits on every key, as the file writes them.
+    pub defaults: Vec<PolicyLimit>,
+    /// The rules, in the file's order.
+    pub rules: Vec<PolicyRule>,
+    /// Why the file as it is now is not used (its line and reason); the last good policy stays
+    /// in force meanwhile.
+    pub refused: Option<String>,
+    /// No good policy was ever read while the file exists: nothing is issued until it is fixed.
+    pub unusable: bool,
+}
+
+/// One limit a policy sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLimit {
+    /// Its name in the file (`max_key_age_days`).
+    pub name: String,
+    /// Its value as the file writes it.
+    pub value: String,
+}
+
+/// One `[[rule]]` of the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Its name.
+    pub name: String,
+    /// The kinds of key it covers (empty: every kind).
+    pub kinds: Vec<EntryKind>,
+    /// The tags it covers (empty: any tags).
+    pub tags: Vec<String>,
+    /// What it sets.
+    pub limits: Vec<PolicyLimit>,
+}
+
+/// The keys' standings, counted, and the ones that need action.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct KeyStates {
+    /// Nothing due.
+    pub ok: usize,
+    /// Rotation or expiry within the reminder window.
+    pub due_soon: usize,
+    /// Past their rotation age.
+    pub overdue: usize,
+    /// Past their expiry.
+    pub expired: usize,
+    /// Unused for longer than the policy allows.
+    pub unused: usize,
+    /// Every key not ok, worst first, then by name.
+    pub attention: Vec<Listed>,
+}
+
+/// A key with its standing under the policy in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct Listed {
+    /// Its metadata.
+    pub meta: EntryMeta,
+    /// Where it stands.
+    pub standing: Standing,
 }
 
 /// What the app's window needs at each poll.

@@ -5,6 +5,7 @@
 //! `{"v":1,"err":{"code":…,"message":…}}`.
 
 use crate::activity::ActivityRecord;
+use keyward_core::policy::Standing;
 use keyward_core::vault::{FactorInfo, ReconcileNote};
 use keyward_core::EntryMeta;
 
@@ -475,6 +476,8 @@ pub enum ErrorCode {
     Tampered,
     /// A fresh second factor is needed first (`confirm_factor`), e.g. to reveal a secret.
     FactorNeeded,
+    /// The administrator's policy refuses it (the message names the rule).
+    Policy,
     /// Anything else.
     Internal,
 }
@@ -489,7 +492,7 @@ pub enum Reply {
         pid: u32,
     },
     /// Status.
-    Status(StatusInfo),
+    Status(Box<StatusInfo>),
     /// Vault created.
     Initialized(Initialized),
     /// Unlocked.
@@ -498,13 +501,13 @@ pub enum Reply {
     Done,
     /// Entries.
     Entries {
-        /// Metadata of each key.
-        entries: Vec<EntryMeta>,
+        /// Each key with its standing under the policy in force.
+        entries: Vec<Listed>,
     },
     /// One entry.
     Entry {
-        /// Its metadata.
-        entry: Box<EntryMeta>,
+        /// Its metadata and standing.
+        entry: Box<Listed>,
     },
     /// AWS credentials.
     AwsCredentials(AwsCredentials),

@@ -259,6 +259,10 @@ impl Agent {
                 actual: meta.kind.as_str(),
             }));
         }
+        // Before the gate: a key the policy refuses is not worth the user's answer.
+        if let Err(refusal) = self.policy_admits(&meta) {
+            return Err(self.not_issued(&actor, &profile, "refused", refusal).await);
+        }
         let ttl = provider.ttl_secs(&meta);
         if let Some(ask) = self
             .gate(&actor, &profile, P::KIND, ttl, approval.as_deref(), gated)
@@ -277,7 +281,7 @@ impl Agent {
         let secret = self.secret(&key, &meta).await?;
         let (c, expires) = match provider.issue(&meta, secret, input).await {
             Ok(v) => v,
-            Err(e) => return Err(self.issue_failed(&actor, &profile, e.into()).await),
+            Err(e) => return Err(self.not_issued(&actor, &profile, "failed", e.into()).await),
         };
         // Locked in the meantime: do not cache or hand out.
         if !self.is_unlocked() {
@@ -289,19 +293,27 @@ impl Agent {
         self.issued(provider, actor, meta, c).await
     }
 
-    /// Records that the provider refused or failed for `profile` (best effort: the request fails
-    /// either way) and returns `reply` for the client.
-    pub(super) async fn issue_failed(
+    /// Records that nothing was issued for `profile` — the policy `refused`, the provider
+    /// `failed` — (best effort: the request fails either way) and returns `reply` for the
+    /// client, whose message the row keeps.
+    pub(super) async fn not_issued(
         self: &Arc<Self>,
         actor: &Actor,
         profile: &str,
+        outcome: &'static str,
         reply: ErrorReply,
     ) -> ErrorReply {
         let me = Arc::clone(self);
         let target = Some(profile.to_owned());
         let a = actor.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || me.audited(&a, "issue", target, "failed")).await;
+        let detail = match outcome {
+            "refused" => serde_json::json!({ "reason": reply.message }),
+            _ => serde_json::json!({}),
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            me.audited_with(&a, "issue", target, outcome, detail)
+        })
+        .await;
         reply
     }
 

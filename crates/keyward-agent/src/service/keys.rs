@@ -59,7 +59,9 @@ impl Agent {
     pub(super) async fn list_keys(self: &Arc<Self>) -> Outcome {
         self.blocking(move |a| {
             let entries = a.with_vault(|v| v.list()).map_err(vault_err)?;
-            Ok(Reply::Entries { entries })
+            Ok(Reply::Entries {
+                entries: a.listed(entries),
+            })
         })
         .await
     }
@@ -68,9 +70,7 @@ impl Agent {
     pub(super) async fn show_key(self: &Arc<Self>, name: String) -> Outcome {
         self.blocking(move |a| {
             let entry = a.with_vault(|v| v.get(&name)).map_err(vault_err)?;
-            Ok(Reply::Entry {
-                entry: Box::new(entry),
-            })
+            Ok(a.entry_reply(entry))
         })
         .await
     }
@@ -98,9 +98,7 @@ impl Agent {
             let entry = a
                 .with_vault(|v| v.update_entry(&name, edit, &actor))
                 .map_err(vault_err)?;
-            Ok(Reply::Entry {
-                entry: Box::new(entry),
-            })
+            Ok(a.entry_reply(entry))
         })
         .await
     }
@@ -122,9 +120,7 @@ impl Agent {
                 .map_err(vault_err)?;
             // Sessions cached from the old key would outlive the rotation.
             a.clear_caches();
-            Ok(Reply::Entry {
-                entry: Box::new(entry),
-            })
+            Ok(a.entry_reply(entry))
         })
         .await
     }
@@ -201,9 +197,7 @@ impl Agent {
         let entry = self
             .with_vault(|v| v.add_entry(entry, &secret, actor))
             .map_err(vault_err)?;
-        Ok(Reply::Entry {
-            entry: Box::new(entry),
-        })
+        Ok(self.entry_reply(entry))
     }
 
     /// The secret of entry `name`, for the desktop app's Reveal and Copy only (the `reveal`

@@ -7,6 +7,7 @@
 //! `session` (init, unlock, lock, auto-lock, shutdown), `keys` (the catalog and its secrets),
 //! `issuance` (credentials for tools, behind the approval gate, audited before they leave),
 //! `consent` (approvals and grants), `factors` (TOTP, recovery codes, FIDO2 ceremonies),
+//! `policy` (the administrator's policy in force and each key's standing under it),
 //! `window` (the desktop app's window) and `trail` (the audit trail).
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use keyward_core::audit::{Actor, AuditEvent};
 use keyward_core::catalog::KeystoreKind;
-use keyward_core::entry::EntryKind;
+use keyward_core::entry::{EntryKind, EntryState};
 use keyward_core::factors::TotpSetup;
 use keyward_core::kdf::KdfParams;
 use keyward_core::vault::{CreateOptions, EntryEdit, ReconcileNote, SecondFactor};
@@ -132,6 +133,8 @@ pub struct Agent {
     pub shutdown: tokio::sync::Notify,
     /// The desktop app this agent serves, if any, and its window.
     pub desktop: Desktop,
+    /// The administrator's policy in force (swapped whole on a reload).
+    policy: RwLock<Arc<policy::InForce>>,
 }
 
 mod consent;
@@ -139,6 +142,7 @@ mod errors;
 mod factors;
 mod issuance;
 mod keys;
+pub mod policy;
 mod session;
 mod trail;
 mod window;
@@ -205,6 +209,9 @@ impl Agent {
             approvals: Approvals::default(),
             shutdown: tokio::sync::Notify::new(),
             desktop: Desktop::default(),
+            policy: RwLock::new(Arc::new(policy::InForce::at(std::path::Path::new(
+                keyward_core::policy::SYSTEM_PATH,
+            )))),
         })
     }
 

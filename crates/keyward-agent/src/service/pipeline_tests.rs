@@ -428,3 +428,60 @@ async fn the_dispatch_records_each_read_once_and_a_failed_one_not_at_all() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_key_the_policy_blocks_issues_nothing_cached_or_not_and_the_refusal_is_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake::default();
+    let me = crate::peer::this_process();
+    let expired = MetaInput {
+        tags: vec!["prod".into()],
+        expires: Some("2026-01-01T00:00:00Z".into()),
+        ..MetaInput::default()
+    };
+    let edit = agent
+        .handle(
+            Request::Update {
+                name: "k".into(),
+                meta: expired,
+            },
+            me,
+        )
+        .await;
+    assert!(edit.is_ok(), "{edit:?}");
+    // Expired but no policy: issued (and cached).
+    got(&ask(&agent, &fake, "k").await);
+    let policy = |text: &str| {
+        keyward_core::policy::Policy::parse(std::path::Path::new("p.toml"), text).expect("policy")
+    };
+    agent.hold_policy(policy(
+        "[[rule]]\nname = \"prod\"\ntags = [\"prod\"]\n[rule.limits]\nenforcement = \"block\"\n",
+    ));
+    let refused = ask(&agent, &fake, "k").await.expect_err("blocked");
+    assert_eq!(refused.code, ErrorCode::Policy);
+    assert!(
+        refused.message.contains("expired on 2026-01-01")
+            && refused.message.contains("rule 'prod'")
+            && refused.message.contains("keyward rotate k"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(calls(&fake), 1, "the cached credential is withheld too");
+    // A provider the policy does not allow: refused before any call.
+    agent.hold_policy(policy("[defaults]\nallowed_providers = [\"aws\"]\n"));
+    let refused = ask(&agent, &fake, "k").await.expect_err("provider");
+    assert!(
+        refused.message.contains("allows only aws keys"),
+        "{}",
+        refused.message
+    );
+    agent.hold_policy(policy("[defaults]\nenforcement = \"warn\"\n"));
+    assert_eq!(got(&ask(&agent, &fake, "k").await), ("fake-1".into(), true));
+    let outcomes: Vec<String> = issues(&agent).await.into_iter().map(|(o, _)| o).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "refused").count(),
+        2,
+        "{outcomes:?}"
+    );
+}

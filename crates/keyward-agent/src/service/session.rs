@@ -133,7 +133,7 @@ impl Agent {
                 KeystoreKind::Keychain => "keychain".to_owned(),
                 KeystoreKind::File => "file".to_owned(),
             });
-            let entries = v.list().map(|l| l.len()).unwrap_or(0);
+            let entries = v.list().unwrap_or_default();
             let wait = if exists {
                 v.unlock_wait().unwrap_or(0)
             } else {
@@ -147,13 +147,13 @@ impl Agent {
                 v.catalog_path().display().to_string(),
             )
         });
-        Ok(Reply::Status(StatusInfo {
+        Ok(Reply::Status(Box::new(StatusInfo {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             agent_pid: std::process::id(),
             vault,
             locked: !unlocked,
             keystore,
-            entries,
+            entries: entries.len(),
             auto_lock_secs: self.auto_lock().as_secs(),
             locks_in_secs: unlocked
                 .then(|| self.auto_lock().saturating_sub(self.idle_for()).as_secs()),
@@ -165,7 +165,9 @@ impl Agent {
             grants_need_code: self
                 .current_key()
                 .and_then(|k| self.with_vault(|v| v.grants_need_code(&k)).ok()),
-        }))
+            policy: self.policy().info(),
+            keys: self.key_states(entries),
+        })))
     }
 
     pub(super) fn create_vault(

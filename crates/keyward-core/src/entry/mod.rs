@@ -102,42 +102,20 @@ pub enum EntryState {
     Overdue,
     /// Past its expiry.
     Expired,
+    /// Issued nothing for longer than the admin policy's `max_idle_days`.
+    Unused,
 }
 
 /// How many days ahead a rotation or expiry counts as "due soon".
 pub const DUE_SOON_DAYS: i64 = 14;
 
-fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-}
-
 impl EntryMeta {
-    /// Its state at `now`. Rotation is due `rotation_interval_days` after the last rotation (or
-    /// creation when never rotated); an unreadable date counts as due, so it is looked at.
+    /// Its state at `now` under its own rotation interval and expiry alone (no admin policy):
+    /// see [`crate::policy::Effective::standing`].
     pub fn state(&self, now: time::OffsetDateTime) -> EntryState {
-        let soon = now + time::Duration::days(DUE_SOON_DAYS);
-        let expiry = self.expires.as_deref().map(parse_time);
-        let rotation_due = self.rotation_interval_days.map(|days| {
-            parse_time(self.rotated.as_deref().unwrap_or(&self.created))
-                .map(|t| t + time::Duration::days(i64::from(days)))
-        });
-        match expiry {
-            Some(None) => return EntryState::Expired,
-            Some(Some(t)) if t <= now => return EntryState::Expired,
-            _ => {}
-        }
-        match rotation_due {
-            Some(None) => return EntryState::Overdue,
-            Some(Some(t)) if t <= now => return EntryState::Overdue,
-            _ => {}
-        }
-        let due_soon =
-            |d: Option<Option<time::OffsetDateTime>>| matches!(d, Some(Some(t)) if t <= soon);
-        if due_soon(expiry) || due_soon(rotation_due) {
-            EntryState::DueSoon
-        } else {
-            EntryState::Ok
-        }
+        crate::policy::Effective::default()
+            .standing(self, now)
+            .state
     }
 }
 

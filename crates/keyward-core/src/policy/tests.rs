@@ -213,7 +213,7 @@ fn a_sound_file_in_a_sound_directory_loads_and_a_missing_one_is_no_policy() {
     // /etc is root's and not writable by others on any sane system; as root the test can put a
     // file there, as anyone else it checks the same chain through the missing-file path.
     let missing = Path::new("/etc/keyward-test-no-such-dir/policy.toml");
-    assert_eq!(Policy::load(missing, me()), Ok(Policy::default()));
+    assert_eq!(Policy::load(missing, me()), Ok(Loaded::default()));
     if me() != 0 {
         return;
     }
@@ -225,7 +225,11 @@ fn a_sound_file_in_a_sound_directory_loads_and_a_missing_one_is_no_policy() {
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, FILE).expect("write");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    assert_eq!(Policy::load(&path, 0), Ok(policy()));
+    let loaded = Policy::load(&path, 0).expect("loads");
+    assert_eq!(loaded.policy, policy());
+    // The hash names the file's version, as `sha256sum` would.
+    let sha = data_encoding::HEXLOWER.encode(&Sha256::digest(FILE.as_bytes()));
+    assert_eq!(loaded.sha256.as_deref(), Some(sha.as_str()));
     // The same file under a directory others may write is refused at the directory.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let err = Policy::load(&path, 0).expect_err("dir world-writable");
@@ -236,4 +240,108 @@ fn a_sound_file_in_a_sound_directory_loads_and_a_missing_one_is_no_policy() {
         Path::new(at),
         std::fs::canonicalize(dir.path()).expect("canon")
     );
+}
+
+fn key(kind: EntryKind, tags: &[&str], created: &str) -> crate::EntryMeta {
+    crate::EntryMeta {
+        id: "id".into(),
+        name: "prod".into(),
+        kind,
+        owner: None,
+        purpose: None,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        created: created.into(),
+        rotated: None,
+        rotation_interval_days: None,
+        expires: None,
+        last_used: None,
+        use_count: 0,
+        config: crate::EntryConfig::default(),
+    }
+}
+
+#[test]
+fn a_keys_standing_follows_the_rule_that_covers_it_and_names_it() {
+    use crate::EntryState;
+    use time::macros::datetime;
+    let now = datetime!(2026-12-02 12:00 UTC);
+    let p = policy();
+    // 40 days old: past prod-aws's 30 (block), within the defaults' 90.
+    let mut prod = key(EntryKind::Aws, &["prod"], "2026-10-23T00:00:00Z");
+    let s = p.for_key(prod.kind, &prod.tags).standing(&prod, now);
+    assert_eq!(s.state, EntryState::Overdue);
+    assert!(s.blocked, "prod-aws blocks");
+    assert_eq!(s.rule.as_deref(), Some("rule 'prod-aws'"));
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("rotation overdue since 2026-11-22 (max_key_age_days = 30, rule 'prod-aws')")
+    );
+    // The same key untagged: the defaults' 90 days, due in 40 days, reminders at 14: ok.
+    let plain = key(EntryKind::Aws, &[], "2026-10-23T00:00:00Z");
+    let s = p.for_key(plain.kind, &plain.tags).standing(&plain, now);
+    assert_eq!(
+        (s.state, s.blocked, s.reason),
+        (EntryState::Ok, false, None)
+    );
+    // A key's own shorter interval wins over the policy's age, and is named as its own.
+    prod.rotation_interval_days = Some(20);
+    let s = p.for_key(prod.kind, &prod.tags).standing(&prod, now);
+    assert_eq!(s.rule, None);
+    assert!(
+        s.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("its rotation interval of 20 days")),
+        "{s:?}"
+    );
+    // Rotation resets the clock: rotated 10 days ago, due in 20, ci's 21-day reminder is not
+    // for AWS prod keys, the defaults' 14 is: ok; under ci's window it is due soon.
+    prod.rotation_interval_days = None;
+    prod.rotated = Some("2026-11-22T00:00:00Z".into());
+    let s = p.for_key(prod.kind, &prod.tags).standing(&prod, now);
+    assert_eq!(s.state, EntryState::Ok);
+    prod.tags.push("ci".into());
+    let s = p.for_key(prod.kind, &prod.tags).standing(&prod, now);
+    assert_eq!(s.state, EntryState::DueSoon);
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("rotation due on 2026-12-22 (max_key_age_days = 30, rule 'prod-aws')")
+    );
+    assert!(!s.blocked, "due soon never blocks");
+}
+
+#[test]
+fn expiry_outranks_overdue_and_an_idle_key_counts_as_unused() {
+    use crate::EntryState;
+    use time::macros::datetime;
+    let now = datetime!(2026-12-02 12:00 UTC);
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "[defaults]\nmax_idle_days = 30\nmax_key_age_days = 365\nenforcement = \"block\"\n",
+    )
+    .expect("parse");
+    let mut k = key(EntryKind::Static, &[], "2026-06-01T00:00:00Z");
+    let eff = p.for_key(k.kind, &k.tags);
+    // Never used since it was added six months ago.
+    let s = eff.standing(&k, now);
+    assert_eq!(s.state, EntryState::Unused);
+    assert!(!s.blocked, "unused keys are reminded, not blocked");
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("unused since 2026-06-01 (max_idle_days = 30, defaults)")
+    );
+    k.last_used = Some("2026-11-30T08:00:00Z".into());
+    assert_eq!(eff.standing(&k, now).state, EntryState::Ok);
+    k.expires = Some("2026-12-01T00:00:00Z".into());
+    let s = eff.standing(&k, now);
+    assert_eq!(s.state, EntryState::Expired);
+    assert!(s.blocked);
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("expired on 2026-12-01 (its expiry date)")
+    );
+    // An unreadable date is treated as passed, so the key is looked at.
+    k.expires = Some("soon".into());
+    let s = eff.standing(&k, now);
+    assert_eq!(s.state, EntryState::Expired);
+    assert!(s.reason.is_some_and(|r| r.contains("an unreadable date")));
 }

@@ -11,7 +11,7 @@ function key(i: number, extra: Partial<KeyRow> = {}): KeyRow {
     id: `k${i}`, name: `key-${String(i).padStart(5, '0')}`, kind: i % 2 ? 'aws' : 'static',
     owner: i % 3 ? 'platform' : 'data', purpose: null, tags: i % 5 ? ['ci'] : ['prod'],
     created: '2026-01-01T00:00:00Z', rotated: null, rotation_interval_days: null, expires: null,
-    last_used: null, use_count: 0, config: {}, state: 'ok', ...extra,
+    last_used: null, use_count: 0, config: {}, state: 'ok', reason: null, rule: null, blocked: false, ...extra,
   };
 }
 

@@ -21,7 +21,7 @@ code: string, };
 
 export type Unlocked = { recovery_codes_left: number | null, auto_lock_secs: number, };
 
-export type KeyRow = { state: EntryState, 
+export type KeyRow = { 
 /**
  * Random id naming the keychain item.
  */
@@ -73,7 +73,26 @@ use_count: number,
 /**
  * Kind-specific settings.
  */
-config: EntryConfig, };
+config: EntryConfig, 
+/**
+ * The state.
+ */
+state: EntryState, 
+/**
+ * What makes it so, in words ("rotation overdue since 2026-11-01 (max_key_age_days = 30,
+ * rule 'prod-aws')"); `None` when the key is ok.
+ */
+reason: string | null, 
+/**
+ * The part of the admin policy that decided (`defaults` or `rule 'NAME'`); `None` when the
+ * key's own settings did, or nothing is due.
+ */
+rule: string | null, 
+/**
+ * Whether the policy withholds credentials from it in this state (`enforcement = "block"`,
+ * overdue or expired).
+ */
+blocked: boolean, };
 
 export type Tested = { identity: string, expiration: string | null, scope: string | null, };
 

@@ -5,11 +5,11 @@ export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in
 
 export type WireSecret = string;
 
-export type ErrorCode = "bad_request" | "version" | "no_vault" | "locked" | "wrong_credentials" | "throttled" | "not_found" | "invalid" | "keystore" | "mfa_required" | "upstream" | "audit" | "denied" | "forbidden" | "tampered" | "factor_needed" | "internal";
+export type ErrorCode = "bad_request" | "version" | "no_vault" | "locked" | "wrong_credentials" | "throttled" | "not_found" | "invalid" | "keystore" | "mfa_required" | "upstream" | "audit" | "denied" | "forbidden" | "tampered" | "factor_needed" | "policy" | "internal";
 
 export type EntryKind = "aws" | "static" | "oauth2";
 
-export type EntryState = "ok" | "due_soon" | "overdue" | "expired";
+export type EntryState = "ok" | "due_soon" | "overdue" | "expired" | "unused";
 
 export type ClientAuth = "basic" | "post";
 
@@ -214,6 +214,122 @@ name: string,
  */
 action: string, };
 
+export type Standing = { 
+/**
+ * The state.
+ */
+state: EntryState, 
+/**
+ * What makes it so, in words ("rotation overdue since 2026-11-01 (max_key_age_days = 30,
+ * rule 'prod-aws')"); `None` when the key is ok.
+ */
+reason: string | null, 
+/**
+ * The part of the admin policy that decided (`defaults` or `rule 'NAME'`); `None` when the
+ * key's own settings did, or nothing is due.
+ */
+rule: string | null, 
+/**
+ * Whether the policy withholds credentials from it in this state (`enforcement = "block"`,
+ * overdue or expired).
+ */
+blocked: boolean, };
+
+export type Listed = { 
+/**
+ * Its metadata.
+ */
+meta: EntryMeta, 
+/**
+ * Where it stands.
+ */
+standing: Standing, };
+
+export type PolicyLimit = { 
+/**
+ * Its name in the file (`max_key_age_days`).
+ */
+name: string, 
+/**
+ * Its value as the file writes it.
+ */
+value: string, };
+
+export type PolicyRule = { 
+/**
+ * Its name.
+ */
+name: string, 
+/**
+ * The kinds of key it covers (empty: every kind).
+ */
+kinds: Array<EntryKind>, 
+/**
+ * The tags it covers (empty: any tags).
+ */
+tags: Array<string>, 
+/**
+ * What it sets.
+ */
+limits: Array<PolicyLimit>, };
+
+export type PolicyInfo = { 
+/**
+ * The file the agent reads (`/etc/keyward/policy.toml`).
+ */
+path: string, 
+/**
+ * SHA-256 of the file in force, hex (`sha256sum` of it matches); `None`: no policy file.
+ */
+sha256: string | null, 
+/**
+ * When it took effect (RFC 3339).
+ */
+since: string | null, 
+/**
+ * The limits on every key, as the file writes them.
+ */
+defaults: Array<PolicyLimit>, 
+/**
+ * The rules, in the file's order.
+ */
+rules: Array<PolicyRule>, 
+/**
+ * Why the file as it is now is not used (its line and reason); the last good policy stays
+ * in force meanwhile.
+ */
+refused: string | null, 
+/**
+ * No good policy was ever read while the file exists: nothing is issued until it is fixed.
+ */
+unusable: boolean, };
+
+export type KeyStates = { 
+/**
+ * Nothing due.
+ */
+ok: number, 
+/**
+ * Rotation or expiry within the reminder window.
+ */
+due_soon: number, 
+/**
+ * Past their rotation age.
+ */
+overdue: number, 
+/**
+ * Past their expiry.
+ */
+expired: number, 
+/**
+ * Unused for longer than the policy allows.
+ */
+unused: number, 
+/**
+ * Every key not ok, worst first, then by name.
+ */
+attention: Array<Listed>, };
+
 export type StatusInfo = { 
 /**
  * Agent version.
@@ -270,7 +386,15 @@ desktop: boolean,
 /**
  * Whether standing grants need a current authenticator code (known while unlocked).
  */
-grants_need_code: boolean | null, };
+grants_need_code: boolean | null, 
+/**
+ * The administrator's policy in force.
+ */
+policy: PolicyInfo, 
+/**
+ * How many keys stand where, and the ones that need action.
+ */
+keys: KeyStates, };
 
 export type SlotKind = "totp" | "recovery" | "fido2";
 

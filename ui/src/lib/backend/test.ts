@@ -1,8 +1,8 @@
 import type { Backend } from './backend';
 import {
   BackendError, type ApprovalInfo, type AuditRow, type Decision, type FactorInfo, type Grant,
-  type ImportPreview, type KeyRow, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type RotateInput,
-  type Status, type Tested, type UnlockFactor,
+  type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type RotateInput,
+  type PolicyInfo, type Status, type Tested, type UnlockFactor,
 } from './types';
 
 /**
@@ -62,6 +62,23 @@ export class TestBackend implements Backend {
       locks_in_secs: this.locked ? null : 900, unlock_wait_secs: wait, catalog: '/tmp/catalog.sqlite',
       grants_need_code: this.locked ? null : this.grantsNeedCode,
       reconciled: [], dumpable: false, desktop: true,
+      policy: this.policy, keys: this.keyStates(),
+    };
+  }
+
+  /** The administrator's policy the agent reports (none unless a test sets one). */
+  policy: PolicyInfo = {
+    path: '/etc/keyward/policy.toml', sha256: null, since: null, defaults: [], rules: [], refused: null, unusable: false,
+  };
+
+  private keyStates(): KeyStates {
+    const count = (s: string) => this.keys.filter((k) => k.state === s).length;
+    return {
+      ok: count('ok'), due_soon: count('due_soon'), overdue: count('overdue'), expired: count('expired'),
+      unused: count('unused'),
+      attention: this.keys.filter((k) => k.state !== 'ok').map(({ state, reason, rule, blocked, ...meta }) => ({
+        meta, standing: { state, reason, rule, blocked },
+      })),
     };
   }
 
@@ -125,7 +142,7 @@ export class TestBackend implements Backend {
     this.keys.push({
       id: `id-${row.name}`, owner: null, purpose: null, tags: [], created: new Date().toISOString(),
       rotated: null, rotation_interval_days: null, expires: null, last_used: null, use_count: 0,
-      config: {}, state: 'ok', ...row,
+      config: {}, state: 'ok', reason: null, rule: null, blocked: false, ...row,
     });
     this.record('add', row.name);
   }

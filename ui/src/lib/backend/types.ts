@@ -8,7 +8,8 @@ import type { ActivityRecord, EntryKind, EntryState, ClientAuth, GrantInfo, Stat
 export type {
   ActivityKind, ActivityRecord, Actor, ApprovalInfo, AwsConfig, AwsKeyInput, ClientAuth, ClientId, Decision,
   EntryConfig, EntryKind, EntryMeta, EntryState, ErrorCode, FactorInfo, GrantInfo, JsonValue, MetaInput,
-  OAuth2Config, OAuth2KeyInput, ProcessInfo, ReconcileNote, SlotKind, StatusInfo,
+  KeyStates, Listed, OAuth2Config, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ProcessInfo, ReconcileNote,
+  SlotKind, Standing, StatusInfo,
 } from './generated';
 import type { ErrorCode } from './generated';
 export type {
