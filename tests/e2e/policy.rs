@@ -321,3 +321,76 @@ fn status_exits_by_the_worst_key_state() {
     let out = home.kw(&["status"]);
     assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn the_policy_caps_auto_lock_and_standing_grants_and_a_looser_setting_is_refused_by_name() {
+    let dir = policy_dir();
+    let path = dir.path().join("policy.toml");
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    let srv = OAuthServer::start(serde_json::json!([
+        {"client_id": "ci-bot", "client_secret": "ci-Secret-52"},
+    ]));
+    home.init();
+    home.unlock();
+    home.kw(&["settings", "auto-lock", "2h"]).ok();
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "ci",
+            "--token-url",
+            &srv.token_url,
+            "--client-id",
+            "ci-bot",
+            "--tag",
+            "prod",
+        ],
+        &["ci-Secret-52"],
+    )
+    .ok();
+    // A grant given before the admin forbade them.
+    home.grant_tests("ci");
+    home.kw(&["cred", "oauth2", "--profile", "ci"]).ok();
+
+    let text = "[defaults]\nauto_lock_max_secs = 1800\n\n[[rule]]\nname = \"prod-no-standing\"\ntags = [\"prod\"]\n[rule.limits]\nstanding_grants = false\n";
+    install(&path, text);
+    let want = sha256_hex(text);
+    let s = status_until(&home, "the policy was not picked up", |s| {
+        s["policy"]["sha256"] == want.as_str()
+    });
+    // The user's 2 h gives way to the admin's 30 min at once.
+    assert_eq!(s["auto_lock_secs"], 1800, "{s:#}");
+    let line = home.kw(&["settings", "auto-lock", "1h"]).one_line_error();
+    assert!(
+        line.contains(
+            "auto_lock_max_secs = 3600 is looser than the administrator's policy (defaults: 1800)"
+        ),
+        "{line}"
+    );
+    home.kw(&["settings", "auto-lock", "10m"]).ok();
+    assert_eq!(home.status()["auto_lock_secs"], 600, "stricter is taken");
+
+    // The old grant no longer counts: the program is asked again (no terminal here: refused).
+    let line = home
+        .kw(&["cred", "oauth2", "--profile", "ci"])
+        .one_line_error();
+    assert!(
+        !line.contains("issues no credentials"),
+        "not a block: {line}"
+    );
+    assert!(line.contains("approv") || line.contains("allow"), "{line}");
+    // And no new one is given, with the rule named.
+    let code = home.fresh_code();
+    let me = crate::support::this_test_binary();
+    let out = home.kw_input(
+        &["grants", "allow", "--exe", &me, "--profile", "ci"],
+        &[&code],
+    );
+    let line = out.one_line_error();
+    assert!(
+        line.contains(
+            "allows no standing grants for 'ci' (rule 'prod-no-standing': standing_grants = false)"
+        ),
+        "{line}"
+    );
+}

@@ -115,6 +115,8 @@ impl Agent {
                 .current_key()
                 .ok_or_else(|| vault_err(VaultError::Locked))?;
             a.with_vault(|v| v.get(&profile)).map_err(vault_err)?;
+            let decision = hours.map_or(Decision::UntilLock, Decision::Hours);
+            a.policy_allows_standing(decision, &profile)?;
             let Some(code) = code else {
                 return Err(err(
                     ErrorCode::Invalid,
@@ -179,6 +181,9 @@ impl Agent {
         by: Answerer,
         actor: &Actor,
     ) -> Outcome {
+        if let Some(asked) = self.approvals.pending().into_iter().find(|p| p.id == id) {
+            self.policy_allows_standing(decision, &asked.profile)?;
+        }
         let info = self
             .approvals
             .decide(id, decision, by)
@@ -195,6 +200,9 @@ impl Agent {
 
     /// Lets the request through if its program may have `profile`'s credentials; otherwise
     /// asks the embedded approver and waits, or returns what the CLI must ask on its terminal.
+    /// `standing`: whether the policy lets a standing grant count for this key (a grant given
+    /// before the policy said otherwise is not honoured).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn gate(
         self: &Arc<Self>,
         actor: &Actor,
@@ -203,6 +211,7 @@ impl Agent {
         ttl_secs: Option<u64>,
         approval: Option<&str>,
         gated: bool,
+        standing: bool,
     ) -> Result<Option<Reply>, ErrorReply> {
         // The app's own requests (in-process) are the user's own clicks.
         if !gated || actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
@@ -215,7 +224,7 @@ impl Agent {
             ));
         };
         // A program whose name does not say which code it runs holds no standing grant.
-        if let (Some(exe), None) = (proc_.exe.as_deref(), &proc_.unvouched) {
+        if let (Some(exe), None, true) = (proc_.exe.as_deref(), &proc_.unvouched, standing) {
             if self
                 .approvals
                 .granted_to(exe, proc_.script.as_deref(), profile)

@@ -260,12 +260,23 @@ impl Agent {
             }));
         }
         // Before the gate: a key the policy refuses is not worth the user's answer.
-        if let Err(refusal) = self.policy_admits(&meta) {
-            return Err(self.not_issued(&actor, &profile, "refused", refusal).await);
-        }
+        let standing = match self.policy_admits(&meta) {
+            Ok(standing) => standing,
+            Err(refusal) => {
+                return Err(self.not_issued(&actor, &profile, "refused", refusal).await)
+            }
+        };
         let ttl = provider.ttl_secs(&meta);
         if let Some(ask) = self
-            .gate(&actor, &profile, P::KIND, ttl, approval.as_deref(), gated)
+            .gate(
+                &actor,
+                &profile,
+                P::KIND,
+                ttl,
+                approval.as_deref(),
+                gated,
+                standing,
+            )
             .await?
         {
             return Ok(ask);

@@ -239,8 +239,14 @@ impl Agent {
             .unwrap_or_default()
     }
 
+    /// The idle time before auto-lock: the user's (or the command line's), within the
+    /// administrator's ceiling.
     fn auto_lock(&self) -> Duration {
-        Duration::from_millis(self.auto_lock_ms.load(Ordering::Relaxed))
+        let chosen = Duration::from_millis(self.auto_lock_ms.load(Ordering::Relaxed));
+        match self.policy().auto_lock_ceiling() {
+            Some(max) => chosen.min(max),
+            None => chosen,
+        }
     }
 
     /// Whether the vault is unlocked.

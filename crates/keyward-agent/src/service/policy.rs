@@ -52,6 +52,24 @@ impl InForce {
         self.loaded.as_ref().map(|l| l.policy.for_key(kind, tags))
     }
 
+    /// The longest idle time before the vault locks itself, when the policy sets one. No good
+    /// policy held: none (the vault still locks at the user's time; nothing is issued anyway).
+    pub fn auto_lock_ceiling(&self) -> Option<std::time::Duration> {
+        let secs = self.loaded.as_ref()?.policy.defaults.auto_lock_max_secs?;
+        Some(std::time::Duration::from_secs(secs.into()))
+    }
+
+    /// Refuses a user setting looser than the policy, naming the setting and the rule.
+    pub fn admit_setting(&self, user: keyward_core::policy::Limits) -> Result<(), ErrorReply> {
+        let Some(loaded) = &self.loaded else {
+            return Ok(());
+        };
+        loaded
+            .policy
+            .admit(&user)
+            .map_err(|e| err(ErrorCode::Policy, e.to_string()))
+    }
+
     /// The policy as `status` shows it.
     pub fn info(&self) -> PolicyInfo {
         let policy = self.loaded.as_ref().map(|l| &l.policy);
@@ -255,6 +273,33 @@ impl Agent {
             .collect()
     }
 
+    /// Refuses an allow for hours or until lock for `profile` when the policy allows no
+    /// standing grants for its key (the user can still allow each request once).
+    pub(super) fn policy_allows_standing(
+        &self,
+        decision: Decision,
+        profile: &str,
+    ) -> Result<(), ErrorReply> {
+        if !matches!(decision, Decision::Hours(_) | Decision::UntilLock) {
+            return Ok(());
+        }
+        let meta = self.with_vault(|v| v.get(profile)).map_err(vault_err)?;
+        let policy = self.policy();
+        let refused = |why: String| {
+            Err(err(
+                ErrorCode::Policy,
+                format!("the administrator's policy allows no standing grants for '{profile}' ({why}): allow it once instead"),
+            ))
+        };
+        match policy.for_key(meta.kind, &meta.tags) {
+            None => refused("the policy cannot be used".into()),
+            Some(l) => match l.standing_grants {
+                Some(b) if !b.value => refused(format!("{}: standing_grants = false", b.by)),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// The answer about one key: its metadata and standing.
     pub(super) fn entry_reply(&self, meta: EntryMeta) -> Reply {
         let standing = self.standing(&self.policy(), &meta);
@@ -265,8 +310,9 @@ impl Agent {
 
     /// The pipeline's policy stage, before the approval gate: refuses a key the policy blocks
     /// (overdue or expired under `enforcement = "block"`), a provider it does not allow, and
-    /// everything while no good policy is held.
-    pub(super) fn policy_admits(&self, meta: &EntryMeta) -> Result<(), ErrorReply> {
+    /// everything while no good policy is held. Otherwise says whether standing grants count
+    /// for the key.
+    pub(super) fn policy_admits(&self, meta: &EntryMeta) -> Result<bool, ErrorReply> {
         let policy = self.policy();
         let Some(limits) = policy.for_key(meta.kind, &meta.tags) else {
             return Err(err(
@@ -303,6 +349,6 @@ impl Agent {
                 ),
             ));
         }
-        Ok(())
+        Ok(limits.standing_grants.is_none_or(|b| b.value))
     }
 }

@@ -49,6 +49,10 @@ impl Agent {
                 return Err(vault_err(VaultError::Locked));
             }
             let after = Duration::from_secs(secs);
+            a.policy().admit_setting(keyward_core::policy::Limits {
+                auto_lock_max_secs: Some(u32::try_from(secs).unwrap_or(u32::MAX)),
+                ..Default::default()
+            })?;
             a.with_vault(|v| v.set_auto_lock(after, &actor))
                 .map_err(vault_err)?;
             a.auto_lock_ms.store(
