@@ -6,7 +6,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -409,6 +409,30 @@ test('clients and activity show what happened', async () => {
   await click('nav-settings');
   await (await $t('factor')).waitForDisplayed({ timeout: 10000 });
   await shot('11-settings');
+});
+
+test('an administrator policy shows in Settings, read-only, within a second of being installed', async () => {
+  const policy = env('KEYWARD_POLICY');
+  const text = '[defaults]\nmax_key_age_days = 90\nremind_before_days = 14\n\n[[rule]]\nname = "prod-aws"\nkinds = ["aws"]\ntags = ["prod"]\n[rule.limits]\nmax_key_age_days = 30\nenforcement = "block"\n';
+  writeFileSync(`${policy}.tmp`, text, { mode: 0o644 });
+  renameSync(`${policy}.tmp`, policy);
+  try {
+    await browser.waitUntil(async () => JSON.parse((await keyward(['status', '--json'])).out).policy.sha256 !== null, { timeout: 10000 });
+    // Settings reads the status when it opens.
+    await click('nav-keys');
+    await click('nav-settings');
+    const card = await $t('policy');
+    await browser.waitUntil(async () => /Set by your administrator/.test(await card.getText()), { timeout: 10000 });
+    await browser.execute((el) => el.scrollIntoView({ block: 'start' }), card);
+    const shown = await card.getText();
+    assert.match(shown, /rotate keys at least every 90 days/);
+    assert.match(shown, /prod-aws — aws keys tagged prod[\s\S]*overdue or expired keys issue nothing/);
+    assert.equal((await card.$$('input, select, button')).length, 0, 'read-only');
+    await shot('11c-settings-policy');
+  } finally {
+    unlinkSync(policy);
+  }
+  await browser.waitUntil(async () => JSON.parse((await keyward(['status', '--json'])).out).policy.sha256 === null, { timeout: 10000 });
 });
 
 test('an OAuth2 client: add it, test it (introspection), and a CLI gets a token after approval', async () => {

@@ -95,3 +95,33 @@ describe('settings', () => {
     expect(screen.queryByTestId('new-codes-shown')).toBeNull();
   });
 });
+
+describe('the administrator policy in Settings', () => {
+  it('shows what the policy sets, read-only, and a refused change', async () => {
+    const b = await backend();
+    b.policy = {
+      path: '/etc/keyward/policy.toml', sha256: 'ab12cd34ef56ab12cd34ef56', since: '2026-12-02T10:00:00Z',
+      defaults: [{ name: 'max_key_age_days', value: '90' }, { name: 'auto_lock_max_secs', value: '1800' }],
+      rules: [{ name: 'prod-aws', kinds: ['aws'], tags: ['prod'], limits: [{ name: 'enforcement', value: 'block' }] }],
+      refused: '/etc/keyward/policy.toml line 3: unknown field `max_age_days`', unusable: false,
+    };
+    render(Settings, { backend: b });
+    const card = await screen.findByTestId('policy');
+    expect(card).toHaveTextContent('Set by your administrator');
+    expect(screen.getByTestId('policy-defaults')).toHaveTextContent('rotate keys at least every 90 days');
+    expect(screen.getByTestId('policy-defaults')).toHaveTextContent('locks after at most 30 min idle');
+    expect(card).toHaveTextContent('prod-aws — aws keys tagged prod');
+    expect(screen.getByTestId('policy-rule')).toHaveTextContent('overdue or expired keys issue nothing');
+    expect(screen.getByTestId('policy-refused')).toHaveTextContent('the last good policy stays in force: /etc/keyward/policy.toml line 3: unknown field `max_age_days`');
+    // Nothing in the card changes it.
+    expect(card.querySelector('input, select, button')).toBeNull();
+  });
+
+  it('says plainly when the policy cannot be used', async () => {
+    const b = await backend();
+    b.policy = { ...b.policy, unusable: true, refused: '/etc/keyward/policy.toml is not trusted: everyone may write it' };
+    render(Settings, { backend: b });
+    expect(await screen.findByTestId('policy-unusable')).toHaveTextContent('nothing is issued until it is fixed');
+    expect(screen.getByTestId('policy-refused')).toHaveTextContent('everyone may write it');
+  });
+});
