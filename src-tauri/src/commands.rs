@@ -9,8 +9,8 @@ use keyward_agent::protocol::{
     AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, Listed, MetaInput, NewVault,
     OAuth2KeyInput, StatusInfo, WireSecret,
 };
-use keyward_core::vault::FactorInfo;
 use keyward_core::policy::Standing;
+use keyward_core::vault::FactorInfo;
 use keyward_core::EntryMeta;
 use keyward_shell::ShellError;
 use secrecy::{ExposeSecret, SecretString};

@@ -89,6 +89,25 @@ function trayClick(agentPid, label) {
   gdbus('--method', 'com.canonical.dbusmenu.Event', '--', item[1], 'clicked', '<0>', '0');
 }
 
+/** The tray icon's tooltip (its StatusNotifierItem property, as a panel reads it). */
+function trayToolTip(agentPid) {
+  return execFileSync('gdbus', ['call', '--session', '--dest', `org.kde.StatusNotifierItem-${agentPid}-1`, '--object-path', '/StatusNotifierItem',
+    '--method', 'org.freedesktop.DBus.Properties.Get', 'org.kde.StatusNotifierItem', 'ToolTip'], { encoding: 'utf8', timeout: 10000 });
+}
+
+/** Runs the CLI answering its prompts with `lines` (on --input-fd 0). */
+function keywardInput(args, lines) {
+  return new Promise((resolve) => {
+    const child = spawn(CLI, ['--input-fd', '0', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err }));
+    child.stdin.end(lines.map((l) => `${l}\n`).join(''));
+  });
+}
+
 /** Whether a process runs (an exited one may linger as a zombie until its parent reaps it). */
 function alive(pid) {
   try {
@@ -433,6 +452,33 @@ test('an administrator policy shows in Settings, read-only, within a second of b
     unlinkSync(policy);
   }
   await browser.waitUntil(async () => JSON.parse((await keyward(['status', '--json'])).out).policy.sha256 === null, { timeout: 10000 });
+});
+
+test('a key past its expiry brings a reminder; the tray badge and tooltip say so', async () => {
+  const agentPid = JSON.parse((await keyward(['status', '--json'])).out).agent_pid;
+  const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let seen = '';
+  monitor.stdout.on('data', (d) => (seen += d));
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const added = await keywardInput(['add', 'static', 'old-token', '--expires', '2020-01-01T00:00:00Z'], ['old-token-value-1']);
+    assert.equal(added.code, 0, added.err);
+    const deadline = Date.now() + 15000;
+    while (!/has expired/.test(seen) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.match(seen, /Key “old-token” has expired/);
+    assert.match(seen, /expired on 2020-01-01/);
+    let tip = '';
+    const tipBy = Date.now() + 10000;
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      tip = trayToolTip(agentPid);
+    } while (!/need action/.test(tip) && Date.now() < tipBy);
+    assert.match(tip, /Keys that need action: 1 overdue or expired/);
+    try { execFileSync('import', ['-window', 'root', join(SHOTS, '16b-reminder.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
+  } finally {
+    monitor.kill();
+    await keyward(['remove', 'old-token', '--yes']);
+  }
 });
 
 test('an OAuth2 client: add it, test it (introspection), and a CLI gets a token after approval', async () => {

@@ -12,6 +12,7 @@ mod keys;
 mod oauthcmd;
 mod policycmd;
 mod prompt;
+mod reminders;
 mod tray;
 mod vaultcmd;
 

@@ -14,6 +14,8 @@ use keyward_agent::approvals::ApprovalInfo;
 use keyward_agent::{Agent, AgentOptions};
 use ksni::TrayMethods;
 
+use crate::reminders;
+
 /// A window started this recently is still on its way: do not start another.
 const LAUNCH_GRACE: Duration = Duration::from_secs(10);
 
@@ -68,7 +70,17 @@ pub fn run(opts: AgentOptions) -> Result<()> {
         });
         forward_approvals(Arc::clone(&window));
         forward_open_requests(Arc::clone(&window));
-        tokio::spawn(run_tray(window));
+        // Reminders go out with or without a tray to show the summary in.
+        let (summary, summaries) = tokio::sync::watch::channel(reminders::Summary::default());
+        let opener = Arc::clone(&window);
+        tokio::spawn(reminders::run(
+            Arc::clone(agent),
+            move || opener.open(),
+            move |s| {
+                let _ = summary.send(s);
+            },
+        ));
+        tokio::spawn(run_tray(window, summaries));
     })?;
     Ok(())
 }
@@ -221,10 +233,37 @@ async fn notify(info: &ApprovalInfo) {
     }
 }
 
-/// The tray icon: locked or unlocked at a glance, and Lock now / Open / Quit.
+/// The tray icon: locked or unlocked at a glance, a badge while a key is overdue or expired,
+/// a tooltip saying which keys need action and whose policy is in force, and Lock now / Open /
+/// Quit.
 struct Tray {
     window: Arc<Window>,
     locked: bool,
+    keys: reminders::Summary,
+}
+
+/// Puts a red dot in the lower right corner of each icon (ARGB, network order).
+fn with_badge(mut icons: Vec<ksni::Icon>) -> Vec<ksni::Icon> {
+    for icon in &mut icons {
+        let (w, h) = (icon.width, icon.height);
+        let r = w.min(h) / 4;
+        let (cx, cy) = (w - r - 1, h - r - 1);
+        for y in (cy - r).max(0)..h {
+            for x in (cx - r).max(0)..w {
+                let (dx, dy) = (x - cx, y - cy);
+                if dx * dx + dy * dy > r * r {
+                    continue;
+                }
+                let Ok(at) = usize::try_from((y * w + x) * 4) else {
+                    continue;
+                };
+                if let Some(px) = icon.data.get_mut(at..at + 4) {
+                    px.copy_from_slice(&[0xff, 0xd9, 0x2d, 0x20]);
+                }
+            }
+        }
+    }
+    icons
 }
 
 fn pixmap(png_bytes: &[u8]) -> Vec<ksni::Icon> {
@@ -261,10 +300,14 @@ impl ksni::Tray for Tray {
     }
 
     fn icon_pixmap(&self) -> Vec<ksni::Icon> {
-        if self.locked {
+        let icon = if self.locked {
             pixmap(include_bytes!("../../../icons/tray-locked.png"))
         } else {
             pixmap(include_bytes!("../../../icons/tray-unlocked.png"))
+        };
+        match self.keys.overdue {
+            0 => icon,
+            _ => with_badge(icon),
         }
     }
 
@@ -275,6 +318,7 @@ impl ksni::Tray for Tray {
             } else {
                 "Keyward — unlocked".into()
             },
+            description: self.keys.lines(),
             ..Default::default()
         }
     }
@@ -319,12 +363,16 @@ impl ksni::Tray for Tray {
     }
 }
 
-async fn run_tray(window: Arc<Window>) {
+async fn run_tray(
+    window: Arc<Window>,
+    mut summaries: tokio::sync::watch::Receiver<reminders::Summary>,
+) {
     let agent = Arc::clone(&window.agent);
     let mut last = !agent.is_unlocked();
     let tray = Tray {
         locked: last,
         window,
+        keys: summaries.borrow_and_update().clone(),
     };
     // Without a tray host (no panel, or a desktop without StatusNotifierItem support) the agent
     // still runs and the app can be opened from its launcher.
@@ -335,19 +383,28 @@ async fn run_tray(window: Arc<Window>) {
             return;
         }
     };
-    // The vault locks and unlocks from anywhere (CLI, window, auto-lock, suspend).
+    // The vault locks and unlocks from anywhere (CLI, window, auto-lock, suspend); the keys'
+    // summary comes from the reminders.
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let locked = !agent.is_unlocked();
-        if locked == last {
+        let keys = summaries
+            .has_changed()
+            .unwrap_or(false)
+            .then(|| summaries.borrow_and_update().clone());
+        if locked == last && keys.is_none() {
             continue;
         }
         last = locked;
-        if handle
-            .update(|t: &mut Tray| t.locked = locked)
-            .await
-            .is_none()
-        {
+        let updated = handle
+            .update(|t: &mut Tray| {
+                t.locked = locked;
+                if let Some(k) = keys {
+                    t.keys = k;
+                }
+            })
+            .await;
+        if updated.is_none() {
             return;
         }
     }

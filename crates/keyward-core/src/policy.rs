@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::entry::EntryKind;
 
 mod standing;
-pub use standing::Standing;
+pub use standing::{reminder_due, Reminded, Standing, REMIND_AT_MOST_EVERY};
 
 /// Where the admin policy lives on Linux.
 pub const SYSTEM_PATH: &str = "/etc/keyward/policy.toml";

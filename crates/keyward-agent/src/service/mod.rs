@@ -135,6 +135,9 @@ pub struct Agent {
     pub desktop: Desktop,
     /// The administrator's policy in force (swapped whole on a reload).
     policy: RwLock<Arc<policy::InForce>>,
+    /// Signalled when a key or the policy changed, so keys' standings may have: the desktop
+    /// agent then looks for reminders and redraws the tray.
+    pub standings_changed: tokio::sync::Notify,
 }
 
 mod consent;
@@ -212,6 +215,7 @@ impl Agent {
             policy: RwLock::new(Arc::new(policy::InForce::at(std::path::Path::new(
                 keyward_core::policy::SYSTEM_PATH,
             )))),
+            standings_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -266,7 +270,19 @@ impl Agent {
             self.touch();
         }
         let recorded = Recorded::of(&req);
+        let changes_keys = matches!(
+            req,
+            Request::AddAws { .. }
+                | Request::AddStatic { .. }
+                | Request::AddOauth2 { .. }
+                | Request::Remove { .. }
+                | Request::Update { .. }
+                | Request::Rotate { .. }
+        );
         let reply = self.dispatch(req, actor.clone()).await?;
+        if changes_keys {
+            self.standings_changed.notify_one();
+        }
         if let Recorded::Here { action, target } = recorded {
             // After the read: the rows a trail read shows are the ones before this request.
             let me = Arc::clone(self);

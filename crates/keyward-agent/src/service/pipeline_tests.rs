@@ -485,3 +485,75 @@ async fn a_key_the_policy_blocks_issues_nothing_cached_or_not_and_the_refusal_is
         "{outcomes:?}"
     );
 }
+
+#[tokio::test]
+async fn reminders_come_once_per_state_and_at_most_once_a_day_on_an_injected_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let me = crate::peer::this_process();
+    let update = |meta: MetaInput| {
+        let agent = Arc::clone(&agent);
+        let me = me.clone();
+        async move {
+            let r = agent
+                .handle(
+                    Request::Update {
+                        name: "k".into(),
+                        meta,
+                    },
+                    me,
+                )
+                .await;
+            assert!(r.is_ok(), "{r:?}");
+        }
+    };
+    update(MetaInput {
+        expires: Some("2026-01-01T00:00:00Z".into()),
+        ..MetaInput::default()
+    })
+    .await;
+    let t0 = time::OffsetDateTime::now_utc();
+    let names = |due: Vec<crate::protocol::Listed>| {
+        due.into_iter()
+            .map(|l| (l.meta.name, l.standing.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(agent.reminders_due(t0)),
+        [("k".into(), EntryState::Expired)]
+    );
+    assert!(agent.reminders_due(t0).is_empty(), "recorded: not again");
+    // Renewed, with a one-day rotation interval: overdue tomorrow. Not again within a day…
+    update(MetaInput {
+        rotation_interval_days: Some(1),
+        ..MetaInput::default()
+    })
+    .await;
+    assert!(agent
+        .reminders_due(t0 + time::Duration::hours(2))
+        .is_empty());
+    // …and then once, for the new state.
+    let later = t0 + time::Duration::hours(25);
+    assert_eq!(
+        names(agent.reminders_due(later)),
+        [("k".into(), EntryState::Overdue)]
+    );
+    assert!(agent
+        .reminders_due(later + time::Duration::days(3))
+        .is_empty());
+    let tail = agent
+        .handle(
+            Request::AuditTail { limit: 1000 },
+            crate::peer::this_process(),
+        )
+        .await;
+    let Ok(Reply::Audit { rows }) = tail else {
+        panic!("{tail:?}")
+    };
+    let reminded: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.action == "reminder")
+        .map(|r| r.outcome.as_str())
+        .collect();
+    assert_eq!(reminded, ["expired", "overdue"]);
+}

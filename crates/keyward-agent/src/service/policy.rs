@@ -97,6 +97,14 @@ impl InForce {
     }
 }
 
+/// `meta`'s standing at `now` under `policy`; under an unusable one, its own settings'.
+fn standing_at(policy: &InForce, meta: &EntryMeta, now: time::OffsetDateTime) -> Standing {
+    policy
+        .for_key(meta.kind, &meta.tags)
+        .unwrap_or_default()
+        .standing(meta, now)
+}
+
 fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
@@ -178,6 +186,7 @@ impl Agent {
                     since: Some(rfc3339(now())),
                     refused: None,
                 });
+                self.standings_changed.notify_one();
             }
             Err(e) => {
                 let reason = e.to_string();
@@ -201,6 +210,7 @@ impl Agent {
                 }
                 next.refused = Some(reason);
                 self.set_policy(next);
+                self.standings_changed.notify_one();
             }
         }
     }
@@ -224,10 +234,51 @@ impl Agent {
 
     /// `meta`'s standing now under the policy; under an unusable policy, its own settings'.
     pub(super) fn standing(&self, policy: &InForce, meta: &EntryMeta) -> Standing {
-        policy
-            .for_key(meta.kind, &meta.tags)
-            .unwrap_or_default()
-            .standing(meta, now())
+        standing_at(policy, meta, now())
+    }
+
+    /// The keys to remind the user of at `now` (see [`keyward_core::policy::reminder_due`]),
+    /// each recorded so that neither a restart nor the next call reminds again, and audited
+    /// (`reminder`). A key back to ok is forgotten, so its next due date is news again. The
+    /// desktop agent calls this on a timer and whenever keys or the policy change.
+    pub fn reminders_due(&self, now: time::OffsetDateTime) -> Vec<Listed> {
+        let policy = self.policy();
+        let read = self.with_vault(|v| Ok::<_, VaultError>((v.list()?, v.reminders()?)));
+        let (entries, last) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot read the keys to remind of: {e}");
+                return Vec::new();
+            }
+        };
+        let me = crate::peer::this_process();
+        let mut due = Vec::new();
+        for meta in entries {
+            let standing = standing_at(&policy, &meta, now);
+            let previous = last.get(&meta.id);
+            let remind = keyward_core::policy::reminder_due(standing.state, previous, now);
+            let back_to_ok = standing.state == EntryState::Ok && previous.is_some();
+            if !(remind || back_to_ok) {
+                continue;
+            }
+            if let Err(e) = self.with_vault(|v| v.record_reminder(&meta.id, standing.state, now)) {
+                warn!("cannot record a reminder (it may be shown again): {e}");
+            }
+            if remind {
+                let detail = serde_json::json!({ "reason": standing.reason });
+                if let Err(e) = self.audited_with(
+                    &me,
+                    "reminder",
+                    Some(meta.name.clone()),
+                    standing.state.as_str(),
+                    detail,
+                ) {
+                    warn!("a reminder was not audited: {}", e.message);
+                }
+                due.push(Listed { meta, standing });
+            }
+        }
+        due
     }
 
     /// Every key's standing, counted, with the ones that need action.
@@ -259,6 +310,17 @@ impl Agent {
             (rank(a.standing.state), &a.meta.name).cmp(&(rank(b.standing.state), &b.meta.name))
         });
         out
+    }
+
+    /// Every key's standing now, counted (what the tray shows).
+    pub fn key_states_now(&self) -> KeyStates {
+        match self.with_vault(|v| v.list()) {
+            Ok(entries) => self.key_states(entries),
+            Err(e) => {
+                warn!("cannot read the keys: {e}");
+                KeyStates::default()
+            }
+        }
     }
 
     /// Every key with its standing.

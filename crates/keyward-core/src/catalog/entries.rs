@@ -1,6 +1,7 @@
 //! Entry rows: each key's metadata and state (never its secret).
 
 use super::*;
+use std::collections::HashMap;
 
 /// An entry's tags and config as the JSON the catalog stores.
 fn entry_json(meta: &EntryMeta) -> Result<(String, String), CatalogError> {
@@ -78,6 +79,32 @@ impl Catalog {
             "UPDATE entries SET state = ?1 WHERE id = ?2",
             params![state.as_str(), id],
         )?;
+        Ok(())
+    }
+
+    /// The last reminder shown for each key: entry id → (its state then, when, RFC 3339).
+    pub fn reminders(&self) -> Result<HashMap<String, (String, String)>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT entry_id, state, at FROM reminders")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that entry `id` was reminded of `state` at `at`.
+    pub fn set_reminder(&self, id: &str, state: &str, at: &str) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "INSERT INTO reminders (entry_id, state, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (entry_id) DO UPDATE SET state = excluded.state, at = excluded.at",
+            params![id, state, at],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets entry `id`'s reminder (it is ok again: the next time it is due is news).
+    pub fn clear_reminder(&self, id: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute("DELETE FROM reminders WHERE entry_id = ?1", params![id])?;
         Ok(())
     }
 

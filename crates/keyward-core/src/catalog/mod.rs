@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_settings.sql"),
     include_str!("../../migrations/0003_integrity.sql"),
+    include_str!("../../migrations/0004_reminders.sql"),
 ];
 
 /// Errors reading or writing the catalog.

@@ -109,6 +109,32 @@ pub enum EntryState {
 /// How many days ahead a rotation or expiry counts as "due soon".
 pub const DUE_SOON_DAYS: i64 = 14;
 
+impl EntryState {
+    /// The state as the catalog and the wire spell it (`due_soon`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Ok => "ok",
+            EntryState::DueSoon => "due_soon",
+            EntryState::Overdue => "overdue",
+            EntryState::Expired => "expired",
+            EntryState::Unused => "unused",
+        }
+    }
+
+    /// The state spelt `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Ok,
+            Self::DueSoon,
+            Self::Overdue,
+            Self::Expired,
+            Self::Unused,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
 impl EntryMeta {
     /// Its state at `now` under its own rotation interval and expiry alone (no admin policy):
     /// see [`crate::policy::Effective::standing`].

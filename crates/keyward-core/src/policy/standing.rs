@@ -129,3 +129,28 @@ impl Effective {
         }
     }
 }
+
+/// The last reminder shown for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reminded {
+    /// The key's state it was about.
+    pub state: EntryState,
+    /// When it was shown.
+    pub at: OffsetDateTime,
+}
+
+/// A key is reminded at most this often.
+pub const REMIND_AT_MOST_EVERY: time::Duration = time::Duration::days(1);
+
+/// Whether a key now in `state` is reminded at `now`: it needs action, it was not reminded of
+/// this state yet (due soon, then again when overdue or expired, or when unused), and not of
+/// anything within the last [`REMIND_AT_MOST_EVERY`].
+pub fn reminder_due(state: EntryState, last: Option<&Reminded>, now: OffsetDateTime) -> bool {
+    if state == EntryState::Ok {
+        return false;
+    }
+    match last {
+        None => true,
+        Some(l) => l.state != state && now - l.at >= REMIND_AT_MOST_EVERY,
+    }
+}

@@ -345,3 +345,36 @@ fn expiry_outranks_overdue_and_an_idle_key_counts_as_unused() {
     assert_eq!(s.state, EntryState::Expired);
     assert!(s.reason.is_some_and(|r| r.contains("an unreadable date")));
 }
+
+#[test]
+fn a_key_is_reminded_when_due_again_when_overdue_and_at_most_once_a_day() {
+    use crate::EntryState::*;
+    use time::macros::datetime;
+    let day1 = datetime!(2026-12-01 09:00 UTC);
+    let r = |state, at| Reminded { state, at };
+    assert!(!reminder_due(Ok, None, day1), "nothing to say");
+    assert!(reminder_due(DueSoon, None, day1), "first time due soon");
+    let shown = r(DueSoon, day1);
+    // The same state again: no new reminder, however long after.
+    assert!(!reminder_due(
+        DueSoon,
+        Some(&shown),
+        day1 + time::Duration::days(5)
+    ));
+    // Overdue is news, but not within a day of the last reminder.
+    assert!(!reminder_due(
+        Overdue,
+        Some(&shown),
+        day1 + time::Duration::hours(23)
+    ));
+    assert!(reminder_due(
+        Overdue,
+        Some(&shown),
+        day1 + time::Duration::hours(24)
+    ));
+    assert!(reminder_due(
+        Unused,
+        Some(&r(Overdue, day1)),
+        day1 + time::Duration::days(2)
+    ));
+}

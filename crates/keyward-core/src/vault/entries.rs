@@ -255,6 +255,44 @@ impl Vault {
             .collect())
     }
 
+    /// The last reminder shown for each key, by entry id (a row that does not read counts as
+    /// none: its key is reminded again).
+    pub fn reminders(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::policy::Reminded>, VaultError> {
+        let parse = |t: &str| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        };
+        Ok(self
+            .catalog
+            .reminders()?
+            .into_iter()
+            .filter_map(|(id, (state, at))| {
+                let r = crate::policy::Reminded {
+                    state: crate::EntryState::parse(&state)?,
+                    at: parse(&at)?,
+                };
+                Some((id, r))
+            })
+            .collect())
+    }
+
+    /// Records that entry `id` was reminded of `state` at `at`, or, for `ok`, forgets it.
+    pub fn record_reminder(
+        &self,
+        id: &str,
+        state: crate::EntryState,
+        at: time::OffsetDateTime,
+    ) -> Result<(), VaultError> {
+        if state == crate::EntryState::Ok {
+            return Ok(self.catalog.clear_reminder(id)?);
+        }
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| VaultError::Internal(format!("cannot format a time: {e}")))?;
+        Ok(self.catalog.set_reminder(id, state.as_str(), &at)?)
+    }
+
     /// One active entry by name.
     pub fn get(&self, name: &str) -> Result<EntryMeta, VaultError> {
         match self.catalog.entry_by_name(name)? {
