@@ -223,6 +223,11 @@ test('unlock with passphrase and the next code', async () => {
   // starts when the passphrase has been stretched (a second or more), and the reveal test
   // below must come after that minute.
   unlockedAt = Date.now();
+  // An unlock opens on the Overview: what needs action (nothing yet).
+  await (await $t('overview')).waitForDisplayed({ timeout: 10000 });
+  assert.match(await (await $t('overview')).getText(), /No keys yet/);
+  await shot('04b-overview-empty');
+  await click('nav-keys');
   await (await $t('keys-empty')).waitForDisplayed();
   await shot('05-keys-empty');
   const status = await keyward(['status', '--json']);
@@ -475,6 +480,15 @@ test('a key past its expiry brings a reminder; the tray badge and tooltip say so
     } while (!/need action/.test(tip) && Date.now() < tipBy);
     assert.match(tip, /Keys that need action: 1 overdue or expired/);
     try { execFileSync('import', ['-window', 'root', join(SHOTS, '16b-reminder.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
+    // The Overview lists it with its reason and a button to rotate it.
+    await click('nav-overview');
+    const row = await $t('attention-row');
+    await row.waitForDisplayed({ timeout: 10000 });
+    assert.match(await row.getText(), /old-token[\s\S]*expired on 2020-01-01/);
+    assert.match(await (await $t('count-expired')).getText(), /1/);
+    await shot('05b-overview-needs-action');
+    await click('attention-open');
+    await (await $t('rotate')).waitForDisplayed({ timeout: 10000 });
   } finally {
     monitor.kill();
     await keyward(['remove', 'old-token', '--yes']);

@@ -310,6 +310,8 @@ fn status_exits_by_the_worst_key_state() {
         "{}",
         out.stdout
     );
+    let at = |needle: &str| out.stdout.find(needle).unwrap_or(usize::MAX);
+    assert!(at("  gone ") < at("  soon "), "worst first:\n{}", out.stdout);
     // Its own failure is 3, not a key state.
     home.kw(&["agent", "stop"]).ok();
     std::fs::write(home.catalog(), vec![0x42u8; 16384]).expect("spoil");

@@ -44,7 +44,8 @@ describe('app', () => {
     await b.unlock('orbit-maple-quartz-lantern-7', { kind: 'totp', code: b.validCode });
     render(App, { backend: b });
     await screen.findByTestId('nav-keys');
-    await user.keyboard('{Alt>}3{/Alt}');
+    expect(await screen.findByRole('heading', { name: 'Overview' })).toBeInTheDocument();
+    await user.keyboard('{Alt>}4{/Alt}');
     expect(await screen.findByRole('heading', { name: 'Activity' })).toBeInTheDocument();
     await user.keyboard('{Control>}w{/Control}');
     expect(b.closed).toBe(true);
