@@ -311,7 +311,11 @@ fn status_exits_by_the_worst_key_state() {
         out.stdout
     );
     let at = |needle: &str| out.stdout.find(needle).unwrap_or(usize::MAX);
-    assert!(at("  gone ") < at("  soon "), "worst first:\n{}", out.stdout);
+    assert!(
+        at("  gone ") < at("  soon "),
+        "worst first:\n{}",
+        out.stdout
+    );
     // Its own failure is 3, not a key state.
     home.kw(&["agent", "stop"]).ok();
     std::fs::write(home.catalog(), vec![0x42u8; 16384]).expect("spoil");
@@ -394,5 +398,72 @@ fn the_policy_caps_auto_lock_and_standing_grants_and_a_looser_setting_is_refused
             "allows no standing grants for 'ci' (rule 'prod-no-standing': standing_grants = false)"
         ),
         "{line}"
+    );
+}
+
+#[test]
+fn the_policy_shortens_aws_sessions_and_allows_only_its_sts_endpoints() {
+    let moto = crate::support::Moto::start();
+    let dir = policy_dir();
+    let path = dir.path().join("policy.toml");
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "deploy",
+            "--access-key-id",
+            &moto.access_key_id,
+            "--sts-endpoint",
+            &moto.endpoint,
+        ],
+        &[&moto.secret_access_key],
+    )
+    .ok();
+    home.grant_tests("deploy");
+    let left = |home: &Home| {
+        let out = home.kw(&["cred", "aws", "--profile", "deploy"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        let exp = time::OffsetDateTime::parse(
+            v["Expiration"].as_str().expect("exp"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("rfc 3339");
+        (exp - time::OffsetDateTime::now_utc()).whole_seconds()
+    };
+    assert!(left(&home) > 3000, "the key's own hour");
+
+    // Only AWS's own endpoint allowed: this key's (moto's) is refused, before any STS call.
+    let only_aws = "[defaults]\nallowed_sts_endpoints = [\"aws\"]\n";
+    install(&path, only_aws);
+    let want = sha256_hex(only_aws);
+    status_until(&home, "the policy was not picked up", |s| {
+        s["policy"]["sha256"] == want.as_str()
+    });
+    let line = home
+        .kw(&["cred", "aws", "--profile", "deploy"])
+        .one_line_error();
+    assert!(
+        line.contains(&format!("its STS endpoint {} is not one the administrator's policy allows (defaults: allowed_sts_endpoints = [aws])", moto.endpoint)),
+        "{line}"
+    );
+
+    // Allowed, and sessions at most 30 minutes: the cached hour-long one is dropped, the next
+    // is asked for 1800 s.
+    let capped = format!(
+        "[defaults]\nallowed_sts_endpoints = [\"{}\"]\nmax_credential_ttl_secs = 1800\n",
+        moto.endpoint
+    );
+    install(&path, &capped);
+    let want = sha256_hex(&capped);
+    status_until(&home, "the second policy was not picked up", |s| {
+        s["policy"]["sha256"] == want.as_str()
+    });
+    let secs = left(&home);
+    assert!(
+        (1200..=1800).contains(&secs),
+        "a session of at most 30 min: {secs} s left"
     );
 }

@@ -86,6 +86,14 @@ impl Provider for Sts {
             .map(|a| u64::from(a.session_duration_secs))
     }
 
+    fn capped(&self, meta: &EntryMeta, max_secs: u32) -> EntryMeta {
+        let mut m = meta.clone();
+        if let Some(a) = m.config.aws.as_mut() {
+            a.session_duration_secs = a.session_duration_secs.min(max_secs);
+        }
+        m
+    }
+
     async fn issue(
         &self,
         meta: &EntryMeta,

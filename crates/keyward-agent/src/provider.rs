@@ -31,6 +31,14 @@ pub trait Provider: Send + Sync {
     /// server decides).
     fn ttl_secs(&self, meta: &EntryMeta) -> Option<u64>;
 
+    /// `meta` as it is issued from under a policy that lets credentials live at most
+    /// `max_secs`: shortened where the provider asks for a lifetime (AWS: the session
+    /// duration), unchanged where the server decides it (OAuth2).
+    fn capped(&self, meta: &EntryMeta, max_secs: u32) -> EntryMeta {
+        let _ = max_secs;
+        meta.clone()
+    }
+
     /// Calls upstream with the long-lived `secret`; the expiry, when known, lets the credential
     /// be cached (without one it is handed out once).
     fn issue(

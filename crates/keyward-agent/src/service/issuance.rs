@@ -260,13 +260,18 @@ impl Agent {
             }));
         }
         // Before the gate: a key the policy refuses is not worth the user's answer.
-        let standing = match self.policy_admits(&meta) {
-            Ok(standing) => standing,
+        let admitted = match self.policy_admits(&meta) {
+            Ok(admitted) => admitted,
             Err(refusal) => {
                 return Err(self.not_issued(&actor, &profile, "refused", refusal).await)
             }
         };
-        let ttl = provider.ttl_secs(&meta);
+        // What is asked for upstream (and named in the question), within the policy's lifetime.
+        let asked = match admitted.max_ttl_secs {
+            Some(max) => provider.capped(&meta, max),
+            None => meta.clone(),
+        };
+        let ttl = provider.ttl_secs(&asked);
         if let Some(ask) = self
             .gate(
                 &actor,
@@ -275,7 +280,7 @@ impl Agent {
                 ttl,
                 approval.as_deref(),
                 gated,
-                standing,
+                admitted.standing_grants,
             )
             .await?
         {
@@ -289,8 +294,10 @@ impl Agent {
         if let Some((c, meta)) = provider.cache().fresh(&profile) {
             return self.issued(provider, actor, meta, c).await;
         }
+        // The secret is checked against the settings sealed with it, as stored; the call then
+        // asks for no longer than the policy allows.
         let secret = self.secret(&key, &meta).await?;
-        let (c, expires) = match provider.issue(&meta, secret, input).await {
+        let (c, expires) = match provider.issue(&asked, secret, input).await {
             Ok(v) => v,
             Err(e) => return Err(self.not_issued(&actor, &profile, "failed", e.into()).await),
         };

@@ -13,6 +13,14 @@ use keyward_core::policy::{Effective, Loaded, Policy, Standing};
 use super::*;
 use crate::protocol::{KeyStates, Listed, PolicyInfo, PolicyLimit, PolicyRule};
 
+/// What the policy lets one issuance have.
+pub(super) struct Admitted {
+    /// Whether a standing grant counts for the key.
+    pub standing_grants: bool,
+    /// The longest a credential may live, when the policy says.
+    pub max_ttl_secs: Option<u32>,
+}
+
 /// Who may write the policy: root.
 const ADMIN_UID: u32 = 0;
 
@@ -186,6 +194,8 @@ impl Agent {
                     since: Some(rfc3339(now())),
                     refused: None,
                 });
+                // Sessions issued under the old policy may outlive what the new one allows.
+                self.clear_caches();
                 self.standings_changed.notify_one();
             }
             Err(e) => {
@@ -371,10 +381,10 @@ impl Agent {
     }
 
     /// The pipeline's policy stage, before the approval gate: refuses a key the policy blocks
-    /// (overdue or expired under `enforcement = "block"`), a provider it does not allow, and
-    /// everything while no good policy is held. Otherwise says whether standing grants count
-    /// for the key.
-    pub(super) fn policy_admits(&self, meta: &EntryMeta) -> Result<bool, ErrorReply> {
+    /// (overdue or expired under `enforcement = "block"`), a provider or STS endpoint it does
+    /// not allow, and everything while no good policy is held. Otherwise says what the policy
+    /// lets this key's issuance have.
+    pub(super) fn policy_admits(&self, meta: &EntryMeta) -> Result<Admitted, ErrorReply> {
         let policy = self.policy();
         let Some(limits) = policy.for_key(meta.kind, &meta.tags) else {
             return Err(err(
@@ -398,6 +408,21 @@ impl Agent {
                 ));
             }
         }
+        if let (Some(allowed), Some(aws)) = (&limits.allowed_sts_endpoints, &meta.config.aws) {
+            // A key without an override uses AWS's own endpoint, which the list names as "aws".
+            let endpoint = aws.sts_endpoint.as_deref().unwrap_or("aws");
+            if !allowed.value.iter().any(|e| e == endpoint) {
+                return Err(err(
+                    ErrorCode::Policy,
+                    format!(
+                        "'{}' issues no credentials: its STS endpoint {endpoint} is not one the administrator's policy allows ({}: allowed_sts_endpoints = [{}])",
+                        meta.name,
+                        allowed.by,
+                        allowed.value.join(", ")
+                    ),
+                ));
+            }
+        }
         let standing = limits.standing(meta, now());
         if standing.blocked {
             return Err(err(
@@ -411,6 +436,9 @@ impl Agent {
                 ),
             ));
         }
-        Ok(limits.standing_grants.is_none_or(|b| b.value))
+        Ok(Admitted {
+            standing_grants: limits.standing_grants.is_none_or(|b| b.value),
+            max_ttl_secs: limits.max_credential_ttl_secs.map(|b| b.value),
+        })
     }
 }
