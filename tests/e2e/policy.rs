@@ -467,3 +467,93 @@ fn the_policy_shortens_aws_sessions_and_allows_only_its_sts_endpoints() {
         "a session of at most 30 min: {secs} s left"
     );
 }
+
+#[test]
+fn the_key_directory_exports_as_json_csv_and_one_page_without_a_secret() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "static",
+            "gh-token",
+            "--owner",
+            "platform",
+            "--purpose",
+            "CI pushes",
+            "--tag",
+            "ci",
+            "--rotate-every",
+            "7d",
+        ],
+        &["ghp_SecretValue1234567890"],
+    )
+    .ok();
+    home.kw_input(
+        &[
+            "add",
+            "static",
+            "old",
+            "--purpose",
+            "=cmd|' /C calc'!A0",
+            "--expires",
+            "2020-01-01T00:00:00Z",
+        ],
+        &["old-SecretValue-0987"],
+    )
+    .ok();
+    let json = home.kw(&["report"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let keys = v["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 2);
+    let gh = keys
+        .iter()
+        .find(|k| k["name"] == "gh-token")
+        .expect("gh-token");
+    assert_eq!(gh["owner"], "platform");
+    assert_eq!(gh["state"], "due_soon");
+    let csv_path = home.path("reports/keys.csv");
+    std::fs::create_dir_all(home.path("reports")).expect("mkdir");
+    home.kw(&[
+        "report",
+        "--format",
+        "csv",
+        "-o",
+        csv_path.to_str().expect("utf-8"),
+    ])
+    .ok();
+    let csv = std::fs::read_to_string(&csv_path).expect("csv written");
+    assert!(
+        csv.starts_with("name,kind,owner,purpose,tags,created,rotated"),
+        "{csv}"
+    );
+    assert!(csv.contains("'=cmd|"), "a formula is defused: {csv}");
+    let html_path = home.path("reports/keys.html");
+    home.kw(&[
+        "report",
+        "--format",
+        "html",
+        "--output",
+        html_path.to_str().expect("utf-8"),
+    ])
+    .ok();
+    let html = std::fs::read_to_string(&html_path).expect("html written");
+    assert!(html.contains("<tr class=\"expired\">") && html.contains("default-src 'none'"));
+    for out in [&json, &csv, &html] {
+        assert!(!out.contains("SecretValue"), "no secret in the directory");
+    }
+    // Nowhere to write: one line, nothing left behind.
+    let line = home
+        .kw(&[
+            "report",
+            "-o",
+            home.path("no/such/dir/keys.json").to_str().expect("utf-8"),
+        ])
+        .one_line_error();
+    assert!(
+        line.contains("cannot write") && line.contains("no/such/dir"),
+        "{line}"
+    );
+    assert!(!home.path("no").exists());
+}

@@ -135,6 +135,15 @@ enum Cmd {
     /// Admin policy files.
     #[command(subcommand)]
     Policy(policycmd::PolicyCmd),
+    /// The key directory for admins: every key, its owner, dates, state and rule (no secret).
+    Report {
+        /// json, csv, or one self-contained HTML page.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+        /// Write it to this file (whole or not at all) instead of standard output.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Programs allowed to get credentials (listed, revoked, or granted ahead).
     Grants {
         #[command(subcommand)]
@@ -148,6 +157,17 @@ enum Cmd {
     Settings(SettingsCmd),
     /// Run or stop the agent.
     Agent(AgentArgs),
+}
+
+/// How `keyward report` writes the directory.
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// One JSON document.
+    Json,
+    /// One row per key, for a spreadsheet.
+    Csv,
+    /// One page with state colours and sortable columns; loads nothing from the network.
+    Html,
 }
 
 /// Where a new vault keeps its secrets.
@@ -557,6 +577,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
         Cmd::Policy(cmd) => policycmd::run(cmd),
+        Cmd::Report { format, output } => policycmd::report(
+            match format {
+                ReportFormat::Json => keyward_shell::report::Format::Json,
+                ReportFormat::Csv => keyward_shell::report::Format::Csv,
+                ReportFormat::Html => keyward_shell::report::Format::Html,
+            },
+            output.as_deref(),
+        ),
         Cmd::Agent(a) => vaultcmd::agent(
             match a.action {
                 None | Some(AgentAction::Run) => vaultcmd::AgentVerb::Run,

@@ -1,5 +1,6 @@
-//! `keyward policy check`: an admin validates a policy file before rolling it out, as
-//! `visudo -c` or `nginx -t` do, so a typo is found on one machine and not on every laptop.
+//! What admins run: `keyward policy check` validates a policy file before it is rolled out, as
+//! `visudo -c` or `nginx -t` do, so a typo is found on one machine and not on every laptop;
+//! `keyward report` writes the key directory.
 
 use std::path::Path;
 
@@ -36,5 +37,28 @@ fn check(path: &Path) -> Result<()> {
         n => format!("{n} rule(s): {}", rules.join(", ")),
     };
     println!("{}: a valid policy (defaults and {rules})", path.display());
+    Ok(())
+}
+
+/// `keyward report`: the key directory in `format`, to `output` or standard output.
+pub fn report(format: keyward_shell::report::Format, output: Option<&Path>) -> Result<()> {
+    let mut client = crate::connect::agent()?;
+    let keys = client.list()?;
+    let policy = client.status()?.policy;
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("cannot format the time")?;
+    let text = keyward_shell::report::render(&keys, &policy, &at, format)?;
+    match output {
+        Some(path) => {
+            keyward_shell::report::write(path, &text)?;
+            eprintln!(
+                "Wrote the directory of {} keys to {}",
+                keys.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The shell operations the `keyward` command and the desktop app share, so the two cannot
 //! drift: finding the `keyward` binary and starting, finding and stopping the agent
 //! ([`launch`]), the FIDO2 security-key ceremonies ([`ceremony`]), and importing AWS keys from
-//! the shared credentials file and pointing AWS profiles at Keyward ([`aws`]).
+//! the shared credentials file and pointing AWS profiles at Keyward ([`aws`]), and the key
+//! directory for admins ([`report`]).
 //!
 //! Each operation returns what happened as data; the CLI prints it and the app shows it. None
 //! prompts: what needs the user (a PIN, "touch your key") is asked through a callback.
@@ -11,6 +12,7 @@
 pub mod aws;
 pub mod ceremony;
 pub mod launch;
+pub mod report;
 
 use std::path::PathBuf;
 
@@ -42,6 +44,17 @@ pub enum ShellError {
         /// Why.
         why: std::io::Error,
     },
+    /// A file could not be written (nothing was: the old one, if any, is as it was).
+    #[error("cannot write {}: {why}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: std::io::Error,
+    },
+    /// The key directory could not be rendered.
+    #[error("cannot render the key directory: {0}")]
+    Report(String),
     /// A file is not UTF-8 text.
     #[error("{} is not UTF-8 text", .0.display())]
     NotText(PathBuf),
