@@ -4,6 +4,7 @@
 //! server (oidc-provider) whose tokens the real curl sends to an API that checks them.
 
 mod approvals;
+mod audit;
 mod aws;
 mod errors;
 mod fido2;

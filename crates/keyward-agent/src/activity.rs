@@ -76,11 +76,12 @@ pub fn client_of(actor: &Actor) -> Option<String> {
 fn kind_of(action: &str) -> ActivityKind {
     match action {
         "status" | "list" | "show" | "history" | "factors" | "grants" | "audit.tail"
-        | "audit.verify" => ActivityKind::Read,
+        | "audit.query" | "audit.verify" => ActivityKind::Read,
         "unlock" | "lock" | "factor.check" => ActivityKind::Session,
         "issue" => ActivityKind::Issue,
         "approval" | "grant.allow" | "grant.revoke" => ActivityKind::Approval,
-        "reconcile" | "tamper" | "shutdown" | "window.open" => ActivityKind::System,
+        "reconcile" | "tamper" | "shutdown" | "window.open" | "policy.loaded"
+        | "policy.removed" | "policy.refused" | "reminder" => ActivityKind::System,
         _ => ActivityKind::Change,
     }
 }
@@ -110,6 +111,9 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
             format!("Credentials for {key} handed to {who} (from the cache)")
         }
         "issue" if ok => format!("Credentials issued to {who} for {key}"),
+        "issue" if r.outcome == "refused" => {
+            format!("Credentials for {key} refused to {who} by the administrator's policy")
+        }
         "issue" => failed(&format!("Credentials for {key} not issued to {who}")),
         "unlock" if ok => "Vault unlocked".to_owned(),
         "unlock" => failed("Unlock refused"),
@@ -156,7 +160,11 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
         "show" => format!("Details of {key} read by {who}"),
         "history" => format!("History of {key} read by {who}"),
         "factors" => format!("Factors listed by {who}"),
-        "audit.tail" => format!("Activity read by {who}"),
+        "audit.tail" | "audit.query" => format!("Activity read by {who}"),
+        "policy.loaded" => "Administrator's policy taken into force".to_owned(),
+        "policy.removed" => "Administrator's policy removed: none in force".to_owned(),
+        "policy.refused" => "A change to the administrator's policy was refused".to_owned(),
+        "reminder" => format!("Reminder shown: {key} is {}", r.outcome.replace('_', " ")),
         "audit.verify" => format!("Audit trail verified by {who}"),
         other => match r.target.as_deref() {
             Some(t) => format!("{other} {t} ({})", r.outcome),

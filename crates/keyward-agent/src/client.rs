@@ -133,6 +133,10 @@ typed! {
     fn audit_tail(limit: u32) -> Vec<ActivityRecord> {
         Request::AuditTail { limit } => Reply::Audit { rows } => rows
     }
+    /// The audit rows a filter selects.
+    fn audit_query(query: crate::protocol::AuditQuery) -> Vec<ActivityRecord> {
+        Request::AuditQuery(query) => Reply::Audit { rows } => rows
+    }
     /// Creates the vault (`unlock`: leave it unlocked; `window`: the app's window asks).
     fn init(new: NewVault) -> Initialized {
         Request::Init(new) => Reply::Initialized(i) => i

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auditcmd;
 mod awscmd;
 mod connect;
 mod grantscmd;
@@ -408,6 +409,8 @@ enum GrantsCmd {
 enum AuditCmd {
     /// Check that no audit record was edited or deleted.
     Verify,
+    /// List records by key, event, client and time; export them as JSON lines or CSV.
+    List(auditcmd::ListArgs),
     /// Show the latest audit records.
     Tail {
         /// How many.
@@ -575,6 +578,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => grantscmd::allow(input_fd, &exe, script, &profile, hours),
         Cmd::Audit(AuditCmd::Verify) => vaultcmd::audit_verify(),
+        Cmd::Audit(AuditCmd::List(a)) => auditcmd::list(a),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
         Cmd::Policy(cmd) => policycmd::run(cmd),
         Cmd::Report { format, output } => policycmd::report(

@@ -122,3 +122,33 @@ impl From<crate::oauth::Token> for Reply {
         Reply::Oauth2Token(t.into())
     }
 }
+
+/// The most rows one `audit_query` answers with (well within a client's 16 MiB answer).
+pub const AUDIT_QUERY_MAX: u32 = 10_000;
+
+impl TryFrom<AuditQuery> for keyward_core::catalog::AuditFilter {
+    type Error = String;
+
+    /// Times become the trail's own form (UTC, whole seconds), so comparing them as text orders
+    /// them as times.
+    fn try_from(q: AuditQuery) -> Result<Self, String> {
+        let time = |name: &str, t: Option<String>| -> Result<Option<String>, String> {
+            let Some(t) = t else { return Ok(None) };
+            let rfc = time::format_description::well_known::Rfc3339;
+            let parsed = time::OffsetDateTime::parse(&t, &rfc)
+                .map_err(|_| format!("{name} must be an RFC 3339 time (2026-12-01T00:00:00Z)"))?;
+            let utc = parsed.to_offset(time::UtcOffset::UTC);
+            let utc = utc.replace_nanosecond(0).unwrap_or(utc);
+            utc.format(&rfc).map(Some).map_err(|e| e.to_string())
+        };
+        Ok(keyward_core::catalog::AuditFilter {
+            target: q.key,
+            action: q.action,
+            client: q.client,
+            since: time("since", q.since)?,
+            until: time("until", q.until)?,
+            after_seq: q.after_seq,
+            limit: q.limit.min(AUDIT_QUERY_MAX),
+        })
+    }
+}

@@ -171,3 +171,30 @@ pub struct NewVault {
 
 /// Default STS session duration for new AWS entries.
 pub const DEFAULT_SESSION_SECS: u32 = 3600;
+
+/// Which audit rows to return; a field left out matches every row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// The key or profile concerned.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// An event (`issue`) or a family (`grant`: `grant.allow`, `grant.revoke`, …).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Text in the client's description (a program's path in its chain).
+    #[serde(default)]
+    pub client: Option<String>,
+    /// At or after this time (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Only rows after this sequence number, the oldest first (to read the whole trail page by
+    /// page); otherwise the newest.
+    #[serde(default)]
+    pub after_seq: Option<i64>,
+    /// At most this many (at most 10,000 per answer).
+    pub limit: u32,
+}

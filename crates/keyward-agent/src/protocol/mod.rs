@@ -282,6 +282,8 @@ pub enum Request {
         /// How many.
         limit: u32,
     },
+    /// The audit rows a filter selects (`keyward audit list`).
+    AuditQuery(AuditQuery),
     /// Stop the agent (locks first).
     Shutdown {},
     /// The secret of a key, for the app's Reveal and Copy: only from the app this agent serves,
@@ -350,6 +352,7 @@ impl Request {
             Request::Fido2UnlockBegin {} => "fido2.unlock",
             Request::AuditVerify {} => "audit.verify",
             Request::AuditTail { .. } => "audit.tail",
+            Request::AuditQuery(_) => "audit.query",
             Request::Shutdown {} => "shutdown",
             Request::Reveal { .. } => "reveal",
             Request::ConfirmFactor { .. } => "factor.confirm",

@@ -74,6 +74,7 @@ impl Recorded {
             Request::History { name, .. } => here("history", Some(name)),
             Request::Factors {} => here("factors", None),
             Request::AuditTail { .. } => here("audit.tail", None),
+            Request::AuditQuery(_) => here("audit.query", None),
             Request::AuditVerify {} => here("audit.verify", None),
             Request::Init(_)
             | Request::Unlock { .. }
@@ -396,6 +397,7 @@ impl Agent {
             Request::FactorRemove { id } => self.factor_remove(id, actor).await,
             Request::AuditVerify {} => self.audit_verify().await,
             Request::AuditTail { limit } => self.audit_tail(limit).await,
+            Request::AuditQuery(q) => self.audit_query(q).await,
             Request::Reveal { name, token } => self.reveal(name, token, actor).await,
             Request::ConfirmFactor { token, code } => self.confirm_factor(token, code, actor).await,
             Request::Window { closed, token } => self.window_poll(closed, token, actor).await,

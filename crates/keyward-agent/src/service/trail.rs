@@ -25,6 +25,21 @@ impl Agent {
         .await
     }
 
+    /// The rows a filter selects, newest `limit`, oldest first.
+    pub(super) async fn audit_query(self: &Arc<Self>, q: crate::protocol::AuditQuery) -> Outcome {
+        let filter = keyward_core::catalog::AuditFilter::try_from(q)
+            .map_err(|e| err(ErrorCode::Invalid, e))?;
+        self.blocking(move |a| {
+            let rows = a
+                .with_vault(|v| v.catalog().audit_query(&filter))
+                .map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+            Ok(Reply::Audit {
+                rows: rows.into_iter().map(Into::into).collect(),
+            })
+        })
+        .await
+    }
+
     /// Writes one audit row; a failure refuses the operation (fail closed).
     pub(super) fn audited(
         &self,

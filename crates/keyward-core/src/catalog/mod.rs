@@ -15,6 +15,7 @@ use crate::entry::{EntryConfig, EntryKind, EntryMeta};
 
 mod entries;
 mod trail;
+pub use trail::AuditFilter;
 mod vault_rows;
 
 /// The ordered migrations; index + 1 is the schema version each one produces.
@@ -23,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_settings.sql"),
     include_str!("../../migrations/0003_integrity.sql"),
     include_str!("../../migrations/0004_reminders.sql"),
+    include_str!("../../migrations/0005_audit_filters.sql"),
 ];
 
 /// Errors reading or writing the catalog.
@@ -356,5 +358,132 @@ mod tests {
             .is_err());
         assert!(cat.connection().execute("DELETE FROM audit", []).is_err());
         assert_eq!(cat.audit_rows(None).expect("rows"), vec![row]);
+    }
+
+    #[test]
+    fn the_audit_query_filters_by_key_event_family_client_and_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        let row = |seq: i64, ts: &str, action: &str, target: Option<&str>, exe: &str| AuditRow {
+            seq,
+            ts: ts.into(),
+            action: action.into(),
+            target: target.map(Into::into),
+            outcome: "ok".into(),
+            actor: format!(r#"{{"uid":1000,"chain":[{{"pid":7,"exe":"{exe}"}}]}}"#),
+            detail: "{}".into(),
+            prev_hash: "0".into(),
+            hash: format!("h{seq}"),
+        };
+        let rows = [
+            row(
+                1,
+                "2026-11-30T10:00:00Z",
+                "issue",
+                Some("prod"),
+                "/usr/bin/aws",
+            ),
+            row(
+                2,
+                "2026-12-01T10:00:00Z",
+                "grant.allow",
+                Some("prod"),
+                "/usr/bin/keyward",
+            ),
+            row(
+                3,
+                "2026-12-01T11:00:00Z",
+                "issue",
+                Some("ci"),
+                "/usr/bin/terraform",
+            ),
+            row(
+                4,
+                "2026-12-02T09:00:00Z",
+                "issue",
+                Some("prod"),
+                "/usr/bin/terraform",
+            ),
+            row(
+                5,
+                "2026-12-02T10:00:00Z",
+                "grantsx",
+                None,
+                "/usr/bin/keyward",
+            ),
+        ];
+        cat.append_audit(&rows).expect("append");
+        let seqs = |f: AuditFilter| -> Vec<i64> {
+            let f = AuditFilter { limit: 100, ..f };
+            cat.audit_query(&f)
+                .expect("query")
+                .iter()
+                .map(|r| r.seq)
+                .collect()
+        };
+        assert_eq!(seqs(AuditFilter::default()), [1, 2, 3, 4, 5]);
+        let prod = || Some("prod".to_owned());
+        assert_eq!(
+            seqs(AuditFilter {
+                target: prod(),
+                ..Default::default()
+            }),
+            [1, 2, 4]
+        );
+        // A family, and not a longer word that starts the same.
+        let grant = Some("grant".to_owned());
+        assert_eq!(
+            seqs(AuditFilter {
+                action: grant,
+                ..Default::default()
+            }),
+            [2]
+        );
+        let tf = Some("terraform".to_owned());
+        assert_eq!(
+            seqs(AuditFilter {
+                client: tf,
+                ..Default::default()
+            }),
+            [3, 4]
+        );
+        let since = Some("2026-12-01T00:00:00Z".to_owned());
+        let until = Some("2026-12-02T09:00:00Z".to_owned());
+        assert_eq!(
+            seqs(AuditFilter {
+                since,
+                until,
+                ..Default::default()
+            }),
+            [2, 3]
+        );
+        // The newest n, oldest first; or page by page from the start.
+        let f = AuditFilter {
+            limit: 2,
+            ..Default::default()
+        };
+        let got: Vec<i64> = cat
+            .audit_query(&f)
+            .expect("q")
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(got, [4, 5]);
+        let page = |after| {
+            let f = AuditFilter {
+                limit: 2,
+                after_seq: Some(after),
+                ..Default::default()
+            };
+            cat.audit_query(&f)
+                .expect("q")
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<i64>>()
+        };
+        assert_eq!(
+            (page(0), page(2), page(4), page(5)),
+            (vec![1, 2], vec![3, 4], vec![5], vec![])
+        );
     }
 }

@@ -17,7 +17,72 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
+/// Which audit rows `keyward audit` wants; every field left out matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The key or profile concerned.
+    pub target: Option<String>,
+    /// An event (`issue`) or a family of them (`grant` matches `grant.allow`, `grant.revoke`).
+    pub action: Option<String>,
+    /// Text found in the client's description (a program in its chain, its uid or pid).
+    pub client: Option<String>,
+    /// At or after this time (RFC 3339, UTC).
+    pub since: Option<String>,
+    /// Before this time (RFC 3339, UTC).
+    pub until: Option<String>,
+    /// Only rows after this sequence number, and then the *oldest* `limit` of them (a reader
+    /// going through the whole trail page by page); otherwise the newest `limit`.
+    pub after_seq: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 impl Catalog {
+    /// The audit rows `f` selects (the newest `f.limit`, or the oldest after `f.after_seq`),
+    /// oldest first. Key, event and time use indexes; the client is a substring search of each
+    /// candidate row's actor.
+    pub fn audit_query(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, CatalogError> {
+        let mut sql = String::from(
+            "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
+             (SELECT * FROM audit WHERE 1",
+        );
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let family = f.action.as_ref().map(|a| format!("{a}.%"));
+        if let Some(t) = &f.target {
+            sql.push_str(" AND target = ?");
+            args.push(t);
+        }
+        if let (Some(a), Some(fam)) = (&f.action, &family) {
+            sql.push_str(" AND (action = ? OR action LIKE ?)");
+            args.push(a);
+            args.push(fam);
+        }
+        if let Some(c) = &f.client {
+            sql.push_str(" AND instr(actor, ?) > 0");
+            args.push(c);
+        }
+        if let Some(s) = &f.since {
+            sql.push_str(" AND ts >= ?");
+            args.push(s);
+        }
+        if let Some(u) = &f.until {
+            sql.push_str(" AND ts < ?");
+            args.push(u);
+        }
+        let limit = i64::from(f.limit);
+        match &f.after_seq {
+            Some(after) => {
+                sql.push_str(" AND seq > ? ORDER BY seq LIMIT ?)");
+                args.push(after);
+            }
+            None => sql.push_str(" ORDER BY seq DESC LIMIT ?) ORDER BY seq"),
+        }
+        args.push(&limit);
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(args.as_slice(), audit_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// The hash of audit row `seq`, if it exists.
     pub fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, CatalogError> {
         Ok(self
