@@ -138,3 +138,29 @@ fn new_recovery_codes_replace_the_old_ones() {
         .ok();
     assert!(out.stdout.contains("7 left"), "{}", out.stdout);
 }
+
+#[test]
+fn answers_on_input_fd_0_may_come_through_a_socket_as_node_and_python_pass_them() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    // A child's stdin made by Node's spawn (or Python's socketpair) is a socket, not a pipe:
+    // /dev/fd/0 cannot be opened on one.
+    let (mine, theirs) = UnixStream::pair().expect("socketpair");
+    let mut cmd = home.cmd(&["--input-fd", "0", "add", "static", "via-socket"]);
+    cmd.stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+        theirs,
+    )));
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    (&mine).write_all(b"socket-Value-1\n").expect("write");
+    drop(mine);
+    let out = crate::support::Run::from_output(child.wait_with_output().expect("wait"));
+    out.ok();
+    assert!(home.kw(&["list"]).ok().stdout.contains("via-socket"));
+}

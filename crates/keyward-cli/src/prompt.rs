@@ -3,7 +3,7 @@
 //! with one line on that descriptor, in order.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub enum Prompter {
     /// The controlling terminal.
     Tty,
     /// Lines on a file descriptor.
-    Fd(BufReader<File>),
+    Fd(BufReader<Box<dyn Read + Send>>),
     /// Neither: any prompt fails with an explanation.
     None,
 }
@@ -34,10 +34,17 @@ impl Prompter {
     /// Answers from `--input-fd` when given, else the terminal when there is one.
     pub fn new(input_fd: Option<u32>) -> Result<Self> {
         if let Some(fd) = input_fd {
-            // /dev/fd/N reopens an inherited descriptor without unsafe code.
-            let file = File::open(format!("/dev/fd/{fd}"))
-                .with_context(|| format!("cannot read --input-fd {fd}"))?;
-            return Ok(Prompter::Fd(BufReader::new(file)));
+            // Standard input is read as it is: a socket (what Node and Python hand a child)
+            // cannot be reopened through /dev/fd. Other descriptors are reopened there, which
+            // needs no unsafe code.
+            let input: Box<dyn Read + Send> = match fd {
+                0 => Box::new(std::io::stdin()),
+                _ => Box::new(
+                    File::open(format!("/dev/fd/{fd}"))
+                        .with_context(|| format!("cannot read --input-fd {fd}"))?,
+                ),
+            };
+            return Ok(Prompter::Fd(BufReader::new(input)));
         }
         Ok(if have_tty() {
             Prompter::Tty
@@ -66,7 +73,10 @@ impl Prompter {
         !matches!(self, Prompter::None)
     }
 
-    fn read_fd_line(reader: &mut BufReader<File>, what: &str) -> Result<Zeroizing<String>> {
+    fn read_fd_line(
+        reader: &mut BufReader<Box<dyn Read + Send>>,
+        what: &str,
+    ) -> Result<Zeroizing<String>> {
         let mut line = Zeroizing::new(String::new());
         let n = reader
             .read_line(&mut line)
