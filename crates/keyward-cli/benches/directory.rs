@@ -61,7 +61,8 @@ fn actor(i: usize) -> Actor {
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
+    let root = dir.path().to_path_buf();
+    let root = root.as_path();
     for d in ["home", "data", "state", "config", "run"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
     }
@@ -198,6 +199,14 @@ fn main() {
                 ..Default::default()
             },
         ),
+        // The worst case: nothing matches, so every row's actor is searched.
+        (
+            "a client never seen (the whole trail searched)",
+            AuditFilter {
+                client: Some("no-such-program".into()),
+                ..Default::default()
+            },
+        ),
     ];
     for (what, f) in filters {
         let f = AuditFilter { limit: 100, ..f };
@@ -264,6 +273,10 @@ fn main() {
         );
     }
     let _ = cmd(&["agent", "stop"]).status();
+    // KEYWARD_BENCH_KEEP=1 leaves the vault behind, to look at a slow figure by hand.
+    if std::env::var_os("KEYWARD_BENCH_KEEP").is_some() {
+        println!("the vault stays in {}", dir.keep().display());
+    }
 }
 
 fn hour_ago() -> String {

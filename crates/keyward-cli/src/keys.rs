@@ -1,6 +1,7 @@
 //! Key commands: add, list, show, remove. Secrets are asked for, never taken from argv, and never
 //! printed; list and show print metadata only.
 
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -114,7 +115,11 @@ pub fn list(json: bool) -> Result<()> {
     let entries = connect::agent()?.list()?;
     if json {
         let rows: Vec<Row> = entries.iter().map(Row::of).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        // Straight to standard output: a catalog of 10,000 keys is megabytes of JSON.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        out.flush()?;
         return Ok(());
     }
     if entries.is_empty() {
