@@ -81,7 +81,7 @@ fn kind_of(action: &str) -> ActivityKind {
         "issue" => ActivityKind::Issue,
         "approval" | "grant.allow" | "grant.revoke" => ActivityKind::Approval,
         "reconcile" | "tamper" | "shutdown" | "window.open" | "policy.loaded"
-        | "policy.removed" | "policy.refused" | "reminder" => ActivityKind::System,
+        | "policy.removed" | "policy.refused" | "reminder" | "unusual" => ActivityKind::System,
         _ => ActivityKind::Change,
     }
 }
@@ -165,6 +165,11 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
         "policy.removed" => "Administrator's policy removed: none in force".to_owned(),
         "policy.refused" => "A change to the administrator's policy was refused".to_owned(),
         "reminder" => format!("Reminder shown: {key} is {}", r.outcome.replace('_', " ")),
+        "unusual" => match r.outcome.as_str() {
+            "new_program" => format!("Unusual: {who} got {key} for the first time"),
+            "new_chain" => format!("Unusual: {who} got {key} from a new chain of processes"),
+            _ => format!("Unusual: {key} issued many times its usual number today"),
+        },
         "audit.verify" => format!("Audit trail verified by {who}"),
         other => match r.target.as_deref() {
             Some(t) => format!("{other} {t} ({})", r.outcome),

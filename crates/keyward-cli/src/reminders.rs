@@ -1,7 +1,8 @@
 //! The desktop agent's reminders: a notification when a key becomes due soon, overdue, expired
 //! or unused (once per state, at most once a day per key; see
 //! `keyward_core::policy::reminder_due`), with an "Open" action, and the tray's badge and
-//! tooltip, which say how many keys need action and whose policy is in force.
+//! tooltip, which say how many keys need action and whose policy is in force; and the agent's
+//! reports of unusual use, as urgent notifications.
 //!
 //! The agent decides and records what is due; this module only shows it. It looks when the
 //! agent starts, whenever a key or the policy changes, and every ten minutes (dates pass).
@@ -102,9 +103,14 @@ struct Notifier {
 impl Notifier {
     async fn show(&self, l: &Listed) -> zbus::Result<()> {
         let (title, body) = words(l);
-        let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
         // Normal urgency: it waits in the notification list, it does not take over the screen.
-        hints.insert("urgency", zbus::zvariant::Value::U8(1));
+        self.send(&title, &body, 1).await
+    }
+
+    /// One notification with an "Open" action, remembered as ours.
+    async fn send(&self, title: &str, body: &str, urgency: u8) -> zbus::Result<()> {
+        let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
+        hints.insert("urgency", zbus::zvariant::Value::U8(urgency));
         let reply = self
             .bus
             .call_method(
@@ -116,8 +122,8 @@ impl Notifier {
                     "Keyward",
                     0u32,
                     "dialog-password",
-                    title.as_str(),
-                    body.as_str(),
+                    title,
+                    body,
                     vec!["default", "Open", "open", "Open"],
                     hints,
                     -1i32,
@@ -129,6 +135,16 @@ impl Notifier {
             ours.insert(id);
         }
         Ok(())
+    }
+
+    /// Says that a key was used in a way it never was (see `keyward_agent::service::usage`).
+    async fn unusual(&self, u: &keyward_agent::service::usage::UnusualUse) -> zbus::Result<()> {
+        let title = format!("Unusual use of key “{}”", u.key);
+        let body = format!(
+            "{} If that was not you: lock Keyward, look at Activity, and rotate the key.",
+            u.words()
+        );
+        self.send(&title, &body, 2).await
     }
 
     /// Opens the window when the user acts on one of our reminders.
@@ -177,6 +193,7 @@ pub async fn run(
             }
         });
     }
+    let mut unusual = agent.unusual.subscribe();
     let mut last = None;
     loop {
         let a = Arc::clone(&agent);
@@ -204,6 +221,14 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = agent.standings_changed.notified() => {}
+            told = unusual.recv() => {
+                if let (Ok(u), Some(n)) = (told, &notifier) {
+                    if let Err(e) = n.unusual(&u).await {
+                        tracing::warn!("cannot show unusual use of {}: {e}", u.key);
+                    }
+                }
+                continue;
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod kdf;
 pub mod keystore;
 pub mod policy;
 pub mod security_key;
+pub mod usage;
 pub mod vault;
 
 pub use audit::{Actor, AuditEvent, ProcessInfo};

@@ -18,7 +18,12 @@ const ANCHOR_EVERY: Duration = Duration::from_millis(100);
 /// the reply path) moves after the answers, at most every [`ANCHOR_EVERY`] and never later than
 /// that after the last row. If that write fails, the next batch retries it and is refused
 /// while it keeps failing.
-pub(super) fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<IssueRecord>) {
+pub(super) fn issue_writer(
+    vault: &Mutex<Vault>,
+    rx: &std::sync::mpsc::Receiver<IssueRecord>,
+    unusual: &tokio::sync::broadcast::Sender<super::usage::UnusualUse>,
+) {
+    let mut baseline = super::usage::Baseline::default();
     use std::sync::mpsc::RecvTimeoutError;
     const MAX_BATCH: usize = 1024;
     let anchor = || {
@@ -55,8 +60,11 @@ pub(super) fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<
         let mut uses: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         let mut events = Vec::with_capacity(batch.len());
         let mut waiters = Vec::with_capacity(batch.len());
+        let mut served = Vec::with_capacity(batch.len());
         for r in batch {
-            *uses.entry(r.entry_id).or_default() += 1;
+            *uses.entry(r.entry_id.clone()).or_default() += 1;
+            let key = r.event.target.clone().unwrap_or_default();
+            served.push((r.entry_id, key, r.actor.clone()));
             events.push((r.actor, r.event));
             waiters.push(r.done);
         }
@@ -69,8 +77,25 @@ pub(super) fn issue_writer(vault: &Mutex<Vault>, rx: &std::sync::mpsc::Receiver<
         if let Err(e) = &result {
             warn!("issuance audit failed, credentials withheld: {}", e.message);
         }
+        let issued = result.is_ok();
         for w in waiters {
             let _ = w.send(result.clone());
+        }
+        // After the answers: the baseline costs a reply nothing.
+        if issued {
+            let found = baseline.observe(vault, &served, time::OffsetDateTime::now_utc());
+            if !found.is_empty() {
+                let rows: Vec<(Actor, AuditEvent)> = found
+                    .iter()
+                    .map(|(a, e, _)| (a.clone(), e.clone()))
+                    .collect();
+                if let Err(e) = lock_vault(vault, |v| v.audit_unanchored(&rows)) {
+                    warn!("unusual use was not audited: {e}");
+                }
+                for (_, _, told) in found {
+                    let _ = unusual.send(told);
+                }
+            }
         }
         unanchored = true;
         if anchored_at.elapsed() >= ANCHOR_EVERY {

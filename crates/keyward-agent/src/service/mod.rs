@@ -139,6 +139,9 @@ pub struct Agent {
     /// Signalled when a key or the policy changed, so keys' standings may have: the desktop
     /// agent then looks for reminders and redraws the tray.
     pub standings_changed: tokio::sync::Notify,
+    /// Issuances that do not fit their key's baseline (see `usage`), for the desktop agent's
+    /// notifications; already audited when sent.
+    pub unusual: tokio::sync::broadcast::Sender<usage::UnusualUse>,
 }
 
 mod consent;
@@ -149,6 +152,7 @@ mod keys;
 pub mod policy;
 mod session;
 mod trail;
+pub mod usage;
 mod window;
 
 #[cfg(test)]
@@ -190,11 +194,13 @@ impl Agent {
         }
         let vault = Arc::new(Mutex::new(vault));
         let (issues, rx) = std::sync::mpsc::channel();
+        let (unusual, _) = tokio::sync::broadcast::channel(64);
         {
             let vault = Arc::clone(&vault);
+            let unusual = unusual.clone();
             std::thread::Builder::new()
                 .name("keyward-audit".into())
-                .spawn(move || issue_writer(&vault, &rx))
+                .spawn(move || issue_writer(&vault, &rx, &unusual))
                 .map_err(|e| {
                     VaultError::Internal(format!("cannot start the audit writer thread: {e}"))
                 })?;
@@ -217,6 +223,7 @@ impl Agent {
                 keyward_core::policy::SYSTEM_PATH,
             )))),
             standings_changed: tokio::sync::Notify::new(),
+            unusual,
         })
     }
 

@@ -557,3 +557,82 @@ async fn reminders_come_once_per_state_and_at_most_once_a_day_on_an_injected_clo
         .collect();
     assert_eq!(reminded, ["expired", "overdue"]);
 }
+
+#[tokio::test]
+async fn a_program_or_chain_a_key_never_served_is_reported_as_unusual_and_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake::default();
+    let mut told = agent.unusual.subscribe();
+    let program = |exe: &str, parent: &str| Actor {
+        uid: Some(1000),
+        pid: Some(77),
+        chain: vec![
+            ProcessInfo {
+                pid: 77,
+                exe: Some(exe.into()),
+                script: None,
+                unvouched: None,
+            },
+            ProcessInfo {
+                pid: 70,
+                exe: Some(parent.into()),
+                script: None,
+                unvouched: None,
+            },
+        ],
+    };
+    let ask_as = |actor: Actor| {
+        let agent = Arc::clone(&agent);
+        let fake = &fake;
+        async move {
+            let r = agent
+                .issue_with(fake, "k".to_owned(), (), None, actor, false)
+                .await;
+            got(&r);
+        }
+    };
+    // The first program a key serves is its baseline, not news; the same again is usual.
+    ask_as(program("/usr/bin/aws", "/usr/bin/bash")).await;
+    ask_as(program("/usr/bin/aws", "/usr/bin/bash")).await;
+    // Another program; then the known one from another parent.
+    ask_as(program("/usr/bin/curl", "/usr/bin/bash")).await;
+    ask_as(program("/usr/bin/aws", "/usr/sbin/cron")).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let u = tokio::time::timeout(Duration::from_secs(5), told.recv())
+            .await
+            .expect("told in time")
+            .expect("told");
+        seen.push((u.client, u.what));
+    }
+    assert_eq!(
+        seen[0],
+        ("/usr/bin/curl".to_owned(), usage::Unusual::NewProgram)
+    );
+    assert_eq!(
+        seen[1],
+        (
+            "/usr/bin/aws".to_owned(),
+            usage::Unusual::NewChain {
+                chain: "aws ← cron".into()
+            }
+        )
+    );
+    assert!(told.try_recv().is_err(), "nothing else was unusual");
+    let tail = agent
+        .handle(
+            Request::AuditTail { limit: 1000 },
+            crate::peer::this_process(),
+        )
+        .await;
+    let Ok(Reply::Audit { rows }) = tail else {
+        panic!("{tail:?}")
+    };
+    let unusual: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.action == "unusual")
+        .map(|r| r.outcome.as_str())
+        .collect();
+    assert_eq!(unusual, ["new_program", "new_chain"]);
+}

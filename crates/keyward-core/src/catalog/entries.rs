@@ -108,6 +108,63 @@ impl Catalog {
         Ok(())
     }
 
+    /// Every (entry id, `program` or `chain`, value) a key has served.
+    pub fn usage_seen(&self) -> Result<Vec<(String, String, String)>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT entry_id, what, value FROM usage_seen")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records what keys served first at `at`, and adds `days` (entry id, day, count) to their
+    /// daily counts, in one transaction.
+    pub fn record_usage(
+        &mut self,
+        seen: &[(String, &str, String)],
+        days: &[(String, String, u64)],
+        at: &str,
+    ) -> Result<(), CatalogError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT OR IGNORE INTO usage_seen (entry_id, what, value, first_seen)
+                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM entries WHERE id = ?1)",
+            )?;
+            for (id, what, value) in seen {
+                add.execute(params![id, what, value, at])?;
+            }
+            let mut count = tx.prepare_cached(
+                "INSERT INTO usage_days (entry_id, day, count)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM entries WHERE id = ?1)
+                 ON CONFLICT (entry_id, day) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for (id, day, n) in days {
+                count.execute(params![id, day, i64::try_from(*n).unwrap_or(i64::MAX)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many credentials entry `id` issued on `day` (as recorded so far).
+    pub fn usage_on(&self, id: &str, day: &str) -> Result<u64, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT count FROM usage_days WHERE entry_id = ?1 AND day = ?2")?;
+        let n: Option<i64> = stmt.query_row(params![id, day], |r| r.get(0)).optional()?;
+        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Entry `id`'s daily counts before `day` (newest first, at most `n` days with any use).
+    pub fn usage_history(&self, id: &str, day: &str, n: u32) -> Result<Vec<u64>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT count FROM usage_days WHERE entry_id = ?1 AND day < ?2 ORDER BY day DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![id, day, n], |r| r.get::<_, i64>(0))?;
+        rows.map(|r| Ok(u64::try_from(r?).unwrap_or(0))).collect()
+    }
+
     /// Deletes an entry row.
     pub fn delete_entry(&self, id: &str) -> Result<(), CatalogError> {
         self.conn

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_integrity.sql"),
     include_str!("../../migrations/0004_reminders.sql"),
     include_str!("../../migrations/0005_audit_filters.sql"),
+    include_str!("../../migrations/0006_usage.sql"),
 ];
 
 /// Errors reading or writing the catalog.

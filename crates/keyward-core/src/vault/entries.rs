@@ -400,4 +400,15 @@ impl Vault {
         self.catalog.touch_entries(uses, &now_rfc3339())?;
         Ok(())
     }
+
+    /// Adds to the keys' usage baseline (see [`crate::usage`]): programs and chains served for
+    /// the first time, and issuances per (entry id, day).
+    pub fn record_usage(
+        &mut self,
+        seen: &[(String, &str, String)],
+        days: &[(String, String, u64)],
+    ) -> Result<(), VaultError> {
+        self.catalog.record_usage(seen, days, &now_rfc3339())?;
+        Ok(())
+    }
 }
