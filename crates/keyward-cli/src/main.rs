@@ -10,6 +10,7 @@ mod awscmd;
 mod connect;
 mod grantscmd;
 mod keys;
+mod notify;
 mod oauthcmd;
 mod policycmd;
 mod prompt;

@@ -7,7 +7,7 @@
 //! The agent decides and records what is due; this module only shows it. It looks when the
 //! agent starts, whenever a key or the policy changes, and every ten minutes (dates pass).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use futures_util::StreamExt;
 use keyward_agent::protocol::{KeyStates, Listed, PolicyInfo};
 use keyward_agent::Agent;
 use keyward_core::EntryState;
+
+use crate::notify::Urgency;
 
 /// How often the keys are looked at when nothing changes.
 const EVERY: Duration = Duration::from_secs(600);
@@ -104,33 +106,13 @@ impl Notifier {
     async fn show(&self, l: &Listed) -> zbus::Result<()> {
         let (title, body) = words(l);
         // Normal urgency: it waits in the notification list, it does not take over the screen.
-        self.send(&title, &body, 1).await
+        self.send(&title, &body, Urgency::Normal).await
     }
 
     /// One notification with an "Open" action, remembered as ours.
-    async fn send(&self, title: &str, body: &str, urgency: u8) -> zbus::Result<()> {
-        let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
-        hints.insert("urgency", zbus::zvariant::Value::U8(urgency));
-        let reply = self
-            .bus
-            .call_method(
-                Some("org.freedesktop.Notifications"),
-                "/org/freedesktop/Notifications",
-                Some("org.freedesktop.Notifications"),
-                "Notify",
-                &(
-                    "Keyward",
-                    0u32,
-                    "dialog-password",
-                    title,
-                    body,
-                    vec!["default", "Open", "open", "Open"],
-                    hints,
-                    -1i32,
-                ),
-            )
-            .await?;
-        let id: u32 = reply.body().deserialize()?;
+    async fn send(&self, title: &str, body: &str, urgency: Urgency) -> zbus::Result<()> {
+        let open = [("default", "Open"), ("open", "Open")];
+        let id = crate::notify::send(&self.bus, title, body, urgency, &open).await?;
         if let Ok(mut ours) = self.ours.lock() {
             ours.insert(id);
         }
@@ -144,7 +126,7 @@ impl Notifier {
             "{} If that was not you: lock Keyward, look at Activity, and rotate the key.",
             u.words()
         );
-        self.send(&title, &body, 2).await
+        self.send(&title, &body, Urgency::Critical).await
     }
 
     /// Opens the window when the user acts on one of our reminders.

@@ -3,7 +3,6 @@
 //! started on demand. The window (`keyward-desktop`) is a process of its own that ends when it is
 //! closed, so Keyward in the tray costs only this process's memory.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -204,26 +203,9 @@ async fn notify(info: &ApprovalInfo) {
     );
     let sent = async {
         let bus = zbus::Connection::session().await?;
-        let mut hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
         // Critical: the notification stays until the user acts on it.
-        hints.insert("urgency", zbus::zvariant::Value::U8(2));
-        bus.call_method(
-            Some("org.freedesktop.Notifications"),
-            "/org/freedesktop/Notifications",
-            Some("org.freedesktop.Notifications"),
-            "Notify",
-            &(
-                "Keyward",
-                0u32,
-                "dialog-password",
-                "A program asks for credentials",
-                body.as_str(),
-                Vec::<&str>::new(),
-                hints,
-                -1i32,
-            ),
-        )
-        .await?;
+        let title = "A program asks for credentials";
+        crate::notify::send(&bus, title, &body, crate::notify::Urgency::Critical, &[]).await?;
         Ok::<(), zbus::Error>(())
     };
     match tokio::time::timeout(Duration::from_secs(3), sent).await {

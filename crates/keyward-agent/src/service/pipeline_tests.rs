@@ -176,8 +176,8 @@ async fn agent(dir: &std::path::Path) -> Arc<Agent> {
     agent
 }
 
-/// The issuance rows of the audit trail: (outcome, detail).
-async fn issues(agent: &Arc<Agent>) -> Vec<(String, serde_json::Value)> {
+/// The audit trail's rows of `action`: (outcome, detail).
+async fn recorded(agent: &Arc<Agent>, action: &str) -> Vec<(String, serde_json::Value)> {
     let tail = agent
         .handle(
             Request::AuditTail { limit: 1000 },
@@ -188,8 +188,22 @@ async fn issues(agent: &Arc<Agent>) -> Vec<(String, serde_json::Value)> {
         panic!("audit tail: {tail:?}");
     };
     rows.into_iter()
-        .filter(|r| r.action == "issue")
+        .filter(|r| r.action == action)
         .map(|r| (r.outcome, r.detail))
+        .collect()
+}
+
+/// The issuance rows of the audit trail: (outcome, detail).
+async fn issues(agent: &Arc<Agent>) -> Vec<(String, serde_json::Value)> {
+    recorded(agent, "issue").await
+}
+
+/// The outcomes of the audit trail's rows of `action`.
+async fn outcomes(agent: &Arc<Agent>, action: &str) -> Vec<String> {
+    recorded(agent, action)
+        .await
+        .into_iter()
+        .map(|(o, _)| o)
         .collect()
 }
 
@@ -541,20 +555,7 @@ async fn reminders_come_once_per_state_and_at_most_once_a_day_on_an_injected_clo
     assert!(agent
         .reminders_due(later + time::Duration::days(3))
         .is_empty());
-    let tail = agent
-        .handle(
-            Request::AuditTail { limit: 1000 },
-            crate::peer::this_process(),
-        )
-        .await;
-    let Ok(Reply::Audit { rows }) = tail else {
-        panic!("{tail:?}")
-    };
-    let reminded: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.action == "reminder")
-        .map(|r| r.outcome.as_str())
-        .collect();
+    let reminded = outcomes(&agent, "reminder").await;
     assert_eq!(reminded, ["expired", "overdue"]);
 }
 
@@ -620,19 +621,6 @@ async fn a_program_or_chain_a_key_never_served_is_reported_as_unusual_and_audite
         )
     );
     assert!(told.try_recv().is_err(), "nothing else was unusual");
-    let tail = agent
-        .handle(
-            Request::AuditTail { limit: 1000 },
-            crate::peer::this_process(),
-        )
-        .await;
-    let Ok(Reply::Audit { rows }) = tail else {
-        panic!("{tail:?}")
-    };
-    let unusual: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.action == "unusual")
-        .map(|r| r.outcome.as_str())
-        .collect();
+    let unusual = outcomes(&agent, "unusual").await;
     assert_eq!(unusual, ["new_program", "new_chain"]);
 }
