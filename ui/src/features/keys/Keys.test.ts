@@ -5,14 +5,12 @@ import { describe, expect, it, vi } from 'vitest';
 import Keys from './Keys.svelte';
 import { BackendError, type KeyRow } from '../../lib/backend';
 import { TestBackend } from '../../lib/backend/test';
+import { keyRow } from '../../lib/backend/fixtures';
 
 function key(i: number, extra: Partial<KeyRow> = {}): KeyRow {
-  return {
-    id: `k${i}`, name: `key-${String(i).padStart(5, '0')}`, kind: i % 2 ? 'aws' : 'static',
-    owner: i % 3 ? 'platform' : 'data', purpose: null, tags: i % 5 ? ['ci'] : ['prod'],
-    created: '2026-01-01T00:00:00Z', rotated: null, rotation_interval_days: null, expires: null,
-    last_used: null, use_count: 0, config: {}, state: 'ok', reason: null, rule: null, blocked: false, ...extra,
-  };
+  return keyRow(`key-${String(i).padStart(5, '0')}`, {
+    id: `k${i}`, kind: i % 2 ? 'aws' : 'static', owner: i % 3 ? 'platform' : 'data', tags: i % 5 ? ['ci'] : ['prod'], ...extra,
+  });
 }
 
 async function unlocked(keys: KeyRow[]) {

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyRow } from '../../lib/backend';
+import { keyRow } from '../../lib/backend/fixtures';
 import { filterKeys, searchIndex } from './filter';
 
-function key(name: string, extra: Partial<KeyRow> = {}): KeyRow {
-  return {
-    id: `id-${name}`, name, kind: 'static', owner: null, purpose: null, tags: [],
-    created: '2026-01-01T00:00:00Z', rotated: null, rotation_interval_days: null, expires: null,
-    last_used: null, use_count: 0, config: {}, state: 'ok', reason: null, rule: null, blocked: false, ...extra,
-  };
-}
+const key = keyRow;
 
 const keys = [
   key('Deploy-Bot', { kind: 'aws', tags: ['CI', 'prod'], owner: 'Platform' }),

@@ -5,14 +5,9 @@ import { describe, expect, it, vi } from 'vitest';
 import Overview from './Overview.svelte';
 import type { KeyRow } from '../../lib/backend';
 import { TestBackend } from '../../lib/backend/test';
+import { keyRow } from '../../lib/backend/fixtures';
 
-function key(name: string, extra: Partial<KeyRow> = {}): KeyRow {
-  return {
-    id: `id-${name}`, name, kind: 'aws', owner: 'platform', purpose: null, tags: [],
-    created: '2026-01-01T00:00:00Z', rotated: null, rotation_interval_days: null, expires: null,
-    last_used: null, use_count: 0, config: {}, state: 'ok', reason: null, rule: null, blocked: false, ...extra,
-  };
-}
+const key = (name: string, extra: Partial<KeyRow> = {}) => keyRow(name, { kind: 'aws', owner: 'platform', ...extra });
 
 async function unlocked(keys: KeyRow[]) {
   const b = new TestBackend();
