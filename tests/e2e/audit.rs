@@ -75,3 +75,145 @@ fn the_trail_filters_by_key_event_client_and_time_and_exports() {
         "{line}"
     );
 }
+
+/// A real rsyslog listening on 127.0.0.1 (imtcp), writing what it receives to `received`.
+struct Rsyslog {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Rsyslog {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{work}\")\n\
+                 module(load=\"imtcp\")\n\
+                 input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
+                 template(name=\"sd\" type=\"string\" string=\"%structured-data%\\n\")\n\
+                 *.* action(type=\"omfile\" file=\"{out}\" template=\"sd\")\n",
+                work = work.display(),
+                out = dir.join("received").display(),
+            ),
+        )
+        .expect("conf");
+        let child = std::process::Command::new("/usr/sbin/rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start rsyslogd (scripts/deps installs rsyslog)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rsyslogd did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Rsyslog {
+            child,
+            dir: dir.to_owned(),
+            port,
+        }
+    }
+
+    /// Stops it as an admin would (SIGTERM), and waits.
+    fn stop(mut self) -> (std::path::PathBuf, u16) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        (self.dir.clone(), self.port)
+    }
+
+    /// The sequence numbers received, in the order they arrived.
+    fn seqs(dir: &std::path::Path) -> Vec<i64> {
+        std::fs::read_to_string(dir.join("received"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let at = l.find("seq=\"")? + 5;
+                l[at..].split('"').next()?.parse().ok()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_trail_reaches_a_real_rsyslog_once_and_in_order_across_its_restart() {
+    let policy = crate::policy::policy_dir();
+    let path = policy.path().join("policy.toml");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let receiver = Rsyslog::start(logs.path(), port);
+    crate::policy::install(
+        &path,
+        &format!("[audit]\nsyslog_tcp = \"127.0.0.1:{port}\"\n"),
+    );
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    home.init();
+    home.unlock();
+    for i in 0..5 {
+        home.kw_input(&["add", "static", &format!("k{i}")], &["tok-Value-1"])
+            .ok();
+    }
+    let caught_up = |what: &str| {
+        crate::policy::status_until(&home, what, |s| {
+            s["forwarding"]["sent_seq"] == s["audit_head"] && s["forwarding"]["error"].is_null()
+        })
+    };
+    caught_up("forwarding did not catch up");
+
+    // The receiver goes away; records keep coming, and wait.
+    let (dir, port) = receiver.stop();
+    for i in 5..10 {
+        home.kw_input(&["add", "static", &format!("k{i}")], &["tok-Value-1"])
+            .ok();
+    }
+    let s = crate::policy::status_until(&home, "the outage was not noticed", |s| {
+        s["forwarding"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach"))
+    });
+    assert!(
+        s["forwarding"]["sent_seq"].as_i64() < s["audit_head"].as_i64(),
+        "{s:#}"
+    );
+    let text = home.kw(&["status"]).stdout;
+    assert!(
+        text.contains("record(s) waiting: cannot reach 127.0.0.1"),
+        "{text}"
+    );
+
+    // Back: what it missed arrives, from where it stopped.
+    let _receiver = Rsyslog::start(&dir, port);
+    let s = caught_up("forwarding did not resume");
+    let head = s["audit_head"].as_i64().expect("head");
+    // rsyslog writes asynchronously: wait for the file to hold the head.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Rsyslog::seqs(&dir).last() != Some(&head) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let got = Rsyslog::seqs(&dir);
+    let want: Vec<i64> = (1..=head).collect();
+    assert_eq!(got, want, "every record once, in order");
+}

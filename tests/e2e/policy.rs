@@ -53,7 +53,7 @@ fn a_valid_policy_is_described_and_a_broken_one_named_by_line_and_reason() {
 
 /// A directory for a policy file that the agent trusts: root's, under the build directory
 /// (not /tmp, which everyone may write, so a file under it is refused).
-fn policy_dir() -> tempfile::TempDir {
+pub(crate) fn policy_dir() -> tempfile::TempDir {
     assert!(
         rustix::process::getuid().is_root(),
         "the policy tests run as root: an admin policy must be root's file"
@@ -66,7 +66,7 @@ fn policy_dir() -> tempfile::TempDir {
 
 /// Writes `text` as the policy the way a config-management tool does: to a temporary file in
 /// the same directory, then renamed over it.
-fn install(path: &Path, text: &str) {
+pub(crate) fn install(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).expect("write policy");
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -75,7 +75,7 @@ fn install(path: &Path, text: &str) {
 
 /// Waits until `status --json` satisfies `done` (a reload is due within a second; this allows
 /// a slow machine ten), and returns it.
-fn status_until(
+pub(crate) fn status_until(
     home: &Home,
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,

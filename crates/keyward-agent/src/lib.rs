@@ -12,6 +12,7 @@ pub mod aws;
 pub mod cache;
 pub mod client;
 pub mod desktop;
+pub mod forward;
 pub mod fuzzing;
 
 pub mod hardening;
@@ -115,6 +116,7 @@ pub fn run(
     let agent = Arc::new(agent);
     sessionwatch::spawn(Arc::clone(&agent));
     policywatch::spawn(Arc::clone(&agent), policy);
+    forward::spawn(Arc::clone(&agent));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -45,6 +45,7 @@ fn generated() -> String {
         PolicyRule::decl(&cfg),
         PolicyInfo::decl(&cfg),
         KeyStates::decl(&cfg),
+        keyward_agent::forward::Forwarding::decl(&cfg),
         StatusInfo::decl(&cfg),
         SlotKind::decl(&cfg),
         FactorInfo::decl(&cfg),

@@ -346,6 +346,18 @@ fn print_status(s: &keyward_agent::protocol::StatusInfo) {
         );
     }
     print_policy(&s.policy);
+    if let Some(f) = &s.forwarding {
+        let behind = s.audit_head - f.sent_seq;
+        let state = match (&f.error, behind) {
+            (Some(e), _) => format!("{behind} record(s) waiting: {e}"),
+            (None, 0) => "up to date".to_owned(),
+            (None, n) => format!("{n} record(s) on their way"),
+        };
+        println!(
+            "Audit:    forwarded to {} up to #{} of #{} ({state})",
+            f.target, f.sent_seq, s.audit_head
+        );
+    }
     match s.locks_in_secs {
         Some(left) => println!(
             "Auto-lock: in {} (after {} idle)",

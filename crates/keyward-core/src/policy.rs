@@ -127,6 +127,17 @@ struct PolicyFile {
     defaults: Limits,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleSection>,
+    #[serde(default)]
+    audit: AuditForwarding,
+}
+
+/// Where the audit trail goes besides the catalog (`[audit]`): each record once, in order, with
+/// its sequence number and chain hash, so the receiver can tell a gap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditForwarding {
+    /// A syslog receiver as `host:port`: RFC 5424 messages over TCP, octet-counted (RFC 6587).
+    pub syslog_tcp: Option<String>,
 }
 
 /// A named rule and the keys it covers.
@@ -157,6 +168,8 @@ pub struct Policy {
     pub defaults: Limits,
     /// Rules, in the file's order.
     pub rules: Vec<Rule>,
+    /// Where the audit trail is forwarded.
+    pub audit: AuditForwarding,
 }
 
 /// Why a policy was not taken.
@@ -249,9 +262,28 @@ impl Policy {
                 limits: r.limits,
             });
         }
+        if let Some(target) = &file.audit.syslog_tcp {
+            let port = target
+                .rsplit_once(':')
+                .and_then(|(h, p)| (!h.is_empty()).then_some(p));
+            if port
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none_or(|p| p == 0)
+            {
+                let line = text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("syslog_tcp"))
+                    .map_or(1, |i| i + 1);
+                return Err(invalid(
+                    line,
+                    format!("syslog_tcp = {target:?}: give the receiver as host:port"),
+                ));
+            }
+        }
         let policy = Policy {
             defaults: file.defaults,
             rules,
+            audit: file.audit,
         };
         policy.check_values().map_err(|(scope, why)| {
             let line = match scope {

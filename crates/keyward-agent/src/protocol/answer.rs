@@ -42,6 +42,10 @@ pub struct StatusInfo {
     pub policy: PolicyInfo,
     /// How many keys stand where, and the ones that need action.
     pub keys: KeyStates,
+    /// How far the audit trail has been forwarded, when the policy names a receiver.
+    pub forwarding: Option<crate::forward::Forwarding>,
+    /// The audit trail's last sequence number.
+    pub audit_head: i64,
 }
 
 /// The administrator's policy as the agent holds it.

@@ -142,6 +142,8 @@ pub struct Agent {
     /// Issuances that do not fit their key's baseline (see `usage`), for the desktop agent's
     /// notifications; already audited when sent.
     pub unusual: tokio::sync::broadcast::Sender<usage::UnusualUse>,
+    /// How far the audit trail has been forwarded (set by `forward`).
+    forwarding: Mutex<Option<crate::forward::Forwarding>>,
 }
 
 mod consent;
@@ -224,6 +226,7 @@ impl Agent {
             )))),
             standings_changed: tokio::sync::Notify::new(),
             unusual,
+            forwarding: Mutex::new(None),
         })
     }
 

@@ -78,6 +78,11 @@ impl InForce {
             .map_err(|e| err(ErrorCode::Policy, e.to_string()))
     }
 
+    /// The syslog receiver the audit trail goes to, when the policy names one.
+    pub fn forward_target(&self) -> Option<String> {
+        self.loaded.as_ref()?.policy.audit.syslog_tcp.clone()
+    }
+
     /// The policy as `status` shows it.
     pub fn info(&self) -> PolicyInfo {
         let policy = self.loaded.as_ref().map(|l| &l.policy);

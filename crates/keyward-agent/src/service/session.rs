@@ -171,6 +171,12 @@ impl Agent {
                 .and_then(|k| self.with_vault(|v| v.grants_need_code(&k)).ok()),
             policy: self.policy().info(),
             keys: self.key_states(entries),
+            forwarding: self.forwarding(),
+            audit_head: self
+                .with_vault(|v| v.catalog().audit_head())
+                .ok()
+                .flatten()
+                .map_or(0, |(seq, _)| seq),
         })))
     }
 

@@ -73,4 +73,39 @@ impl Agent {
         })
         .map_err(vault_err)
     }
+
+    /// The records after `seq` (oldest first, at most `limit`), for the forwarder.
+    pub fn audit_rows_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::activity::ActivityRecord>, VaultError> {
+        let f = crate::forward::after(seq, limit);
+        let rows = self.with_vault(|v| v.catalog().audit_query(&f))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// A catalog setting the agent keeps for itself (how far forwarding got).
+    pub fn read_setting(&self, name: &str) -> Option<String> {
+        self.with_vault(|v| v.catalog().setting(name))
+            .ok()
+            .flatten()
+    }
+
+    /// Records one of the agent's own settings.
+    pub fn write_setting(&self, name: &str, value: &str) -> Result<(), VaultError> {
+        Ok(self.with_vault(|v| v.catalog().set_setting(name, value))?)
+    }
+
+    /// What the forwarder reports, for `status`.
+    pub fn set_forwarding(&self, f: Option<crate::forward::Forwarding>) {
+        if let Ok(mut g) = self.forwarding.lock() {
+            *g = f;
+        }
+    }
+
+    /// How far forwarding has got, if it is configured.
+    pub(super) fn forwarding(&self) -> Option<crate::forward::Forwarding> {
+        self.forwarding.lock().ok().and_then(|g| g.clone())
+    }
 }

@@ -378,3 +378,25 @@ fn a_key_is_reminded_when_due_again_when_overdue_and_at_most_once_a_day() {
         day1 + time::Duration::days(2)
     ));
 }
+
+#[test]
+fn the_audit_section_names_a_syslog_receiver_as_host_and_port() {
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "[audit]\nsyslog_tcp = \"logs.example.com:6514\"\n",
+    )
+    .expect("parse");
+    assert_eq!(p.audit.syslog_tcp.as_deref(), Some("logs.example.com:6514"));
+    let err = Policy::parse(
+        Path::new("p.toml"),
+        "[defaults]\n\n[audit]\nsyslog_tcp = \"logs.example.com\"\n",
+    )
+    .expect_err("no port");
+    assert_eq!(
+        err.to_string(),
+        "p.toml line 4: syslog_tcp = \"logs.example.com\": give the receiver as host:port"
+    );
+    let err =
+        Policy::parse(Path::new("p.toml"), "[audit]\nsyslog = \"x:1\"\n").expect_err("unknown");
+    assert!(err.to_string().contains("unknown field `syslog`"), "{err}");
+}

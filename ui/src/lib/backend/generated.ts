@@ -330,6 +330,20 @@ unused: number,
  */
 attention: Array<Listed>, };
 
+export type Forwarding = { 
+/**
+ * The receiver (`host:port`).
+ */
+target: string, 
+/**
+ * The last record the receiver has been sent.
+ */
+sent_seq: number, 
+/**
+ * Why the last attempt failed, while it keeps failing.
+ */
+error: string | null, };
+
 export type StatusInfo = { 
 /**
  * Agent version.
@@ -394,7 +408,15 @@ policy: PolicyInfo,
 /**
  * How many keys stand where, and the ones that need action.
  */
-keys: KeyStates, };
+keys: KeyStates, 
+/**
+ * How far the audit trail has been forwarded, when the policy names a receiver.
+ */
+forwarding: Forwarding | null, 
+/**
+ * The audit trail's last sequence number.
+ */
+audit_head: number, };
 
 export type SlotKind = "totp" | "recovery" | "fido2";
 

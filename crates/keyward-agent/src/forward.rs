@@ -1,0 +1,261 @@
+//! Forwarding the audit trail off the machine, as the admin policy's `[audit] syslog_tcp` says:
+//! each record once and in order, as an RFC 5424 message over TCP with octet-counted framing
+//! (RFC 6587), carrying its sequence number and chain hashes so the receiver can tell a gap or
+//! an edit. The catalog stays the source: the forwarder reads it from where the receiver was
+//! last known to have got to (kept in the catalog's settings per receiver), so a receiver that
+//! is down or restarted gets what it missed, from that point, when it is back.
+//!
+//! TCP acknowledges nothing to the sender, so before each batch the connection is checked for
+//! the receiver having closed it (a stopped rsyslog does); a record written in the very instant
+//! a receiver dies can still be lost by TCP (RELP would close that; not built).
+
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_core::catalog::AuditFilter;
+use tracing::{info, warn};
+
+use crate::activity::ActivityRecord;
+use crate::Agent;
+
+/// How often new records are looked for.
+const POLL: Duration = Duration::from_millis(250);
+/// Records read and sent at a time.
+const BATCH: u32 = 500;
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// RFC 5612's enterprise number for documentation: Keyward has none registered.
+const SD_ID: &str = "keyward@32473";
+
+/// How far forwarding has got, as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct Forwarding {
+    /// The receiver (`host:port`).
+    pub target: String,
+    /// The last record the receiver has been sent.
+    pub sent_seq: i64,
+    /// Why the last attempt failed, while it keeps failing.
+    pub error: Option<String>,
+}
+
+fn setting(target: &str) -> String {
+    format!("audit.forwarded.{target}")
+}
+
+/// An SD-PARAM value with `"`, `\` and `]` escaped (RFC 5424 §6.3.3).
+fn sd(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace(']', "\\]")
+}
+
+/// One record as an RFC 5424 message, framed by its length.
+pub fn frame(r: &ActivityRecord, host: &str, pid: u32) -> Vec<u8> {
+    // authpriv (10) × 8 + info (6).
+    let msgid: String = r
+        .action
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(32)
+        .collect();
+    let body = serde_json::json!({
+        "action": r.action,
+        "target": r.target,
+        "outcome": r.outcome,
+        "actor": r.actor,
+        "detail": r.detail,
+        "summary": r.summary,
+    });
+    let msg = format!(
+        "<86>1 {ts} {host} keyward {pid} {msgid} [{SD_ID} seq=\"{seq}\" prev=\"{prev}\" hash=\"{hash}\" outcome=\"{outcome}\" target=\"{target}\"] {body}",
+        ts = r.ts,
+        seq = r.seq,
+        prev = sd(&r.prev_hash),
+        hash = sd(&r.hash),
+        outcome = sd(&r.outcome),
+        target = sd(r.target.as_deref().unwrap_or("-")),
+    );
+    let mut out = format!("{} ", msg.len()).into_bytes();
+    out.extend_from_slice(msg.as_bytes());
+    out
+}
+
+/// Whether the receiver closed the connection (or it broke) since it was last used.
+fn closed(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    let gone = match s.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    let _ = s.set_nonblocking(false);
+    gone
+}
+
+fn connect(target: &str) -> std::io::Result<TcpStream> {
+    let addr = target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the name has no address"))?;
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Starts the forwarder; it follows the policy (none, one receiver, another) as it changes.
+pub fn spawn(agent: Arc<Agent>) {
+    let started = std::thread::Builder::new()
+        .name("keyward-forward".into())
+        .spawn(move || run(&agent));
+    if let Err(e) = started {
+        warn!("the audit trail is not forwarded: cannot start its thread: {e}");
+    }
+}
+
+fn run(agent: &Agent) {
+    let host = hostname();
+    let pid = std::process::id();
+    let mut conn: Option<(String, TcpStream)> = None;
+    let mut backoff = POLL;
+    loop {
+        std::thread::sleep(backoff.min(MAX_BACKOFF));
+        let Some(target) = agent.policy().forward_target() else {
+            conn = None;
+            agent.set_forwarding(None);
+            backoff = POLL;
+            continue;
+        };
+        let sent = agent
+            .read_setting(&setting(&target))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0i64);
+        // A connection to another receiver, or one the receiver closed, is dropped.
+        if conn
+            .as_ref()
+            .is_some_and(|(t, s)| t != &target || closed(s))
+        {
+            conn = None;
+        }
+        let rows = match agent.audit_rows_after(sent, BATCH) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot read the audit trail to forward: {e}");
+                backoff = MAX_BACKOFF;
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            agent.set_forwarding(Some(Forwarding {
+                target: target.clone(),
+                sent_seq: sent,
+                error: None,
+            }));
+            backoff = POLL;
+            continue;
+        }
+        if conn.is_none() {
+            match connect(&target) {
+                Ok(s) => {
+                    info!(%target, from = sent + 1, "forwarding the audit trail");
+                    conn = Some((target.clone(), s));
+                }
+                Err(e) => {
+                    let error = format!("cannot reach {target}: {e}");
+                    warn!("{error} (retried; nothing is lost, the catalog keeps every record)");
+                    agent.set_forwarding(Some(Forwarding {
+                        target: target.clone(),
+                        sent_seq: sent,
+                        error: Some(error),
+                    }));
+                    backoff = (backoff * 2).max(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        let Some((_, stream)) = conn.as_mut() else {
+            continue;
+        };
+        let mut last = sent;
+        let mut error = None;
+        for r in &rows {
+            if let Err(e) = stream.write_all(&frame(r, &host, pid)) {
+                error = Some(format!("sending to {target} failed: {e}"));
+                break;
+            }
+            last = r.seq;
+        }
+        if last != sent {
+            if let Err(e) = agent.write_setting(&setting(&target), &last.to_string()) {
+                warn!("cannot record how far the audit trail was forwarded: {e}");
+            }
+        }
+        if error.is_some() {
+            conn = None;
+            backoff = Duration::from_secs(1);
+        } else {
+            // More may be waiting: look again at once.
+            backoff = if rows.len() == BATCH as usize {
+                Duration::ZERO
+            } else {
+                POLL
+            };
+        }
+        agent.set_forwarding(Some(Forwarding {
+            target,
+            sent_seq: last,
+            error,
+        }));
+    }
+}
+
+/// The filter for the records after `seq`, oldest first.
+pub(crate) fn after(seq: i64, limit: u32) -> AuditFilter {
+    AuditFilter {
+        after_seq: Some(seq),
+        limit,
+        ..AuditFilter::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_one_octet_counted_rfc5424_message_with_its_place_in_the_chain() {
+        let r = ActivityRecord::from(keyward_core::catalog::AuditRow {
+            seq: 42,
+            ts: "2026-12-02T10:00:00Z".into(),
+            action: "issue".into(),
+            target: Some("pr\"od]".into()),
+            outcome: "ok".into(),
+            actor: "{}".into(),
+            detail: "{}".into(),
+            prev_hash: "a".repeat(64),
+            hash: "b".repeat(64),
+        });
+        let framed = String::from_utf8(frame(&r, "laptop", 7)).expect("utf-8");
+        let (len, msg) = framed.split_once(' ').expect("length first");
+        assert_eq!(len.parse::<usize>().expect("a number"), msg.len());
+        assert!(msg.starts_with("<86>1 2026-12-02T10:00:00Z laptop keyward 7 issue [keyward@32473 seq=\"42\" prev=\"aaaa"), "{msg}");
+        assert!(msg.contains(r#"target="pr\"od\]"]"#), "escaped: {msg}");
+        let json: serde_json::Value =
+            serde_json::from_str(msg.split_once("] ").expect("body").1).expect("json body");
+        assert_eq!(json["action"], "issue");
+    }
+}
