@@ -24,8 +24,8 @@ const POLL: Duration = Duration::from_secs(30);
 
 /// The nearest existing directory that holds, or would hold, `path`.
 fn watch_point(path: &Path) -> Option<PathBuf> {
-    path.ancestors()
-        .skip(1)
+    path.parent()?
+        .ancestors()
         .find(|d| d.is_dir())
         .map(Path::to_owned)
 }

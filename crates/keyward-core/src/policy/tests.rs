@@ -214,7 +214,11 @@ fn a_sound_file_in_a_sound_directory_loads_and_a_missing_one_is_no_policy() {
     assert_eq!(Policy::load(missing, me()), Ok(Loaded::default()));
     // A sound file must be root's in root's directories: the test writes one under /etc, which
     // only root can (CI runs the tests as root, as scripts/test's keychain set-up does).
-    assert_eq!(me(), 0, "this test needs root, to put a root-owned file under /etc");
+    assert_eq!(
+        me(),
+        0,
+        "this test needs root, to put a root-owned file under /etc"
+    );
     let dir = tempfile::Builder::new()
         .prefix("keyward-policy-")
         .tempdir_in("/etc")
