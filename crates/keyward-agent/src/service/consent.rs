@@ -197,7 +197,19 @@ impl Agent {
         )?;
         Ok(Reply::Done)
     }
+}
 
+/// What the approval gate decided about one request.
+pub(super) enum Passage {
+    /// Not yet: the question the CLI must put on its terminal.
+    Ask(Reply),
+    /// Through without a question (a standing grant, or the app's own request).
+    Through,
+    /// Through because the user answered this request's question just now.
+    Answered,
+}
+
+impl Agent {
     /// Lets the request through if its program may have `profile`'s credentials; otherwise
     /// asks the embedded approver and waits, or returns what the CLI must ask on its terminal.
     /// `standing`: whether the policy lets a standing grant count for this key (a grant given
@@ -212,10 +224,10 @@ impl Agent {
         approval: Option<&str>,
         gated: bool,
         standing: bool,
-    ) -> Result<Option<Reply>, ErrorReply> {
+    ) -> Result<Passage, ErrorReply> {
         // The app's own requests (in-process) are the user's own clicks.
         if !gated || actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
-            return Ok(None);
+            return Ok(Passage::Through);
         }
         let Some(proc_) = client_process(actor) else {
             return Err(err(
@@ -229,7 +241,7 @@ impl Agent {
                 .approvals
                 .granted_to(exe, proc_.script.as_deref(), profile)
             {
-                return Ok(None);
+                return Ok(Passage::Through);
             }
         }
         let Some(client) = client_of(actor) else {
@@ -238,7 +250,7 @@ impl Agent {
         if let Some(id) = approval {
             match self.approvals.take_decision(id, &client, profile) {
                 Some(Decision::Deny) => return Err(denied(&client, profile)),
-                Some(_) => return Ok(None),
+                Some(_) => return Ok(Passage::Answered),
                 None => {}
             }
         }
@@ -265,12 +277,12 @@ impl Agent {
             .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))??;
         }
         if !self.approvals.has_approver() {
-            return Ok(Some(Reply::ApprovalNeeded { approval: info }));
+            return Ok(Passage::Ask(Reply::ApprovalNeeded { approval: info }));
         }
         let _ = tokio::time::timeout(APPROVAL_WAIT, decided.notified()).await;
         match self.approvals.take_decision(&info.id, &client, profile) {
             Some(Decision::Deny) => Err(denied(&client, profile)),
-            Some(_) => Ok(None),
+            Some(_) => Ok(Passage::Answered),
             None => {
                 self.approvals.expire(&info.id);
                 let me = Arc::clone(self);

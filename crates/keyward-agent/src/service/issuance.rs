@@ -6,6 +6,8 @@ pub(super) struct IssueRecord {
     actor: Actor,
     event: AuditEvent,
     entry_id: String,
+    /// The user approved this request just now.
+    answered: bool,
     done: tokio::sync::oneshot::Sender<Result<(), ErrorReply>>,
 }
 
@@ -64,7 +66,12 @@ pub(super) fn issue_writer(
         for r in batch {
             *uses.entry(r.entry_id.clone()).or_default() += 1;
             let key = r.event.target.clone().unwrap_or_default();
-            served.push((r.entry_id, key, r.actor.clone()));
+            served.push(super::usage::Served {
+                entry_id: r.entry_id,
+                key,
+                actor: r.actor.clone(),
+                answered: r.answered,
+            });
             events.push((r.actor, r.event));
             waiters.push(r.done);
         }
@@ -297,7 +304,7 @@ impl Agent {
             None => meta.clone(),
         };
         let ttl = provider.ttl_secs(&asked);
-        if let Some(ask) = self
+        let passage = self
             .gate(
                 &actor,
                 &profile,
@@ -307,17 +314,19 @@ impl Agent {
                 gated,
                 admitted.standing_grants,
             )
-            .await?
-        {
-            return Ok(ask);
-        }
+            .await?;
+        let answered = match passage {
+            super::consent::Passage::Ask(ask) => return Ok(ask),
+            super::consent::Passage::Through => false,
+            super::consent::Passage::Answered => true,
+        };
         if let Some((c, meta)) = hit {
-            return self.issued(provider, actor, meta, c).await;
+            return self.issued(provider, actor, meta, c, answered).await;
         }
         let flight = provider.cache().flight(&profile);
         let _guard = flight.lock().await;
         if let Some((c, meta)) = provider.cache().fresh(&profile) {
-            return self.issued(provider, actor, meta, c).await;
+            return self.issued(provider, actor, meta, c, answered).await;
         }
         // The secret is checked against the settings sealed with it, as stored; the call then
         // asks for no longer than the policy allows.
@@ -333,7 +342,7 @@ impl Agent {
         if let Some(expires) = expires {
             provider.cache().store(&profile, &meta, &c, expires);
         }
-        self.issued(provider, actor, meta, c).await
+        self.issued(provider, actor, meta, c, answered).await
     }
 
     /// Records that nothing was issued for `profile` — the policy `refused`, the provider
@@ -360,13 +369,15 @@ impl Agent {
         reply
     }
 
-    /// Records the issuance (fail closed) and hands the credentials out.
+    /// Records the issuance (fail closed) and hands the credentials out. `answered`: the user
+    /// approved this very request (so its program is expected, not unusual).
     async fn issued<P: Provider>(
         self: &Arc<Self>,
         provider: &P,
         actor: Actor,
         meta: EntryMeta,
         credential: P::Credential,
+        answered: bool,
     ) -> Outcome {
         let detail = provider.audit_detail(&meta, &credential);
         let (done, wait) = tokio::sync::oneshot::channel();
@@ -379,6 +390,7 @@ impl Agent {
                 detail,
             },
             entry_id: meta.id,
+            answered,
             done,
         };
         let refused = || {

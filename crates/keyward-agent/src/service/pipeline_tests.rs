@@ -621,6 +621,35 @@ async fn a_program_or_chain_a_key_never_served_is_reported_as_unusual_and_audite
         )
     );
     assert!(told.try_recv().is_err(), "nothing else was unusual");
+    // A program the user approves for this very request is expected: the approval is its record.
+    let wget = program("/usr/bin/wget", "/usr/bin/bash");
+    let asked = agent
+        .issue_with(&fake, "k".to_owned(), (), None, wget.clone(), true)
+        .await;
+    let Ok(Reply::ApprovalNeeded { approval }) = asked else {
+        panic!("the gate asks: {asked:?}")
+    };
+    let me = crate::peer::this_process();
+    agent
+        .decide_approval(&approval.id, Decision::Once, Answerer::App, &me)
+        .expect("answered");
+    let r = agent
+        .issue_with(
+            &fake,
+            "k".to_owned(),
+            (),
+            Some(approval.id.clone()),
+            wget,
+            true,
+        )
+        .await;
+    got(&r);
+    // The writer compares after it answers: give it the time it would take.
+    let later = tokio::time::timeout(Duration::from_millis(500), told.recv()).await;
+    assert!(
+        later.is_err(),
+        "no notification for the approved one: {later:?}"
+    );
     let unusual = outcomes(&agent, "unusual").await;
-    assert_eq!(unusual, ["new_program", "new_chain"]);
+    assert_eq!(unusual, ["new_program", "new_chain"], "and no row");
 }

@@ -77,6 +77,16 @@ fn chain_of(actor: &Actor) -> String {
         .join(" ← ")
 }
 
+/// One issuance, as the baseline sees it.
+pub(super) struct Served {
+    pub entry_id: String,
+    /// The key's name.
+    pub key: String,
+    pub actor: Actor,
+    /// The user approved this request just now: its program is expected, however new.
+    pub answered: bool,
+}
+
 /// The keys' baseline as the writer thread holds it (loaded from the catalog once).
 #[derive(Default)]
 pub(super) struct Baseline {
@@ -111,12 +121,12 @@ impl Baseline {
         self.seen = Some(seen);
     }
 
-    /// Compares one batch of issuances (entry id, key name, who) with the baseline, adds them
-    /// to it, and returns what was unusual with its audit event.
+    /// Compares one batch of issuances with the baseline, adds them to it, and returns what was
+    /// unusual with its audit event.
     pub(super) fn observe(
         &mut self,
         vault: &Mutex<Vault>,
-        batch: &[(String, String, Actor)],
+        batch: &[Served],
         now: time::OffsetDateTime,
     ) -> Vec<(Actor, AuditEvent, UnusualUse)> {
         self.load(vault);
@@ -129,7 +139,8 @@ impl Baseline {
         let mut out = Vec::new();
         let mut new_seen: Vec<(String, &'static str, String)> = Vec::new();
         let mut counts: HashMap<String, u64> = HashMap::new();
-        for (id, key, actor) in batch {
+        for served in batch {
+            let (id, key, actor) = (&served.entry_id, &served.key, &served.actor);
             *counts.entry(id.clone()).or_default() += 1;
             let Some(client) = crate::activity::client_of(actor) else {
                 continue;
@@ -146,7 +157,8 @@ impl Baseline {
                 new_seen.push((id.clone(), "chain", chain.clone()));
             }
             self.known_keys.insert(id.clone());
-            let what = match (learning, new_program, new_chain) {
+            // The first program is the baseline; one the user just approved is expected.
+            let what = match (learning || served.answered, new_program, new_chain) {
                 (true, _, _) => None,
                 (false, true, _) => Some(Unusual::NewProgram),
                 (false, false, true) => Some(Unusual::NewChain { chain }),
@@ -176,9 +188,10 @@ impl Baseline {
                 .unwrap_or_default();
             if let Some(usual) = unusual_rate(today, &history) {
                 self.rate_told.insert(id.clone());
-                if let Some((_, key, actor)) = batch.iter().rev().find(|(i, _, _)| i == id) {
-                    let client = crate::activity::client_of(actor).unwrap_or_default();
-                    out.push(self.event(actor, key, client, Unusual::Rate { today, usual }));
+                if let Some(s) = batch.iter().rev().find(|s| &s.entry_id == id) {
+                    let client = crate::activity::client_of(&s.actor).unwrap_or_default();
+                    let what = Unusual::Rate { today, usual };
+                    out.push(self.event(&s.actor, &s.key, client, what));
                 }
             }
         }
