@@ -203,10 +203,11 @@ impl Agent {
 pub(super) enum Passage {
     /// Not yet: the question the CLI must put on its terminal.
     Ask(Reply),
-    /// Through without a question (a standing grant, or the app's own request).
+    /// Through on a standing grant, without a question.
     Through,
-    /// Through because the user answered this request's question just now.
-    Answered,
+    /// Through because the user asked for it (a click in the app) or answered this request's
+    /// question just now.
+    ByTheUser,
 }
 
 impl Agent {
@@ -225,9 +226,9 @@ impl Agent {
         gated: bool,
         standing: bool,
     ) -> Result<Passage, ErrorReply> {
-        // The app's own requests (in-process) are the user's own clicks.
+        // The app's own requests (its window's, or in-process) are the user's own clicks.
         if !gated || actor.chain.first().map(|p| p.pid) == Some(std::process::id() as i32) {
-            return Ok(Passage::Through);
+            return Ok(Passage::ByTheUser);
         }
         let Some(proc_) = client_process(actor) else {
             return Err(err(
@@ -250,7 +251,7 @@ impl Agent {
         if let Some(id) = approval {
             match self.approvals.take_decision(id, &client, profile) {
                 Some(Decision::Deny) => return Err(denied(&client, profile)),
-                Some(_) => return Ok(Passage::Answered),
+                Some(_) => return Ok(Passage::ByTheUser),
                 None => {}
             }
         }
@@ -282,7 +283,7 @@ impl Agent {
         let _ = tokio::time::timeout(APPROVAL_WAIT, decided.notified()).await;
         match self.approvals.take_decision(&info.id, &client, profile) {
             Some(Decision::Deny) => Err(denied(&client, profile)),
-            Some(_) => Ok(Passage::Answered),
+            Some(_) => Ok(Passage::ByTheUser),
             None => {
                 self.approvals.expire(&info.id);
                 let me = Arc::clone(self);

@@ -318,7 +318,7 @@ impl Agent {
         let answered = match passage {
             super::consent::Passage::Ask(ask) => return Ok(ask),
             super::consent::Passage::Through => false,
-            super::consent::Passage::Answered => true,
+            super::consent::Passage::ByTheUser => true,
         };
         if let Some((c, meta)) = hit {
             return self.issued(provider, actor, meta, c, answered).await;
@@ -370,7 +370,7 @@ impl Agent {
     }
 
     /// Records the issuance (fail closed) and hands the credentials out. `answered`: the user
-    /// approved this very request (so its program is expected, not unusual).
+    /// asked for or approved this very request (so its program is expected, not unusual).
     async fn issued<P: Provider>(
         self: &Arc<Self>,
         provider: &P,

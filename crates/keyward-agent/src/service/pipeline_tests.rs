@@ -583,12 +583,16 @@ async fn a_program_or_chain_a_key_never_served_is_reported_as_unusual_and_audite
             },
         ],
     };
+    // Each program on a standing grant (given ahead, as `keyward grants allow` does), so the
+    // gate lets it through without a question.
     let ask_as = |actor: Actor| {
         let agent = Arc::clone(&agent);
         let fake = &fake;
         async move {
+            let client = crate::approvals::client_of(&actor).expect("a client");
+            agent.approvals.allow(client, "k", None).expect("grant");
             let r = agent
-                .issue_with(fake, "k".to_owned(), (), None, actor, false)
+                .issue_with(fake, "k".to_owned(), (), None, actor, true)
                 .await;
             got(&r);
         }
@@ -644,6 +648,11 @@ async fn a_program_or_chain_a_key_never_served_is_reported_as_unusual_and_audite
         )
         .await;
     got(&r);
+    // Nor is the app's own request (its Test button: not gated, the user's click).
+    let app = program("/usr/bin/keyward-desktop", "/usr/lib/systemd/systemd");
+    got(&agent
+        .issue_with(&fake, "k".to_owned(), (), None, app, false)
+        .await);
     // The writer compares after it answers: give it the time it would take.
     let later = tokio::time::timeout(Duration::from_millis(500), told.recv()).await;
     assert!(

@@ -83,7 +83,8 @@ pub(super) struct Served {
     /// The key's name.
     pub key: String,
     pub actor: Actor,
-    /// The user approved this request just now: its program is expected, however new.
+    /// The user asked for (in the app) or approved this request just now: its program is
+    /// expected, however new.
     pub answered: bool,
 }
 
