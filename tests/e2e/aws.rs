@@ -647,7 +647,7 @@ fn rotate_stores_the_new_key_and_history_shows_it() {
     // `rotate` stores the current key; it works at once.
     let out = home
         .kw_input(
-            &["rotate", "deploy"],
+            &["rotate", "deploy", "--manual"],
             &[&moto.access_key_id, &moto.secret_access_key],
         )
         .ok();

@@ -11,6 +11,7 @@ mod fido2;
 mod keys;
 mod oauth2;
 mod policy;
+mod rotation;
 mod session;
 mod support;
 mod tamper;

@@ -394,6 +394,8 @@ pub struct Moto {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub role_arn: String,
+    /// An administrator's key, to look at IAM from outside Keyward.
+    auditor: (String, String),
 }
 
 fn free_port() -> u16 {
@@ -410,8 +412,8 @@ impl Moto {
         let port = free_port();
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            // The set-up script's six IAM calls run unauthenticated; everything after is checked.
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "6")
+            // The set-up script's nine IAM calls run unauthenticated; everything after is checked.
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "9")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -431,6 +433,7 @@ impl Moto {
             access_key_id: String::new(),
             secret_access_key: String::new(),
             role_arn: String::new(),
+            auditor: (String::new(), String::new()),
         };
         let out = Command::new(python())
             .arg(support_script("moto_setup.py"))
@@ -446,7 +449,52 @@ impl Moto {
         m.access_key_id = v["access_key_id"].as_str().expect("id").to_owned();
         m.secret_access_key = v["secret_access_key"].as_str().expect("secret").to_owned();
         m.role_arn = v["role_arn"].as_str().expect("role").to_owned();
+        m.auditor = (
+            v["auditor_key_id"].as_str().expect("auditor").to_owned(),
+            v["auditor_secret"].as_str().expect("auditor").to_owned(),
+        );
         m
+    }
+
+    /// Runs `iam_keys.py` as the auditor: `list USER` or `create USER`.
+    fn iam(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(python())
+            .arg(support_script("iam_keys.py"))
+            .arg(&self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", &self.auditor.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.auditor.1)
+            .args(args)
+            .output()
+            .expect("run iam_keys.py");
+        assert!(
+            out.status.success(),
+            "iam_keys.py {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("iam_keys json")
+    }
+
+    /// The access keys of IAM user `user` as (id, active), as an administrator sees them.
+    pub fn access_keys(&self, user: &str) -> Vec<(String, bool)> {
+        self.iam(&["list", user])
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|k| {
+                (
+                    k["id"].as_str().expect("id").to_owned(),
+                    k["status"] == "Active",
+                )
+            })
+            .collect()
+    }
+
+    /// Creates another access key for `user` (as an administrator would), returning its id.
+    pub fn create_access_key(&self, user: &str) -> String {
+        self.iam(&["create", user])["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
     }
 }
 

@@ -2,7 +2,9 @@
 
 Runs inside moto's INITIAL_NO_AUTH_ACTION_COUNT window: every request after these is
 signature-checked and policy-checked, so later calls prove the stored key really signed them.
-Prints one JSON object: the IAM user's long-lived key and a role it may assume.
+Prints one JSON object: the IAM user's long-lived key, a role it may assume, and the key of an
+"auditor" user through which a test looks at IAM as an administrator would (never through
+Keyward).
 """
 
 import json
@@ -34,6 +36,9 @@ iam.attach_user_policy(UserName="deployer", PolicyArn=policy)
 key = iam.create_access_key(UserName="deployer")["AccessKey"]
 role = iam.create_role(RoleName="deploy", AssumeRolePolicyDocument=trust)["Role"]
 iam.attach_role_policy(RoleName="deploy", PolicyArn=policy)
+iam.create_user(UserName="auditor")
+iam.attach_user_policy(UserName="auditor", PolicyArn=policy)
+auditor = iam.create_access_key(UserName="auditor")["AccessKey"]
 
 print(
     json.dumps(
@@ -41,6 +46,8 @@ print(
             "access_key_id": key["AccessKeyId"],
             "secret_access_key": key["SecretAccessKey"],
             "role_arn": role["Arn"],
+            "auditor_key_id": auditor["AccessKeyId"],
+            "auditor_secret": auditor["SecretAccessKey"],
         }
     )
 )

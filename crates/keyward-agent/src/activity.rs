@@ -122,6 +122,40 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
         "add" => format!("Key {key} added"),
         "update" => format!("Details of {key} changed"),
         "rotate" => format!("Secret of {key} replaced (rotated)"),
+        "rotate.aws" => {
+            let field = |f: &str| detail.get(f).and_then(|v| v.as_str()).unwrap_or("?");
+            let (old, new, user) = (field("old_key_id"), field("new_key_id"), field("user"));
+            match r.outcome.as_str() {
+                "ok" => format!(
+                    "{key} rotated at AWS (IAM user {user}): {new} replaces {old}, now inactive"
+                ),
+                "deleted" => format!("Old key {old} of {key} deleted at AWS"),
+                "undone" => {
+                    let deleted = detail
+                        .get("deleted")
+                        .and_then(|d| d.as_array())
+                        .map(|d| d.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>())
+                        .unwrap_or_default();
+                    if deleted.is_empty() {
+                        format!("An interrupted rotation of {key} undone; {old} kept")
+                    } else {
+                        format!(
+                            "An interrupted rotation of {key} undone: {} deleted at AWS, {old} kept",
+                            deleted.join(", ")
+                        )
+                    }
+                }
+                "refused" => format!(
+                    "Rotation of {key} refused: IAM user {user} already has two keys ({} is not Keyward's)",
+                    field("other_key_id")
+                ),
+                _ => format!(
+                    "Rotation of {key} failed at step {} ({}); {old} kept",
+                    field("step"),
+                    field("reason")
+                ),
+            }
+        }
         "remove" => format!("Key {key} removed"),
         "reveal" if ok => format!("Secret of {key} revealed in the app"),
         "reveal" => failed(&format!("Reveal of {key} refused")),

@@ -39,6 +39,14 @@ pub enum AwsError {
     /// The entry is not a whole AWS key (its settings or its secret are of another kind).
     #[error("'{0}' is not an AWS key pair with AWS settings")]
     NotAnAwsKey(String),
+    /// IAM refused or failed (rotation, last use).
+    #[error("AWS IAM refused the request for '{profile}': {reason}")]
+    Iam {
+        /// Profile.
+        profile: String,
+        /// What IAM said (never contains secrets).
+        reason: String,
+    },
     /// STS gave back credentials that live too short.
     #[error("AWS STS returned credentials for '{0}' that expire in under 20 minutes: raise the session duration")]
     TooShort(String),
@@ -145,7 +153,7 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Bounds every STS response body to [`MAX_RESPONSE_BYTES`] before the SDK reads it.
 #[derive(Debug)]
-struct BoundedResponse;
+pub(crate) struct BoundedResponse;
 
 impl aws_sdk_sts::config::Intercept for BoundedResponse {
     fn name(&self) -> &'static str {
@@ -224,7 +232,7 @@ pub async fn issue(
         }
         req.send()
             .await
-            .map_err(|e| upstream(describe(&e)))?
+            .map_err(|e| upstream(describe(&e, "STS")))?
             .credentials
     } else {
         let mut req = client.get_session_token().duration_seconds(duration);
@@ -233,7 +241,7 @@ pub async fn issue(
         }
         req.send()
             .await
-            .map_err(|e| upstream(describe(&e)))?
+            .map_err(|e| upstream(describe(&e, "STS")))?
             .credentials
     };
     let c = creds.ok_or_else(|| upstream("the response held no credentials".to_owned()))?;
@@ -258,20 +266,20 @@ pub async fn issue(
     ))
 }
 
-/// Who a session is (`sts get-caller-identity` with the session credentials).
+/// Who a key or session is (`sts get-caller-identity`; a session passes its token).
 pub async fn caller_identity(
     profile: &str,
     cfg: &AwsConfig,
     access_key_id: &str,
     secret_access_key: &str,
-    session_token: &str,
+    session_token: Option<&str>,
 ) -> Result<String, AwsError> {
     let client = sts_client(
         cfg,
         Credentials::new(
             access_key_id,
             secret_access_key,
-            Some(session_token.to_owned()),
+            session_token.map(str::to_owned),
             None,
             "keyward",
         ),
@@ -282,7 +290,7 @@ pub async fn caller_identity(
         .await
         .map_err(|e| AwsError::Upstream {
             profile: profile.to_owned(),
-            reason: describe(&e),
+            reason: describe(&e, "STS"),
         })?;
     out.arn.ok_or_else(|| AwsError::Upstream {
         profile: profile.to_owned(),
@@ -290,20 +298,22 @@ pub async fn caller_identity(
     })
 }
 
-/// One line from an SDK error: the service's code and message, or the transport failure. The
-/// endpoint's words are shown without control characters (a hostile endpoint could send
-/// terminal escapes).
-fn describe<E>(
+/// One line from an SDK error of `service` (STS, IAM): the service's code and message, or the
+/// transport failure. The endpoint's words are shown without control characters (a hostile
+/// endpoint could send terminal escapes).
+pub(crate) fn describe<E>(
     e: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+    service: &str,
 ) -> String
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    crate::text::terminal_safe(&describe_raw(e), 400)
+    crate::text::terminal_safe(&describe_raw(e, service), 400)
 }
 
 fn describe_raw<E>(
     e: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+    service: &str,
 ) -> String
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -337,16 +347,16 @@ where
         }
         SdkError::DispatchFailure(d) => {
             if d.is_timeout() {
-                "the STS endpoint timed out".to_owned()
+                format!("the {service} endpoint timed out")
             } else if d.is_io() {
-                "cannot reach the STS endpoint (network error)".to_owned()
+                format!("cannot reach the {service} endpoint (network error)")
             } else {
-                "cannot reach the STS endpoint".to_owned()
+                format!("cannot reach the {service} endpoint")
             }
         }
-        SdkError::TimeoutError(_) => "the STS endpoint timed out".to_owned(),
-        SdkError::ResponseError(_) => "the STS endpoint sent an unreadable response".to_owned(),
+        SdkError::TimeoutError(_) => format!("the {service} endpoint timed out"),
+        SdkError::ResponseError(_) => format!("the {service} endpoint sent an unreadable response"),
         SdkError::ConstructionFailure(_) => "the request could not be built".to_owned(),
-        _ => "unknown STS failure".to_owned(),
+        _ => format!("unknown {service} failure"),
     }
 }

@@ -14,8 +14,8 @@ use keyward_core::vault::FactorInfo;
 use crate::approvals::Decision;
 use crate::approvals::{ApprovalInfo, ClientId, GrantInfo};
 use crate::protocol::{
-    AwsCredentials, AwsKeyInput, ErrorReply, FactorInput, Fido2Challenge, Initialized, KeyTested,
-    Listed, MetaInput, NewSecret, NewVault, OAuth2KeyInput, OAuth2Token, Reply, Request,
+    AwsCredentials, AwsKeyInput, AwsRotated, ErrorReply, FactorInput, Fido2Challenge, Initialized,
+    KeyTested, Listed, MetaInput, NewSecret, NewVault, OAuth2KeyInput, OAuth2Token, Reply, Request,
     RequestFrame, ResponseFrame, StatusInfo, Unlocked, WindowState, WireSecret, VERSION,
 };
 
@@ -109,6 +109,11 @@ typed! {
     /// Replaces a key's secret.
     fn rotate(name: &str, secret: NewSecret) -> Listed {
         Request::Rotate { name: name.to_owned(), secret } => Reply::Entry { entry } => *entry
+    }
+    /// Rotates an AWS key at IAM (new key, checked, stored; old one deactivated, deleted after
+    /// `grace_secs`).
+    fn rotate_aws(name: &str, grace_secs: Option<u64>) -> AwsRotated {
+        Request::RotateAws { name: name.to_owned(), grace_secs } => Reply::Rotated(r) => r
     }
     /// A key's audit rows.
     fn history(name: &str, limit: u32) -> Vec<ActivityRecord> {

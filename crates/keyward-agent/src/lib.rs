@@ -16,6 +16,7 @@ pub mod forward;
 pub mod fuzzing;
 
 pub mod hardening;
+pub mod iam;
 pub mod interp;
 pub mod oauth;
 pub mod peer;
@@ -130,9 +131,16 @@ pub fn run(
             let agent = Arc::clone(&agent);
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(1));
+                let mut ticks: u64 = 0;
                 loop {
                     every.tick().await;
                     agent.auto_lock_tick();
+                    ticks += 1;
+                    // An old key's grace period ends while the agent runs.
+                    if ticks % 600 == 0 {
+                        let agent = Arc::clone(&agent);
+                        tokio::spawn(async move { agent.finish_rotations().await });
+                    }
                 }
             })
         };

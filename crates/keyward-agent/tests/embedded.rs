@@ -175,6 +175,7 @@ async fn the_embedded_approver_is_asked_and_its_answer_is_applied() {
                     region: None,
                     session_duration_secs: None,
                     sts_endpoint: Some("http://127.0.0.1:9".into()),
+                    iam_endpoint: None,
                 },
             },
             me.clone(),

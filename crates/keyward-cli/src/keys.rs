@@ -28,6 +28,8 @@ pub struct AddAws {
     pub duration: Option<Duration>,
     /// STS endpoint.
     pub sts_endpoint: Option<String>,
+    /// IAM endpoint.
+    pub iam_endpoint: Option<String>,
 }
 
 /// `keyward add aws`.
@@ -54,6 +56,7 @@ pub fn add_aws(input_fd: Option<u32>, a: AddAws, meta: MetaInput) -> Result<()> 
                 region: a.region,
                 session_duration_secs: duration,
                 sts_endpoint: a.sts_endpoint,
+                iam_endpoint: a.iam_endpoint,
             },
         )?
         .meta;
@@ -220,6 +223,9 @@ fn print_entry(e: &EntryMeta) {
         if let Some(ep) = &c.sts_endpoint {
             field("STS endpoint:", ep);
         }
+        if let Some(ep) = &c.iam_endpoint {
+            field("IAM endpoint:", ep);
+        }
     }
     if let (EntryKind::OAuth2, Some(c)) = (e.kind, &e.config.oauth2) {
         field("Client id:", &c.client_id);
@@ -348,9 +354,17 @@ pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `keyward rotate`: stores the new secret of a key rotated at its provider.
-pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
+/// `keyward rotate`: an AWS key at IAM, anything else (or `--manual`) by storing the new value.
+pub fn rotate(
+    input_fd: Option<u32>,
+    name: &str,
+    manual: bool,
+    grace: Option<Duration>,
+) -> Result<()> {
     let entry = connect::agent()?.show(name)?.meta;
+    if entry.kind == EntryKind::Aws && !manual {
+        return rotate_aws(name, grace);
+    }
     let mut p = Prompter::new(input_fd)?;
     let secret = match entry.kind {
         EntryKind::Aws => {
@@ -387,6 +401,27 @@ pub fn rotate(input_fd: Option<u32>, name: &str) -> Result<()> {
             "Stored the new client secret for '{name}'. Revoke the old one at the provider once tools work."
         ),
         _ => println!("Stored the new token for '{name}'."),
+    }
+    Ok(())
+}
+
+/// `keyward rotate NAME` for an AWS key: the rotation at IAM, and what became of the old key.
+fn rotate_aws(name: &str, grace: Option<Duration>) -> Result<()> {
+    let r = connect::agent()?.rotate_aws(name, grace.map(|g| g.as_secs()))?;
+    for n in &r.notes {
+        println!("Before rotating: {n}.");
+    }
+    println!(
+        "Rotated '{name}' at AWS (IAM user {}): {} is stored and works.",
+        r.user_name, r.new_key_id
+    );
+    match (&r.delete_after, r.old_deleted) {
+        (_, true) => println!("The old key {} is deleted.", r.old_key_id),
+        (Some(when), false) => println!(
+            "The old key {} is inactive and will be deleted after {when} (until then `aws iam update-access-key --status Active` brings it back; rotating again deletes it at once).",
+            r.old_key_id
+        ),
+        (None, false) => println!("The old key {} is inactive.", r.old_key_id),
     }
     Ok(())
 }

@@ -89,10 +89,20 @@ enum Cmd {
         #[arg(long, value_name = "FIELD")]
         clear: Vec<String>,
     },
-    /// Store a key's new secret after rotating it at the provider (records the rotation).
+    /// Rotate a key. An AWS key is rotated at IAM: a new access key is created, checked and
+    /// stored, the old one deactivated and deleted after the grace period; a crash at any step
+    /// is finished at the next unlock. Other keys (and AWS with --manual) take the new value,
+    /// asked for, never from the command line.
     Rotate {
         /// Key name.
         name: String,
+        /// Store a value rotated elsewhere instead (asked for).
+        #[arg(long)]
+        manual: bool,
+        /// How long the deactivated old AWS key is kept before it is deleted, e.g. 0, 1h, 7d
+        /// (default 1 day; at most 90 days).
+        #[arg(long, value_parser = parse_grace, conflicts_with = "manual")]
+        grace: Option<Duration>,
     },
     /// A key's history: added, edited, rotated, used (from the audit trail).
     History {
@@ -250,6 +260,10 @@ struct AddAwsArgs {
     /// STS endpoint override (private endpoints, tests).
     #[arg(long)]
     sts_endpoint: Option<String>,
+    /// IAM endpoint override, where `keyward rotate` creates and retires keys (private
+    /// endpoints, tests).
+    #[arg(long)]
+    iam_endpoint: Option<String>,
     #[command(flatten)]
     meta: MetaArgs,
 }
@@ -448,6 +462,13 @@ enum AgentAction {
     Stop,
 }
 
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 0, 12h, 7d)"))
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -501,6 +522,7 @@ fn run(cli: Cli) -> Result<()> {
                 region: a.region,
                 duration: a.duration,
                 sts_endpoint: a.sts_endpoint,
+                iam_endpoint: a.iam_endpoint,
             },
             a.meta.into(),
         ),
@@ -528,7 +550,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::List { json } => keys::list(json),
         Cmd::Show { name, json } => keys::show(&name, json),
         Cmd::Edit { name, meta, clear } => keys::edit(&name, meta.into(), &clear),
-        Cmd::Rotate { name } => keys::rotate(input_fd, &name),
+        Cmd::Rotate {
+            name,
+            manual,
+            grace,
+        } => keys::rotate(input_fd, &name, manual, grace),
         Cmd::History { name, lines, json } => keys::history(&name, lines, json),
         Cmd::Settings(SettingsCmd::AutoLock { after }) => vaultcmd::set_auto_lock(after),
         Cmd::Settings(SettingsCmd::GrantsNeedCode { state }) => {

@@ -309,6 +309,8 @@ fn an_edited_token_url_is_refused_on_use_and_audited() {
 fn edited_aws_settings_are_refused_on_use() {
     let edits = [
         ("$.aws.sts_endpoint", "'http://127.0.0.1:9'"),
+        // Where rotation sends the key's IAM calls (and takes the new key from).
+        ("$.aws.iam_endpoint", "'http://127.0.0.1:9'"),
         ("$.aws.role_arn", "'arn:aws:iam::999999999999:role/thief'"),
         ("$.aws.session_duration_secs", "129600"),
         ("$.aws.mfa_serial", "NULL"),
@@ -709,4 +711,124 @@ fn passphrase_checks_while_unlocked_are_throttled_and_audited() {
         .filter(|r| r.action == "passphrase" && r.outcome != "ok")
         .count();
     assert!(failed >= 3, "each wrong passphrase leaves a row ({failed})");
+}
+
+// The rotation journal decides which keys the agent deletes at AWS: only this vault can write one.
+
+fn journal(old: &str) -> keyward_core::vault::RotationJournal {
+    keyward_core::vault::RotationJournal {
+        user_name: "deployer".into(),
+        old_key_id: old.into(),
+        new_key_id: Some(fake_key_id("NEWNEWNEWNEWNEW2")),
+        new_secret: Some(SecretString::from("n".repeat(40))),
+        step: keyward_core::vault::RotationStep::Created,
+        begun: "2026-12-01T10:00:00Z".into(),
+        deactivated: None,
+        grace_secs: 86_400,
+    }
+}
+
+#[test]
+fn a_rotation_journal_reads_back_and_a_forged_or_moved_one_is_refused() {
+    let (_dir, mut vault, codes) = common::new_vault(&pass());
+    let old = fake_key_id("OLDOLDOLDOLDOLD1");
+    for name in ["a", "b"] {
+        vault
+            .add_entry(
+                meta(
+                    name,
+                    EntryKind::Aws,
+                    EntryConfig {
+                        aws: Some(AwsConfig {
+                            session_duration_secs: 3600,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ),
+                &aws_secret(&old, &"s".repeat(40)),
+                &Actor::default(),
+            )
+            .expect("add");
+    }
+    let key = unlock_with(&mut vault, &codes[0]).expect("unlock");
+    let a = vault.get("a").expect("a");
+    let b = vault.get("b").expect("b");
+    assert!(vault.rotation_journal(&key, &a).expect("read").is_none());
+    vault
+        .put_rotation_journal(&key, &a, &journal(&old))
+        .expect("write");
+    let back = vault
+        .rotation_journal(&key, &a)
+        .expect("read")
+        .expect("open");
+    assert_eq!(back.old_key_id, old);
+    assert_eq!(
+        back.new_secret
+            .as_ref()
+            .map(|s| s.expose_secret().to_owned()),
+        Some("n".repeat(40))
+    );
+    assert_eq!(
+        vault.open_rotations().expect("index"),
+        [(a.id.clone(), "created".to_owned())]
+    );
+    // The secret in it is not in the catalog in the clear.
+    let raw: Vec<u8> = vault
+        .catalog()
+        .connection()
+        .query_row(
+            "SELECT value FROM file_secrets WHERE item LIKE '%/rotation/%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("journal row");
+    assert!(!raw.windows(40).any(|w| w == "n".repeat(40).as_bytes()));
+
+    // Moved to another entry: refused.
+    sql(
+        &vault,
+        &format!(
+            "INSERT INTO file_secrets (item, value) SELECT replace(item, '{}', '{}'), value FROM file_secrets WHERE item LIKE '%/rotation/%'",
+            a.id, b.id
+        ),
+    );
+    let err = vault.rotation_journal(&key, &b).expect_err("moved");
+    assert!(matches!(err, VaultError::JournalForged(_)), "{err}");
+
+    // Forged: encrypted to the vault's public recipient, as anyone can, with any tag.
+    let recipient: age::x25519::Recipient = vault
+        .catalog()
+        .connection()
+        .query_row("SELECT header FROM vault", [], |r| r.get::<_, String>(0))
+        .ok()
+        .and_then(|h| {
+            h.split(|c: char| !c.is_ascii_alphanumeric())
+                .find(|w| w.starts_with("age1"))
+                .map(str::to_owned)
+        })
+        .and_then(|r| r.parse().ok())
+        .expect("the header names the recipient");
+    let plain = format!(
+        r#"{{"entry_id":"{}","user_name":"deployer","old_key_id":"{}","step":"deactivated","begun":"2026-01-01T00:00:00Z","deactivated":"2026-01-01T00:00:00Z","grace_secs":0}}"#,
+        a.id, old
+    );
+    let mut forged = vec![0u8; 32];
+    forged.extend(age::encrypt(&recipient, plain.as_bytes()).expect("encrypt"));
+    let conn = vault.catalog().connection();
+    conn.execute(
+        "UPDATE file_secrets SET value = ?1 WHERE item LIKE ?2",
+        rusqlite::params![forged, format!("%/rotation/{}", a.id)],
+    )
+    .expect("forge");
+    let err = vault.rotation_journal(&key, &a).expect_err("forged");
+    assert!(matches!(err, VaultError::JournalForged(_)), "{err}");
+    assert!(
+        err.to_string().contains("keyward rotate a --manual"),
+        "{err}"
+    );
+
+    vault.clear_rotation_journal(&a).expect("clear");
+    assert!(vault.rotation_journal(&key, &a).expect("read").is_none());
+    assert!(vault.open_rotations().expect("index").is_empty());
 }

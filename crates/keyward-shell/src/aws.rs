@@ -170,6 +170,7 @@ impl CredentialsFile {
             region: p.region.clone(),
             session_duration_secs: None,
             sts_endpoint,
+            iam_endpoint: None,
         };
         (meta, aws)
     }

@@ -205,6 +205,27 @@ pub struct Fido2Challenge {
     pub salts: Vec<(String, String)>,
 }
 
+/// What an AWS rotation at IAM did (key ids are not secret: AWS shows them in its console and
+/// CloudTrail).
+#[derive(Debug, Clone, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct AwsRotated {
+    /// The key's name.
+    pub name: String,
+    /// The IAM user whose access key was rotated.
+    pub user_name: String,
+    /// The key replaced.
+    pub old_key_id: String,
+    /// The key now stored.
+    pub new_key_id: String,
+    /// Whether the old key is deleted at AWS already.
+    pub old_deleted: bool,
+    /// When the inactive old key will be deleted (RFC 3339), while it is kept.
+    pub delete_after: Option<String>,
+    /// What was finished first: an interrupted rotation, an old key deleted early to make room.
+    pub notes: Vec<String>,
+}
+
 /// A key works: the identity its session has (nothing secret).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -54,6 +54,7 @@ impl From<AwsKeyInput> for (keyward_core::EntryConfig, keyward_core::SecretValue
                 region: aws.region,
                 session_duration_secs: aws.session_duration_secs.unwrap_or(DEFAULT_SESSION_SECS),
                 sts_endpoint: aws.sts_endpoint,
+                iam_endpoint: aws.iam_endpoint,
             }),
             ..Default::default()
         };

@@ -73,6 +73,9 @@ pub struct AwsKeyInput {
     /// STS endpoint override.
     #[serde(default)]
     pub sts_endpoint: Option<String>,
+    /// IAM endpoint override (where rotation creates and retires keys).
+    #[serde(default)]
+    pub iam_endpoint: Option<String>,
 }
 
 /// The OAuth2 part of an add request.

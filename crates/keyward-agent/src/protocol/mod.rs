@@ -144,6 +144,17 @@ pub enum Request {
         /// The new secret.
         secret: NewSecret,
     },
+    /// Rotate an AWS key at IAM: create a new access key, check it works, store it, deactivate
+    /// the old one and delete it after `grace_secs` (a day when absent). Journaled: a crash at
+    /// any point is finished or undone at the next unlock. Needs the vault unlocked.
+    RotateAws {
+        /// Entry name.
+        name: String,
+        /// How long the deactivated old key is kept (so it can be switched back on) before it
+        /// is deleted; 0 deletes it at once.
+        #[serde(default)]
+        grace_secs: Option<u64>,
+    },
     /// The audit records about one entry (its history), oldest first.
     History {
         /// Entry name.
@@ -333,6 +344,7 @@ impl Request {
             Request::Remove { .. } => "remove",
             Request::Update { .. } => "update",
             Request::Rotate { .. } => "rotate",
+            Request::RotateAws { .. } => "rotate.aws",
             Request::History { .. } => "history",
             Request::RecoveryRegenerate { .. } => "recovery.regenerate",
             Request::SetAutoLock { .. } => "settings.auto_lock",
@@ -558,6 +570,8 @@ pub enum Reply {
     },
     /// The window's poll answer.
     Window(WindowState),
+    /// What an AWS rotation did.
+    Rotated(AwsRotated),
 }
 
 #[cfg(test)]

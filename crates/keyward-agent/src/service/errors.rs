@@ -48,7 +48,9 @@ fn vault_reply(e: VaultError) -> ErrorReply {
         VaultError::Keystore(KeystoreError::Catalog(_)) => ErrorCode::Internal,
         VaultError::Keystore(_) | VaultError::DeviceSecretMissing => ErrorCode::Keystore,
         VaultError::Audit(_) => ErrorCode::Audit,
-        VaultError::HeaderTampered(_) | VaultError::SettingsTampered { .. } => ErrorCode::Tampered,
+        VaultError::HeaderTampered(_)
+        | VaultError::SettingsTampered { .. }
+        | VaultError::JournalForged(_) => ErrorCode::Tampered,
         VaultError::Unsealed(_) => ErrorCode::Invalid,
         VaultError::RecipientUnverified => ErrorCode::Locked,
         _ => ErrorCode::Internal,

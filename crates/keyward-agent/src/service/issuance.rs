@@ -171,7 +171,7 @@ impl Agent {
                     &cfg,
                     &creds.access_key_id,
                     creds.secret_access_key.expose(),
-                    creds.session_token.expose(),
+                    Some(creds.session_token.expose()),
                 )
                     .await
                     .map_err(|e| err(ErrorCode::Upstream, e.to_string()))?;

@@ -78,8 +78,12 @@ impl Agent {
     /// Removes a key (keychain item and catalog row) and drops what was cached from it.
     pub(super) async fn remove_key(self: &Arc<Self>, name: String, actor: Actor) -> Outcome {
         self.blocking(move |a| {
-            a.with_vault(|v| v.remove_entry(&name, &actor))
-                .map_err(vault_err)?;
+            a.with_vault(|v| {
+                let meta = v.get(&name)?;
+                v.clear_rotation_journal(&meta)?;
+                v.remove_entry(&name, &actor)
+            })
+            .map_err(vault_err)?;
             a.clear_caches();
             Ok(Reply::Done)
         })
@@ -115,8 +119,13 @@ impl Agent {
             let key = a
                 .current_key()
                 .ok_or_else(|| vault_err(VaultError::Locked))?;
+            // A key stored by hand ends any rotation at IAM in progress: the user took over.
             let entry = a
-                .with_vault(|v| v.replace_secret(&name, &secret, &key, &actor))
+                .with_vault(|v| {
+                    let entry = v.replace_secret(&name, &secret, &key, &actor)?;
+                    v.clear_rotation_journal(&entry)?;
+                    Ok::<_, VaultError>(entry)
+                })
                 .map_err(vault_err)?;
             // Sessions cached from the old key would outlive the rotation.
             a.clear_caches();

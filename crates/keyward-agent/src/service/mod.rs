@@ -8,6 +8,7 @@
 //! `issuance` (credentials for tools, behind the approval gate, audited before they leave),
 //! `consent` (approvals and grants), `factors` (TOTP, recovery codes, FIDO2 ceremonies),
 //! `policy` (the administrator's policy in force and each key's standing under it),
+//! `rotation` (AWS keys rotated at IAM, journaled),
 //! `window` (the desktop app's window) and `trail` (the audit trail).
 
 use std::collections::HashMap;
@@ -85,6 +86,7 @@ impl Recorded {
             | Request::Remove { .. }
             | Request::Update { .. }
             | Request::Rotate { .. }
+            | Request::RotateAws { .. }
             | Request::CredAws { .. }
             | Request::CredOauth2 { .. }
             | Request::TestKey { .. }
@@ -144,6 +146,9 @@ pub struct Agent {
     pub unusual: tokio::sync::broadcast::Sender<usage::UnusualUse>,
     /// How far the audit trail has been forwarded (set by `forward`).
     forwarding: Mutex<Option<crate::forward::Forwarding>>,
+    /// Held through an AWS rotation or the finishing of open ones: one at a time, so two never
+    /// act on the same journal.
+    rotating: tokio::sync::Mutex<()>,
 }
 
 mod consent;
@@ -152,6 +157,7 @@ mod factors;
 mod issuance;
 mod keys;
 pub mod policy;
+pub mod rotation;
 mod session;
 mod trail;
 pub mod usage;
@@ -227,6 +233,7 @@ impl Agent {
             standings_changed: tokio::sync::Notify::new(),
             unusual,
             forwarding: Mutex::new(None),
+            rotating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -289,6 +296,7 @@ impl Agent {
                 | Request::Remove { .. }
                 | Request::Update { .. }
                 | Request::Rotate { .. }
+                | Request::RotateAws { .. }
         );
         let reply = self.dispatch(req, actor.clone()).await?;
         if changes_keys {
@@ -330,6 +338,9 @@ impl Agent {
             Request::Remove { name } => self.remove_key(name, actor).await,
             Request::Update { name, meta } => self.update_key(name, meta, actor).await,
             Request::Rotate { name, secret } => self.rotate_key(name, secret, actor).await,
+            Request::RotateAws { name, grace_secs } => {
+                self.rotate_aws(name, grace_secs, actor).await
+            }
             Request::History { name, limit } => self.key_history(name, limit).await,
             Request::CredAws {
                 profile,

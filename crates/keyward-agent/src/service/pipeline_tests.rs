@@ -167,6 +167,7 @@ async fn agent(dir: &std::path::Path) -> Arc<Agent> {
                     region: None,
                     session_duration_secs: None,
                     sts_endpoint: None,
+                    iam_endpoint: None,
                 },
             },
             me,

@@ -26,14 +26,21 @@ impl Agent {
         window: bool,
         actor: Actor,
     ) -> Outcome {
-        self.blocking(move |a| {
-            let mut reply = a.open_vault(passphrase, factor, &actor)?;
-            if let Reply::Unlocked(Unlocked { window_token, .. }) = &mut reply {
-                *window_token = a.window_token(window, &actor);
-            }
-            Ok(reply)
-        })
-        .await
+        let reply = self
+            .blocking(move |a| {
+                let mut reply = a.open_vault(passphrase, factor, &actor)?;
+                if let Reply::Unlocked(Unlocked { window_token, .. }) = &mut reply {
+                    *window_token = a.window_token(window, &actor);
+                }
+                Ok(reply)
+            })
+            .await;
+        if reply.is_ok() {
+            // A rotation a crash interrupted goes on now that its journal can be read.
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.finish_rotations().await });
+        }
+        reply
     }
 
     /// Locks at the caller's request (`lock`).

@@ -181,6 +181,27 @@ impl Catalog {
         Ok(())
     }
 
+    /// Removes a vault setting (absent is fine).
+    pub fn delete_setting(&self, name: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute("DELETE FROM settings WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    /// Every setting whose name starts with `prefix`, by name.
+    pub fn settings_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, CatalogError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, value FROM settings WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map(params![prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Stores an item in the explicit file keystore.
     pub fn put_file_secret(&self, item: &str, value: &[u8]) -> Result<(), CatalogError> {
         self.conn.execute(

@@ -23,6 +23,10 @@ pub struct AwsConfig {
     /// STS endpoint override (tests, private endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sts_endpoint: Option<String>,
+    /// IAM endpoint override for rotation (tests, private endpoints); AWS's global one when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_endpoint: Option<String>,
 }
 
 /// Checks a long-lived AWS key pair.
@@ -85,7 +89,7 @@ pub fn validate_aws_config(cfg: &AwsConfig) -> Result<(), EntryError> {
     if !(1800..=129_600).contains(&cfg.session_duration_secs) {
         return Err(EntryError::Duration(cfg.session_duration_secs));
     }
-    if let Some(ep) = &cfg.sts_endpoint {
+    for ep in cfg.sts_endpoint.iter().chain(cfg.iam_endpoint.iter()) {
         let local = ep.starts_with("http://127.0.0.1:")
             || ep.starts_with("http://localhost:")
             || ep.starts_with("http://[::1]:");

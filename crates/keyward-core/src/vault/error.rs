@@ -87,6 +87,9 @@ pub enum VaultError {
         /// What differs, e.g. `oauth2.token_url`.
         fields: String,
     },
+    /// A rotation journal that this vault did not write.
+    #[error("the rotation record of '{0}' in the keychain was not written by this vault, so Keyward will not act on it: check the key's access keys at AWS (`aws iam list-access-keys`), then store the key you want to keep with `keyward rotate {0} --manual`, which ends the rotation")]
+    JournalForged(String),
     /// An entry stored before settings were sealed with secrets.
     #[error("the key '{0}' was stored by an older Keyward, before its settings were sealed with it: check them with `keyward show {0}`, then store it again with `keyward rotate {0}`")]
     Unsealed(String),

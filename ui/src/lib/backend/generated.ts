@@ -37,7 +37,12 @@ session_duration_secs: number,
 /**
  * STS endpoint override (tests, private endpoints).
  */
-sts_endpoint?: string | null, };
+sts_endpoint?: string | null, 
+/**
+ * IAM endpoint override for rotation (tests, private endpoints); AWS's global one when
+ * absent.
+ */
+iam_endpoint?: string | null, };
 
 export type OAuth2Config = { 
 /**
@@ -176,7 +181,11 @@ session_duration_secs?: number,
 /**
  * STS endpoint override.
  */
-sts_endpoint?: string, };
+sts_endpoint?: string, 
+/**
+ * IAM endpoint override (where rotation creates and retires keys).
+ */
+iam_endpoint?: string, };
 
 export type OAuth2KeyInput = { 
 /**
