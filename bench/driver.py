@@ -46,7 +46,7 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
 s.close()
-moto_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="6")
+moto_env = dict(env, INITIAL_NO_AUTH_ACTION_COUNT="9")
 moto = subprocess.Popen(
     [f"{venv}/moto_server", "-H", "127.0.0.1", "-p", str(port)],
     env=moto_env,

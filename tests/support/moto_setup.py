@@ -5,6 +5,9 @@ signature-checked and policy-checked, so later calls prove the stored key really
 Prints one JSON object: the IAM user's long-lived key, a role it may assume, and the key of an
 "auditor" user through which a test looks at IAM as an administrator would (never through
 Keyward).
+
+It makes nine IAM calls: whoever starts moto sets INITIAL_NO_AUTH_ACTION_COUNT=9 to match
+(tests/e2e/support.rs, tests/desktop/run, bench/driver.py).
 """
 
 import json
