@@ -23,6 +23,7 @@ const COMMANDS: &[&str] = &[
     "key_detail",
     "update_key",
     "rotate_key",
+    "rotate_aws",
     "reveal_key",
     "copy_key",
     "confirm_factor",

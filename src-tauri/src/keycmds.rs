@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyward_agent::activity::ActivityRecord;
 use keyward_agent::client::{Client, ClientError};
-use keyward_agent::protocol::{ErrorCode, MetaInput, NewSecret};
+use keyward_agent::protocol::{AwsRotated, ErrorCode, MetaInput, NewSecret};
 use keyward_shell::aws::CredentialsFile;
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -81,6 +81,17 @@ pub async fn rotate_key(
     let secret = NewSecret::from(secret);
     let entry = with_client(&state, move |c| c.rotate(&name, secret)).await?;
     Ok(KeyRow::from(entry))
+}
+
+/// Rotates an AWS key at IAM (new key, checked, stored; the old one deactivated and deleted
+/// after `grace_secs`, a day when `None`): the agent's crash-safe rotation, as `keyward rotate`.
+#[tauri::command]
+pub async fn rotate_aws(
+    state: State<'_, AppState>,
+    name: String,
+    grace_secs: Option<u64>,
+) -> Res<AwsRotated> {
+    with_client(&state, move |c| c.rotate_aws(&name, grace_secs)).await
 }
 
 impl From<RotateInput> for NewSecret {

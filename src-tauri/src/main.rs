@@ -100,6 +100,7 @@ fn main() {
             keycmds::key_detail,
             keycmds::update_key,
             keycmds::rotate_key,
+            keycmds::rotate_aws,
             keycmds::reveal_key,
             keycmds::confirm_factor,
             keycmds::copy_key,

@@ -1,6 +1,6 @@
 //! Rotating an AWS key at IAM (moto's IAM and STS, signatures checked), looked at from outside
 //! Keyward with an administrator's key: the happy path, IAM's two-key limit, and a kill -9 of
-//! the agent between every pair of steps.
+//! the agent between every pair of steps. Also IAM's record of a key's last use.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -269,4 +269,110 @@ fn a_kill_9_between_any_two_steps_leaves_one_working_key_that_keyward_holds() {
             "{point}: {keys:?}"
         );
     }
+}
+
+/// `show deploy --json` once the agent has asked AWS about the key (it does after an add).
+fn provider_use_after_ask(home: &Home) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: serde_json::Value =
+            serde_json::from_str(&home.kw(&["show", "deploy", "--json"]).ok().stdout)
+                .expect("json");
+        if !v["provider_use"].is_null() {
+            return v["provider_use"].clone();
+        }
+        assert!(Instant::now() < deadline, "AWS never asked: {v:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn aws_is_asked_when_a_key_was_last_used_and_keywards_own_question_is_not_a_use() {
+    let dir = crate::policy::policy_dir();
+    let path = dir.path().join("policy.toml");
+    crate::policy::install(&path, "[defaults]\nmax_idle_days = 30\n");
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    let moto = Moto::start();
+    home.init();
+    home.unlock();
+    add_rotatable(&home, &moto);
+
+    // Asked at once after the add; IAM's record is then Keyward's own question, which is no use.
+    let seen = provider_use_after_ask(&home);
+    assert_eq!(
+        moto.last_used_service(&moto.access_key_id),
+        "iam",
+        "IAM records the question itself as the key's last use"
+    );
+    assert_eq!(seen["used"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["error"], serde_json::Value::Null, "{seen}");
+    let text = home.kw(&["show", "deploy"]).ok().stdout;
+    assert!(
+        text.contains("Last used at AWS: nothing on record but Keyward's own checks; asked 20"),
+        "{text}"
+    );
+
+    // Added long ago and never used: unused, Keyward's daily question notwithstanding.
+    let db = rusqlite::Connection::open(home.catalog()).expect("open");
+    db.execute(
+        "UPDATE entries SET created = '2026-01-05T00:00:00Z' WHERE name = 'deploy'",
+        [],
+    )
+    .expect("backdate");
+    drop(db);
+    let s = home.status();
+    assert_eq!(s["keys"]["unused"], 1, "{s:#}");
+    assert_eq!(
+        s["keys"]["attention"][0]["standing"]["reason"],
+        "unused since 2026-01-05 (max_idle_days = 30, defaults)"
+    );
+
+    // A key whose IAM cannot be reached: the failure is shown, nothing else changes.
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            "lost",
+            "--access-key-id",
+            &moto.access_key_id,
+            "--sts-endpoint",
+            &moto.endpoint,
+            "--iam-endpoint",
+            "http://127.0.0.1:9",
+        ],
+        &[&moto.secret_access_key],
+    )
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = home.kw(&["show", "lost"]).ok().stdout;
+        if text.contains("Last used at AWS: not known; asking failed at")
+            || Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains("Last used at AWS: not known; asking failed at"),
+        "{text}"
+    );
+    assert!(!text.contains(&moto.secret_access_key));
+
+    // Rotating it fails before anything changes at AWS, in one line, and is on record.
+    let out = home.kw(&["rotate", "lost"]);
+    assert_ne!(out.status, 0);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("lost"), "{}", out.stderr);
+    let h: Vec<serde_json::Value> =
+        serde_json::from_str(&home.kw(&["history", "lost", "--json"]).ok().stdout).expect("json");
+    let failed = h
+        .iter()
+        .find(|r| r["action"] == "rotate.aws")
+        .expect("the failed rotation is in the history");
+    assert_eq!(failed["outcome"], "failed");
+    assert_eq!(failed["detail"]["step"], "look-up");
+    assert!(failed["summary"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("Rotation of lost failed at step look-up")));
 }

@@ -489,6 +489,14 @@ impl Moto {
             .collect()
     }
 
+    /// The service IAM says `key_id` was last used with, as an administrator reads it.
+    pub fn last_used_service(&self, key_id: &str) -> String {
+        self.iam(&["last-used", key_id])["service"]
+            .as_str()
+            .expect("service")
+            .to_owned()
+    }
+
     /// Creates another access key for `user` (as an administrator would), returning its id.
     pub fn create_access_key(&self, user: &str) -> String {
         self.iam(&["create", user])["id"]

@@ -3,6 +3,7 @@ auditor's key from the environment, so a test checks IAM from outside Keyward.
 
 Usage: iam_keys.py ENDPOINT list USER  -> [{"id": ..., "status": "Active"|"Inactive"}, ...]
        iam_keys.py ENDPOINT create USER -> {"id": ...}
+       iam_keys.py ENDPOINT last-used KEY_ID -> {"service": ..., "at": ISO time or null}
 """
 
 import json
@@ -18,5 +19,9 @@ if command == "list":
 elif command == "create":
     key = iam.create_access_key(UserName=user)["AccessKey"]
     print(json.dumps({"id": key["AccessKeyId"]}))
+elif command == "last-used":
+    used = iam.get_access_key_last_used(AccessKeyId=user)["AccessKeyLastUsed"]
+    at = used.get("LastUsedDate")
+    print(json.dumps({"service": used["ServiceName"], "at": at.isoformat() if at else None}))
 else:
     sys.exit(f"unknown command {command}")

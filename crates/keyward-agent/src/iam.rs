@@ -7,7 +7,7 @@
 use aws_credential_types::Credentials;
 use aws_sdk_iam::config::{BehaviorVersion, Region};
 use aws_sdk_iam::types::StatusType;
-use keyward_core::AwsConfig;
+use keyward_core::{AwsConfig, ReportedUse};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
@@ -146,8 +146,10 @@ impl Iam {
         }
     }
 
-    /// When AWS last saw `id` sign a request, if ever (IAM keeps this for about 400 days).
-    pub async fn last_used(&self, id: &str) -> Result<Option<OffsetDateTime>, AwsError> {
+    /// What IAM has on record about `id`'s last use (IAM keeps it for about 400 days). Asking
+    /// is itself a use of the signing key: see [`keyward_core::ProviderUse`] for how that is
+    /// told apart.
+    pub async fn last_used(&self, id: &str) -> Result<ReportedUse, AwsError> {
         let out = self
             .client
             .get_access_key_last_used()
@@ -157,7 +159,13 @@ impl Iam {
             .map_err(|e| self.refused(describe(&e, "IAM")))?;
         Ok(out
             .access_key_last_used
-            .and_then(|u| u.last_used_date)
-            .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok()))
+            .map(|u| ReportedUse {
+                at: u
+                    .last_used_date
+                    .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok()),
+                service: Some(u.service_name),
+                region: Some(u.region),
+            })
+            .unwrap_or_default())
     }
 }

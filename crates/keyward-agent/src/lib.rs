@@ -136,10 +136,14 @@ pub fn run(
                     every.tick().await;
                     agent.auto_lock_tick();
                     ticks += 1;
-                    // An old key's grace period ends while the agent runs.
+                    // An old key's grace period ends while the agent runs; a day since AWS
+                    // was asked about a key passes.
                     if ticks % 600 == 0 {
                         let agent = Arc::clone(&agent);
-                        tokio::spawn(async move { agent.finish_rotations().await });
+                        tokio::spawn(async move {
+                            agent.finish_rotations().await;
+                            agent.check_provider_use().await;
+                        });
                     }
                 }
             })

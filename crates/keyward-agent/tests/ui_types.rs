@@ -8,14 +8,14 @@ use ts_rs::{Config, TS};
 use keyward_agent::activity::{ActivityKind, ActivityRecord};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision, GrantInfo};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, KeyStates, Listed, MetaInput, OAuth2KeyInput, PolicyInfo, PolicyLimit,
-    PolicyRule, StatusInfo, WireSecret,
+    AwsKeyInput, AwsRotated, ErrorCode, KeyStates, Listed, MetaInput, OAuth2KeyInput, PolicyInfo,
+    PolicyLimit, PolicyRule, StatusInfo, WireSecret,
 };
 use keyward_core::policy::Standing;
 use keyward_core::vault::{FactorInfo, ReconcileNote, SlotKind};
 use keyward_core::{
     Actor, AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config,
-    ProcessInfo,
+    ProcessInfo, ProviderUse,
 };
 
 const HEADER: &str = "// Generated from the Rust types by crates/keyward-agent/tests/ui_types.rs (ts-rs): do not\n\
@@ -34,6 +34,8 @@ fn generated() -> String {
         AwsConfig::decl(&cfg),
         OAuth2Config::decl(&cfg),
         EntryConfig::decl(&cfg),
+        ProviderUse::decl(&cfg),
+        AwsRotated::decl(&cfg),
         EntryMeta::decl(&cfg),
         MetaInput::decl(&cfg),
         AwsKeyInput::decl(&cfg),

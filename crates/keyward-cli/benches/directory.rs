@@ -109,6 +109,7 @@ fn main() {
             expires: None,
             last_used: None,
             use_count: 0,
+            provider_use: None,
             config: EntryConfig::default(),
         };
         let secret = SecretValue::Static {

@@ -196,6 +196,16 @@ fn print_entry(e: &EntryMeta) {
     field("Last used:", e.last_used.as_deref().unwrap_or("never"));
     field("Uses:", &e.use_count.to_string());
     if let (EntryKind::Aws, Some(c)) = (e.kind, &e.config.aws) {
+        field(
+            "Last used at AWS:",
+            &match &e.provider_use {
+                Some(u) => u.summary(),
+                None if c.sts_endpoint.is_some() && c.iam_endpoint.is_none() => {
+                    "not asked (a key for another STS; set its IAM endpoint)".into()
+                }
+                None => "not asked yet (the agent asks once a day)".into(),
+            },
+        );
         field("Access key:", &c.access_key_hint);
         field(
             "Issues:",

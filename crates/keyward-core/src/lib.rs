@@ -24,6 +24,7 @@ pub mod vault;
 pub use audit::{Actor, AuditEvent, ProcessInfo};
 pub use catalog::KeystoreKind;
 pub use entry::{
-    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config, SecretValue,
+    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config,
+    ProviderUse, ReportedUse, SecretValue,
 };
 pub use vault::{PassKey, SecondFactor, UnlockStart, UnlockedKey, Vault, VaultError, VaultPaths};

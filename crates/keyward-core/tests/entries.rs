@@ -44,6 +44,7 @@ fn aws_meta(name: &str) -> EntryMeta {
         expires: None,
         last_used: None,
         use_count: 0,
+        provider_use: None,
         config: EntryConfig {
             aws: Some(AwsConfig {
                 session_duration_secs: 3600,
@@ -312,6 +313,87 @@ fn auto_lock_setting_is_kept_and_bounded() {
         f.vault.auto_lock_setting().expect("read"),
         Some(Duration::from_secs(300))
     );
+}
+
+#[test]
+fn the_providers_last_use_is_kept_until_the_key_is_replaced_or_removed() {
+    use keyward_core::entry::ProviderUse;
+    let mut f = vault();
+    let actor = Actor::default();
+    let id = fake_key_id("USE", "0001");
+    f.vault
+        .add_entry(
+            aws_meta("ci"),
+            &aws_secret(&id, "useSecretuseSecretuseSecretuseSecret0001"),
+            &actor,
+        )
+        .expect("add");
+    let meta = f.vault.get("ci").expect("get");
+    assert_eq!(meta.provider_use, None, "not asked yet");
+    let seen = ProviderUse {
+        used: Some("2026-11-30T10:00:00Z".into()),
+        service: Some("s3".into()),
+        region: Some("eu-west-1".into()),
+        checked: "2026-12-01T09:00:00Z".into(),
+        error: None,
+    };
+    f.vault
+        .record_provider_use(&meta.id, &seen)
+        .expect("record");
+    assert_eq!(
+        f.vault.get("ci").expect("get").provider_use.as_ref(),
+        Some(&seen)
+    );
+    let failed = ProviderUse {
+        error: Some("IAM refused: AccessDenied".into()),
+        ..seen.clone()
+    };
+    f.vault
+        .record_provider_use(&meta.id, &failed)
+        .expect("again");
+    assert_eq!(f.vault.list().expect("list")[0].provider_use, Some(failed));
+
+    // A new key: what AWS said was about the old one.
+    let key = f
+        .vault
+        .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
+        .expect("unlock")
+        .key;
+    let rotated = f
+        .vault
+        .replace_secret(
+            "ci",
+            &aws_secret(
+                &fake_key_id("USE", "0002"),
+                "useSecretuseSecretuseSecretuseSecret0002",
+            ),
+            &key,
+            &actor,
+        )
+        .expect("rotate");
+    assert_eq!(rotated.provider_use, None);
+    assert_eq!(f.vault.get("ci").expect("get").provider_use, None);
+
+    // Removed, then added again under the same name: nothing carried over.
+    f.vault
+        .record_provider_use(&meta.id, &seen)
+        .expect("record");
+    f.vault.remove_entry("ci", &actor).expect("remove");
+    f.vault
+        .add_entry(
+            aws_meta("ci"),
+            &aws_secret(&id, "useSecretuseSecretuseSecretuseSecret0001"),
+            &actor,
+        )
+        .expect("add again");
+    assert_eq!(f.vault.get("ci").expect("get").provider_use, None);
+    let rows: i64 = f
+        .vault
+        .catalog()
+        .connection()
+        .query_row("SELECT count(*) FROM provider_use", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0, "the removed key's row went with it");
 }
 
 #[test]

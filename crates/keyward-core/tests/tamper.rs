@@ -40,6 +40,7 @@ fn meta(name: &str, kind: EntryKind, config: EntryConfig) -> EntryMeta {
         expires: None,
         last_used: None,
         use_count: 0,
+        provider_use: None,
         config,
     }
 }

@@ -45,6 +45,10 @@ pub struct Row {
     pub expires: Option<String>,
     /// When it last issued a credential (Keyward's record).
     pub last_used: Option<String>,
+    /// When the provider last saw it used, other than Keyward asking (AWS keys).
+    pub provider_last_used: Option<String>,
+    /// What the provider said, in words, and when it was asked; `None` until it is.
+    pub provider_use: Option<String>,
     /// How many credentials it has issued.
     pub uses: u64,
     /// `ok`, `due_soon`, `overdue`, `expired`, `unused`.
@@ -71,6 +75,8 @@ impl From<&Listed> for Row {
             rotate_every_days: m.rotation_interval_days,
             expires: m.expires.clone(),
             last_used: m.last_used.clone(),
+            provider_last_used: m.provider_use.as_ref().and_then(|u| u.used.clone()),
+            provider_use: m.provider_use.as_ref().map(|u| u.summary()),
             uses: m.use_count,
             state: l.standing.state.as_str(),
             reason: l.standing.reason.clone(),
@@ -111,7 +117,7 @@ fn cell(s: &str) -> String {
     }
 }
 
-const COLUMNS: [&str; 15] = [
+const COLUMNS: [&str; 17] = [
     "name",
     "kind",
     "owner",
@@ -122,14 +128,16 @@ const COLUMNS: [&str; 15] = [
     "rotate_every_days",
     "expires",
     "last_used",
+    "provider_last_used",
     "uses",
     "state",
     "reason",
     "rule",
     "blocked",
+    "provider_use",
 ];
 
-fn fields(r: &Row) -> [String; 15] {
+fn fields(r: &Row) -> [String; 17] {
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     [
         r.name.clone(),
@@ -144,11 +152,13 @@ fn fields(r: &Row) -> [String; 15] {
             .unwrap_or_default(),
         opt(&r.expires),
         opt(&r.last_used),
+        opt(&r.provider_last_used),
         r.uses.to_string(),
         r.state.to_owned(),
         opt(&r.reason),
         opt(&r.rule),
         r.blocked.to_string(),
+        opt(&r.provider_use),
     ]
 }
 
@@ -182,7 +192,9 @@ fn esc(s: &str) -> String {
     out
 }
 
-const HEADINGS: [&str; 15] = [
+/// The page's headings: the CSV's columns but the provider's words, which are the title of its
+/// date.
+const HEADINGS: [&str; 16] = [
     "Name",
     "Kind",
     "Owner",
@@ -193,6 +205,7 @@ const HEADINGS: [&str; 15] = [
     "Rotate every (days)",
     "Expires",
     "Last used",
+    "Last used at provider",
     "Uses",
     "State",
     "Why",
@@ -211,16 +224,23 @@ fn html(rows: &[Row], policy: &PolicyInfo, at: &str) -> String {
         .map(|r| {
             let cells: String = fields(r)
                 .iter()
+                .take(HEADINGS.len())
                 .enumerate()
                 .map(|(i, f)| match i {
+                    // The provider's date, its words on hover.
+                    10 if r.provider_use.is_some() => format!(
+                        "<td class=\"date\" title=\"{}\">{}</td>",
+                        esc(r.provider_use.as_deref().unwrap_or_default()),
+                        esc(f.get(..10).unwrap_or(if f.is_empty() { "none" } else { f }))
+                    ),
                     // Dates as days, the full time on hover (sorting by the day keeps the order).
                     5 | 6 | 8 | 9 if f.len() > 10 => format!(
                         "<td class=\"date\" title=\"{}\">{}</td>",
                         esc(f),
                         esc(f.get(..10).unwrap_or(f))
                     ),
-                    11 => format!("<td class=\"state\">{}</td>", esc(&f.replace('_', " "))),
-                    12 => format!("<td class=\"why\">{}</td>", esc(f)),
+                    12 => format!("<td class=\"state\">{}</td>", esc(&f.replace('_', " "))),
+                    13 => format!("<td class=\"why\">{}</td>", esc(f)),
                     _ => format!("<td>{}</td>", esc(f)),
                 })
                 .collect();
@@ -247,9 +267,9 @@ th, td {{ border-bottom: 1px solid #dde1e8; padding: 5px 8px; text-align: left; 
 td.date, td.state {{ white-space: nowrap; }} td.why {{ min-width: 22em; }}
 th {{ cursor: pointer; background: #f4f6fa; position: sticky; top: 0; }}
 th[aria-sort="ascending"]::after {{ content: " ▲"; }} th[aria-sort="descending"]::after {{ content: " ▼"; }}
-tr.due_soon td:nth-child(12), tr.unused td:nth-child(12) {{ background: #fdf1d8; color: #8a5a00; }}
-tr.overdue td:nth-child(12), tr.expired td:nth-child(12) {{ background: #fde7e5; color: #b42318; font-weight: 600; }}
-tr.ok td:nth-child(12) {{ color: #1f7a3f; }}
+tr.due_soon td:nth-child(13), tr.unused td:nth-child(13) {{ background: #fdf1d8; color: #8a5a00; }}
+tr.overdue td:nth-child(13), tr.expired td:nth-child(13) {{ background: #fde7e5; color: #b42318; font-weight: 600; }}
+tr.ok td:nth-child(13) {{ color: #1f7a3f; }}
 .muted {{ color: #667085; }}
 </style></head><body>
 <h1>Keyward key directory</h1>

@@ -1,4 +1,4 @@
-import type { Actor, KeyKind, Tested } from './backend/types';
+import type { Actor, AwsRotated, KeyKind, ProviderUse, Tested } from './backend/types';
 
 /** "3 min ago", "2 days ago", or "never". */
 export function ago(iso: string | null, now = Date.now()): string {
@@ -9,6 +9,27 @@ export function ago(iso: string | null, now = Date.now()): string {
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86400)} days ago`;
+}
+
+/**
+ * What AWS says of a key's last use, in one line: "3 days ago (s3, eu-west-1)", "nothing but
+ * Keyward's own checks", or why asking failed. `checked` is said apart (the screen's title).
+ */
+export function providerUseText(p: ProviderUse | null | undefined, now = Date.now()): string {
+  if (!p) return 'not asked yet (Keyward asks AWS once a day)';
+  const how = [p.service, p.region].filter(Boolean).join(', ');
+  const seen = p.used ? `${ago(p.used, now)}${how ? ` (${how})` : ''}` : p.error ? 'not known' : "nothing on record but Keyward's own checks";
+  return p.error ? `${seen}; asking failed: ${p.error}` : seen;
+}
+
+/** What a rotation at AWS did, in the words `keyward rotate` prints. */
+export function rotatedText(r: AwsRotated): string {
+  const parts = r.notes.map((n) => `Before rotating: ${n}.`);
+  parts.push(`Rotated at AWS (IAM user ${r.user_name}): ${r.new_key_id} is stored and works.`);
+  if (r.old_deleted) parts.push(`The old key ${r.old_key_id} is deleted.`);
+  else if (r.delete_after) parts.push(`The old key ${r.old_key_id} is inactive and will be deleted after ${new Date(r.delete_after).toLocaleString()}.`);
+  else parts.push(`The old key ${r.old_key_id} is inactive.`);
+  return parts.join(' ');
 }
 
 /** "1 h", "15 min". */

@@ -201,6 +201,7 @@ impl Agent {
             expires: meta.expires,
             last_used: None,
             use_count: 0,
+            provider_use: None,
             config,
         };
         let entry = self

@@ -156,6 +156,7 @@ mod errors;
 mod factors;
 mod issuance;
 mod keys;
+mod last_use;
 pub mod policy;
 pub mod rotation;
 mod session;
@@ -298,9 +299,18 @@ impl Agent {
                 | Request::Rotate { .. }
                 | Request::RotateAws { .. }
         );
+        // A new AWS key (added or rotated in): ask AWS what it has seen of it.
+        let new_aws_key = matches!(
+            req,
+            Request::AddAws { .. } | Request::Rotate { .. } | Request::RotateAws { .. }
+        );
         let reply = self.dispatch(req, actor.clone()).await?;
         if changes_keys {
             self.standings_changed.notify_one();
+        }
+        if new_aws_key {
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.check_provider_use().await });
         }
         if let Recorded::Here { action, target } = recorded {
             // After the read: the rows a trail read shows are the ones before this request.

@@ -67,14 +67,14 @@ enum Advanced {
 }
 
 /// An entry's AWS settings and the key it holds now.
-struct Held {
-    meta: EntryMeta,
-    cfg: keyward_core::AwsConfig,
-    id: String,
-    secret: SecretString,
+pub(super) struct Held {
+    pub(super) meta: EntryMeta,
+    pub(super) cfg: keyward_core::AwsConfig,
+    pub(super) id: String,
+    pub(super) secret: SecretString,
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| OffsetDateTime::now_utc())
@@ -92,7 +92,7 @@ fn format_time(t: OffsetDateTime) -> String {
 
 impl Agent {
     /// Runs `f` on the blocking pool (vault and keychain calls) from async code.
-    async fn on_vault<T: Send + 'static>(
+    pub(super) async fn on_vault<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Agent) -> Result<T, ErrorReply> + Send + 'static,
     ) -> Result<T, ErrorReply> {
@@ -103,7 +103,10 @@ impl Agent {
     }
 
     /// The entry named `name` and the AWS key it holds; the unlocked key is needed.
-    async fn held(self: &Arc<Self>, name: String) -> Result<(Held, Arc<UnlockedKey>), ErrorReply> {
+    pub(super) async fn held(
+        self: &Arc<Self>,
+        name: String,
+    ) -> Result<(Held, Arc<UnlockedKey>), ErrorReply> {
         self.on_vault(move |a| {
             let key = a
                 .current_key()
@@ -244,8 +247,26 @@ impl Agent {
         }
         let (held, key) = self.held(name.clone()).await?;
         let iam = Iam::new(&name, &held.cfg, &held.id, &held.secret);
-        let user = iam.user_name().await?;
-        let keys = iam.keys(&user).await?;
+        let looked = async {
+            let user = iam.user_name().await?;
+            let keys = iam.keys(&user).await?;
+            Ok::<_, aws::AwsError>((user, keys))
+        }
+        .await;
+        let (user, keys) = match looked {
+            Ok(found) => found,
+            Err(e) => {
+                // Nothing changed at AWS; the attempt is on record all the same.
+                self.audit_rotation(
+                    &actor,
+                    &name,
+                    "failed",
+                    serde_json::json!({"old_key_id": held.id, "step": "look-up", "reason": e.to_string()}),
+                )
+                .await?;
+                return Err(e.into());
+            }
+        };
         if let Some(other) = keys.iter().find(|k| k.id != held.id) {
             let state = if other.active { "active" } else { "inactive" };
             let created = other

@@ -38,7 +38,11 @@ impl Agent {
         if reply.is_ok() {
             // A rotation a crash interrupted goes on now that its journal can be read.
             let me = Arc::clone(self);
-            tokio::spawn(async move { me.finish_rotations().await });
+            // Then AWS is asked what it saw of each key (once a day).
+            tokio::spawn(async move {
+                me.finish_rotations().await;
+                me.check_provider_use().await;
+            });
         }
         reply
     }

@@ -1,6 +1,7 @@
 //! Entry rows: each key's metadata and state (never its secret).
 
 use super::*;
+use crate::entry::ProviderUse;
 use std::collections::HashMap;
 
 /// An entry's tags and config as the JSON the catalog stores.
@@ -181,6 +182,25 @@ impl Catalog {
         Ok(())
     }
 
+    /// Replaces what the provider last said about entry `id`'s use.
+    pub fn set_provider_use(&self, id: &str, u: &ProviderUse) -> Result<(), CatalogError> {
+        self.conn.execute(
+            "INSERT INTO provider_use (entry_id, used, service, region, checked, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (entry_id) DO UPDATE SET used = ?2, service = ?3, region = ?4,
+                checked = ?5, error = ?6",
+            params![id, u.used, u.service, u.region, u.checked, u.error],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets what the provider said about entry `id` (its key was replaced).
+    pub fn clear_provider_use(&self, id: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute("DELETE FROM provider_use WHERE entry_id = ?1", params![id])?;
+        Ok(())
+    }
+
     /// Records `n` uses of each entry in one transaction.
     pub fn touch_entries(&mut self, uses: &[(String, u64)], now: &str) -> Result<(), CatalogError> {
         let tx = self.conn.transaction()?;
@@ -212,21 +232,33 @@ impl Catalog {
                 last_used: r.get(11)?,
                 use_count: r.get(12)?,
                 config: r.get(13)?,
+                provider_use: match r.get::<_, Option<String>>(17)? {
+                    Some(checked) => Some(ProviderUse {
+                        used: r.get(14)?,
+                        service: r.get(15)?,
+                        region: r.get(16)?,
+                        checked,
+                        error: r.get(18)?,
+                    }),
+                    None => None,
+                },
             },
             r.get(3)?,
         ))
     }
 
+    /// The columns `row_to_entry` reads, from `entries e` joined with `provider_use p`.
     const ENTRY_COLUMNS: &'static str =
-        "id, name, kind, state, owner, purpose, tags, created, rotated,
-        rotation_interval_days, expires, last_used, use_count, config";
+        "e.id, e.name, e.kind, e.state, e.owner, e.purpose, e.tags, e.created, e.rotated,
+        e.rotation_interval_days, e.expires, e.last_used, e.use_count, e.config,
+        p.used, p.service, p.region, p.checked, p.error
+        FROM entries e LEFT JOIN provider_use p ON p.entry_id = e.id";
 
     /// All entries with their write state, ordered by name.
     pub fn entries(&self) -> Result<Vec<(EntryMeta, EntryState)>, CatalogError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM entries ORDER BY name",
-            Self::ENTRY_COLUMNS
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {} ORDER BY e.name", Self::ENTRY_COLUMNS))?;
         let rows = stmt.query_map([], Self::row_to_entry)?;
         let mut out = Vec::new();
         for row in rows {
@@ -241,10 +273,9 @@ impl Catalog {
         &self,
         name: &str,
     ) -> Result<Option<(EntryMeta, EntryState)>, CatalogError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {} FROM entries WHERE name = ?1",
-            Self::ENTRY_COLUMNS
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {} WHERE e.name = ?1", Self::ENTRY_COLUMNS))?;
         let row = stmt
             .query_row(params![name], Self::row_to_entry)
             .optional()?;
@@ -267,6 +298,7 @@ struct EntryMetaRaw {
     last_used: Option<String>,
     use_count: u64,
     config: String,
+    provider_use: Option<ProviderUse>,
 }
 
 impl EntryMetaRaw {
@@ -288,6 +320,7 @@ impl EntryMetaRaw {
             expires: self.expires,
             last_used: self.last_used,
             use_count: self.use_count,
+            provider_use: self.provider_use,
         })
     }
 }

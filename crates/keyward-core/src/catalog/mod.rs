@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_reminders.sql"),
     include_str!("../../migrations/0005_audit_filters.sql"),
     include_str!("../../migrations/0006_usage.sql"),
+    include_str!("../../migrations/0007_provider_use.sql"),
 ];
 
 /// Errors reading or writing the catalog.

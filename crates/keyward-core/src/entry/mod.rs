@@ -43,9 +43,11 @@ impl EntryKind {
 
 mod aws;
 mod oauth2;
+mod provider_use;
 
 pub use aws::{access_key_hint, validate_aws_config, validate_aws_key, AwsConfig};
 pub use oauth2::{validate_client_secret, validate_oauth2_config, ClientAuth, OAuth2Config};
+pub use provider_use::{ProviderUse, ReportedUse};
 
 /// Kind-specific, non-secret settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -86,6 +88,9 @@ pub struct EntryMeta {
     pub last_used: Option<String>,
     /// How many credentials it has issued.
     pub use_count: u64,
+    /// What the provider last said about the key's use (AWS keys; `None` until asked). Filled
+    /// in by the catalog, never written through the entry.
+    pub provider_use: Option<ProviderUse>,
     /// Kind-specific settings.
     pub config: EntryConfig,
 }
@@ -583,6 +588,7 @@ mod state_tests {
             expires: expires.map(Into::into),
             last_used: None,
             use_count: 0,
+            provider_use: None,
             config: EntryConfig::default(),
         }
     }

@@ -77,12 +77,16 @@ impl Effective {
             (Some(o), Some(a)) if o.at < a.at => Some(o),
             (o, a) => a.or(o),
         };
-        let last_use = parse(
-            meta.last_used
-                .as_deref()
-                .or(meta.rotated.as_deref())
-                .unwrap_or(&meta.created),
-        );
+        // Keyward's own last issue or the provider's last sight of the key, whichever is later;
+        // a key neither has seen used counts from when it was rotated or added.
+        let keyward = meta.last_used.as_deref().map(parse);
+        let provider = meta.provider_use.as_ref().and_then(|p| p.used_at());
+        let last_use = match (keyward, provider) {
+            (Some(Some(k)), Some(p)) => Some(k.max(p)),
+            (Some(k), None) => k,
+            (None | Some(None), Some(p)) => Some(p),
+            (None, None) => parse(meta.rotated.as_deref().unwrap_or(&meta.created)),
+        };
         let idle = self.max_idle_days.as_ref().map(|b| Limit {
             at: last_use.map(|t| t + time::Duration::days(i64::from(b.value))),
             why: format!("max_idle_days = {}, {}", b.value, b.by),

@@ -258,6 +258,7 @@ fn key(kind: EntryKind, tags: &[&str], created: &str) -> crate::EntryMeta {
         expires: None,
         last_used: None,
         use_count: 0,
+        provider_use: None,
         config: crate::EntryConfig::default(),
     }
 }
@@ -309,6 +310,51 @@ fn a_keys_standing_follows_the_rule_that_covers_it_and_names_it() {
         Some("rotation due on 2026-12-22 (max_key_age_days = 30, rule 'prod-aws')")
     );
     assert!(!s.blocked, "due soon never blocks");
+}
+
+#[test]
+fn a_use_the_provider_saw_keeps_a_key_from_counting_as_unused() {
+    use crate::entry::ProviderUse;
+    use crate::EntryState;
+    use time::macros::datetime;
+    let now = datetime!(2026-12-02 12:00 UTC);
+    let p = Policy::parse(Path::new("p.toml"), "[defaults]\nmax_idle_days = 30\n").expect("parse");
+    let mut k = key(EntryKind::Aws, &[], "2026-06-01T00:00:00Z");
+    k.last_used = Some("2026-07-01T00:00:00Z".into());
+    let eff = p.for_key(k.kind, &k.tags);
+    let seen = |used: Option<&str>| ProviderUse {
+        used: used.map(Into::into),
+        service: used.map(|_| "s3".into()),
+        region: None,
+        checked: "2026-12-02T09:00:00Z".into(),
+        error: None,
+    };
+    // Asked, and AWS saw nothing but Keyward's own question: still unused since July.
+    k.provider_use = Some(seen(None));
+    let s = eff.standing(&k, now);
+    assert_eq!(s.state, EntryState::Unused);
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("unused since 2026-07-01 (max_idle_days = 30, defaults)")
+    );
+    // A copy of the key used S3 last week: in use, though Keyward issued nothing since July.
+    k.provider_use = Some(seen(Some("2026-11-25T10:00:00Z")));
+    assert_eq!(eff.standing(&k, now).state, EntryState::Ok);
+    // AWS's last sight older than Keyward's: Keyward's decides.
+    k.provider_use = Some(seen(Some("2026-06-15T10:00:00Z")));
+    k.last_used = Some("2026-11-01T00:00:00Z".into());
+    let s = eff.standing(&k, now);
+    assert_eq!(
+        s.reason.as_deref(),
+        Some("unused since 2026-11-01 (max_idle_days = 30, defaults)")
+    );
+    // Never issued by Keyward, seen by AWS: AWS's date counts, not the date it was added.
+    k.last_used = None;
+    k.provider_use = Some(seen(Some("2026-10-01T10:00:00Z")));
+    assert_eq!(
+        eff.standing(&k, now).reason.as_deref(),
+        Some("unused since 2026-10-01 (max_idle_days = 30, defaults)")
+    );
 }
 
 #[test]

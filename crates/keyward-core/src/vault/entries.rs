@@ -169,6 +169,7 @@ impl Vault {
         actor: &Actor,
     ) -> Result<EntryMeta, VaultError> {
         let mut meta = self.get(name)?;
+        meta.provider_use = None;
         match self.open_secret(key, &meta) {
             Ok(_) | Err(VaultError::Unsealed(_)) | Err(VaultError::Undecryptable(_)) => {}
             Err(e) => return Err(e),
@@ -194,6 +195,8 @@ impl Vault {
             .put(&self.catalog, &keystore::entry_item(&meta.id), &ciphertext)
             .map_err(VaultError::from)
             .and_then(|()| Ok(self.catalog.update_entry_meta(&meta)?))
+            // What the provider said was about the old key.
+            .and_then(|()| Ok(self.catalog.clear_provider_use(&meta.id)?))
             .and_then(|()| Ok(self.catalog.delete_pending_rotation(&meta.id)?));
         let outcome = if done.is_ok() { "ok" } else { "failed" };
         self.audit(&[(
@@ -291,6 +294,15 @@ impl Vault {
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| VaultError::Internal(format!("cannot format a time: {e}")))?;
         Ok(self.catalog.set_reminder(id, state.as_str(), &at)?)
+    }
+
+    /// Keeps what the provider said about entry `id`'s use (see [`crate::entry::ProviderUse`]).
+    pub fn record_provider_use(
+        &self,
+        id: &str,
+        u: &crate::entry::ProviderUse,
+    ) -> Result<(), VaultError> {
+        Ok(self.catalog.set_provider_use(id, u)?)
     }
 
     /// One active entry by name.

@@ -22,6 +22,7 @@ impl Vault {
             let action = if stored.as_deref() == Some(p.ciphertext_sha256.as_str()) {
                 self.catalog
                     .set_entry_rotation(&meta.id, &p.config, &p.rotated)?;
+                self.catalog.clear_provider_use(&meta.id)?;
                 "an interrupted rotation was completed: the new key is stored and now named"
             } else {
                 "an interrupted rotation was rolled back: the old key is still stored; rotate again"

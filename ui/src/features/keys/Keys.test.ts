@@ -391,3 +391,69 @@ describe('OAuth2 clients', () => {
     expect(await screen.findByTestId('revealed')).toHaveTextContent('cs-second');
   });
 });
+
+describe('AWS keys in the detail', () => {
+  async function awsKey(extra: Partial<KeyRow> = {}) {
+    const b = await unlocked([]);
+    await b.addAws('deploy', { tags: [] }, { access_key_id: 'AKIAOLDKEY000000TEST', secret_access_key: 'x', session_duration_secs: 3600 } as never);
+    Object.assign(b.keys[0], extra);
+    return b;
+  }
+
+  it('rotates at AWS in one click with the grace chosen, and says what became of the old key', async () => {
+    const user = userEvent.setup();
+    const b = await awsKey();
+    const rotate = vi.spyOn(b, 'rotateAws');
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open deploy' }));
+    await user.click(await screen.findByTestId('rotate-aws'));
+    expect(screen.getByTestId('rotate-aws-grace')).toHaveValue('86400');
+    await user.selectOptions(screen.getByTestId('rotate-aws-grace'), '0');
+    await user.click(screen.getByTestId('rotate-aws-go'));
+    expect(await screen.findByTestId('detail-notice')).toHaveTextContent(
+      /^Rotated at AWS \(IAM user deployer\): AKIANEWKEY\d{10} is stored and works\. The old key AKIAOLDKEY000000TEST is deleted\.$/);
+    expect(rotate).toHaveBeenCalledWith('deploy', 0);
+    expect(screen.queryByTestId('rotate-aws-form')).toBeNull();
+    await waitFor(() => expect(screen.getByTestId('detail-rotated')).not.toHaveTextContent('never'));
+    const actions = screen.getAllByTestId('history-row').map((r) => r.getAttribute('data-action'));
+    expect(actions[0]).toBe('rotate.aws');
+  });
+
+  it("keeps the form open with the agent's one line when IAM refuses", async () => {
+    const user = userEvent.setup();
+    const b = await awsKey();
+    const limit = "cannot rotate 'deploy': IAM allows two access keys per user and 'deployer' has two, AKIAOLDKEY000000TEST (the one 'deploy' holds) and AKIASTALE0000000TEST (active, created 2026-11-01), which Keyward does not hold. If nothing uses AKIASTALE0000000TEST any more, delete it (aws iam delete-access-key --user-name deployer --access-key-id AKIASTALE0000000TEST) and rotate again";
+    vi.spyOn(b, 'rotateAws').mockRejectedValue(new BackendError('upstream', limit));
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open deploy' }));
+    await user.click(await screen.findByTestId('rotate-aws'));
+    await user.click(screen.getByTestId('rotate-aws-go'));
+    expect(await screen.findByTestId('rotate-aws-error')).toHaveTextContent(limit);
+    expect(screen.getByTestId('rotate-aws-go')).toBeEnabled();
+    expect(screen.getByTestId('detail-rotated')).toHaveTextContent('never');
+  });
+
+  it("shows what AWS saw of the key, and offers no rotation at AWS for other kinds", async () => {
+    const user = userEvent.setup();
+    const threeDays = new Date(Date.now() - 3 * 86400e3 - 60e3).toISOString();
+    const b = await awsKey({
+      provider_use: { used: threeDays, service: 's3', region: 'eu-west-1', checked: new Date().toISOString(), error: null },
+    });
+    await b.addStatic('gh', { tags: [] }, 'ghp_x');
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open deploy' }));
+    expect(await screen.findByTestId('detail-provider-use')).toHaveTextContent('3 days ago (s3, eu-west-1)');
+    await user.click(screen.getByTestId('detail-back'));
+
+    b.keys[0].provider_use = { used: null, service: null, region: null, checked: new Date().toISOString(), error: 'IAM refused: AccessDenied' };
+    await user.click(await screen.findByRole('button', { name: 'Open deploy' }));
+    expect(await screen.findByTestId('detail-provider-use')).toHaveTextContent('not known; asking failed: IAM refused: AccessDenied');
+    await user.click(screen.getByTestId('detail-back'));
+
+    await user.click(await screen.findByRole('button', { name: 'Open gh' }));
+    expect(await screen.findByTestId('key-detail')).toBeInTheDocument();
+    await waitFor(() => expect(screen.getByTestId('detail-rotated')).toBeInTheDocument());
+    expect(screen.queryByTestId('detail-provider-use')).toBeNull();
+    expect(screen.queryByTestId('rotate-aws')).toBeNull();
+  });
+});

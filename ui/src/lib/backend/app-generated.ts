@@ -1,7 +1,7 @@
 // Generated from the app's Rust types by src-tauri/src/ui_types.rs (ts-rs): do not edit.
 // After changing a Rust type, run that test with KEYWARD_WRITE_UI_TYPES=1 and commit this.
 
-import type { ActivityRecord, EntryConfig, EntryKind, EntryState } from './generated';
+import type { ActivityRecord, EntryConfig, EntryKind, EntryState, ProviderUse } from './generated';
 
 export type PassphraseVerdict = { acceptable: boolean, reason: string | null, };
 
@@ -70,6 +70,11 @@ last_used: string | null,
  * How many credentials it has issued.
  */
 use_count: number, 
+/**
+ * What the provider last said about the key's use (AWS keys; `None` until asked). Filled
+ * in by the catalog, never written through the entry.
+ */
+provider_use: ProviderUse | null, 
 /**
  * Kind-specific settings.
  */

@@ -1,5 +1,5 @@
 import type {
-  ApprovalInfo, AuditRow, AwsKeyInput, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
+  ApprovalInfo, AuditRow, AwsKeyInput, AwsRotated, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
   KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, Status, Tested,
   TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
@@ -28,6 +28,11 @@ export interface Backend {
   keyDetail(name: string): Promise<KeyDetail>;
   updateKey(name: string, meta: MetaInput): Promise<KeyRow>;
   rotateKey(name: string, secret: RotateInput): Promise<KeyRow>;
+  /**
+   * Rotates an AWS key at IAM: a new key made, checked and stored, the old one deactivated and
+   * deleted after `graceSecs` (a day when not given).
+   */
+  rotateAws(name: string, graceSecs?: number): Promise<AwsRotated>;
   /** The secret itself, only on the user's Reveal click; the screen hides it again. */
   revealKey(name: string): Promise<Revealed>;
   /** Copies the secret in Rust (never through the web view); returns seconds until cleared. */

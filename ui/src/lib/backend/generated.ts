@@ -77,6 +77,59 @@ aws?: AwsConfig | null,
  */
 oauth2?: OAuth2Config | null, };
 
+export type ProviderUse = { 
+/**
+ * The latest use the provider reported that was not Keyward's own check (RFC 3339);
+ * `None` when it reported none.
+ */
+used: string | null, 
+/**
+ * The service that use was of (`sts`, `s3`, …), as the provider names it.
+ */
+service: string | null, 
+/**
+ * The region that use was in.
+ */
+region: string | null, 
+/**
+ * When Keyward last asked (RFC 3339), whether or not the answer came.
+ */
+checked: string, 
+/**
+ * Why the last question got no answer (one line, never a secret); `None` when it did.
+ */
+error: string | null, };
+
+export type AwsRotated = { 
+/**
+ * The key's name.
+ */
+name: string, 
+/**
+ * The IAM user whose access key was rotated.
+ */
+user_name: string, 
+/**
+ * The key replaced.
+ */
+old_key_id: string, 
+/**
+ * The key now stored.
+ */
+new_key_id: string, 
+/**
+ * Whether the old key is deleted at AWS already.
+ */
+old_deleted: boolean, 
+/**
+ * When the inactive old key will be deleted (RFC 3339), while it is kept.
+ */
+delete_after: string | null, 
+/**
+ * What was finished first: an interrupted rotation, an old key deleted early to make room.
+ */
+notes: Array<string>, };
+
 export type EntryMeta = { 
 /**
  * Random id naming the keychain item.
@@ -126,6 +179,11 @@ last_used: string | null,
  * How many credentials it has issued.
  */
 use_count: number, 
+/**
+ * What the provider last said about the key's use (AWS keys; `None` until asked). Filled
+ * in by the catalog, never written through the entry.
+ */
+provider_use: ProviderUse | null, 
 /**
  * Kind-specific settings.
  */

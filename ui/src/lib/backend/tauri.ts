@@ -40,6 +40,7 @@ export class TauriBackend implements Backend {
   keyDetail: Backend['keyDetail'] = (name) => call('key_detail', { name });
   updateKey: Backend['updateKey'] = (name, meta) => call('update_key', { name, meta });
   rotateKey: Backend['rotateKey'] = (name, secret) => call('rotate_key', { name, secret });
+  rotateAws: Backend['rotateAws'] = (name, graceSecs) => call('rotate_aws', { name, graceSecs: graceSecs ?? null });
   revealKey: Backend['revealKey'] = (name) => call('reveal_key', { name });
   copyKey: Backend['copyKey'] = (name) => call('copy_key', { name });
   confirmFactor: Backend['confirmFactor'] = (code) => call('confirm_factor', { code });

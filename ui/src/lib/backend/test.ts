@@ -1,6 +1,6 @@
 import type { Backend } from './backend';
 import {
-  BackendError, type ApprovalInfo, type AuditRow, type Decision, type FactorInfo, type Grant,
+  BackendError, type ApprovalInfo, type AuditRow, type AwsRotated, type Decision, type FactorInfo, type Grant,
   type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type RotateInput,
   type PolicyInfo, type Status, type Tested, type UnlockFactor,
 } from './types';
@@ -26,6 +26,8 @@ export class TestBackend implements Backend {
   decisions: { id: string; decision: Decision }[] = [];
   /** Until when (ms) a factor given in this window lets it reveal and copy, as the agent keeps it. */
   freshUntil = 0;
+  /** The access key id each AWS key holds now, as the rotation double hands them out. */
+  awsKeyIds: Record<string, string> = {};
   private stateCbs: ((s: { locked: boolean }) => void)[] = [];
   private approvalCbs: ((a: ApprovalInfo) => void)[] = [];
   private seq = 0;
@@ -141,7 +143,7 @@ export class TestBackend implements Backend {
     if (this.keys.some((k) => k.name === row.name)) throw new BackendError('invalid', `a key named '${row.name}' already exists`);
     this.keys.push({
       id: `id-${row.name}`, owner: null, purpose: null, tags: [], created: new Date().toISOString(),
-      rotated: null, rotation_interval_days: null, expires: null, last_used: null, use_count: 0,
+      rotated: null, rotation_interval_days: null, expires: null, last_used: null, use_count: 0, provider_use: null,
       config: {}, state: 'ok', reason: null, rule: null, blocked: false, ...row,
     });
     this.record('add', row.name);
@@ -222,6 +224,27 @@ export class TestBackend implements Backend {
     k.rotated = new Date().toISOString();
     this.record('rotate', name);
     return { ...k };
+  }
+
+  /** As the agent does: a new key id, the old one inactive for the grace (a day unless given). */
+  async rotateAws(name: string, graceSecs?: number): Promise<AwsRotated> {
+    this.needUnlocked();
+    const k = this.find(name);
+    if (k.kind !== 'aws') {
+      throw new BackendError('invalid', `'${name}' is a ${k.kind} key: only AWS keys are rotated at their provider; store its new value with \`keyward rotate ${name} --manual\``);
+    }
+    const old = this.awsKeyIds[name] ?? 'AKIAOLDKEY000000TEST';
+    const fresh = `AKIANEWKEY${String(++this.seq).padStart(10, '0')}`;
+    this.awsKeyIds[name] = fresh;
+    k.rotated = new Date().toISOString();
+    k.provider_use = null;
+    if (k.config?.aws) k.config.aws.access_key_hint = `AKIA…${fresh.slice(-4)}`;
+    this.record('rotate.aws', name);
+    const grace = graceSecs ?? 86400;
+    return {
+      name, user_name: 'deployer', old_key_id: old, new_key_id: fresh, old_deleted: grace === 0,
+      delete_after: grace === 0 ? null : new Date(Date.now() + grace * 1000).toISOString(), notes: [],
+    };
   }
 
   private needFresh() {

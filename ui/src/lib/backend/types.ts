@@ -6,9 +6,9 @@
 import type { ActivityRecord, EntryKind, EntryState, ClientAuth, GrantInfo, StatusInfo } from './generated';
 
 export type {
-  ActivityKind, ActivityRecord, Actor, ApprovalInfo, AwsConfig, AwsKeyInput, ClientAuth, ClientId, Decision,
+  ActivityKind, ActivityRecord, Actor, ApprovalInfo, AwsConfig, AwsKeyInput, AwsRotated, ClientAuth, ClientId, Decision,
   EntryConfig, EntryKind, EntryMeta, EntryState, ErrorCode, FactorInfo, GrantInfo, JsonValue, MetaInput,
-  KeyStates, Listed, OAuth2Config, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ProcessInfo, ReconcileNote,
+  KeyStates, Listed, OAuth2Config, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ProcessInfo, ProviderUse, ReconcileNote,
   SlotKind, Standing, StatusInfo,
 } from './generated';
 import type { ErrorCode } from './generated';
