@@ -21,6 +21,10 @@ const APP = env('KEYWARD_DESKTOP_BIN');
 const CLI = env('KEYWARD_BIN');
 const SHOTS = env('KEYWARD_SCREENSHOTS');
 const MOTO = JSON.parse(env('KEYWARD_MOTO'));
+/** An IAM user's access keys at moto, as an administrator lists them (never through Keyward). */
+const iamKeys = (user) => JSON.parse(execFileSync(env('KEYWARD_E2E_PYTHON'), [env('KEYWARD_E2E_IAM_KEYS'), MOTO.endpoint, 'list', user], {
+  encoding: 'utf8', env: { ...process.env, AWS_ACCESS_KEY_ID: MOTO.auditor_key_id, AWS_SECRET_ACCESS_KEY: MOTO.auditor_secret },
+}));
 const PASS = 'orbit-maple-quartz-lantern-7';
 const HOME = env('HOME');
 mkdirSync(SHOTS, { recursive: true });
@@ -241,6 +245,7 @@ test('add an AWS key', async () => {
   await type('add-secret', MOTO.secret_access_key);
   await type('add-role-arn', MOTO.role_arn);
   await type('add-sts-endpoint', MOTO.endpoint);
+  await type('add-iam-endpoint', MOTO.endpoint);
   await shot('06-add-key');
   await click('add-submit');
   await browser.waitUntil(async () => (await browser.$$('[data-testid="key-row"]')).length === 1, { timeout: 15000 });
@@ -556,6 +561,45 @@ test('an OAuth2 client: add it, test it (introspection), and a CLI gets a token 
   } finally {
     srv.stop();
   }
+});
+
+test('Rotate at AWS in the key detail: a new key made at IAM, checked and stored; the old one deleted', async () => {
+  await click('nav-keys');
+  const row = await browser.$('button[aria-label="Open deploy"]');
+  await row.waitForDisplayed({ timeout: 15000 });
+  await row.click();
+  await (await $t('key-detail')).waitForDisplayed({ timeout: 10000 });
+  // The agent asked moto's IAM about the key once it was added; its own question is no use.
+  await browser.waitUntil(async () => /nothing on record but Keyward's own checks/.test(await (await $t('detail-provider-use')).getText()),
+    { timeout: 20000, timeoutMsg: 'the detail says what AWS saw of the key' });
+  const before = iamKeys('deployer');
+  assert.deepEqual(before, [{ id: MOTO.access_key_id, status: 'Active' }]);
+  await click('rotate-aws');
+  await (await $t('rotate-aws-grace')).selectByAttribute('value', '0');
+  await shot('12b-rotate-at-aws');
+  await click('rotate-aws-go');
+  await browser.waitUntil(async () => /Rotated at AWS/.test(await (await $t('detail-notice')).getText()),
+    { timeout: 60000, timeoutMsg: 'the rotation at IAM finishes and says so' });
+  const notice = await (await $t('detail-notice')).getText();
+  const m = /^Rotated at AWS \(IAM user deployer\): (AKIA\w+) is stored and works\. The old key (AKIA\w+) is deleted\.$/.exec(notice);
+  assert.ok(m, notice);
+  const [, fresh, old] = m;
+  assert.equal(old, MOTO.access_key_id);
+  // At IAM, as an administrator sees it: the new key alone, active.
+  assert.deepEqual(iamKeys('deployer'), [{ id: fresh, status: 'Active' }]);
+  const shown = JSON.parse((await keyward(['show', 'deploy', '--json'])).out);
+  assert.equal(shown.config.aws.access_key_hint, `AKIA…${fresh.slice(-4)}`);
+  assert.ok(!(await (await browser.$('main')).getText()).includes(MOTO.secret_access_key));
+  // The stored key works (a session from moto's STS, signed with it).
+  await click('detail-test');
+  await browser.waitUntil(async () => /Works: arn:aws:sts::/.test(await (await $t('detail-notice')).getText()), { timeout: 20000 });
+  await browser.waitUntil(async () => {
+    const rows = await browser.$$('[data-testid="history-row"]');
+    for (let i = 0; i < rows.length; i++) if ((await rows[i].getAttribute('data-action')) === 'rotate.aws') return true;
+    return false;
+  }, { timeout: 10000, timeoutMsg: 'the history shows the rotation at AWS' });
+  await shot('12c-rotated-at-aws');
+  await click('detail-back');
 });
 
 test('lock from the window; the CLI sees it locked; unlock with the security key', async () => {
