@@ -1,5 +1,5 @@
 //! `keyward audit list`: the trail filtered by key, event, client and time, exported as JSON
-//! lines and CSV.
+//! lines and CSV; and the trail forwarded to a real rsyslog, over TCP and over TLS.
 
 use crate::support::Home;
 
@@ -76,7 +76,8 @@ fn the_trail_filters_by_key_event_client_and_time_and_exports() {
     );
 }
 
-/// A real rsyslog listening on 127.0.0.1 (imtcp), writing what it receives to `received`.
+/// A real rsyslog listening on 127.0.0.1 (imtcp), writing what it receives to `received`; over
+/// TLS (GnuTLS) with `server.pem`/`server.key` of `dir` when `tls`.
 struct Rsyslog {
     child: std::process::Child,
     dir: std::path::PathBuf,
@@ -85,14 +86,29 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn start(dir: &std::path::Path, port: u16) -> Self {
+        Self::start_with(dir, port, false)
+    }
+
+    fn start_with(dir: &std::path::Path, port: u16, tls: bool) -> Self {
         let work = dir.join("work");
         std::fs::create_dir_all(&work).expect("mkdir");
         let conf = dir.join("rsyslog.conf");
+        let (global, module) = if tls {
+            (
+                format!(
+                    " DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"{d}/ca.pem\" DefaultNetstreamDriverCertFile=\"{d}/server.pem\" DefaultNetstreamDriverKeyFile=\"{d}/server.key\"",
+                    d = dir.display()
+                ),
+                " StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"anon\"",
+            )
+        } else {
+            (String::new(), "")
+        };
         std::fs::write(
             &conf,
             format!(
-                "global(workDirectory=\"{work}\")\n\
-                 module(load=\"imtcp\")\n\
+                "global(workDirectory=\"{work}\"{global})\n\
+                 module(load=\"imtcp\"{module})\n\
                  input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n\
                  template(name=\"sd\" type=\"string\" string=\"%structured-data%\\n\")\n\
                  *.* action(type=\"omfile\" file=\"{out}\" template=\"sd\")\n",
@@ -216,4 +232,164 @@ fn the_trail_reaches_a_real_rsyslog_once_and_in_order_across_its_restart() {
     let got = Rsyslog::seqs(&dir);
     let want: Vec<i64> = (1..=head).collect();
     assert_eq!(got, want, "every record once, in order");
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with the openssl command, in `dir`.
+fn test_pki(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Keyward test logs CA",
+    ];
+    ca.extend_from_slice(&ec);
+    ca.extend_from_slice(&["-keyout", "ca.key", "-out", "ca.pem"]);
+    ca.extend_from_slice(&["-addext", "basicConstraints=critical,CA:TRUE"]);
+    ca.extend_from_slice(&["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend_from_slice(&ec);
+    csr.extend_from_slice(&["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+/// Waits (up to 30 s: a failing receiver is retried with a back-off of up to 10 s) until
+/// `status --json` satisfies `done`.
+fn status_within_30s(
+    home: &Home,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = home.status();
+        if done(&s) {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {s:#}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn over_tls_the_trail_reaches_rsyslog_only_with_a_certificate_the_policy_trusts() {
+    use std::os::unix::fs::PermissionsExt;
+    let policy = crate::policy::policy_dir();
+    let path = policy.path().join("policy.toml");
+    let logs = tempfile::tempdir().expect("tempdir");
+    test_pki(logs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let receiver = Rsyslog::start_with(logs.path(), port, true);
+    let target = format!("tls://127.0.0.1:{port}");
+
+    // The system's roots do not know the test CA: nothing is sent, and status says why.
+    crate::policy::install(
+        &path,
+        &format!("[audit]\nsyslog_tls = \"127.0.0.1:{port}\"\n"),
+    );
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    home.init();
+    home.unlock();
+    home.kw_input(&["add", "static", "k0"], &["tok-Value-1"])
+        .ok();
+    let s = status_within_30s(&home, "an untrusted receiver is refused", |s| {
+        s["forwarding"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("UnknownIssuer"))
+    });
+    assert_eq!(s["forwarding"]["target"], target.as_str(), "{s:#}");
+    assert_eq!(s["forwarding"]["sent_seq"], 0, "{s:#}");
+    assert!(Rsyslog::seqs(logs.path()).is_empty());
+
+    // The CA named in the policy, but a file its group could replace: refused, and why.
+    let ca = policy.path().join("logs-ca.pem");
+    std::fs::copy(logs.path().join("ca.pem"), &ca).expect("copy ca");
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    crate::policy::install(
+        &path,
+        &format!(
+            "[audit]\nsyslog_tls = \"127.0.0.1:{port}\"\nsyslog_ca = \"{}\"\n",
+            ca.display()
+        ),
+    );
+    status_within_30s(&home, "a CA file others may write is refused", |s| {
+        s["forwarding"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("logs-ca.pem is not trusted: its group may write it"))
+    });
+
+    // Root's own CA file: every record arrives, once and in order, across a receiver restart.
+    std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let caught_up = |what: &str| {
+        status_within_30s(&home, what, |s| {
+            s["forwarding"]["sent_seq"] == s["audit_head"] && s["forwarding"]["error"].is_null()
+        })
+    };
+    caught_up("forwarding over TLS did not catch up");
+    let (dir, port) = receiver.stop();
+    for i in 1..4 {
+        home.kw_input(&["add", "static", &format!("k{i}")], &["tok-Value-1"])
+            .ok();
+    }
+    status_within_30s(&home, "the outage was not noticed", |s| {
+        s["forwarding"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach"))
+    });
+    let _receiver = Rsyslog::start_with(&dir, port, true);
+    let s = caught_up("forwarding over TLS did not resume");
+    let head = s["audit_head"].as_i64().expect("head");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Rsyslog::seqs(&dir).last() != Some(&head) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let want: Vec<i64> = (1..=head).collect();
+    assert_eq!(Rsyslog::seqs(&dir), want, "every record once, in order");
 }

@@ -1,7 +1,8 @@
-//! Forwarding the audit trail off the machine, as the admin policy's `[audit] syslog_tcp` says:
-//! each record once and in order, as an RFC 5424 message over TCP with octet-counted framing
-//! (RFC 6587), carrying its sequence number and chain hashes so the receiver can tell a gap or
-//! an edit. The catalog stays the source: the forwarder reads it from where the receiver was
+//! Forwarding the audit trail off the machine, as the admin policy's `[audit] syslog_tcp` or
+//! `syslog_tls` says: each record once and in order, as an RFC 5424 message over TCP with
+//! octet-counted framing (RFC 6587), or over TLS (RFC 5425, the receiver's certificate checked
+//! for its host name against the system's roots or the policy's `syslog_ca`), carrying its
+//! sequence number and chain hashes so the receiver can tell a gap or an edit. The catalog stays the source: the forwarder reads it from where the receiver was
 //! last known to have got to (kept in the catalog's settings per receiver), so a receiver that
 //! is down or restarted gets what it missed, from that point, when it is back.
 //!
@@ -9,10 +10,15 @@
 //! the receiver having closed it (a stopped rsyslog does); a record written in the very instant
 //! a receiver dies can still be lost by TCP (RELP would close that; not built).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use keyward_core::catalog::AuditFilter;
 use tracing::{info, warn};
@@ -41,8 +47,68 @@ pub struct Forwarding {
     pub error: Option<String>,
 }
 
+/// A receiver the policy names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host:port`.
+    pub addr: String,
+    /// `None`: plain TCP. `Some(ca)`: TLS, trusting the CA file `ca`, or the system's roots.
+    pub tls: Option<Option<PathBuf>>,
+}
+
+impl Target {
+    /// How status and the catalog's progress setting name it: `host:port`, `tls://host:port`.
+    pub fn name(&self) -> String {
+        match self.tls {
+            None => self.addr.clone(),
+            Some(_) => format!("tls://{}", self.addr),
+        }
+    }
+}
+
 fn setting(target: &str) -> String {
     format!("audit.forwarded.{target}")
+}
+
+/// An open connection to the receiver.
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.write_all(bytes),
+            Conn::Tls(s) => {
+                s.write_all(bytes)?;
+                s.flush()
+            }
+        }
+    }
+
+    /// Whether the receiver closed the connection (or it broke) since it was last used. A
+    /// syslog receiver sends nothing, so over TLS anything but "nothing to read" (a
+    /// close_notify, an end of stream, an error) is the end; session tickets are taken in.
+    fn closed(&mut self) -> bool {
+        let s = match self {
+            Conn::Tcp(s) => return closed(s),
+            Conn::Tls(s) => s,
+        };
+        if s.sock.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut b = [0u8; 256];
+        let gone = loop {
+            match s.read(&mut b) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) => break e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        };
+        let _ = s.sock.set_nonblocking(false);
+        gone
+    }
 }
 
 /// An SD-PARAM value with `"`, `\` and `]` escaped (RFC 5424 §6.3.3).
@@ -98,7 +164,7 @@ fn closed(s: &TcpStream) -> bool {
     gone
 }
 
-fn connect(target: &str) -> std::io::Result<TcpStream> {
+fn tcp(target: &str) -> std::io::Result<TcpStream> {
     let addr = target
         .to_socket_addrs()?
         .next()
@@ -107,6 +173,72 @@ fn connect(target: &str) -> std::io::Result<TcpStream> {
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     s.set_nodelay(true)?;
     Ok(s)
+}
+
+/// The CAs a TLS receiver's certificate must chain to: the admin's file (root's, like the
+/// policy, or a user could choose whom Keyward trusts) or the system's.
+fn roots(ca: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            keyward_core::policy::check_trusted(path, crate::service::policy::ADMIN_UID)
+                .map_err(|e| e.to_string())?;
+            let unreadable = |e: rustls::pki_types::pem::Error| {
+                format!("cannot read the CA file {}: {e}", path.display())
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(unreadable)? {
+                store
+                    .add(cert.map_err(unreadable)?)
+                    .map_err(|e| format!("the CA file {}: {e}", path.display()))?;
+            }
+            if store.is_empty() {
+                return Err(format!(
+                    "the CA file {} holds no certificate",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = store.add(cert);
+            }
+            if store.is_empty() {
+                return Err("no system CA certificates (install ca-certificates, or name the receiver's CA with syslog_ca)".into());
+            }
+        }
+    }
+    Ok(store)
+}
+
+fn connect(target: &Target) -> Result<Conn, String> {
+    let Some(ca) = &target.tls else {
+        return tcp(&target.addr).map(Conn::Tcp).map_err(|e| e.to_string());
+    };
+    let host = target
+        .addr
+        .rsplit_once(':')
+        .map_or(target.addr.as_str(), |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("{host} is not a name TLS can check: {e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots(ca.as_deref())?)
+        .with_no_client_auth();
+    let mut sock = tcp(&target.addr).map_err(|e| e.to_string())?;
+    let mut conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    // The handshake here, so a certificate the policy does not trust is the reason shown.
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    sock.set_read_timeout(None).map_err(|e| e.to_string())?;
+    Ok(Conn::Tls(Box::new(StreamOwned::new(conn, sock))))
 }
 
 fn hostname() -> String {
@@ -130,24 +262,25 @@ pub fn spawn(agent: Arc<Agent>) {
 fn run(agent: &Agent) {
     let host = hostname();
     let pid = std::process::id();
-    let mut conn: Option<(String, TcpStream)> = None;
+    let mut conn: Option<(Target, Conn)> = None;
     let mut backoff = POLL;
     loop {
         std::thread::sleep(backoff.min(MAX_BACKOFF));
-        let Some(target) = agent.policy().forward_target() else {
+        let Some(receiver) = agent.policy().forward_target() else {
             conn = None;
             agent.set_forwarding(None);
             backoff = POLL;
             continue;
         };
+        let target = receiver.name();
         let sent = agent
             .read_setting(&setting(&target))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0i64);
         // A connection to another receiver, or one the receiver closed, is dropped.
         if conn
-            .as_ref()
-            .is_some_and(|(t, s)| t != &target || closed(s))
+            .as_mut()
+            .is_some_and(|(t, s)| *t != receiver || s.closed())
         {
             conn = None;
         }
@@ -169,10 +302,10 @@ fn run(agent: &Agent) {
             continue;
         }
         if conn.is_none() {
-            match connect(&target) {
+            match connect(&receiver) {
                 Ok(s) => {
                     info!(%target, from = sent + 1, "forwarding the audit trail");
-                    conn = Some((target.clone(), s));
+                    conn = Some((receiver.clone(), s));
                 }
                 Err(e) => {
                     let error = format!("cannot reach {target}: {e}");
@@ -193,7 +326,7 @@ fn run(agent: &Agent) {
         let mut last = sent;
         let mut error = None;
         for r in &rows {
-            if let Err(e) = stream.write_all(&frame(r, &host, pid)) {
+            if let Err(e) = stream.send(&frame(r, &host, pid)) {
                 error = Some(format!("sending to {target} failed: {e}"));
                 break;
             }

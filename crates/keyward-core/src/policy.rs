@@ -138,6 +138,12 @@ struct PolicyFile {
 pub struct AuditForwarding {
     /// A syslog receiver as `host:port`: RFC 5424 messages over TCP, octet-counted (RFC 6587).
     pub syslog_tcp: Option<String>,
+    /// A syslog receiver as `host:port` over TLS (RFC 5425), its certificate checked for that
+    /// host against the system's roots, or against `syslog_ca` when given.
+    pub syslog_tls: Option<String>,
+    /// A PEM file of the certificate authorities `syslog_tls` trusts instead of the system's;
+    /// an absolute path, held to the same ownership rules as the policy file.
+    pub syslog_ca: Option<PathBuf>,
 }
 
 /// A named rule and the keys it covers.
@@ -262,7 +268,18 @@ impl Policy {
                 limits: r.limits,
             });
         }
-        if let Some(target) = &file.audit.syslog_tcp {
+        let line_of_key = |key: &str| {
+            text.lines()
+                .position(|l| {
+                    l.trim_start()
+                        .strip_prefix(key)
+                        .is_some_and(|r| r.trim_start().starts_with('='))
+                })
+                .map_or(1, |i| i + 1)
+        };
+        let a = &file.audit;
+        for (key, target) in [("syslog_tcp", &a.syslog_tcp), ("syslog_tls", &a.syslog_tls)] {
+            let Some(target) = target else { continue };
             let port = target
                 .rsplit_once(':')
                 .and_then(|(h, p)| (!h.is_empty()).then_some(p));
@@ -270,13 +287,29 @@ impl Policy {
                 .and_then(|p| p.parse::<u16>().ok())
                 .is_none_or(|p| p == 0)
             {
-                let line = text
-                    .lines()
-                    .position(|l| l.trim_start().starts_with("syslog_tcp"))
-                    .map_or(1, |i| i + 1);
                 return Err(invalid(
-                    line,
-                    format!("syslog_tcp = {target:?}: give the receiver as host:port"),
+                    line_of_key(key),
+                    format!("{key} = {target:?}: give the receiver as host:port"),
+                ));
+            }
+        }
+        if a.syslog_tcp.is_some() && a.syslog_tls.is_some() {
+            return Err(invalid(
+                line_of_key("syslog_tls"),
+                "give one receiver: syslog_tcp or syslog_tls, not both".into(),
+            ));
+        }
+        if let Some(ca) = &a.syslog_ca {
+            if a.syslog_tls.is_none() {
+                return Err(invalid(
+                    line_of_key("syslog_ca"),
+                    "syslog_ca is the trust for syslog_tls: set syslog_tls too".into(),
+                ));
+            }
+            if !ca.is_absolute() {
+                return Err(invalid(
+                    line_of_key("syslog_ca"),
+                    format!("syslog_ca = {:?}: give an absolute path", ca.display()),
                 ));
             }
         }
@@ -481,6 +514,12 @@ fn no_looser<S: Strictness<T>, T: Clone + PartialEq + std::fmt::Debug>(
 /// A value as the policy file writes it.
 fn shown<T: std::fmt::Debug>(v: &T) -> String {
     format!("{v:?}").to_lowercase()
+}
+
+/// Refuses a file the policy names (a CA bundle) unless only `admin_uid` could have written it,
+/// as for the policy itself: a file the user can replace would let them choose what is trusted.
+pub fn check_trusted(path: &Path, admin_uid: u32) -> Result<(), PolicyError> {
+    trusted(path, admin_uid)
 }
 
 /// Refuses a file, or a directory above it, that someone other than `admin_uid` owns or that

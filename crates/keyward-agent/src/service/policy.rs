@@ -22,7 +22,7 @@ pub(super) struct Admitted {
 }
 
 /// Who may write the policy: root.
-const ADMIN_UID: u32 = 0;
+pub(crate) const ADMIN_UID: u32 = 0;
 
 /// The policy the agent holds.
 #[derive(Debug, Clone, Default)]
@@ -79,8 +79,19 @@ impl InForce {
     }
 
     /// The syslog receiver the audit trail goes to, when the policy names one.
-    pub fn forward_target(&self) -> Option<String> {
-        self.loaded.as_ref()?.policy.audit.syslog_tcp.clone()
+    pub fn forward_target(&self) -> Option<crate::forward::Target> {
+        let audit = &self.loaded.as_ref()?.policy.audit;
+        match (&audit.syslog_tcp, &audit.syslog_tls) {
+            (Some(addr), _) => Some(crate::forward::Target {
+                addr: addr.clone(),
+                tls: None,
+            }),
+            (None, Some(addr)) => Some(crate::forward::Target {
+                addr: addr.clone(),
+                tls: Some(audit.syslog_ca.clone()),
+            }),
+            (None, None) => None,
+        }
     }
 
     /// The policy as `status` shows it.

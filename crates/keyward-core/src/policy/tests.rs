@@ -448,3 +448,38 @@ fn the_audit_section_names_a_syslog_receiver_as_host_and_port() {
         Policy::parse(Path::new("p.toml"), "[audit]\nsyslog = \"x:1\"\n").expect_err("unknown");
     assert!(err.to_string().contains("unknown field `syslog`"), "{err}");
 }
+
+#[test]
+fn a_tls_receiver_may_name_its_ca_and_is_one_or_the_other_with_plain_tcp() {
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "[audit]\nsyslog_tls = \"logs.example.com:6514\"\nsyslog_ca = \"/etc/keyward/logs-ca.pem\"\n",
+    )
+    .expect("parse");
+    assert_eq!(p.audit.syslog_tls.as_deref(), Some("logs.example.com:6514"));
+    assert_eq!(
+        p.audit.syslog_ca.as_deref(),
+        Some(Path::new("/etc/keyward/logs-ca.pem"))
+    );
+    let refused = |text: &str| {
+        Policy::parse(Path::new("p.toml"), text)
+            .expect_err("refused")
+            .to_string()
+    };
+    assert_eq!(
+        refused("[audit]\nsyslog_tcp = \"a:514\"\nsyslog_tls = \"a:6514\"\n"),
+        "p.toml line 3: give one receiver: syslog_tcp or syslog_tls, not both"
+    );
+    assert_eq!(
+        refused("[audit]\nsyslog_tls = \"a\"\n"),
+        "p.toml line 2: syslog_tls = \"a\": give the receiver as host:port"
+    );
+    assert_eq!(
+        refused("[audit]\nsyslog_ca = \"/etc/ca.pem\"\n"),
+        "p.toml line 2: syslog_ca is the trust for syslog_tls: set syslog_tls too"
+    );
+    assert_eq!(
+        refused("[audit]\nsyslog_tls = \"a:6514\"\nsyslog_ca = \"ca.pem\"\n"),
+        "p.toml line 3: syslog_ca = \"ca.pem\": give an absolute path"
+    );
+}
