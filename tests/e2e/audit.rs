@@ -194,7 +194,8 @@ fn the_trail_reaches_a_real_rsyslog_once_and_in_order_across_its_restart() {
     }
     let caught_up = |what: &str| {
         crate::policy::status_until(&home, what, |s| {
-            s["forwarding"]["sent_seq"] == s["audit_head"] && s["forwarding"]["error"].is_null()
+            s["forwarding"][0]["sent_seq"] == s["audit_head"]
+                && s["forwarding"][0]["error"].is_null()
         })
     };
     caught_up("forwarding did not catch up");
@@ -206,12 +207,12 @@ fn the_trail_reaches_a_real_rsyslog_once_and_in_order_across_its_restart() {
             .ok();
     }
     let s = crate::policy::status_until(&home, "the outage was not noticed", |s| {
-        s["forwarding"]["error"]
+        s["forwarding"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("cannot reach"))
     });
     assert!(
-        s["forwarding"]["sent_seq"].as_i64() < s["audit_head"].as_i64(),
+        s["forwarding"][0]["sent_seq"].as_i64() < s["audit_head"].as_i64(),
         "{s:#}"
     );
     let text = home.kw(&["status"]).stdout;
@@ -340,12 +341,12 @@ fn over_tls_the_trail_reaches_rsyslog_only_with_a_certificate_the_policy_trusts(
     home.kw_input(&["add", "static", "k0"], &["tok-Value-1"])
         .ok();
     let s = status_within_30s(&home, "an untrusted receiver is refused", |s| {
-        s["forwarding"]["error"]
+        s["forwarding"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("UnknownIssuer"))
     });
-    assert_eq!(s["forwarding"]["target"], target.as_str(), "{s:#}");
-    assert_eq!(s["forwarding"]["sent_seq"], 0, "{s:#}");
+    assert_eq!(s["forwarding"][0]["target"], target.as_str(), "{s:#}");
+    assert_eq!(s["forwarding"][0]["sent_seq"], 0, "{s:#}");
     assert!(Rsyslog::seqs(logs.path()).is_empty());
 
     // The CA named in the policy, but a file its group could replace: refused, and why.
@@ -360,7 +361,7 @@ fn over_tls_the_trail_reaches_rsyslog_only_with_a_certificate_the_policy_trusts(
         ),
     );
     status_within_30s(&home, "a CA file others may write is refused", |s| {
-        s["forwarding"]["error"]
+        s["forwarding"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("logs-ca.pem is not trusted: its group may write it"))
     });
@@ -369,7 +370,8 @@ fn over_tls_the_trail_reaches_rsyslog_only_with_a_certificate_the_policy_trusts(
     std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let caught_up = |what: &str| {
         status_within_30s(&home, what, |s| {
-            s["forwarding"]["sent_seq"] == s["audit_head"] && s["forwarding"]["error"].is_null()
+            s["forwarding"][0]["sent_seq"] == s["audit_head"]
+                && s["forwarding"][0]["error"].is_null()
         })
     };
     caught_up("forwarding over TLS did not catch up");
@@ -379,7 +381,7 @@ fn over_tls_the_trail_reaches_rsyslog_only_with_a_certificate_the_policy_trusts(
             .ok();
     }
     status_within_30s(&home, "the outage was not noticed", |s| {
-        s["forwarding"]["error"]
+        s["forwarding"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("cannot reach"))
     });
@@ -392,4 +394,160 @@ fn over_tls_the_trail_reaches_rsyslog_only_with_a_certificate_the_policy_trusts(
     }
     let want: Vec<i64> = (1..=head).collect();
     assert_eq!(Rsyslog::seqs(&dir), want, "every record once, in order");
+}
+
+/// A real systemd-journald in a namespace of its own (`systemd-journald NAMESPACE`, as the
+/// `systemd-journald@.service` template runs it), read back with journalctl; its files are
+/// removed when the test ends.
+struct Journald {
+    child: std::process::Child,
+}
+
+impl Journald {
+    fn start(namespace: &str) -> Self {
+        let child = std::process::Command::new("/lib/systemd/systemd-journald")
+            .arg(namespace)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start systemd-journald");
+        let socket = format!("/run/systemd/journal.{namespace}/socket");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let probe = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+            if probe.connect(&socket).is_ok() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "systemd-journald did not listen on {socket}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Journald { child }
+    }
+
+    /// Stops it as systemd would (SIGTERM), and waits.
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Keyward's entries in `namespace`, as journalctl shows them: (sequence, hash, message).
+    fn entries(namespace: &str) -> Vec<(i64, String, String)> {
+        let out = std::process::Command::new("journalctl")
+            .args(["--namespace", namespace, "-o", "json", "--no-pager"])
+            .arg("SYSLOG_IDENTIFIER=keyward")
+            .output()
+            .expect("run journalctl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                Some((
+                    v["KEYWARD_SEQ"].as_str()?.parse().ok()?,
+                    v["KEYWARD_HASH"].as_str()?.to_owned(),
+                    v["MESSAGE"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes a test namespace's socket directory and journal files.
+struct JournalFiles(String);
+
+impl Drop for JournalFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(format!("/run/systemd/journal.{}", self.0));
+        for root in ["/var/log/journal", "/run/log/journal"] {
+            for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!(".{}", self.0))
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_trail_reaches_a_real_journald_once_and_in_order_across_its_restart() {
+    let namespace = format!("kw-e2e-{}", std::process::id());
+    let _files = JournalFiles(namespace.clone());
+    let journald = Journald::start(&namespace);
+    let policy = crate::policy::policy_dir();
+    let path = policy.path().join("policy.toml");
+    crate::policy::install(
+        &path,
+        &format!("[audit]\njournal_namespace = \"{namespace}\"\n"),
+    );
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    home.init();
+    home.unlock();
+    home.kw_input(&["add", "static", "k0"], &["tok-Value-1"])
+        .ok();
+    let target = format!("journal:{namespace}");
+    let caught_up = |what: &str| {
+        status_within_30s(&home, what, |s| {
+            s["forwarding"][0]["target"] == target.as_str()
+                && s["forwarding"][0]["sent_seq"] == s["audit_head"]
+                && s["forwarding"][0]["error"].is_null()
+        })
+    };
+    caught_up("forwarding to the journal did not catch up");
+
+    // journald stops; records wait, and status says why.
+    journald.stop();
+    for i in 1..4 {
+        home.kw_input(&["add", "static", &format!("k{i}")], &["tok-Value-1"])
+            .ok();
+    }
+    status_within_30s(&home, "the journal's absence was not noticed", |s| {
+        s["forwarding"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach journal:"))
+    });
+    let _journald = Journald::start(&namespace);
+    let s = caught_up("forwarding to the journal did not resume");
+    let head = s["audit_head"].as_i64().expect("head");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut got = Journald::entries(&namespace);
+    while got.last().map(|e| e.0) != Some(head) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        got = Journald::entries(&namespace);
+    }
+    let seqs: Vec<i64> = got.iter().map(|e| e.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=head).collect::<Vec<_>>(),
+        "every record once, in order"
+    );
+    // The journal's copy carries the chain: the hashes are the trail's own.
+    let trail: Vec<serde_json::Value> = home
+        .kw(&["audit", "list", "--all", "--format", "jsonl"])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    for (seq, hash, message) in &got {
+        let row = trail
+            .iter()
+            .find(|r| r["seq"] == *seq)
+            .expect("a record of the trail");
+        assert_eq!(row["hash"], hash.as_str(), "#{seq}");
+        assert_eq!(row["summary"], message.as_str(), "#{seq}");
+    }
 }

@@ -2,7 +2,9 @@
 //! `syslog_tls` says: each record once and in order, as an RFC 5424 message over TCP with
 //! octet-counted framing (RFC 6587), or over TLS (RFC 5425, the receiver's certificate checked
 //! for its host name against the system's roots or the policy's `syslog_ca`), carrying its
-//! sequence number and chain hashes so the receiver can tell a gap or an edit. The catalog stays the source: the forwarder reads it from where the receiver was
+//! sequence number and chain hashes so the receiver can tell a gap or an edit; and/or into the
+//! systemd journal (`[audit] journal`, or `journal_namespace`), one native-protocol entry per
+//! record with the same as fields. Each sink has its own thread and its own progress. The catalog stays the source: the forwarder reads it from where the receiver was
 //! last known to have got to (kept in the catalog's settings per receiver), so a receiver that
 //! is down or restarted gets what it missed, from that point, when it is back.
 //!
@@ -12,6 +14,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +42,7 @@ const SD_ID: &str = "keyward@32473";
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
 pub struct Forwarding {
-    /// The receiver (`host:port`).
+    /// The receiver: `host:port`, `tls://host:port`, `journal` or `journal:NAMESPACE`.
     pub target: String,
     /// The last record the receiver has been sent.
     pub sent_seq: i64,
@@ -49,19 +52,47 @@ pub struct Forwarding {
 
 /// A receiver the policy names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `host:port`.
-    pub addr: String,
-    /// `None`: plain TCP. `Some(ca)`: TLS, trusting the CA file `ca`, or the system's roots.
-    pub tls: Option<Option<PathBuf>>,
+pub enum Target {
+    /// A syslog receiver.
+    Syslog {
+        /// `host:port`.
+        addr: String,
+        /// `None`: plain TCP. `Some(ca)`: TLS, trusting the CA file `ca`, or the system's roots.
+        tls: Option<Option<PathBuf>>,
+    },
+    /// The systemd journal.
+    Journal {
+        /// A journald namespace, or the system journal.
+        namespace: Option<String>,
+    },
+}
+
+/// The two kinds of receiver, each forwarded to by its own thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sink {
+    /// `syslog_tcp` / `syslog_tls`.
+    Syslog,
+    /// `journal` / `journal_namespace`.
+    Journal,
 }
 
 impl Target {
-    /// How status and the catalog's progress setting name it: `host:port`, `tls://host:port`.
+    /// How status and the catalog's progress setting name it: `host:port`, `tls://host:port`,
+    /// `journal`, `journal:NAMESPACE`.
     pub fn name(&self) -> String {
-        match self.tls {
-            None => self.addr.clone(),
-            Some(_) => format!("tls://{}", self.addr),
+        match self {
+            Target::Syslog { addr, tls: None } => addr.clone(),
+            Target::Syslog { addr, tls: Some(_) } => format!("tls://{addr}"),
+            Target::Journal { namespace: None } => "journal".into(),
+            Target::Journal { namespace: Some(n) } => format!("journal:{n}"),
+        }
+    }
+
+    /// Which thread forwards to it.
+    pub fn sink(&self) -> Sink {
+        match self {
+            Target::Syslog { .. } => Sink::Syslog,
+            Target::Journal { .. } => Sink::Journal,
         }
     }
 }
@@ -74,15 +105,25 @@ fn setting(target: &str) -> String {
 enum Conn {
     Tcp(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Journal(UnixDatagram),
 }
 
 impl Conn {
-    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn send(&mut self, r: &ActivityRecord, host: &str, pid: u32) -> std::io::Result<()> {
         match self {
-            Conn::Tcp(s) => s.write_all(bytes),
+            Conn::Tcp(s) => s.write_all(&frame(r, host, pid)),
             Conn::Tls(s) => {
-                s.write_all(bytes)?;
+                s.write_all(&frame(r, host, pid))?;
                 s.flush()
+            }
+            Conn::Journal(s) => {
+                // One datagram per entry, whole or not at all (a local socket loses none).
+                let entry = journal_entry(r);
+                let sent = s.send(&entry)?;
+                if sent != entry.len() {
+                    return Err(std::io::Error::other("the journal took part of a record"));
+                }
+                Ok(())
             }
         }
     }
@@ -93,6 +134,8 @@ impl Conn {
     fn closed(&mut self) -> bool {
         let s = match self {
             Conn::Tcp(s) => return closed(s),
+            // Datagrams: a journal that went away shows as the next send failing.
+            Conn::Journal(_) => return false,
             Conn::Tls(s) => s,
         };
         if s.sock.set_nonblocking(true).is_err() {
@@ -118,6 +161,55 @@ fn sd(v: &str) -> String {
         .replace(']', "\\]")
 }
 
+/// What a receiver gets of a record besides its place in the chain.
+fn body(r: &ActivityRecord) -> serde_json::Value {
+    serde_json::json!({
+        "action": r.action,
+        "target": r.target,
+        "outcome": r.outcome,
+        "actor": r.actor,
+        "detail": r.detail,
+        "summary": r.summary,
+    })
+}
+
+/// One field of a journal entry: `NAME=value\n`, or for a value with a newline the binary form
+/// (`NAME\n`, the length as 64-bit little-endian, the value, `\n`).
+fn journal_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    if value.contains('\n') {
+        out.push(b'\n');
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    } else {
+        out.push(b'=');
+    }
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'\n');
+}
+
+/// One record as a journal entry (systemd's native protocol): the summary as MESSAGE, facility
+/// authpriv, identifier `keyward`, and the record's place in the chain as KEYWARD_* fields.
+pub fn journal_entry(r: &ActivityRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    journal_field(&mut out, "MESSAGE", &r.summary);
+    journal_field(&mut out, "PRIORITY", "6");
+    journal_field(&mut out, "SYSLOG_FACILITY", "10");
+    journal_field(&mut out, "SYSLOG_IDENTIFIER", "keyward");
+    journal_field(&mut out, "KEYWARD_SEQ", &r.seq.to_string());
+    journal_field(&mut out, "KEYWARD_PREV_HASH", &r.prev_hash);
+    journal_field(&mut out, "KEYWARD_HASH", &r.hash);
+    journal_field(&mut out, "KEYWARD_TS", &r.ts);
+    journal_field(&mut out, "KEYWARD_ACTION", &r.action);
+    journal_field(&mut out, "KEYWARD_OUTCOME", &r.outcome);
+    journal_field(
+        &mut out,
+        "KEYWARD_TARGET",
+        r.target.as_deref().unwrap_or("-"),
+    );
+    journal_field(&mut out, "KEYWARD_RECORD", &body(r).to_string());
+    out
+}
+
 /// One record as an RFC 5424 message, framed by its length.
 pub fn frame(r: &ActivityRecord, host: &str, pid: u32) -> Vec<u8> {
     // authpriv (10) × 8 + info (6).
@@ -127,14 +219,7 @@ pub fn frame(r: &ActivityRecord, host: &str, pid: u32) -> Vec<u8> {
         .filter(|c| c.is_ascii_graphic())
         .take(32)
         .collect();
-    let body = serde_json::json!({
-        "action": r.action,
-        "target": r.target,
-        "outcome": r.outcome,
-        "actor": r.actor,
-        "detail": r.detail,
-        "summary": r.summary,
-    });
+    let body = body(r);
     let msg = format!(
         "<86>1 {ts} {host} keyward {pid} {msgid} [{SD_ID} seq=\"{seq}\" prev=\"{prev}\" hash=\"{hash}\" outcome=\"{outcome}\" target=\"{target}\"] {body}",
         ts = r.ts,
@@ -211,13 +296,29 @@ fn roots(ca: Option<&Path>) -> Result<RootCertStore, String> {
 }
 
 fn connect(target: &Target) -> Result<Conn, String> {
-    let Some(ca) = &target.tls else {
-        return tcp(&target.addr).map(Conn::Tcp).map_err(|e| e.to_string());
+    let (addr, ca) = match target {
+        Target::Journal { namespace } => {
+            let path = match namespace {
+                None => "/run/systemd/journal/socket".to_owned(),
+                Some(n) => format!("/run/systemd/journal.{n}/socket"),
+            };
+            let s = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+            s.connect(&path).map_err(|e| format!("{path}: {e}"))?;
+            s.set_write_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            return Ok(Conn::Journal(s));
+        }
+        Target::Syslog { addr, tls: None } => {
+            return tcp(addr).map(Conn::Tcp).map_err(|e| e.to_string());
+        }
+        Target::Syslog {
+            addr,
+            tls: Some(ca),
+        } => (addr, ca),
     };
-    let host = target
-        .addr
+    let host = addr
         .rsplit_once(':')
-        .map_or(target.addr.as_str(), |(h, _)| h)
+        .map_or(addr.as_str(), |(h, _)| h)
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = ServerName::try_from(host.to_owned())
@@ -228,7 +329,7 @@ fn connect(target: &Target) -> Result<Conn, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots(ca.as_deref())?)
         .with_no_client_auth();
-    let mut sock = tcp(&target.addr).map_err(|e| e.to_string())?;
+    let mut sock = tcp(addr).map_err(|e| e.to_string())?;
     let mut conn = ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
     // The handshake here, so a certificate the policy does not trust is the reason shown.
     sock.set_read_timeout(Some(Duration::from_secs(5)))
@@ -249,26 +350,38 @@ fn hostname() -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// Starts the forwarder; it follows the policy (none, one receiver, another) as it changes.
+/// Starts the forwarders, one per kind of receiver; each follows the policy (none, one
+/// receiver, another) as it changes.
 pub fn spawn(agent: Arc<Agent>) {
-    let started = std::thread::Builder::new()
-        .name("keyward-forward".into())
-        .spawn(move || run(&agent));
-    if let Err(e) = started {
-        warn!("the audit trail is not forwarded: cannot start its thread: {e}");
+    for (sink, name) in [
+        (Sink::Syslog, "keyward-syslog"),
+        (Sink::Journal, "keyward-journal"),
+    ] {
+        let agent = Arc::clone(&agent);
+        let started = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run(&agent, sink));
+        if let Err(e) = started {
+            warn!("the audit trail is not forwarded ({name}): cannot start its thread: {e}");
+        }
     }
 }
 
-fn run(agent: &Agent) {
+fn run(agent: &Agent, sink: Sink) {
     let host = hostname();
     let pid = std::process::id();
     let mut conn: Option<(Target, Conn)> = None;
     let mut backoff = POLL;
     loop {
         std::thread::sleep(backoff.min(MAX_BACKOFF));
-        let Some(receiver) = agent.policy().forward_target() else {
+        let Some(receiver) = agent
+            .policy()
+            .forward_targets()
+            .into_iter()
+            .find(|t| t.sink() == sink)
+        else {
             conn = None;
-            agent.set_forwarding(None);
+            agent.set_forwarding(sink, None);
             backoff = POLL;
             continue;
         };
@@ -293,11 +406,14 @@ fn run(agent: &Agent) {
             }
         };
         if rows.is_empty() {
-            agent.set_forwarding(Some(Forwarding {
-                target: target.clone(),
-                sent_seq: sent,
-                error: None,
-            }));
+            agent.set_forwarding(
+                sink,
+                Some(Forwarding {
+                    target: target.clone(),
+                    sent_seq: sent,
+                    error: None,
+                }),
+            );
             backoff = POLL;
             continue;
         }
@@ -310,11 +426,14 @@ fn run(agent: &Agent) {
                 Err(e) => {
                     let error = format!("cannot reach {target}: {e}");
                     warn!("{error} (retried; nothing is lost, the catalog keeps every record)");
-                    agent.set_forwarding(Some(Forwarding {
-                        target: target.clone(),
-                        sent_seq: sent,
-                        error: Some(error),
-                    }));
+                    agent.set_forwarding(
+                        sink,
+                        Some(Forwarding {
+                            target: target.clone(),
+                            sent_seq: sent,
+                            error: Some(error),
+                        }),
+                    );
                     backoff = (backoff * 2).max(Duration::from_secs(1));
                     continue;
                 }
@@ -326,7 +445,7 @@ fn run(agent: &Agent) {
         let mut last = sent;
         let mut error = None;
         for r in &rows {
-            if let Err(e) = stream.send(&frame(r, &host, pid)) {
+            if let Err(e) = stream.send(r, &host, pid) {
                 error = Some(format!("sending to {target} failed: {e}"));
                 break;
             }
@@ -348,11 +467,14 @@ fn run(agent: &Agent) {
                 POLL
             };
         }
-        agent.set_forwarding(Some(Forwarding {
-            target,
-            sent_seq: last,
-            error,
-        }));
+        agent.set_forwarding(
+            sink,
+            Some(Forwarding {
+                target,
+                sent_seq: last,
+                error,
+            }),
+        );
     }
 }
 
@@ -390,5 +512,33 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(msg.split_once("] ").expect("body").1).expect("json body");
         assert_eq!(json["action"], "issue");
+    }
+
+    #[test]
+    fn a_journal_entry_carries_the_chain_as_fields_and_frames_a_value_with_a_newline() {
+        let mut r = ActivityRecord::from(keyward_core::catalog::AuditRow {
+            seq: 7,
+            ts: "2026-12-02T10:00:00Z".into(),
+            action: "issue".into(),
+            target: Some("prod".into()),
+            outcome: "ok".into(),
+            actor: "{}".into(),
+            detail: "{}".into(),
+            prev_hash: "a".repeat(64),
+            hash: "b".repeat(64),
+        });
+        r.summary = "two\nlines".into();
+        let e = journal_entry(&r);
+        let text = String::from_utf8_lossy(&e);
+        assert!(text.contains("\nKEYWARD_SEQ=7\n"), "{text}");
+        assert!(text.contains(&format!("\nKEYWARD_HASH={}\n", "b".repeat(64))));
+        assert!(text.contains("\nSYSLOG_IDENTIFIER=keyward\n"));
+        let mut want = b"MESSAGE\n".to_vec();
+        want.extend_from_slice(&9u64.to_le_bytes());
+        want.extend_from_slice(b"two\nlines\n");
+        assert!(
+            e.starts_with(&want),
+            "binary form for a value with a newline"
+        );
     }
 }

@@ -346,7 +346,7 @@ fn print_status(s: &keyward_agent::protocol::StatusInfo) {
         );
     }
     print_policy(&s.policy);
-    if let Some(f) = &s.forwarding {
+    for f in &s.forwarding {
         let behind = s.audit_head - f.sent_seq;
         let state = match (&f.error, behind) {
             (Some(e), _) => format!("{behind} record(s) waiting: {e}"),

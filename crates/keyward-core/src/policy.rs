@@ -144,6 +144,13 @@ pub struct AuditForwarding {
     /// A PEM file of the certificate authorities `syslog_tls` trusts instead of the system's;
     /// an absolute path, held to the same ownership rules as the policy file.
     pub syslog_ca: Option<PathBuf>,
+    /// Also into the systemd journal (its native protocol), each record with its sequence and
+    /// hashes as fields.
+    #[serde(default)]
+    pub journal: bool,
+    /// The journal namespace (`systemd-journald@NAME`) instead of the system journal; implies
+    /// `journal`.
+    pub journal_namespace: Option<String>,
 }
 
 /// A named rule and the keys it covers.
@@ -298,6 +305,19 @@ impl Policy {
                 line_of_key("syslog_tls"),
                 "give one receiver: syslog_tcp or syslog_tls, not both".into(),
             ));
+        }
+        if let Some(ns) = &a.journal_namespace {
+            let ok = (1..=64).contains(&ns.len())
+                && !ns.starts_with('.')
+                && ns
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(invalid(
+                    line_of_key("journal_namespace"),
+                    format!("journal_namespace = {ns:?}: a namespace is 1 to 64 letters, digits, '-', '_' or '.'"),
+                ));
+            }
         }
         if let Some(ca) = &a.syslog_ca {
             if a.syslog_tls.is_none() {

@@ -42,8 +42,9 @@ pub struct StatusInfo {
     pub policy: PolicyInfo,
     /// How many keys stand where, and the ones that need action.
     pub keys: KeyStates,
-    /// How far the audit trail has been forwarded, when the policy names a receiver.
-    pub forwarding: Option<crate::forward::Forwarding>,
+    /// How far the audit trail has been forwarded, per receiver the policy names (a syslog
+    /// receiver, the journal).
+    pub forwarding: Vec<crate::forward::Forwarding>,
     /// The audit trail's last sequence number.
     pub audit_head: i64,
 }

@@ -145,7 +145,7 @@ pub struct Agent {
     /// notifications; already audited when sent.
     pub unusual: tokio::sync::broadcast::Sender<usage::UnusualUse>,
     /// How far the audit trail has been forwarded (set by `forward`).
-    forwarding: Mutex<Option<crate::forward::Forwarding>>,
+    forwarding: Mutex<std::collections::BTreeMap<crate::forward::Sink, crate::forward::Forwarding>>,
     /// Held through an AWS rotation or the finishing of open ones: one at a time, so two never
     /// act on the same journal.
     rotating: tokio::sync::Mutex<()>,
@@ -233,7 +233,7 @@ impl Agent {
             )))),
             standings_changed: tokio::sync::Notify::new(),
             unusual,
-            forwarding: Mutex::new(None),
+            forwarding: Mutex::new(std::collections::BTreeMap::new()),
             rotating: tokio::sync::Mutex::new(()),
         })
     }

@@ -78,20 +78,32 @@ impl InForce {
             .map_err(|e| err(ErrorCode::Policy, e.to_string()))
     }
 
-    /// The syslog receiver the audit trail goes to, when the policy names one.
-    pub fn forward_target(&self) -> Option<crate::forward::Target> {
-        let audit = &self.loaded.as_ref()?.policy.audit;
+    /// Where the audit trail goes besides the catalog, as the policy says: a syslog receiver,
+    /// the journal, both or neither.
+    pub fn forward_targets(&self) -> Vec<crate::forward::Target> {
+        use crate::forward::Target;
+        let Some(loaded) = &self.loaded else {
+            return Vec::new();
+        };
+        let audit = &loaded.policy.audit;
+        let mut out = Vec::new();
         match (&audit.syslog_tcp, &audit.syslog_tls) {
-            (Some(addr), _) => Some(crate::forward::Target {
+            (Some(addr), _) => out.push(Target::Syslog {
                 addr: addr.clone(),
                 tls: None,
             }),
-            (None, Some(addr)) => Some(crate::forward::Target {
+            (None, Some(addr)) => out.push(Target::Syslog {
                 addr: addr.clone(),
                 tls: Some(audit.syslog_ca.clone()),
             }),
-            (None, None) => None,
+            (None, None) => {}
         }
+        if audit.journal || audit.journal_namespace.is_some() {
+            out.push(Target::Journal {
+                namespace: audit.journal_namespace.clone(),
+            });
+        }
+        out
     }
 
     /// The policy as `status` shows it.

@@ -97,15 +97,25 @@ impl Agent {
         Ok(self.with_vault(|v| v.catalog().set_setting(name, value))?)
     }
 
-    /// What the forwarder reports, for `status`.
-    pub fn set_forwarding(&self, f: Option<crate::forward::Forwarding>) {
+    /// What the forwarder of `sink` reports, for `status`.
+    pub fn set_forwarding(
+        &self,
+        sink: crate::forward::Sink,
+        f: Option<crate::forward::Forwarding>,
+    ) {
         if let Ok(mut g) = self.forwarding.lock() {
-            *g = f;
+            match f {
+                Some(f) => g.insert(sink, f),
+                None => g.remove(&sink),
+            };
         }
     }
 
-    /// How far forwarding has got, if it is configured.
-    pub(super) fn forwarding(&self) -> Option<crate::forward::Forwarding> {
-        self.forwarding.lock().ok().and_then(|g| g.clone())
+    /// How far forwarding has got, per receiver configured (syslog first).
+    pub(super) fn forwarding(&self) -> Vec<crate::forward::Forwarding> {
+        self.forwarding
+            .lock()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
     }
 }

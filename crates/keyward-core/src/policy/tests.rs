@@ -483,3 +483,28 @@ fn a_tls_receiver_may_name_its_ca_and_is_one_or_the_other_with_plain_tcp() {
         "p.toml line 3: syslog_ca = \"ca.pem\": give an absolute path"
     );
 }
+
+#[test]
+fn the_journal_is_on_or_names_its_namespace() {
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "[audit]\njournal = true\nsyslog_tls = \"a:6514\"\n",
+    )
+    .expect("parse");
+    assert!(p.audit.journal && p.audit.journal_namespace.is_none());
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "[audit]\njournal_namespace = \"keyward-audit\"\n",
+    )
+    .expect("parse");
+    assert_eq!(p.audit.journal_namespace.as_deref(), Some("keyward-audit"));
+    let err = Policy::parse(
+        Path::new("p.toml"),
+        "[audit]\njournal_namespace = \"../x\"\n",
+    )
+    .expect_err("a path");
+    assert_eq!(
+        err.to_string(),
+        "p.toml line 2: journal_namespace = \"../x\": a namespace is 1 to 64 letters, digits, '-', '_' or '.'"
+    );
+}

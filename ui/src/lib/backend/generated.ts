@@ -399,7 +399,7 @@ attention: Array<Listed>, };
 
 export type Forwarding = { 
 /**
- * The receiver (`host:port`).
+ * The receiver: `host:port`, `tls://host:port`, `journal` or `journal:NAMESPACE`.
  */
 target: string, 
 /**
@@ -477,9 +477,10 @@ policy: PolicyInfo,
  */
 keys: KeyStates, 
 /**
- * How far the audit trail has been forwarded, when the policy names a receiver.
+ * How far the audit trail has been forwarded, per receiver the policy names (a syslog
+ * receiver, the journal).
  */
-forwarding: Forwarding | null, 
+forwarding: Array<Forwarding>, 
 /**
  * The audit trail's last sequence number.
  */

@@ -64,7 +64,7 @@ export class TestBackend implements Backend {
       locks_in_secs: this.locked ? null : 900, unlock_wait_secs: wait, catalog: '/tmp/catalog.sqlite',
       grants_need_code: this.locked ? null : this.grantsNeedCode,
       reconciled: [], dumpable: false, desktop: true,
-      policy: this.policy, keys: this.keyStates(), forwarding: null, audit_head: this.audit.length,
+      policy: this.policy, keys: this.keyStates(), forwarding: [], audit_head: this.audit.length,
     };
   }
 
