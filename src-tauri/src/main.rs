@@ -201,6 +201,11 @@ fn watch_agent(app: tauri::AppHandle, socket: std::path::PathBuf) {
             }
             shown.retain(|id| state.approvals.iter().any(|a| &a.id == id));
             let mut focus = state.focus;
+            // The user acted on a notification about a key: show it.
+            if let Some(key) = state.show_key {
+                focus = true;
+                let _ = app.emit("show-key", key);
+            }
             for info in state.approvals {
                 if shown.insert(info.id.clone()) {
                     focus = true;

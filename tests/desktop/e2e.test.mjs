@@ -466,11 +466,14 @@ test('an administrator policy shows in Settings, read-only, within a second of b
 
 test('a key past its expiry brings a reminder; the tray badge and tooltip say so', async () => {
   const agentPid = JSON.parse((await keyward(['status', '--json'])).out).agent_pid;
-  const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The Notify calls, and the answers that carry each notification's id.
+  const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'", "type='method_return'"], { stdio: ['ignore', 'pipe', 'ignore'] });
   let seen = '';
   monitor.stdout.on('data', (d) => (seen += d));
   try {
     await new Promise((r) => setTimeout(r, 500));
+    // Only the reminder on screen, so it is the notification at the top.
+    execFileSync('dunstctl', ['close-all']);
     const added = await keywardInput(['add', 'static', 'old-token', '--expires', '2020-01-01T00:00:00Z'], ['old-token-value-1']);
     assert.equal(added.code, 0, added.err);
     const deadline = Date.now() + 15000;
@@ -485,6 +488,30 @@ test('a key past its expiry brings a reminder; the tray badge and tooltip say so
     } while (!/need action/.test(tip) && Date.now() < tipBy);
     assert.match(tip, /Keys that need action: 1 overdue or expired/);
     try { execFileSync('import', ['-window', 'root', join(SHOTS, '16b-reminder.png')], { timeout: 10000 }); } catch { /* screenshot only */ }
+    // Clicking the notification (dunst's default action) opens that key in the window; its
+    // "Rotate now" action opens the key's rotation.
+    execFileSync('dunstctl', ['action', '0']);
+    await browser.waitUntil(async () => {
+      const d = await browser.$$('[data-testid="key-detail"]');
+      return d.length === 1 && /old-token/.test(await d[0].getText());
+    }, { timeout: 15000, timeoutMsg: 'clicking the reminder opens its key' });
+    // dunst invokes only the default action itself (others through a menu): send its signal
+    // for "Rotate now" as it would, with the reminder's id from the server's answer.
+    const blocks = seen.split(/\n(?=\S)/);
+    const call = blocks.find((b) => /member=Notify/.test(b) && /old-token/.test(b));
+    assert.ok(call, 'the reminder was sent');
+    const [, sender] = /sender=(\S+)/.exec(call);
+    const [, serial] = /\bserial=(\d+)/.exec(call);
+    const answer = blocks.find((b) => /^method return/.test(b) && b.includes(`destination=${sender}`) && b.includes(`reply_serial=${serial}`));
+    assert.ok(answer, 'the server answered with its id');
+    const [, id] = /uint32 (\d+)/.exec(answer);
+    assert.equal((await browser.$$('[data-testid="rotate-form"]')).length, 0, 'clicking opens the key, not its rotation');
+    execFileSync('dbus-send', ['--session', '--type=signal', '/org/freedesktop/Notifications',
+      'org.freedesktop.Notifications.ActionInvoked', `uint32:${id}`, 'string:rotate']);
+    await (await $t('rotate-form')).waitForDisplayed({ timeout: 15000 });
+    assert.match(await (await $t('key-detail')).getText(), /old-token/);
+    await shot('16c-rotate-now-from-notification');
+    await click('detail-back');
     // The Overview lists it with its reason and a button to rotate it.
     await click('nav-overview');
     const row = await $t('attention-row');
@@ -620,7 +647,8 @@ test('with the window closed, a tool asking for credentials brings a desktop not
   const [firstWindow] = appPids();
   assert.ok(firstWindow, 'the window is open');
   // Watch the private session bus for notifications (a real server, dunst, answers them).
-  const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // The Notify calls, and the answers that carry each notification's id.
+  const monitor = spawn('dbus-monitor', ['--session', "type='method_call',interface='org.freedesktop.Notifications',member='Notify'", "type='method_return'"], { stdio: ['ignore', 'pipe', 'ignore'] });
   let seen = '';
   monitor.stdout.on('data', (d) => (seen += d));
   await new Promise((r) => setTimeout(r, 500));

@@ -38,6 +38,37 @@ describe('app', () => {
     expect(await screen.findByTestId('unlock-screen')).toBeInTheDocument();
   });
 
+  it("opens the key a notification is about, with its rotation for Rotate now, after an unlock if locked", async () => {
+    const user = userEvent.setup();
+    const b = await vault();
+    await b.unlock('orbit-maple-quartz-lantern-7', { kind: 'totp', code: b.validCode });
+    await b.addAws('deploy', { tags: [] }, {} as never);
+    await b.addStatic('gh', { tags: [] }, 'ghp_x');
+    render(App, { backend: b });
+    expect(await screen.findByTestId('nav-overview')).toHaveAttribute('aria-current', 'page');
+
+    // Clicking the notification: the key's detail.
+    b.showKey('gh', false);
+    expect(await screen.findByTestId('key-detail')).toHaveTextContent('gh');
+    expect(screen.getByTestId('nav-keys')).toHaveAttribute('aria-current', 'page');
+    expect(screen.queryByTestId('rotate-form')).toBeNull();
+
+    // "Rotate now" on an AWS key: its rotation at AWS, ready to go.
+    b.showKey('deploy', true);
+    expect(await screen.findByTestId('rotate-aws-form')).toBeInTheDocument();
+    expect(screen.getByTestId('key-detail')).toHaveTextContent('deploy');
+
+    // Locked when asked: the key once unlocked, not the Overview.
+    await b.lock();
+    await screen.findByTestId('unlock-screen');
+    b.showKey('gh', true);
+    await user.type(screen.getByTestId('passphrase'), 'orbit-maple-quartz-lantern-7');
+    await user.type(screen.getByTestId('code'), b.validCode);
+    await user.click(screen.getByTestId('unlock-submit'));
+    expect(await screen.findByTestId('rotate-form')).toBeInTheDocument();
+    expect(screen.getByTestId('key-detail')).toHaveTextContent('gh');
+  });
+
   it('switches screens from the keyboard', async () => {
     const user = userEvent.setup();
     const b = await vault();

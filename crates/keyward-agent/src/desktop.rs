@@ -43,6 +43,8 @@ pub struct Desktop {
     /// factor given in its window counts as fresh.
     tokens: Mutex<Vec<WindowToken>>,
     open: tokio::sync::Notify,
+    /// A key the window should show at its next poll.
+    show_key: Mutex<Option<crate::protocol::ShowKey>>,
 }
 
 impl Desktop {
@@ -170,6 +172,19 @@ impl Desktop {
         if let Ok(mut t) = self.last_poll.lock() {
             *t = None;
         }
+    }
+
+    /// Asks the window to show `key` at its next poll (the window that opens next, if none is
+    /// open); a later request replaces an earlier one.
+    pub fn request_key(&self, key: crate::protocol::ShowKey) {
+        if let Ok(mut k) = self.show_key.lock() {
+            *k = Some(key);
+        }
+    }
+
+    /// Takes the key the window should show, if one was asked for.
+    pub fn take_key(&self) -> Option<crate::protocol::ShowKey> {
+        self.show_key.lock().ok().and_then(|mut k| k.take())
     }
 
     /// Asks whoever opens windows (the tray) to open one, or bring it to the front.

@@ -9,7 +9,7 @@ use keyward_agent::activity::{ActivityKind, ActivityRecord};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision, GrantInfo};
 use keyward_agent::protocol::{
     AwsKeyInput, AwsRotated, ErrorCode, KeyStates, Listed, MetaInput, OAuth2KeyInput, PolicyInfo,
-    PolicyLimit, PolicyRule, StatusInfo, WireSecret,
+    PolicyLimit, PolicyRule, ShowKey, StatusInfo, WireSecret,
 };
 use keyward_core::policy::Standing;
 use keyward_core::vault::{FactorInfo, ReconcileNote, SlotKind};
@@ -36,6 +36,7 @@ fn generated() -> String {
         EntryConfig::decl(&cfg),
         ProviderUse::decl(&cfg),
         AwsRotated::decl(&cfg),
+        ShowKey::decl(&cfg),
         EntryMeta::decl(&cfg),
         MetaInput::decl(&cfg),
         AwsKeyInput::decl(&cfg),

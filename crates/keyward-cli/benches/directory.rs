@@ -39,6 +39,12 @@ fn actor(i: usize) -> Actor {
         "/usr/bin/kubectl",
         "/usr/bin/git",
     ][i % 4];
+    // A program met ten times, all in the oldest thousand rows.
+    let exe = if i < 1000 && i % 100 == 0 {
+        "/usr/local/bin/rare-tool"
+    } else {
+        exe
+    };
     Actor {
         uid: Some(1000),
         pid: Some(4000 + (i % 1000) as i32),
@@ -200,9 +206,15 @@ fn main() {
                 ..Default::default()
             },
         ),
-        // The worst case: nothing matches, so every row's actor is searched.
         (
-            "a client never seen (the whole trail searched)",
+            "a client seen only in the oldest rows",
+            AuditFilter {
+                client: Some("rare-tool".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "a client never seen",
             AuditFilter {
                 client: Some("no-such-program".into()),
                 ..Default::default()

@@ -1,18 +1,20 @@
 //! The desktop agent's reminders: a notification when a key becomes due soon, overdue, expired
 //! or unused (once per state, at most once a day per key; see
-//! `keyward_core::policy::reminder_due`), with an "Open" action, and the tray's badge and
+//! `keyward_core::policy::reminder_due`), which opens the key in the window when clicked and
+//! has a "Rotate now" action (a key due, overdue or expired) that opens its rotation, and the
+//! tray's badge and
 //! tooltip, which say how many keys need action and whose policy is in force; and the agent's
 //! reports of unusual use, as urgent notifications.
 //!
 //! The agent decides and records what is due; this module only shows it. It looks when the
 //! agent starts, whenever a key or the policy changes, and every ten minutes (dates pass).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use keyward_agent::protocol::{KeyStates, Listed, PolicyInfo};
+use keyward_agent::protocol::{KeyStates, Listed, PolicyInfo, ShowKey};
 use keyward_agent::Agent;
 use keyward_core::EntryState;
 
@@ -95,26 +97,45 @@ fn words(l: &Listed) -> (String, String) {
     (title, format!("{reason}. {what}"))
 }
 
-/// Sends notifications over the session bus and remembers which are Keyward's reminders, so
-/// their "Open" action opens the window.
+/// Sends notifications over the session bus and remembers which are Keyward's and which key
+/// each is about, so that acting on one opens that key.
 struct Notifier {
     bus: zbus::Connection,
-    ours: Mutex<HashSet<u32>>,
+    ours: Mutex<HashMap<u32, String>>,
 }
+
+/// The action that opens a key's rotation.
+const ROTATE: &str = "rotate";
 
 impl Notifier {
     async fn show(&self, l: &Listed) -> zbus::Result<()> {
         let (title, body) = words(l);
+        let rotate = matches!(
+            l.standing.state,
+            EntryState::DueSoon | EntryState::Overdue | EntryState::Expired
+        );
         // Normal urgency: it waits in the notification list, it does not take over the screen.
-        self.send(&title, &body, Urgency::Normal).await
+        self.send(&l.meta.name, &title, &body, Urgency::Normal, rotate)
+            .await
     }
 
-    /// One notification with an "Open" action, remembered as ours.
-    async fn send(&self, title: &str, body: &str, urgency: Urgency) -> zbus::Result<()> {
-        let open = [("default", "Open"), ("open", "Open")];
-        let id = crate::notify::send(&self.bus, title, body, urgency, &open).await?;
+    /// One notification about `key`: clicking it opens the key ("default"), and "Rotate now"
+    /// when `rotate`; remembered as ours.
+    async fn send(
+        &self,
+        key: &str,
+        title: &str,
+        body: &str,
+        urgency: Urgency,
+        rotate: bool,
+    ) -> zbus::Result<()> {
+        let mut actions = vec![("default", "Open"), ("open", "Open key")];
+        if rotate {
+            actions.push((ROTATE, "Rotate now"));
+        }
+        let id = crate::notify::send(&self.bus, title, body, urgency, &actions).await?;
         if let Ok(mut ours) = self.ours.lock() {
-            ours.insert(id);
+            ours.insert(id, key.to_owned());
         }
         Ok(())
     }
@@ -126,11 +147,15 @@ impl Notifier {
             "{} If that was not you: lock Keyward, look at Activity, and rotate the key.",
             u.words()
         );
-        self.send(&title, &body, Urgency::Critical).await
+        self.send(&u.key, &title, &body, Urgency::Critical, false)
+            .await
     }
 
-    /// Opens the window when the user acts on one of our reminders.
-    async fn answer_actions(self: Arc<Self>, open: impl Fn() + Send + 'static) -> zbus::Result<()> {
+    /// Opens the key a notification of ours is about when the user acts on it.
+    async fn answer_actions(
+        self: Arc<Self>,
+        open: impl Fn(Option<ShowKey>) + Send + 'static,
+    ) -> zbus::Result<()> {
         let rule = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .interface("org.freedesktop.Notifications")?
@@ -138,12 +163,15 @@ impl Notifier {
             .build();
         let mut stream = zbus::MessageStream::for_match_rule(rule, &self.bus, None).await?;
         while let Some(Ok(msg)) = stream.next().await {
-            let Ok((id, _action)) = msg.body().deserialize::<(u32, String)>() else {
+            let Ok((id, action)) = msg.body().deserialize::<(u32, String)>() else {
                 continue;
             };
-            let ours = self.ours.lock().map(|o| o.contains(&id)).unwrap_or(false);
-            if ours {
-                open();
+            let key = self.ours.lock().ok().and_then(|o| o.get(&id).cloned());
+            if let Some(name) = key {
+                open(Some(ShowKey {
+                    name,
+                    rotate: action == ROTATE,
+                }));
             }
         }
         Ok(())
@@ -151,16 +179,16 @@ impl Notifier {
 }
 
 /// Looks for reminders and keeps the tray's summary current, for as long as the agent runs.
-/// `open` opens the window; `show` hands the tray each new summary.
+/// `open` opens the window (at a key, when given); `show` hands the tray each new summary.
 pub async fn run(
     agent: Arc<Agent>,
-    open: impl Fn() + Send + Sync + Clone + 'static,
+    open: impl Fn(Option<ShowKey>) + Send + Sync + Clone + 'static,
     show: impl Fn(Summary) + Send + 'static,
 ) {
     let notifier = match zbus::Connection::session().await {
         Ok(bus) => Some(Arc::new(Notifier {
             bus,
-            ours: Mutex::new(HashSet::new()),
+            ours: Mutex::new(HashMap::new()),
         })),
         Err(e) => {
             tracing::warn!("no desktop notifications for keys that need action: {e}");

@@ -74,7 +74,12 @@ pub fn run(opts: AgentOptions) -> Result<()> {
         let opener = Arc::clone(&window);
         tokio::spawn(reminders::run(
             Arc::clone(agent),
-            move || opener.open(),
+            move |key| {
+                if let Some(k) = key {
+                    opener.agent.desktop.request_key(k);
+                }
+                opener.open();
+            },
             move |s| {
                 let _ = summary.send(s);
             },

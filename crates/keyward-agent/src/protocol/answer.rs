@@ -132,6 +132,18 @@ pub struct WindowState {
     pub approvals: Vec<ApprovalInfo>,
     /// The tray asked the window to come to the front.
     pub focus: bool,
+    /// A key to show: the user acted on a notification about it.
+    pub show_key: Option<ShowKey>,
+}
+
+/// A key the window is asked to show, from a notification's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct ShowKey {
+    /// The key's name.
+    pub name: String,
+    /// Open its rotation ("Rotate now"), not only its detail.
+    pub rotate: bool,
 }
 
 /// Temporary AWS credentials.

@@ -14,19 +14,20 @@ impl Agent {
                 "only the Keyward app this agent serves may open its window",
             ));
         }
-        let focus = if closed {
+        let (focus, show_key) = if closed {
             self.desktop.closed();
             if let Some(t) = &token {
                 self.desktop.revoke_token(t);
             }
-            false
+            (false, None)
         } else {
-            self.desktop.polled()
+            (self.desktop.polled(), self.desktop.take_key())
         };
         Ok(Reply::Window(WindowState {
             locked: !self.is_unlocked(),
             approvals: self.approvals.pending(),
             focus,
+            show_key,
         }))
     }
 

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_audit_filters.sql"),
     include_str!("../../migrations/0006_usage.sql"),
     include_str!("../../migrations/0007_provider_use.sql"),
+    include_str!("../../migrations/0008_audit_programs.sql"),
 ];
 
 /// Errors reading or writing the catalog.
@@ -487,5 +488,104 @@ mod tests {
             (page(0), page(2), page(4), page(5)),
             (vec![1, 2], vec![3, 4], vec![5], vec![])
         );
+        // A program never seen: nothing (found among the trail's programs, not by a scan).
+        let none = Some("no-such-program".to_owned());
+        assert!(seqs(AuditFilter {
+            client: none,
+            ..Default::default()
+        })
+        .is_empty());
+        // A client with the key filter, and a program matched by part of its path.
+        assert_eq!(
+            seqs(AuditFilter {
+                client: Some("bin/".into()),
+                target: prod(),
+                ..Default::default()
+            }),
+            [1, 2, 4]
+        );
+    }
+
+    fn actor_row(seq: i64, actor: &str) -> AuditRow {
+        AuditRow {
+            seq,
+            ts: "2026-12-02T10:00:00Z".into(),
+            action: "issue".into(),
+            target: Some("prod".into()),
+            outcome: "ok".into(),
+            actor: actor.into(),
+            detail: "{}".into(),
+            prev_hash: "0".into(),
+            hash: format!("h{seq}"),
+        }
+    }
+
+    #[test]
+    fn a_client_filter_finds_rare_and_common_programs_and_scripts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cat = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
+        // More rows naming `aws` than the rare-program path takes, one naming a script.
+        let aws = r#"{"uid":1000,"chain":[{"pid":7,"exe":"/usr/bin/keyward"},{"pid":6,"exe":"/usr/bin/aws"}]}"#;
+        let n = trail::RARE_CLIENT_ROWS + 10;
+        let mut rows: Vec<AuditRow> = (1..=n).map(|i| actor_row(i, aws)).collect();
+        rows.insert(
+            5,
+            actor_row(
+                n + 1,
+                r#"{"chain":[{"pid":9,"exe":"/usr/bin/python3.11","script":"/home/me/deploy.py"}]}"#,
+            ),
+        );
+        rows.sort_by_key(|r| r.seq);
+        cat.append_audit(&rows).expect("append");
+        let q = |client: &str, limit: u32| -> Vec<i64> {
+            cat.audit_query(&AuditFilter {
+                client: Some(client.into()),
+                limit,
+                ..Default::default()
+            })
+            .expect("query")
+            .iter()
+            .map(|r| r.seq)
+            .collect()
+        };
+        assert_eq!(q("deploy.py", 100), [n + 1], "rare: through its rows");
+        assert_eq!(
+            q("/usr/bin/aws", 3),
+            [n - 2, n - 1, n],
+            "common: newest first"
+        );
+        assert_eq!(q("python3", 100), [n + 1]);
+        assert!(q("1000", 100).is_empty(), "a uid is not a program");
+    }
+
+    #[test]
+    fn the_programs_index_is_rebuilt_from_the_trail_by_its_migration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sqlite");
+        let mut cat = Catalog::open(&path).expect("open");
+        let tf = r#"{"chain":[{"pid":7,"exe":"/usr/bin/keyward"},{"pid":6,"exe":"/usr/bin/terraform"}]}"#;
+        cat.append_audit(&[actor_row(1, tf), actor_row(2, r#"{"chain":[]}"#)])
+            .expect("append");
+        // As a catalog of schema 7 had it: no index of programs.
+        cat.connection()
+            .execute_batch(
+                "DROP TABLE audit_programs; DROP TABLE audit_program_rows; PRAGMA user_version = 7;",
+            )
+            .expect("back to 7");
+        drop(cat);
+        let cat = Catalog::open(&path).expect("migrate");
+        let found = cat
+            .audit_query(&AuditFilter {
+                client: Some("terraform".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .expect("query");
+        assert_eq!(found.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+        let n: i64 = cat
+            .connection()
+            .query_row("SELECT count(*) FROM audit_program_rows", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 2, "keyward and terraform for row 1, nothing for row 2");
     }
 }

@@ -17,6 +17,28 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
+/// Up to this many rows naming the matched programs, they are fetched through their index;
+/// past it, rows are checked newest first (many matches: the newest come soon).
+pub(super) const RARE_CLIENT_ROWS: i64 = 20_000;
+
+/// The executables and scripts in an actor's process chain (its JSON as the trail stores it).
+fn chain_programs(actor: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(actor) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = v["chain"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| [p["exe"].as_str(), p["script"].as_str()])
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Which audit rows `keyward audit` wants; every field left out matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -24,7 +46,7 @@ pub struct AuditFilter {
     pub target: Option<String>,
     /// An event (`issue`) or a family of them (`grant` matches `grant.allow`, `grant.revoke`).
     pub action: Option<String>,
-    /// Text found in the client's description (a program in its chain, its uid or pid).
+    /// Part of the path of a program (executable or script) in the client's process chain.
     pub client: Option<String>,
     /// At or after this time (RFC 3339, UTC).
     pub since: Option<String>,
@@ -39,9 +61,21 @@ pub struct AuditFilter {
 
 impl Catalog {
     /// The audit rows `f` selects (the newest `f.limit`, or the oldest after `f.after_seq`),
-    /// oldest first. Key, event and time use indexes; the client is a substring search of each
-    /// candidate row's actor.
+    /// oldest first. Key, event and time use indexes; the client is looked up among the
+    /// programs the trail names (few), so a program never seen costs nothing, a rare one is
+    /// found through its rows, and a common one is checked row by row from the newest (the
+    /// first matches come soon).
     pub fn audit_query(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, CatalogError> {
+        let programs = match &f.client {
+            Some(c) => {
+                let ids = self.programs_matching(c)?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(ids)
+            }
+            None => None,
+        };
         let mut sql = String::from(
             "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
              (SELECT * FROM audit WHERE 1",
@@ -57,9 +91,23 @@ impl Catalog {
             args.push(a);
             args.push(fam);
         }
-        if let Some(c) = &f.client {
-            sql.push_str(" AND instr(actor, ?) > 0");
-            args.push(c);
+        if let Some(ids) = &programs {
+            // Ids from the catalog itself: integers, written into the statement as such.
+            let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let rows: i64 = self.conn.query_row(
+                &format!("SELECT count(*) FROM audit_program_rows WHERE program IN ({list})"),
+                [],
+                |r| r.get(0),
+            )?;
+            if rows <= RARE_CLIENT_ROWS {
+                sql.push_str(&format!(
+                    " AND seq IN (SELECT seq FROM audit_program_rows WHERE program IN ({list}))"
+                ));
+            } else {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM audit_program_rows AS r WHERE r.program IN ({list}) AND r.seq = audit.seq)"
+                ));
+            }
         }
         if let Some(s) = &f.since {
             sql.push_str(" AND ts >= ?");
@@ -81,6 +129,15 @@ impl Catalog {
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(args.as_slice(), audit_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The ids of the programs the trail names whose path contains `part`.
+    fn programs_matching(&self, part: &str) -> Result<Vec<i64>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM audit_programs WHERE instr(path, ?1) > 0")?;
+        let ids = stmt.query_map(params![part], |r| r.get(0))?;
+        Ok(ids.collect::<Result<Vec<i64>, _>>()?)
     }
 
     /// The hash of audit row `seq`, if it exists.
@@ -113,6 +170,12 @@ impl Catalog {
                 "INSERT INTO audit (seq, ts, action, target, outcome, actor, detail, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut program = tx.prepare_cached(
+                "INSERT INTO audit_programs (path) VALUES (?1)
+                 ON CONFLICT (path) DO UPDATE SET path = path RETURNING id",
+            )?;
+            let mut named =
+                tx.prepare_cached("INSERT OR IGNORE INTO audit_program_rows VALUES (?1, ?2)")?;
             for r in rows {
                 stmt.execute(params![
                     r.seq,
@@ -125,6 +188,10 @@ impl Catalog {
                     r.prev_hash,
                     r.hash
                 ])?;
+                for path in chain_programs(&r.actor) {
+                    let id: i64 = program.query_row(params![path], |row| row.get(0))?;
+                    named.execute(params![id, r.seq])?;
+                }
             }
         }
         tx.commit()?;

@@ -1,6 +1,6 @@
 import type {
   ApprovalInfo, AuditRow, AwsKeyInput, AwsRotated, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
-  KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, Status, Tested,
+  KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, ShowKey, Status, Tested,
   TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
 
@@ -57,6 +57,8 @@ export interface Backend {
   closeWindow(): Promise<void>;
   /** Calls `cb` whenever the vault locks or unlocks; returns an unsubscribe function. */
   onVaultState(cb: (s: { locked: boolean }) => void): Promise<() => void>;
+  /** Calls `cb` when the user acted on a notification about a key; returns an unsubscribe function. */
+  onShowKey(cb: (k: ShowKey) => void): Promise<() => void>;
   /** Calls `cb` for each approval request; returns an unsubscribe function. */
   onApprovalRequested(cb: (a: ApprovalInfo) => void): Promise<() => void>;
 }

@@ -130,6 +130,16 @@ delete_after: string | null,
  */
 notes: Array<string>, };
 
+export type ShowKey = { 
+/**
+ * The key's name.
+ */
+name: string, 
+/**
+ * Open its rotation ("Rotate now"), not only its detail.
+ */
+rotate: boolean, };
+
 export type EntryMeta = { 
 /**
  * Random id naming the keychain item.

@@ -2,7 +2,7 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 import { getCurrentWindow } from '@tauri-apps/api/window';
 import type { Backend } from './backend';
-import { BackendError, type ErrorCode } from './types';
+import { BackendError, type ErrorCode, type ShowKey } from './types';
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
@@ -57,6 +57,7 @@ export class TauriBackend implements Backend {
   setGrantsNeedCode: Backend['setGrantsNeedCode'] = (on, code) => call('set_grants_need_code', { on, code: code ?? null });
   closeWindow = () => getCurrentWindow().close();
   onVaultState: Backend['onVaultState'] = (cb) => listen<{ locked: boolean }>('vault-state', (e) => cb(e.payload));
+  onShowKey: Backend['onShowKey'] = (cb) => listen<ShowKey>('show-key', (e) => cb(e.payload));
   onApprovalRequested: Backend['onApprovalRequested'] = (cb) =>
     listen('approval-requested', (e) => cb(e.payload as Parameters<typeof cb>[0]));
 }

@@ -2,7 +2,7 @@ import type { Backend } from './backend';
 import {
   BackendError, type ApprovalInfo, type AuditRow, type AwsRotated, type Decision, type FactorInfo, type Grant,
   type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type RotateInput,
-  type PolicyInfo, type Status, type Tested, type UnlockFactor,
+  type PolicyInfo, type ShowKey, type Status, type Tested, type UnlockFactor,
 } from './types';
 
 /**
@@ -30,6 +30,7 @@ export class TestBackend implements Backend {
   awsKeyIds: Record<string, string> = {};
   private stateCbs: ((s: { locked: boolean }) => void)[] = [];
   private approvalCbs: ((a: ApprovalInfo) => void)[] = [];
+  private showKeyCbs: ((k: ShowKey) => void)[] = [];
   private seq = 0;
 
   private record(action: string, target: string | null, outcome = 'ok') {
@@ -385,6 +386,16 @@ export class TestBackend implements Backend {
   async onVaultState(cb: (s: { locked: boolean }) => void) {
     this.stateCbs.push(cb);
     return () => { this.stateCbs = this.stateCbs.filter((c) => c !== cb); };
+  }
+
+  /** As the desktop agent does when the user acts on a notification about `name`. */
+  showKey(name: string, rotate: boolean) {
+    for (const cb of this.showKeyCbs) cb({ name, rotate });
+  }
+
+  async onShowKey(cb: (k: ShowKey) => void) {
+    this.showKeyCbs.push(cb);
+    return () => { this.showKeyCbs = this.showKeyCbs.filter((c) => c !== cb); };
   }
 
   async onApprovalRequested(cb: (a: ApprovalInfo) => void) {

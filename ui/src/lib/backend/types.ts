@@ -8,7 +8,7 @@ import type { ActivityRecord, EntryKind, EntryState, ClientAuth, GrantInfo, Stat
 export type {
   ActivityKind, ActivityRecord, Actor, ApprovalInfo, AwsConfig, AwsKeyInput, AwsRotated, ClientAuth, ClientId, Decision,
   EntryConfig, EntryKind, EntryMeta, EntryState, ErrorCode, FactorInfo, GrantInfo, JsonValue, MetaInput,
-  KeyStates, Listed, OAuth2Config, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ProcessInfo, ProviderUse, ReconcileNote,
+  KeyStates, Listed, OAuth2Config, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ProcessInfo, ProviderUse, ReconcileNote, ShowKey,
   SlotKind, Standing, StatusInfo,
 } from './generated';
 import type { ErrorCode } from './generated';
