@@ -543,6 +543,54 @@ fn the_key_directory_exports_as_json_csv_and_one_page_without_a_secret() {
     for out in [&json, &csv, &html] {
         assert!(!out.contains("SecretValue"), "no secret in the directory");
     }
+    // The page in a real browser (Debian's Chromium, headless): the rows are there once its
+    // script ran, and a screenshot to look at (reports/keys.png in the test's home).
+    let chromium = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                home.path("chromium").display()
+            ))
+            .args(args)
+            .arg(format!("file://{}", html_path.display()))
+            .output()
+            .expect("run chromium (scripts/deps installs it)");
+        assert!(
+            out.status.success(),
+            "chromium {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(
+        dom.contains("<td>gh-token</td>") && dom.contains("<td>old</td>"),
+        "{dom}"
+    );
+    assert!(dom.contains("Keyward key directory"));
+    assert!(
+        !dom.contains("SecretValue"),
+        "no secret in what the browser shows"
+    );
+    let shot = home.path("reports/keys.png");
+    chromium(&[
+        "--window-size=1500,420",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real picture"
+    );
+    if let Some(dir) = std::env::var_os("KEYWARD_REPORT_SCREENSHOT") {
+        std::fs::copy(&shot, dir).expect("copy the screenshot");
+    }
     // Nowhere to write: one line, nothing left behind.
     let line = home
         .kw(&[

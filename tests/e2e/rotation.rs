@@ -252,7 +252,13 @@ fn a_kill_9_between_any_two_steps_leaves_one_working_key_that_keyward_holds() {
             std::thread::sleep(Duration::from_millis(200));
         };
         let undone = matches!(point, "begun" | "created-at-aws");
-        assert_eq!(key == moto.access_key_id, undone, "{point}: holds {key}");
+        assert_eq!(
+            key == moto.access_key_id,
+            undone,
+            "{point}: holds {key}; history {:?}; agent log: {}",
+            history_rotations(&home),
+            home.agent_log_tail()
+        );
         let rows = history_rotations(&home);
         let last = rows.last().map(|(o, _)| o.as_str());
         assert_eq!(

@@ -131,6 +131,13 @@ impl Home {
         self.path("data/keyward/catalog.sqlite")
     }
 
+    /// The last lines the background agents of this home logged, for a failure's message.
+    pub fn agent_log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.path("state/keyward/agent.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
     /// Applies this home's environment to a command (any program, not only keyward).
     pub fn env(&self, cmd: &mut Command) {
         cmd.env("HOME", self.path("home"))

@@ -39,8 +39,8 @@ fn actor(i: usize) -> Actor {
         "/usr/bin/kubectl",
         "/usr/bin/git",
     ][i % 4];
-    // A program met ten times, all in the oldest thousand rows.
-    let exe = if i < 1000 && i % 100 == 0 {
+    // A program met a few times, all in the oldest rows (the keys' own come first).
+    let exe = if i < KEYS + 3000 && i % 100 == 0 {
         "/usr/local/bin/rare-tool"
     } else {
         exe

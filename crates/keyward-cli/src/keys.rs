@@ -129,12 +129,16 @@ pub fn list(json: bool) -> Result<()> {
         println!("No keys yet: `keyward add aws NAME`, `keyward add oauth2 NAME` or `keyward import aws` stores one.");
         return Ok(());
     }
-    println!(
+    // One write per screenful, not per line: a catalog can hold 10,000 keys.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(
+        out,
         "{:<24} {:<7} {:<9} {:<16} {:<11} {:<11} {:>5}  TAGS",
         "NAME", "KIND", "STATE", "OWNER", "CREATED", "LAST USED", "USES"
-    );
+    )?;
     for Listed { meta: e, standing } in &entries {
-        println!(
+        writeln!(
+            out,
             "{:<24} {:<7} {:<9} {:<16} {:<11} {:<11} {:>5}  {}",
             e.name,
             e.kind.as_str(),
@@ -144,18 +148,19 @@ pub fn list(json: bool) -> Result<()> {
             date(&e.last_used),
             e.use_count,
             e.tags.join(",")
-        );
+        )?;
     }
     let why: Vec<_> = entries
         .iter()
         .filter_map(|l| Some((&l.meta.name, l.standing.reason.as_deref()?)))
         .collect();
     if !why.is_empty() {
-        println!();
+        writeln!(out)?;
     }
     for (name, reason) in why {
-        println!("{name}: {reason}");
+        writeln!(out, "{name}: {reason}")?;
     }
+    out.flush()?;
     Ok(())
 }
 

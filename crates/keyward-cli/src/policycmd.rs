@@ -45,7 +45,10 @@ pub fn report(format: keyward_shell::report::Format, output: Option<&Path>) -> R
     let mut client = crate::connect::agent()?;
     let keys = client.list()?;
     let policy = client.status()?.policy;
-    let at = time::OffsetDateTime::now_utc()
+    let now = time::OffsetDateTime::now_utc();
+    let at = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
         .format(&time::format_description::well_known::Rfc3339)
         .context("cannot format the time")?;
     let text = keyward_shell::report::render(&keys, &policy, &at, format)?;

@@ -94,8 +94,13 @@ impl Catalog {
         if let Some(ids) = &programs {
             // Ids from the catalog itself: integers, written into the statement as such.
             let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            // Counted only as far as the choice needs.
             let rows: i64 = self.conn.query_row(
-                &format!("SELECT count(*) FROM audit_program_rows WHERE program IN ({list})"),
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM audit_program_rows
+                     WHERE program IN ({list}) LIMIT {})",
+                    RARE_CLIENT_ROWS + 1
+                ),
                 [],
                 |r| r.get(0),
             )?;
