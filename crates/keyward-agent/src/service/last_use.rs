@@ -23,15 +23,8 @@ impl Agent {
         }
         // Not while a rotation replaces a key, nor twice at once.
         let _one = self.rotating.lock().await;
-        let entries = match self
-            .on_vault(|a| a.with_vault(|v| v.list()).map_err(vault_err))
-            .await
-        {
-            Ok(e) => e,
-            Err(e) => {
-                warn!("cannot list the keys: {}", e.message);
-                return;
-            }
+        let Some(entries) = self.keys_in_background().await else {
+            return;
         };
         for meta in entries {
             let Some(cfg) = &meta.config.aws else {

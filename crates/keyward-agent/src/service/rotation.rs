@@ -521,6 +521,20 @@ impl Agent {
         }
     }
 
+    /// The keys, for a task of the agent's own: `None` (logged) when they cannot be read.
+    pub(super) async fn keys_in_background(self: &Arc<Self>) -> Option<Vec<EntryMeta>> {
+        match self
+            .on_vault(|a| a.with_vault(|v| v.list()).map_err(vault_err))
+            .await
+        {
+            Ok(e) => Some(e),
+            Err(e) => {
+                warn!("cannot list the keys: {}", e.message);
+                None
+            }
+        }
+    }
+
     /// Finishes every open rotation journal as far as it can go now (after an unlock, and from
     /// time to time while unlocked: an old key's grace period ends). Failures are logged and
     /// left for the next time; the journal stays.
@@ -542,15 +556,8 @@ impl Agent {
         if open.is_empty() {
             return;
         }
-        let entries = match self
-            .on_vault(|a| a.with_vault(|v| v.list()).map_err(vault_err))
-            .await
-        {
-            Ok(e) => e,
-            Err(e) => {
-                warn!("cannot list the keys: {}", e.message);
-                return;
-            }
+        let Some(entries) = self.keys_in_background().await else {
+            return;
         };
         let me = crate::peer::this_process();
         for (id, _) in open {
