@@ -395,7 +395,7 @@ describe('OAuth2 clients', () => {
 describe('AWS keys in the detail', () => {
   async function awsKey(extra: Partial<KeyRow> = {}) {
     const b = await unlocked([]);
-    await b.addAws('deploy', { tags: [] }, { access_key_id: 'AKIAOLDKEY000000TEST', secret_access_key: 'x', session_duration_secs: 3600 } as never);
+    await b.addAws('deploy', { tags: [] }, { access_key_id: 'AKIAOLDEXAMPLE01', secret_access_key: 'x', session_duration_secs: 3600 } as never);
     Object.assign(b.keys[0], extra);
     return b;
   }
@@ -411,7 +411,7 @@ describe('AWS keys in the detail', () => {
     await user.selectOptions(screen.getByTestId('rotate-aws-grace'), '0');
     await user.click(screen.getByTestId('rotate-aws-go'));
     expect(await screen.findByTestId('detail-notice')).toHaveTextContent(
-      /^Rotated at AWS \(IAM user deployer\): AKIANEWKEY\d{10} is stored and works\. The old key AKIAOLDKEY000000TEST is deleted\.$/);
+      /^Rotated at AWS \(IAM user deployer\): AKIANEW\d{6} is stored and works\. The old key AKIAOLDEXAMPLE01 is deleted\.$/);
     expect(rotate).toHaveBeenCalledWith('deploy', 0);
     expect(screen.queryByTestId('rotate-aws-form')).toBeNull();
     await waitFor(() => expect(screen.getByTestId('detail-rotated')).not.toHaveTextContent('never'));
@@ -422,7 +422,7 @@ describe('AWS keys in the detail', () => {
   it("keeps the form open with the agent's one line when IAM refuses", async () => {
     const user = userEvent.setup();
     const b = await awsKey();
-    const limit = "cannot rotate 'deploy': IAM allows two access keys per user and 'deployer' has two, AKIAOLDKEY000000TEST (the one 'deploy' holds) and AKIASTALE0000000TEST (active, created 2026-11-01), which Keyward does not hold. If nothing uses AKIASTALE0000000TEST any more, delete it (aws iam delete-access-key --user-name deployer --access-key-id AKIASTALE0000000TEST) and rotate again";
+    const limit = "cannot rotate 'deploy': IAM allows two access keys per user and 'deployer' has two, AKIAOLDEXAMPLE01 (the one 'deploy' holds) and AKIASTALEEXAMPLE (active, created 2026-11-01), which Keyward does not hold. If nothing uses AKIASTALEEXAMPLE any more, delete it (aws iam delete-access-key --user-name deployer --access-key-id AKIASTALEEXAMPLE) and rotate again";
     vi.spyOn(b, 'rotateAws').mockRejectedValue(new BackendError('upstream', limit));
     render(Keys, { backend: b });
     await user.click(await screen.findByRole('button', { name: 'Open deploy' }));

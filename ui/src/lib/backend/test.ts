@@ -234,8 +234,8 @@ export class TestBackend implements Backend {
     if (k.kind !== 'aws') {
       throw new BackendError('invalid', `'${name}' is a ${k.kind} key: only AWS keys are rotated at their provider; store its new value with \`keyward rotate ${name} --manual\``);
     }
-    const old = this.awsKeyIds[name] ?? 'AKIAOLDKEY000000TEST';
-    const fresh = `AKIANEWKEY${String(++this.seq).padStart(10, '0')}`;
+    const old = this.awsKeyIds[name] ?? 'AKIAOLDEXAMPLE01';
+    const fresh = `AKIANEW${String(++this.seq).padStart(6, '0')}`;
     this.awsKeyIds[name] = fresh;
     k.rotated = new Date().toISOString();
     k.provider_use = null;
