@@ -21,8 +21,12 @@ impl Agent {
         if !self.is_unlocked() {
             return;
         }
-        // Not while a rotation replaces a key, nor twice at once.
-        let _one = self.rotating.lock().await;
+        // One round at a time; one under way covers this call. Not the rotation lock: a round
+        // waits on the network, a rotation the user asked for must not wait on it. A key
+        // replaced meanwhile is told by its rotation date below.
+        let Ok(_one) = self.checking_use.try_lock() else {
+            return;
+        };
         let Some(entries) = self.keys_in_background().await else {
             return;
         };
@@ -58,10 +62,16 @@ impl Agent {
             let id = meta.id.clone();
             let kept = self
                 .on_vault(move |a| {
-                    // A rotation cannot run meanwhile (the lock above), but a manual one or a
-                    // removal can: the record is only for the key that was asked about.
+                    // The key may have been rotated or removed while IAM answered: the record is
+                    // only for the key that was asked about.
                     let still = a.with_vault(|v| v.get(&meta.name)).map_err(vault_err)?;
-                    if still.id != id || still.rotated != meta.rotated {
+                    let hint = |m: &keyward_core::EntryMeta| {
+                        m.config.aws.as_ref().map(|a| a.access_key_hint.clone())
+                    };
+                    if still.id != id
+                        || still.rotated != meta.rotated
+                        || hint(&still) != hint(&meta)
+                    {
                         return Ok(false);
                     }
                     a.with_vault(|v| v.record_provider_use(&id, &record))

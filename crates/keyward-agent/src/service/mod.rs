@@ -149,6 +149,8 @@ pub struct Agent {
     /// Held through an AWS rotation or the finishing of open ones: one at a time, so two never
     /// act on the same journal.
     rotating: tokio::sync::Mutex<()>,
+    /// Held while IAM is asked about the keys' last use: one round at a time.
+    checking_use: tokio::sync::Mutex<()>,
 }
 
 mod consent;
@@ -235,6 +237,7 @@ impl Agent {
             unusual,
             forwarding: Mutex::new(std::collections::BTreeMap::new()),
             rotating: tokio::sync::Mutex::new(()),
+            checking_use: tokio::sync::Mutex::new(()),
         })
     }
 
