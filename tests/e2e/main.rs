@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod aws;
+mod completions;
 mod errors;
 mod fido2;
 mod keys;

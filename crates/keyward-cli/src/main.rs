@@ -21,8 +21,8 @@ mod vaultcmd;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Keyward: a two-factor key vault that hands tools short-lived credentials.
 #[derive(Parser)]
@@ -169,6 +169,19 @@ enum Cmd {
     Settings(SettingsCmd),
     /// Run or stop the agent.
     Agent(AgentArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell
+    /// (`keyward completions bash > ~/.local/share/bash-completion/completions/keyward`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages, `keyward.1` and one per command (`keyward-cred-aws.1`, …), into a
+    /// directory (`scripts/run` puts them in ~/.local/share/man/man1).
+    Man {
+        /// The directory (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
 }
 
 /// How `keyward report` writes the directory.
@@ -608,6 +621,17 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Audit(AuditCmd::List(a)) => auditcmd::list(a),
         Cmd::Audit(AuditCmd::Tail { lines, json }) => vaultcmd::audit_tail(lines, json),
         Cmd::Policy(cmd) => policycmd::run(cmd),
+        Cmd::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "keyward", &mut out);
+            Ok(())
+        }
+        Cmd::Man { out } => {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            clap_mangen::generate_to(Cli::command(), &out)
+                .with_context(|| format!("cannot write the manual pages into {}", out.display()))
+        }
         Cmd::Report { format, output } => policycmd::report(
             match format {
                 ReportFormat::Json => keyward_shell::report::Format::Json,
