@@ -297,22 +297,14 @@ fn test_pki(dir: &std::path::Path) {
     ]);
 }
 
-/// Waits (up to 30 s: a failing receiver is retried with a back-off of up to 10 s) until
+/// Waits up to 30 s (a failing receiver is retried with a back-off of up to 10 s) until
 /// `status --json` satisfies `done`.
 fn status_within_30s(
     home: &Home,
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let s = home.status();
-        if done(&s) {
-            return s;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}: {s:#}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    crate::policy::status_within(home, std::time::Duration::from_secs(30), what, done)
 }
 
 #[test]

@@ -80,7 +80,17 @@ pub(crate) fn status_until(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    status_within(home, std::time::Duration::from_secs(10), what, done)
+}
+
+/// Waits up to `limit` until `status --json` satisfies `done`, and returns it.
+pub(crate) fn status_within(
+    home: &Home,
+    limit: std::time::Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + limit;
     loop {
         let s = home.status();
         if done(&s) {
