@@ -8,6 +8,7 @@ mod audit;
 mod aws;
 mod completions;
 mod errors;
+mod exec;
 mod fido2;
 mod keys;
 mod oauth2;

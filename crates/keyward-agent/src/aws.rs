@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-use crate::cache::{CredCache, Issued, MIN_REMAINING};
+use crate::cache::{min_remaining, CredCache, Issued};
 use crate::provider::Provider;
 
 /// Region used for STS when the entry names none.
@@ -217,6 +217,12 @@ pub async fn issue(
         ),
     );
     let duration = i32::try_from(cfg.session_duration_secs).unwrap_or(3600);
+    // Test builds only: sessions that end in seconds (with `KEYWARD_TEST_MIN_REMAINING_SECS`).
+    #[cfg(feature = "test-short-sessions")]
+    let duration = std::env::var("KEYWARD_TEST_SESSION_SECS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(duration);
     let upstream = |e: String| AwsError::Upstream {
         profile: profile.to_owned(),
         reason: e,
@@ -251,7 +257,7 @@ pub async fn issue(
         .map_err(|e| upstream(format!("unreadable expiry: {e}")))?;
     let expires = OffsetDateTime::from_unix_timestamp(c.expiration.secs())
         .map_err(|e| upstream(format!("unreadable expiry: {e}")))?;
-    if expires - OffsetDateTime::now_utc() < MIN_REMAINING {
+    if expires - OffsetDateTime::now_utc() < min_remaining() {
         return Err(AwsError::TooShort(profile.to_owned()));
     }
     Ok((

@@ -15,6 +15,20 @@ use tokio::sync::Mutex;
 /// Cached credentials are never handed out with less than this left.
 pub const MIN_REMAINING: time::Duration = time::Duration::minutes(20);
 
+/// What a credential must have left to be handed out: [`MIN_REMAINING`]. Test builds (feature
+/// `test-short-sessions`, never a release) take `KEYWARD_TEST_MIN_REMAINING_SECS`, so an
+/// end-to-end test sees a session come to its end in seconds rather than in an hour.
+pub fn min_remaining() -> time::Duration {
+    #[cfg(feature = "test-short-sessions")]
+    if let Some(secs) = std::env::var("KEYWARD_TEST_MIN_REMAINING_SECS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        return time::Duration::seconds(secs);
+    }
+    MIN_REMAINING
+}
+
 /// Issued credentials that can say they came from the cache.
 pub trait Issued: Clone {
     /// Marks a copy handed out from the cache.
@@ -48,7 +62,7 @@ impl<C: Issued> CredCache<C> {
     pub fn fresh(&self, profile: &str) -> Option<(C, EntryMeta)> {
         let cached = self.cached.lock().ok()?;
         let c = cached.get(profile)?;
-        (c.expires - OffsetDateTime::now_utc() >= MIN_REMAINING).then(|| {
+        (c.expires - OffsetDateTime::now_utc() >= min_remaining()).then(|| {
             let mut creds = c.creds.clone();
             creds.set_cached();
             (creds, c.entry.clone())

@@ -8,6 +8,8 @@
 mod auditcmd;
 mod awscmd;
 mod connect;
+mod container;
+mod exec;
 mod grantscmd;
 mod keys;
 mod notify;
@@ -128,6 +130,26 @@ enum Cmd {
     Test {
         /// Key name.
         name: String,
+    },
+    /// Run a command with short-lived credentials for the profiles named, and no long-lived key.
+    ///
+    /// PROFILE is aws:NAME (the child's AWS SDK gets its session from a credentials endpoint on
+    /// 127.0.0.1 and refreshes it by itself; AWS_REGION is set when the key has a region),
+    /// oauth2:NAME=VAR (the access token in VAR, its expiry in VAR_EXPIRES_AT) or a bare NAME.
+    /// Approvals, unlocking and MFA codes are asked for before the command starts. The exit
+    /// status is the command's (128 + N if signal N ended it); SIGTERM, SIGHUP, SIGUSR1 and
+    /// SIGUSR2 are passed on to it.
+    #[command(after_help = "Example: keyward exec aws:prod oauth2:ci=CI_TOKEN -- terraform apply")]
+    Exec {
+        /// Profiles: aws:NAME, oauth2:NAME=VAR, or NAME.
+        #[arg(required = true, value_name = "PROFILE")]
+        profiles: Vec<String>,
+        /// The variable for the token of the one OAuth2 profile given without =VAR.
+        #[arg(long = "env", value_name = "VAR")]
+        env_var: Option<String>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
     },
     /// Print short-lived credentials in a tool's format.
     #[command(subcommand)]
@@ -575,6 +597,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Factor(FactorCmd::NewRecoveryCodes) => vaultcmd::factor_new_recovery_codes(input_fd),
         Cmd::Remove { name, yes } => keys::remove(input_fd, &name, yes),
+        Cmd::Exec {
+            profiles,
+            env_var,
+            command,
+        } => {
+            let code = exec::run(input_fd, &profiles, env_var, &command)?;
+            // The child's status is ours; everything of ours is written.
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::exit(code);
+        }
         Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),
         Cmd::Cred(CredCmd::Oauth2 { profile, format }) => {
             oauthcmd::cred(input_fd, &profile, format)

@@ -1,0 +1,412 @@
+//! `keyward exec`: the real AWS CLI v2 and a boto3 child getting their session from the exec's
+//! container endpoint (moto checking every signature), the session refreshing under a child
+//! that outlives it, hostile requests to the endpoint, an OAuth2 token for the real curl, and
+//! the child's exit status and signals passing through.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{aws_cli, python, support_script, Home, Moto, OAuthServer};
+
+fn add_key(home: &Home, moto: &Moto, name: &str) {
+    home.kw_input(
+        &[
+            "add",
+            "aws",
+            name,
+            "--access-key-id",
+            &moto.access_key_id,
+            "--sts-endpoint",
+            &moto.endpoint,
+            "--region",
+            "eu-west-1",
+            // moto checks signatures made with an assumed role's session, not GetSessionToken's.
+            "--role-arn",
+            &moto.role_arn,
+        ],
+        &[&moto.secret_access_key],
+    )
+    .ok();
+}
+
+fn exec_child(args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        python(),
+        support_script("exec_child.py").display().to_string(),
+    ];
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
+fn exec(home: &Home, profiles: &[&str], command: &[String]) -> crate::support::Run {
+    let mut args: Vec<&str> = vec!["exec"];
+    args.extend_from_slice(profiles);
+    args.push("--");
+    args.extend(command.iter().map(String::as_str));
+    home.kw(&args)
+}
+
+#[test]
+fn the_aws_cli_and_a_boto3_child_get_a_session_that_refreshes_and_never_the_long_lived_key() {
+    let moto = Moto::start();
+    // Sessions of 900 s that count as ending 895 s before their end: a child sees its session
+    // replaced within seconds instead of within the hour.
+    let home = Home::with_env(&[
+        ("KEYWARD_TEST_SESSION_SECS", "900"),
+        ("KEYWARD_TEST_MIN_REMAINING_SECS", "895"),
+    ]);
+    home.init();
+    home.unlock();
+    add_key(&home, &moto, "deploy");
+    home.grant_tests("deploy");
+
+    // The real AWS CLI v2, with stale long-lived variables in the environment that exec must
+    // not pass on (with them the CLI would sign with the wrong key and moto would refuse).
+    let mut cmd = home.cmd(&[
+        "exec",
+        "aws:deploy",
+        "--",
+        &aws_cli(),
+        "sts",
+        "get-caller-identity",
+        "--endpoint-url",
+        &moto.endpoint,
+        "--output",
+        "json",
+    ]);
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAOLDEXAMPLE01")
+        .env("AWS_SECRET_ACCESS_KEY", "stale-secret-in-the-shell")
+        .env("AWS_PROFILE", "nonexistent");
+    let out = crate::support::Run::from_output(cmd.output().expect("run exec")).ok();
+    let id: serde_json::Value = serde_json::from_str(&out.stdout).expect("aws json");
+    assert!(
+        id["Arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:sts::123456789012:")),
+        "{id}"
+    );
+
+    // A boto3 child that runs past its first session: three calls six seconds apart, each
+    // signed with what the endpoint gave at the time.
+    let out = exec(
+        &home,
+        &["aws:deploy"],
+        &exec_child(&["refresh", &moto.endpoint, "3", "6"]),
+    )
+    .ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("child json");
+    let keys: Vec<&str> = v["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys.len(), 3, "{v}");
+    assert!(keys.iter().all(|k| k.starts_with("ASIA")), "{v}");
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert!(
+        distinct.len() >= 2,
+        "the child refreshed from the endpoint and got a new session: {v}"
+    );
+    assert!(!keys.contains(&moto.access_key_id.as_str()));
+    let env: Vec<&str> = v["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    for set in [
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "KEYWARD_EXEC",
+    ] {
+        assert!(
+            env.contains(&set),
+            "{set} in the child's environment: {env:?}"
+        );
+    }
+    for unset in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
+        assert!(
+            !env.contains(&unset),
+            "{unset} not in the child's environment"
+        );
+    }
+
+    // The whole environment the child sees holds neither half of the long-lived key.
+    let out = exec(&home, &["deploy"], &exec_child(&["environ"])).ok();
+    assert!(!out.stdout.contains(&moto.secret_access_key));
+    assert!(!out.stdout.contains(&moto.access_key_id));
+    let environ: serde_json::Value = serde_json::from_str(&out.stdout).expect("environ");
+    assert_eq!(environ["AWS_REGION"], "eu-west-1");
+    assert!(environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("http://127.0.0.1:")));
+    let token = environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+        .as_str()
+        .expect("token");
+    assert!(token.len() >= 64, "≥ 256 bits: {}", token.len());
+
+    // Each STS call is audited; the trail still verifies.
+    home.kw(&["audit", "verify"]).ok();
+    for f in home.all_files() {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&moto.secret_access_key),
+            "the secret in {}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn hostile_requests_to_the_endpoint_are_refused_while_it_keeps_serving_its_child() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_key(&home, &moto, "deploy");
+    home.grant_tests("deploy");
+
+    // Exec A's child publishes its endpoint and token and waits; exec B's child attacks both.
+    let published = home.path("a.json");
+    let a_args = exec_child(&["publish", &published.display().to_string()]);
+    let mut a_cmd = home.cmd(&["exec", "aws:deploy", "--"]);
+    a_cmd
+        .args(&a_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let a = a_cmd.spawn().expect("start exec A");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !published.exists() {
+        assert!(Instant::now() < deadline, "exec A's child did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = exec(
+        &home,
+        &["aws:deploy"],
+        &exec_child(&["hostile", &published.display().to_string()]),
+    );
+    std::fs::write(home.path("a.json.done"), b"").expect("done");
+    let a = a.wait_with_output().expect("exec A");
+    let out = out.ok();
+    assert!(
+        a.status.success(),
+        "exec A: {}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("hostile json");
+    let expect = [
+        ("no_token", 401),
+        ("wrong_token", 403),
+        ("other_execs_token", 403),
+        ("own_token_at_other", 403),
+        ("wrong_host", 403),
+        ("localhost_host", 403),
+        ("origin", 403),
+        ("oversized", 431),
+        ("slow", 408),
+        ("post", 400),
+        ("own", 200),
+        ("other_with_its_token", 200),
+    ];
+    for (what, status) in expect {
+        assert_eq!(v[what], status, "{what}: {v}");
+    }
+    assert!(
+        v["own_key"].as_str().is_some_and(|k| k.starts_with("ASIA")),
+        "{v}"
+    );
+}
+
+#[test]
+fn exit_status_signals_and_stdin_pass_through_and_nothing_runs_without_credentials() {
+    let moto = Moto::start();
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    add_key(&home, &moto, "deploy");
+
+    // Not approved, no terminal to ask on: one line, non-zero, and the command never ran.
+    let marker = home.path("ran");
+    let touch = vec!["touch".to_owned(), marker.display().to_string()];
+    let refused = exec(&home, &["aws:deploy"], &touch);
+    assert_ne!(refused.status, 0);
+    let line = refused.one_line_error();
+    assert!(
+        line.contains("is not approved for AWS profile 'deploy'"),
+        "{line}"
+    );
+    assert!(!marker.exists(), "the command ran without credentials");
+
+    home.grant_tests("deploy");
+    let sh = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    assert_eq!(exec(&home, &["aws:deploy"], &sh("exit 7")).status, 7);
+    assert_eq!(
+        exec(&home, &["aws:deploy"], &sh("kill -TERM $$")).status,
+        143,
+        "a child ended by SIGTERM: 128 + 15"
+    );
+    let missing = exec(&home, &["aws:deploy"], &["/nonexistent/tool".to_owned()]);
+    assert_eq!(missing.status, 127);
+    assert!(
+        missing.stderr.contains("cannot run /nonexistent/tool"),
+        "{}",
+        missing.stderr
+    );
+
+    // stdin reaches the child untouched.
+    let mut cat = home.cmd(&["exec", "aws:deploy", "--", "cat"]);
+    cat.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cat.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"line one\nline two\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("cat");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "line one\nline two\n");
+
+    // SIGTERM to keyward exec goes on to the child, and the exit status says so.
+    let trapped = home.path("trapped");
+    let script = format!(
+        "trap 'echo term > {}; exit 42' TERM; while :; do sleep 0.1; done",
+        trapped.display()
+    );
+    let mut long = home.cmd(&["exec", "aws:deploy", "--", "sh", "-c", &script]);
+    let mut child = long.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_secs(2));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "the child's own exit after its trap"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&trapped).unwrap_or_default().trim(),
+        "term"
+    );
+
+    // Locked and no terminal: fails at once with how to unlock, and the command never runs.
+    home.kw(&["lock"]).ok();
+    let locked = exec(&home, &["aws:deploy"], &touch);
+    assert_ne!(locked.status, 0);
+    assert!(
+        locked.one_line_error().contains("keyward unlock"),
+        "{}",
+        locked.stderr
+    );
+    assert!(!marker.exists());
+
+    // Bad arguments: one line each (clap's own usage error for a missing command).
+    home.unlock();
+    let usage = home.kw(&["exec", "aws:deploy", "--"]);
+    assert_eq!(usage.status, 2);
+    assert!(usage.stderr.contains("<COMMAND>"), "{}", usage.stderr);
+    for (args, says) in [
+        (vec!["exec", "gcp:x", "--", "true"], "unknown kind"),
+        (
+            vec!["exec", "oauth2:x=1BAD", "--", "true"],
+            "not an environment variable",
+        ),
+        (
+            vec!["exec", "aws:deploy", "aws:deploy", "--", "true"],
+            "one AWS profile",
+        ),
+        (vec!["exec", "aws:nokey", "--", "true"], "nokey"),
+    ] {
+        let r = home.kw(&args);
+        let line = r.one_line_error();
+        assert!(line.contains(says), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn an_oauth2_token_in_a_named_variable_calls_an_api_with_the_real_curl() {
+    let srv = OAuthServer::start(serde_json::json!([
+        {"client_id": "ci-bot", "client_secret": "exec-Secret-42", "scope": "deploy:read"},
+    ]));
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "ci",
+            "--token-url",
+            &srv.token_url,
+            "--client-id",
+            "ci-bot",
+        ],
+        &["exec-Secret-42"],
+    )
+    .ok();
+    home.grant_tests("ci");
+    let script = format!(
+        "curl -sS -f -H \"Authorization: Bearer $CI_TOKEN\" {}/api/whoami && echo && echo \"$CI_TOKEN_EXPIRES_AT\"",
+        srv.issuer
+    );
+    let out = exec(
+        &home,
+        &["oauth2:ci=CI_TOKEN"],
+        &["sh".to_owned(), "-c".to_owned(), script.clone()],
+    )
+    .ok();
+    let mut lines = out.stdout.lines();
+    let who: serde_json::Value =
+        serde_json::from_str(lines.next().unwrap_or_default()).expect("whoami json");
+    assert_eq!(who["client_id"], "ci-bot", "{who}");
+    let expires = lines.next().unwrap_or_default();
+    assert!(
+        time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "CI_TOKEN_EXPIRES_AT is RFC 3339: {expires:?}"
+    );
+    assert!(!out.stdout.contains("exec-Secret-42"));
+
+    // --env names the variable of the one OAuth2 profile.
+    let out = home
+        .kw(&[
+            "exec",
+            "--env",
+            "TOKEN",
+            "oauth2:ci",
+            "--",
+            "sh",
+            "-c",
+            "test -n \"$TOKEN\"",
+        ])
+        .ok();
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let no_var = home.kw(&["exec", "oauth2:ci", "--", "true"]);
+    assert!(
+        no_var.one_line_error().contains("needs a variable"),
+        "{}",
+        no_var.stderr
+    );
+
+    // The parent keeps no copy in its own environment: only the child has the token.
+    let mut cmd = home.cmd(&["exec", "oauth2:ci=CI_TOKEN", "--", "sleep", "3"]);
+    let child = cmd.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_secs(1));
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
+    let mut c = child;
+    let _ = c.wait();
+    assert!(!environ.is_empty());
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("CI_TOKEN="),
+        "the exec process's own environment has no token"
+    );
+}
