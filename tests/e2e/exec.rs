@@ -6,7 +6,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{aws_cli, python, support_script, Home, Moto, OAuthServer};
+use crate::support::{
+    aws_cli, client_of_command, client_of_python_script, python, support_script, Home, Moto,
+    OAuthServer,
+};
 
 fn add_key(home: &Home, moto: &Moto, name: &str) {
     home.kw_input(
@@ -58,7 +61,11 @@ fn the_aws_cli_and_a_boto3_child_get_a_session_that_refreshes_and_never_the_long
     home.init();
     home.unlock();
     add_key(&home, &moto, "deploy");
-    home.grant_tests("deploy");
+    home.grant(&client_of_command(&aws_cli()), "deploy");
+    home.grant(
+        &client_of_python_script(&support_script("exec_child.py")),
+        "deploy",
+    );
 
     // The real AWS CLI v2, with stale long-lived variables in the environment that exec must
     // not pass on (with them the CLI would sign with the wrong key and moto would refuse).
@@ -172,7 +179,10 @@ fn hostile_requests_to_the_endpoint_are_refused_while_it_keeps_serving_its_child
     home.init();
     home.unlock();
     add_key(&home, &moto, "deploy");
-    home.grant_tests("deploy");
+    home.grant(
+        &client_of_python_script(&support_script("exec_child.py")),
+        "deploy",
+    );
 
     // Exec A's child publishes its endpoint and token and waits; exec B's child attacks both.
     let published = home.path("a.json");
@@ -233,23 +243,51 @@ fn exit_status_signals_and_stdin_pass_through_and_nothing_runs_without_credentia
     home.unlock();
     add_key(&home, &moto, "deploy");
 
-    // Not approved, no terminal to ask on: one line, non-zero, and the command never ran.
+    // Not approved, no terminal to ask on: one line naming the command exec was to start (not
+    // the program that ran exec), non-zero, and the command never ran.
+    let child = support_script("exec_child.sh").display().to_string();
+    let run = |args: &[&str]| {
+        let mut v = vec![child.clone()];
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    };
     let marker = home.path("ran");
-    let touch = vec!["touch".to_owned(), marker.display().to_string()];
+    let touch = run(&["touch", &marker.display().to_string()]);
     let refused = exec(&home, &["aws:deploy"], &touch);
-    assert_ne!(refused.status, 0);
     let line = refused.one_line_error();
+    let (sh, script) = client_of_command(&child);
     assert!(
-        line.contains("is not approved for AWS profile 'deploy'"),
+        line.contains("is not approved for AWS profile 'deploy'")
+            && line.contains(&sh)
+            && line.contains(script.as_deref().expect("script")),
         "{line}"
     );
     assert!(!marker.exists(), "the command ran without credentials");
-
+    // A grant to the program that ran exec (this test) is not a grant to the command.
     home.grant_tests("deploy");
-    let sh = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
-    assert_eq!(exec(&home, &["aws:deploy"], &sh("exit 7")).status, 7);
+    assert_ne!(exec(&home, &["aws:deploy"], &touch).status, 0);
+    assert!(!marker.exists());
+
+    home.grant(&(sh, script), "deploy");
+    // Any other program naming that command to borrow its grant is refused: only this
+    // installation's keyward may say which command a request is for.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut sock = std::os::unix::net::UnixStream::connect(home.socket()).expect("connect");
+        let req = serde_json::json!({"v": 1, "req": {"op": "cred_aws", "profile": "deploy",
+            "exec": {"program": child, "args": ["touch", "/dev/null"]}}});
+        writeln!(sock, "{req}").expect("write");
+        let mut line = String::new();
+        BufReader::new(sock).read_line(&mut line).expect("read");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["err"]["code"], "forbidden", "{v}");
+    }
+    exec(&home, &["aws:deploy"], &touch).ok();
+    assert!(marker.exists(), "the approved command ran");
+    std::fs::remove_file(&marker).expect("rm");
+    assert_eq!(exec(&home, &["aws:deploy"], &run(&["exit", "7"])).status, 7);
     assert_eq!(
-        exec(&home, &["aws:deploy"], &sh("kill -TERM $$")).status,
+        exec(&home, &["aws:deploy"], &run(&["selfterm"])).status,
         143,
         "a child ended by SIGTERM: 128 + 15"
     );
@@ -262,32 +300,29 @@ fn exit_status_signals_and_stdin_pass_through_and_nothing_runs_without_credentia
     );
 
     // stdin reaches the child untouched.
-    let mut cat = home.cmd(&["exec", "aws:deploy", "--", "cat"]);
+    let mut cat = home.cmd(&["exec", "aws:deploy", "--", &child, "cat"]);
     cat.stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = cat.spawn().expect("spawn");
+    let mut spawned = cat.spawn().expect("spawn");
     {
         use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdin = spawned.stdin.take().expect("stdin");
         stdin.write_all(b"line one\nline two\n").expect("write");
     }
-    let out = child.wait_with_output().expect("cat");
+    let out = spawned.wait_with_output().expect("cat");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "line one\nline two\n");
 
-    // SIGTERM to keyward exec goes on to the child, and the exit status says so.
+    // SIGTERM to keyward exec goes on to the child, and the exit status is the child's.
     let trapped = home.path("trapped");
-    let script = format!(
-        "trap 'echo term > {}; exit 42' TERM; while :; do sleep 0.1; done",
-        trapped.display()
-    );
-    let mut long = home.cmd(&["exec", "aws:deploy", "--", "sh", "-c", &script]);
-    let mut child = long.spawn().expect("spawn");
+    let trapped_arg = trapped.display().to_string();
+    let mut long = home.cmd(&["exec", "aws:deploy", "--", &child, "trap", &trapped_arg]);
+    let mut spawned = long.spawn().expect("spawn");
     std::thread::sleep(Duration::from_secs(2));
     rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
+        rustix::process::Pid::from_child(&spawned),
         rustix::process::Signal::TERM,
     )
     .expect("kill");
-    let status = child.wait().expect("wait");
+    let status = spawned.wait().expect("wait");
     assert_eq!(
         status.code(),
         Some(42),
@@ -353,43 +388,33 @@ fn an_oauth2_token_in_a_named_variable_calls_an_api_with_the_real_curl() {
         &["exec-Secret-42"],
     )
     .ok();
-    home.grant_tests("ci");
-    let script = format!(
-        "curl -sS -f -H \"Authorization: Bearer $CI_TOKEN\" {}/api/whoami && echo && echo \"$CI_TOKEN_EXPIRES_AT\"",
-        srv.issuer
+    home.grant(
+        &client_of_python_script(&support_script("exec_child.py")),
+        "ci",
     );
+    let api = format!("{}/api/whoami", srv.issuer);
     let out = exec(
         &home,
         &["oauth2:ci=CI_TOKEN"],
-        &["sh".to_owned(), "-c".to_owned(), script.clone()],
+        &exec_child(&["curl", &api, "CI_TOKEN"]),
     )
     .ok();
-    let mut lines = out.stdout.lines();
-    let who: serde_json::Value =
-        serde_json::from_str(lines.next().unwrap_or_default()).expect("whoami json");
-    assert_eq!(who["client_id"], "ci-bot", "{who}");
-    let expires = lines.next().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("child json");
+    assert_eq!(v["whoami"]["client_id"], "ci-bot", "{v}");
+    let expires = v["expires_at"].as_str().unwrap_or_default();
     assert!(
         time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
             .is_ok(),
-        "CI_TOKEN_EXPIRES_AT is RFC 3339: {expires:?}"
+        "CI_TOKEN_EXPIRES_AT is RFC 3339: {v}"
     );
     assert!(!out.stdout.contains("exec-Secret-42"));
 
     // --env names the variable of the one OAuth2 profile.
-    let out = home
-        .kw(&[
-            "exec",
-            "--env",
-            "TOKEN",
-            "oauth2:ci",
-            "--",
-            "sh",
-            "-c",
-            "test -n \"$TOKEN\"",
-        ])
-        .ok();
-    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let mut args = vec!["exec", "--env", "TOKEN", "oauth2:ci", "--"];
+    let child = exec_child(&["curl", &api, "TOKEN"]);
+    args.extend(child.iter().map(String::as_str));
+    let out = home.kw(&args).ok();
+    assert!(out.stdout.contains("ci-bot"), "{}", out.stdout);
     let no_var = home.kw(&["exec", "oauth2:ci", "--", "true"]);
     assert!(
         no_var.one_line_error().contains("needs a variable"),
@@ -398,12 +423,14 @@ fn an_oauth2_token_in_a_named_variable_calls_an_api_with_the_real_curl() {
     );
 
     // The parent keeps no copy in its own environment: only the child has the token.
-    let mut cmd = home.cmd(&["exec", "oauth2:ci=CI_TOKEN", "--", "sleep", "3"]);
-    let child = cmd.spawn().expect("spawn");
-    std::thread::sleep(Duration::from_secs(1));
-    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
-    let mut c = child;
-    let _ = c.wait();
+    let mut args = vec!["exec", "oauth2:ci=CI_TOKEN", "--"];
+    let child = exec_child(&["sleep", "4"]);
+    args.extend(child.iter().map(String::as_str));
+    let mut spawned = home.cmd(&args).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_secs(2));
+    let environ = std::fs::read(format!("/proc/{}/environ", spawned.id())).unwrap_or_default();
+    let status = spawned.wait().expect("wait");
+    assert!(status.success());
     assert!(!environ.is_empty());
     assert!(
         !String::from_utf8_lossy(&environ).contains("CI_TOKEN="),

@@ -7,6 +7,9 @@
                                  for FILE.done (another exec's child attacks with them)
   hostile OTHER_FILE             sends hostile requests to its own endpoint and the other's;
                                  prints the status of each
+  curl API VAR                   the real curl calls API with the token in VAR; prints its answer
+                                 and VAR_EXPIRES_AT
+  sleep SECONDS                  waits
   environ                        prints the whole environment as JSON
 """
 
@@ -97,6 +100,17 @@ def main():
         status, body = request(other["url"], [("Host", other_host), ("Authorization", other["token"])])
         out["other_with_its_token"] = status
         print(json.dumps(out))
+    elif mode == "curl":
+        import subprocess
+
+        api, var = sys.argv[2], sys.argv[3]
+        who = subprocess.run(
+            ["curl", "-sS", "-f", "-H", f"Authorization: Bearer {os.environ[var]}", api],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        print(json.dumps({"whoami": json.loads(who), "expires_at": os.environ.get(var + "_EXPIRES_AT")}))
+    elif mode == "sleep":
+        time.sleep(float(sys.argv[2]))
     elif mode == "environ":
         print(json.dumps(dict(os.environ)))
     else:

@@ -228,6 +228,7 @@ impl Client {
             profile: profile.to_owned(),
             mfa_code,
             approval,
+            exec: self.exec.clone(),
         };
         self.issued(req, |r| match r {
             Reply::AwsCredentials(c) => Some(c),
@@ -244,6 +245,7 @@ impl Client {
         let req = Request::CredOauth2 {
             profile: profile.to_owned(),
             approval,
+            exec: self.exec.clone(),
         };
         self.issued(req, |r| match r {
             Reply::Oauth2Token(t) => Some(t),
@@ -291,6 +293,8 @@ impl Client {
 /// A connection to the agent.
 pub struct Client {
     stream: BufReader<UnixStream>,
+    /// The command `keyward exec` will start, which credential requests are for.
+    exec: Option<crate::protocol::ExecTarget>,
 }
 
 impl Client {
@@ -323,7 +327,14 @@ impl Client {
         stream.set_read_timeout(Some(CALL_TIMEOUT))?;
         Ok(Client {
             stream: BufReader::new(stream),
+            exec: None,
         })
+    }
+
+    /// Makes this connection's credential requests (`cred_aws`, `cred_oauth2`) for `target`, the
+    /// command `keyward exec` starts with them: the agent treats it as the client.
+    pub fn speak_for(&mut self, target: crate::protocol::ExecTarget) {
+        self.exec = Some(target);
     }
 
     /// Bounds how long a call may wait for the answer (`None`: [`CALL_TIMEOUT`]).

@@ -52,6 +52,119 @@ fn script_of(pid: i32, lang: Lang) -> Result<String, &'static str> {
     Ok(path.to_string_lossy().into_owned())
 }
 
+/// The interpreter and its one optional argument on a file's `#!` line, as the kernel reads it
+/// (the rest of the line after the interpreter is a single argument).
+fn shebang(path: &std::path::Path) -> Option<(String, Option<String>)> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|b| *b == b'\n').next()?;
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_matches(|c| c == ' ' || c == '\t');
+    let (interp, arg) = match line.split_once([' ', '\t']) {
+        Some((i, a)) => (i, Some(a.trim().to_owned()).filter(|a| !a.is_empty())),
+        None => (line, None),
+    };
+    (!interp.is_empty()).then(|| (interp.to_owned(), arg))
+}
+
+/// `name` looked up on process `pid`'s `PATH`, as `env` would.
+fn on_path_of(pid: i32, name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let path = raw
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"PATH="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())?;
+    path.split(':').filter(|d| !d.is_empty()).find_map(|dir| {
+        let p = std::path::Path::new(dir).join(name);
+        let m = std::fs::metadata(&p).ok()?;
+        (m.is_file() && m.permissions().mode() & 0o111 != 0).then_some(p)
+    })
+}
+
+fn canonical(path: &std::path::Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The process `keyward exec` (process `pid`) is about to start for `target`, as the agent will
+/// see it once it runs: a `#!` file is its interpreter running it (through `env` too), an
+/// interpreter is named with its script, and the environment it inherits from exec is checked
+/// for injected code. Its pid is 0: it has none yet.
+pub fn prospective(pid: i32, target: &crate::protocol::ExecTarget) -> Result<ProcessInfo, String> {
+    let given = std::path::Path::new(&target.program);
+    if !given.is_absolute() {
+        return Err(format!(
+            "the command to start must be an absolute path, not {:?}",
+            target.program
+        ));
+    }
+    let program =
+        std::fs::canonicalize(given).map_err(|e| format!("cannot run {}: {e}", target.program))?;
+    let mut exe = program.to_string_lossy().into_owned();
+    let mut args = target.args.clone();
+    let mut unvouched = None;
+    if let Some((interp, arg)) = shebang(&program) {
+        let mut run = Vec::new();
+        let is_env = std::path::Path::new(&interp).file_name() == Some("env".as_ref());
+        match arg {
+            Some(name) if is_env && !name.starts_with('-') && !name.contains([' ', '\t']) => {
+                exe = on_path_of(pid, &name)
+                    .map(|p| canonical(&p))
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: its #! line runs {name}, which is not on PATH",
+                            target.program
+                        )
+                    })?;
+            }
+            Some(_) if is_env => {
+                exe = canonical(std::path::Path::new(&interp));
+                unvouched = Some("its #! line gives env options".to_owned());
+            }
+            arg => {
+                exe = canonical(std::path::Path::new(&interp));
+                run.extend(arg);
+            }
+        }
+        run.push(target.program.clone());
+        run.append(&mut args);
+        args = run;
+    }
+    let lang = interp::lang_of(&exe);
+    let script = match lang.map(|l| interp::runs(l, &args)) {
+        Some(Runs::Script(s)) => {
+            let path = std::path::Path::new(&s);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                std::fs::read_link(format!("/proc/{pid}/cwd"))
+                    .map_err(|_| "the working directory cannot be read".to_owned())?
+                    .join(path)
+            };
+            Some(canonical(&path))
+        }
+        Some(Runs::Code(why)) => {
+            unvouched.get_or_insert(why.to_owned());
+            None
+        }
+        None => None,
+    };
+    if let Some(var) = injected(pid, lang) {
+        unvouched.get_or_insert(var);
+    }
+    Ok(ProcessInfo {
+        pid: 0,
+        exe: Some(exe),
+        script,
+        unvouched,
+    })
+}
+
 /// The first variable in the process's environment that injects code, if any.
 fn injected(pid: i32, lang: Option<Lang>) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
@@ -143,6 +256,57 @@ mod tests {
             info.script.as_deref(),
             Some(script.to_string_lossy().as_ref())
         );
+    }
+
+    #[test]
+    fn the_command_exec_will_start_is_named_as_it_will_run() {
+        use crate::protocol::ExecTarget;
+        let me = std::process::id() as i32;
+        let dir = tempfile::tempdir().expect("dir");
+        let target = |program: &std::path::Path, args: &[&str]| ExecTarget {
+            program: program.to_string_lossy().into_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        let sh = canonical(std::path::Path::new("/bin/sh"));
+
+        // A plain executable is itself.
+        let p = prospective(me, &target(std::path::Path::new("/bin/true"), &[])).expect("true");
+        assert_eq!(
+            p.exe.as_deref(),
+            Some(canonical(std::path::Path::new("/bin/true")).as_str())
+        );
+        assert_eq!((p.pid, p.script, p.unvouched), (0, None, None));
+
+        // A #! script is its interpreter running it, as the kernel starts it.
+        let script = dir.path().join("deploy.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
+        let p = prospective(me, &target(&script, &["--fast"])).expect("script");
+        assert_eq!(p.exe.as_deref(), Some(sh.as_str()));
+        assert_eq!(p.script.as_deref(), Some(canonical(&script).as_str()));
+
+        // Through env: the program env finds on PATH.
+        let env_script = dir.path().join("tool");
+        std::fs::write(&env_script, "#!/usr/bin/env sh\nexit 0\n").expect("write");
+        let p = prospective(me, &target(&env_script, &[])).expect("env script");
+        assert_eq!(p.exe.as_deref(), Some(sh.as_str()));
+        assert_eq!(p.script.as_deref(), Some(canonical(&env_script).as_str()));
+        std::fs::write(&env_script, "#!/usr/bin/env -S sh -e\nexit 0\n").expect("write");
+        let p = prospective(me, &target(&env_script, &[])).expect("env -S");
+        assert!(p.unvouched.is_some_and(|w| w.contains("env options")));
+
+        // An interpreter given code on its command line is not vouched for.
+        let p = prospective(
+            me,
+            &target(std::path::Path::new("/bin/sh"), &["-c", "exit 0"]),
+        )
+        .expect("sh -c");
+        assert_eq!(p.script, None);
+        assert!(p.unvouched.is_some());
+
+        // Not absolute, or not there: refused with why.
+        assert!(prospective(me, &target(std::path::Path::new("sh"), &[])).is_err());
+        let gone = prospective(me, &target(&dir.path().join("gone"), &[])).expect_err("gone");
+        assert!(gone.contains("cannot run"), "{gone}");
     }
 
     #[test]

@@ -192,6 +192,7 @@ async fn the_embedded_approver_is_asked_and_its_answer_is_applied() {
                         profile: "prod".into(),
                         mfa_code: None,
                         approval: None,
+                        exec: None,
                     },
                     aws_cli(),
                 )

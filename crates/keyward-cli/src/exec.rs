@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use keyward_agent::client::{ClientError, Issued};
-use keyward_agent::protocol::ErrorCode;
+use keyward_agent::protocol::{ErrorCode, ExecTarget};
 use keyward_core::EntryKind;
 
 use crate::awscmd::{obtain, tell_tty};
@@ -106,6 +106,8 @@ fn parse_spec(arg: &str) -> Result<Spec> {
 /// what would need one is refused with what to do, and said once on the terminal too.
 struct AgentSource {
     profile: String,
+    /// The command the credentials are for (the agent's client for them).
+    target: ExecTarget,
     /// The last refusal's status told on the terminal (0: none), so a retrying SDK does not
     /// repeat it there.
     told: AtomicU16,
@@ -132,6 +134,7 @@ impl Source for AgentSource {
                 ))
             }
         };
+        client.speak_for(self.target.clone());
         match client.cred_aws(p, None, None) {
             Ok(Issued::Credential(c)) => {
                 self.told.store(0, Ordering::Relaxed);
@@ -160,6 +163,32 @@ impl Source for AgentSource {
     }
 }
 
+/// The executable `program` names, as `execvp` would find it: a name with a `/` from the working
+/// directory, else the first executable file of that name on `PATH`. Exec starts exactly this
+/// file, the one the approval names.
+fn resolve(program: &std::ffi::OsStr) -> Result<std::path::PathBuf, std::io::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.as_bytes().contains(&b'/') {
+        let p = std::path::absolute(program)?;
+        return if executable(&p) {
+            Ok(p)
+        } else if p.exists() {
+            Err(std::io::ErrorKind::PermissionDenied.into())
+        } else {
+            Err(std::io::ErrorKind::NotFound.into())
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+}
+
 /// The exit status a shell would give for a child that ended with `status`.
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -179,10 +208,15 @@ enum Resolved {
 /// What the child gets.
 struct Prepared {
     env: Vec<(String, zeroize::Zeroizing<String>)>,
-    aws: Option<(String, Served)>,
+    aws: Option<(AgentSource, Served)>,
 }
 
-fn prepare(input_fd: Option<u32>, specs: Vec<Spec>, env_var: Option<String>) -> Result<Prepared> {
+fn prepare(
+    input_fd: Option<u32>,
+    specs: Vec<Spec>,
+    env_var: Option<String>,
+    target: &ExecTarget,
+) -> Result<Prepared> {
     let mut client = crate::connect::agent()?;
     let mut resolved = Vec::new();
     for spec in specs {
@@ -235,6 +269,7 @@ fn prepare(input_fd: Option<u32>, specs: Vec<Spec>, env_var: Option<String>) -> 
             Resolved::Aws(name) => {
                 let region = client.show(&name)?.meta.config.aws.and_then(|a| a.region);
                 let c = obtain(input_fd, &name, "AWS profile", |c, mfa, approval| {
+                    c.speak_for(target.clone());
                     c.cred_aws(&name, mfa, approval)
                 })?;
                 let served = Served::new(
@@ -249,13 +284,21 @@ fn prepare(input_fd: Option<u32>, specs: Vec<Spec>, env_var: Option<String>) -> 
                         env.push((var.to_owned(), zeroize::Zeroizing::new(r.clone())));
                     }
                 }
-                aws = Some((name, served));
+                aws = Some((
+                    AgentSource {
+                        profile: name,
+                        target: target.clone(),
+                        told: AtomicU16::new(0),
+                    },
+                    served,
+                ));
             }
             Resolved::OAuth2 { name, var } => {
                 let Some(var) = var else {
                     bail!("internal error: oauth2:{name} has no variable");
                 };
                 let t = obtain(input_fd, &name, "OAuth2 key", |c, _mfa, approval| {
+                    c.speak_for(target.clone());
                     c.cred_oauth2(&name, approval)
                 })?;
                 let token = t.access_token.expose();
@@ -288,16 +331,35 @@ pub fn run(
         .iter()
         .map(|p| parse_spec(p))
         .collect::<Result<Vec<_>>>()?;
-    let prepared = prepare(input_fd, specs, env_var)?;
+    // Found before anything is asked for: a command that cannot run gets no credentials.
+    let path = match resolve(program) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("keyward: cannot run {}: {e}", program.to_string_lossy());
+            return Ok(match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            });
+        }
+    };
+    let target = ExecTarget {
+        program: path.to_string_lossy().into_owned(),
+        args: args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    };
+    let prepared = prepare(input_fd, specs, env_var, &target)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start keyward exec's runtime")?;
-    runtime.block_on(supervise(program, args, profiles, prepared))
+    runtime.block_on(supervise(&path, program, args, profiles, prepared))
 }
 
 async fn supervise(
+    path: &std::path::Path,
     program: &OsString,
     args: &[OsString],
     profiles: &[String],
@@ -305,10 +367,12 @@ async fn supervise(
 ) -> Result<i32> {
     use rustix::process::Signal;
     use tokio::signal::unix::{signal, SignalKind};
-    let mut cmd = tokio::process::Command::new(program);
+    // The file that was approved, under the name the user gave it.
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.arg0(program);
     cmd.args(args);
     cmd.env("KEYWARD_EXEC", profiles.join(" "));
-    if let Some((profile, first)) = prepared.aws {
+    if let Some((source, first)) = prepared.aws {
         let endpoint = Endpoint::bind()
             .await
             .context("cannot open the credentials endpoint on 127.0.0.1")?;
@@ -317,10 +381,7 @@ async fn supervise(
         }
         cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url());
         cmd.env("AWS_CONTAINER_AUTHORIZATION_TOKEN", endpoint.token());
-        let source = Arc::new(AgentSource {
-            profile,
-            told: AtomicU16::new(0),
-        });
+        let source = Arc::new(source);
         // Ends with the runtime, when the child has.
         tokio::spawn(endpoint.serve(first, source, keyward_agent::cache::min_remaining()));
     }

@@ -22,9 +22,14 @@ pub fn describe(info: &ApprovalInfo) -> String {
         .iter()
         .map(|p| {
             let exe = p.exe.as_deref().unwrap_or("?");
+            // Pid 0: the command keyward exec starts once this is answered.
+            let pid = match p.pid {
+                0 => "to be started by keyward exec".to_owned(),
+                n => n.to_string(),
+            };
             match &p.script {
-                Some(s) => format!("{exe} {s} ({})", p.pid),
-                None => format!("{exe} ({})", p.pid),
+                Some(s) => format!("{exe} {s} ({pid})"),
+                None => format!("{exe} ({pid})"),
             }
         })
         .collect();

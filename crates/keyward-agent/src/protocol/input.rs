@@ -201,3 +201,16 @@ pub struct AuditQuery {
     /// At most this many (at most 10,000 per answer).
     pub limit: u32,
 }
+
+/// The command `keyward exec` is about to start, which a credential request is for. Only this
+/// installation's own `keyward` may send one; the agent works out from it which program will run
+/// (the interpreter and script of a `#!` file, as the kernel will start it) and treats that as
+/// the client, so the question and any grant name the command, not the shell that ran exec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecTarget {
+    /// The executable, an absolute path (exec found it on `PATH` and starts exactly this).
+    pub program: String,
+    /// Its arguments, without argv\[0\].
+    pub args: Vec<String>,
+}

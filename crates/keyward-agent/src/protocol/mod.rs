@@ -172,6 +172,9 @@ pub enum Request {
         /// Id of an approval request this client had answered.
         #[serde(default)]
         approval: Option<String>,
+        /// The command `keyward exec` starts with these credentials: it is the client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<ExecTarget>,
     },
     /// An OAuth2 access token (client-credentials grant) for a profile.
     CredOauth2 {
@@ -180,6 +183,9 @@ pub enum Request {
         /// Id of an approval request this client had answered.
         #[serde(default)]
         approval: Option<String>,
+        /// The command `keyward exec` starts with this token: it is the client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<ExecTarget>,
     },
     /// Check a key works: issue a short-lived credential and report whose it is (no secrets
     /// returned). AWS and OAuth2 keys. It issues a real credential, so it passes the same

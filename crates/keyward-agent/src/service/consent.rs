@@ -18,6 +18,31 @@ pub(super) fn is_keyward_binary(actor: &Actor) -> bool {
 }
 
 impl Agent {
+    /// The actor a request `keyward exec` sends for the command it is about to start: that
+    /// command, as it will run, first in the chain (pid 0: not started yet), so the gate, the
+    /// question and the audit name it.
+    pub(super) fn speaking_for(
+        &self,
+        actor: Actor,
+        exec: Option<crate::protocol::ExecTarget>,
+    ) -> Result<Actor, ErrorReply> {
+        let Some(target) = exec else {
+            return Ok(actor);
+        };
+        // Anyone else could name a program it has grants for and run something else.
+        let (true, Some(pid)) = (is_keyward_binary(&actor), actor.pid) else {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "only keyward exec names the command a request is for",
+            ));
+        };
+        let child =
+            crate::peer::prospective(pid, &target).map_err(|m| err(ErrorCode::BadRequest, m))?;
+        let mut actor = actor;
+        actor.chain.insert(0, child);
+        Ok(actor)
+    }
+
     /// The user's answer to an approval question, from the app's window or the asking `keyward`.
     pub(super) async fn approve(
         self: &Arc<Self>,

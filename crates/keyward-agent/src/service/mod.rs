@@ -359,11 +359,18 @@ impl Agent {
                 profile,
                 mfa_code,
                 approval,
+                exec,
             } => {
+                let actor = self.speaking_for(actor, exec)?;
                 self.cred_aws(profile, mfa_code, approval, actor, true)
                     .await
             }
-            Request::CredOauth2 { profile, approval } => {
+            Request::CredOauth2 {
+                profile,
+                approval,
+                exec,
+            } => {
+                let actor = self.speaking_for(actor, exec)?;
                 self.cred_oauth2(profile, approval, actor, true).await
             }
             Request::TestKey {
