@@ -437,3 +437,114 @@ fn an_oauth2_token_in_a_named_variable_calls_an_api_with_the_real_curl() {
         "the exec process's own environment has no token"
     );
 }
+
+#[test]
+fn a_static_key_is_leased_to_one_command_only_where_allowed_approved_and_audited() {
+    use crate::policy::{install, policy_dir, status_until};
+    const VALUE: &str = "ghp_execLeaseCanary0123456789abcdef";
+    let dir = policy_dir();
+    let policy = dir.path().join("policy.toml");
+    let home = Home::with_env(&[("KEYWARD_POLICY", policy.to_str().expect("utf-8"))]);
+    home.init();
+    home.unlock();
+    home.kw_input(&["add", "static", "gh", "--tag", "ci"], &[VALUE])
+        .ok();
+    let child = exec_child(&["environ"]);
+    let lease = |home: &Home| exec(home, &["static:gh=GITHUB_TOKEN"], &child);
+
+    // Off by default: one line saying how to allow it, and the command never runs.
+    let off = lease(&home);
+    let line = off.one_line_error();
+    assert!(line.contains("--allow-lease env"), "{line}");
+    assert!(!off.stdout.contains(VALUE));
+
+    // Allowing asks for a current code; another program cannot allow it over the socket.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        // The code first: the agent closes a connection that sends nothing for 10 s.
+        let code = home.fresh_code();
+        let mut sock = std::os::unix::net::UnixStream::connect(home.socket()).expect("connect");
+        let req = serde_json::json!({"v": 1, "req": {"op": "set_lease", "name": "gh",
+            "mode": "env", "code": code}});
+        writeln!(sock, "{req}").expect("write");
+        let mut line = String::new();
+        BufReader::new(sock).read_line(&mut line).expect("read");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["err"]["code"], "forbidden", "{v}");
+    }
+    let wrong = home.kw_input(&["edit", "gh", "--allow-lease", "env"], &["000000"]);
+    assert_ne!(wrong.status, 0);
+    assert!(lease(&home).one_line_error().contains("--allow-lease env"));
+    let code = home.fresh_code();
+    home.kw_input(&["edit", "gh", "--allow-lease", "env"], &[&code])
+        .ok();
+
+    // Allowed, but the command is not approved: the question names it.
+    let script = support_script("exec_child.py");
+    let refused = lease(&home).one_line_error();
+    assert!(
+        refused.contains("is not approved for static key 'gh'")
+            && refused.contains(&script.canonicalize().expect("canon").display().to_string()),
+        "{refused}"
+    );
+    home.grant(&client_of_python_script(&script), "gh");
+
+    // The child has the value and the lease's end; the parent's environment has neither.
+    let out = lease(&home).ok();
+    let environ: serde_json::Value = serde_json::from_str(&out.stdout).expect("environ");
+    assert_eq!(environ["GITHUB_TOKEN"], VALUE);
+    let ends = environ["GITHUB_TOKEN_EXPIRES_AT"].as_str().expect("expiry");
+    let ends = time::OffsetDateTime::parse(ends, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    let left = (ends - time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((3500..=3600).contains(&left), "a lease of an hour: {left}");
+    let mut args = vec!["exec", "static:gh=GITHUB_TOKEN", "--"];
+    let sleeper = exec_child(&["sleep", "4"]);
+    args.extend(sleeper.iter().map(String::as_str));
+    let mut spawned = home.cmd(&args).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_secs(2));
+    let parent = std::fs::read(format!("/proc/{}/environ", spawned.id())).unwrap_or_default();
+    assert!(spawned.wait().expect("wait").success());
+    assert!(!parent.is_empty());
+    assert!(!String::from_utf8_lossy(&parent).contains(VALUE));
+
+    // Audited as a lease, with the command as the client.
+    let tail = home.kw(&["audit", "tail", "-n", "50", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&tail.stdout).expect("audit json");
+    let issued: Vec<_> = rows
+        .iter()
+        .filter(|r| r["action"] == "issue" && r["target"] == "gh" && r["outcome"] == "ok")
+        .collect();
+    assert_eq!(issued.len(), 2, "{}", tail.stdout);
+    assert_eq!(issued[0]["detail"]["lease"], "env");
+    let first = &issued[0]["actor"]["chain"][0];
+    assert_eq!(first["pid"], 0, "{first}");
+    assert_eq!(
+        first["script"],
+        script.canonicalize().expect("canon").display().to_string()
+    );
+    assert!(!tail.stdout.contains(VALUE));
+
+    // The admin's policy can forbid leases outright.
+    install(
+        &policy,
+        "[[rule]]\nname = \"no-leases\"\nkinds = [\"static\"]\n[rule.limits]\nstatic_leases = false\n",
+    );
+    status_until(&home, "the policy was not picked up", |s| {
+        s["policy"]["sha256"].is_string()
+    });
+    let line = lease(&home).one_line_error();
+    assert!(
+        line.contains("no-leases") && line.contains("static_leases"),
+        "{line}"
+    );
+
+    // Turning it off needs no code.
+    std::fs::remove_file(&policy).expect("rm policy");
+    home.kw(&["edit", "gh", "--allow-lease", "off"]).ok();
+    assert!(lease(&home).one_line_error().contains("--allow-lease env"));
+    for f in home.all_files() {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+        assert!(!text.contains(VALUE), "the value in {}", f.display());
+    }
+}

@@ -181,6 +181,10 @@ typed! {
     }
     /// Sets the idle time before the vault locks itself.
     fn set_auto_lock(secs: u64) -> () { Request::SetAutoLock { secs } => Reply::Done => () }
+    /// Allows static key `name` to be leased in `mode` (needs a current code), or no longer.
+    fn set_lease(name: &str, mode: Option<keyward_core::entry::LeaseMode>, code: Option<WireSecret>) -> () {
+        Request::SetLease { name: name.to_owned(), mode, code } => Reply::Done => ()
+    }
     /// Turns on or off the need for a code on standing grants (off needs a current code).
     fn set_grants_need_code(on: bool, code: Option<WireSecret>) -> () {
         Request::SetGrantsNeedCode { on, code } => Reply::Done => ()
@@ -232,6 +236,27 @@ impl Client {
         };
         self.issued(req, |r| match r {
             Reply::AwsCredentials(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// A lease of static key `profile` for the command `keyward exec` starts (set with
+    /// [`Client::speak_for`]; without one there is nothing to lease to).
+    pub fn lease_static(
+        &mut self,
+        profile: &str,
+        approval: Option<String>,
+    ) -> Result<Issued<crate::protocol::StaticLease>, ClientError> {
+        let Some(exec) = self.exec.clone() else {
+            return Err(ClientError::Unexpected);
+        };
+        let req = Request::LeaseStatic {
+            profile: profile.to_owned(),
+            approval,
+            exec,
+        };
+        self.issued(req, |r| match r {
+            Reply::Lease(l) => Some(l),
             _ => None,
         })
     }

@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod hardening;
 pub mod iam;
 pub mod interp;
+pub mod lease;
 pub mod oauth;
 pub mod peer;
 pub mod policywatch;

@@ -4,6 +4,9 @@
 //! - `aws:NAME`: a container-credentials endpoint on 127.0.0.1 for the child's SDK (see
 //!   [`crate::container`]), which refreshes the session by itself; the region when the key has one.
 //! - `oauth2:NAME=VAR`: the access token in `VAR`, its expiry in `VAR_EXPIRES_AT`.
+//! - `static:NAME=VAR`: a lease of a static key the user allowed to be leased (`keyward edit
+//!   NAME --allow-lease env`), in `VAR`, the lease's end in `VAR_EXPIRES_AT`; asked for and
+//!   audited with the command as the client.
 //!
 //! Every approval, unlock and MFA code is asked for before the child starts; the endpoint then
 //! never waits on a person. Exit status and signals pass through: the child's status is ours (a
@@ -45,6 +48,10 @@ const AWS_SHADOWING: &[&str] = &[
 enum Spec {
     Aws(String),
     OAuth2 {
+        name: String,
+        var: Option<String>,
+    },
+    Static {
         name: String,
         var: Option<String>,
     },
@@ -91,9 +98,10 @@ fn parse_spec(arg: &str) -> Result<Spec> {
             name: name.to_owned(),
             var,
         },
-        Some("static") => bail!(
-            "'{arg}': static keys are not handed to a child by keyward exec: it gives AWS and OAuth2 keys' short-lived credentials only"
-        ),
+        Some("static") => Spec::Static {
+            name: name.to_owned(),
+            var,
+        },
         Some(other) => bail!("'{arg}': unknown kind '{other}': use aws:NAME or oauth2:NAME=VAR"),
         None => Spec::Any {
             name: name.to_owned(),
@@ -203,6 +211,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 enum Resolved {
     Aws(String),
     OAuth2 { name: String, var: Option<String> },
+    Static { name: String, var: Option<String> },
 }
 
 /// What the child gets.
@@ -223,11 +232,12 @@ fn prepare(
         resolved.push(match spec {
             Spec::Aws(name) => Resolved::Aws(name),
             Spec::OAuth2 { name, var } => Resolved::OAuth2 { name, var },
+            Spec::Static { name, var } => Resolved::Static { name, var },
             Spec::Any { name, var } => match client.show(&name)?.meta.kind {
                 EntryKind::Aws if var.is_none() => Resolved::Aws(name),
                 EntryKind::Aws => bail!("'{name}' is an AWS key: its credentials reach the child through its SDK's endpoint, not a variable"),
                 EntryKind::OAuth2 => Resolved::OAuth2 { name, var },
-                EntryKind::Static => bail!("'{name}' is a static key: keyward exec gives AWS and OAuth2 keys' short-lived credentials only"),
+                EntryKind::Static => Resolved::Static { name, var },
             },
         });
     }
@@ -252,14 +262,25 @@ fn prepare(
     }
     let mut vars = std::collections::HashSet::new();
     for r in &mut resolved {
-        if let Resolved::OAuth2 { name, var } = r {
-            let Some(v) = var.clone().or_else(|| env_var.clone()) else {
-                bail!("oauth2:{name} needs a variable for its token: write oauth2:{name}=VAR or give --env VAR");
-            };
-            if !vars.insert(v.clone()) {
-                bail!("{v} is given twice");
+        match r {
+            Resolved::OAuth2 { name, var } => {
+                let Some(v) = var.clone().or_else(|| env_var.clone()) else {
+                    bail!("oauth2:{name} needs a variable for its token: write oauth2:{name}=VAR or give --env VAR");
+                };
+                if !vars.insert(v.clone()) {
+                    bail!("{v} is given twice");
+                }
+                *var = Some(v);
             }
-            *var = Some(v);
+            Resolved::Static { name, var } => {
+                let Some(v) = var.clone() else {
+                    bail!("static:{name} needs a variable for its lease: write static:{name}=VAR");
+                };
+                if !vars.insert(v) {
+                    bail!("a variable is given twice");
+                }
+            }
+            Resolved::Aws(_) => {}
         }
     }
     let mut env = Vec::new();
@@ -291,6 +312,26 @@ fn prepare(
                         told: AtomicU16::new(0),
                     },
                     served,
+                ));
+            }
+            Resolved::Static { name, var } => {
+                let Some(var) = var else {
+                    bail!("internal error: static:{name} has no variable");
+                };
+                let lease = obtain(input_fd, &name, "static key", |c, _mfa, approval| {
+                    c.speak_for(target.clone());
+                    c.lease_static(&name, approval)
+                })?;
+                let value = lease.value.expose();
+                // A variable holds no NUL; a line break would be a second line to every tool
+                // that reads it as one.
+                if value.is_empty() || value.chars().any(|c| matches!(c, '\0' | '\n' | '\r')) {
+                    bail!("the value of '{name}' holds characters a variable cannot carry: not handed on");
+                }
+                env.push((var.clone(), zeroize::Zeroizing::new(value.to_owned())));
+                env.push((
+                    format!("{var}_EXPIRES_AT"),
+                    zeroize::Zeroizing::new(lease.expires_at),
                 ));
             }
             Resolved::OAuth2 { name, var } => {
@@ -464,7 +505,7 @@ mod tests {
             "oauth2:ci=AWS_SECRET_ACCESS_KEY",
             "oauth2:ci=LD_PRELOAD",
             "oauth2:ci=",
-            "static:gh=GITHUB_TOKEN",
+            "static:gh=LD_PRELOAD",
             "aws:",
         ] {
             let e = parse_spec(bad).expect_err(bad).to_string();

@@ -34,6 +34,12 @@ pub fn describe(info: &ApprovalInfo) -> String {
         })
         .collect();
     let what = match info.kind {
+        keyward_core::EntryKind::Static => format!(
+            "a lease of static key '{}' (its value itself, counted out for {})",
+            info.profile,
+            info.ttl_secs
+                .map_or_else(|| "as issued".to_owned(), hours_text)
+        ),
         keyward_core::EntryKind::OAuth2 => format!(
             "an access token of OAuth2 key '{}' (valid as long as the server issues it)",
             info.profile

@@ -369,6 +369,41 @@ pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `keyward edit NAME --allow-lease env|off`: whether a static key may be leased to a command
+/// `keyward exec` starts. Allowing asks for a current authenticator code.
+pub fn set_lease(
+    input_fd: Option<u32>,
+    name: &str,
+    mode: Option<keyward_core::entry::LeaseMode>,
+) -> Result<()> {
+    keyward_core::entry::validate_name(name)?;
+    let mut client = connect::agent()?;
+    let code = match mode {
+        Some(_) => {
+            let mut p = crate::prompt::Prompter::new(input_fd)?;
+            let code = p.secret(
+                &format!("Code from your authenticator app to let '{name}' be leased: "),
+                "authenticator code",
+            )?;
+            Some(WireSecret::new(
+                secrecy::ExposeSecret::expose_secret(&code)
+                    .trim()
+                    .to_owned(),
+            ))
+        }
+        None => None,
+    };
+    client.set_lease(name, mode, code)?;
+    match mode {
+        Some(m) => println!(
+            "'{name}' may now be leased ({}): keyward exec static:{name}=VAR -- COMMAND (each lease is asked for and audited).",
+            m.as_str()
+        ),
+        None => println!("'{name}' is no longer leased."),
+    }
+    Ok(())
+}
+
 /// `keyward rotate`: an AWS key at IAM, anything else (or `--manual`) by storing the new value.
 pub fn rotate(
     input_fd: Option<u32>,

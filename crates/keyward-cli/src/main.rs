@@ -90,6 +90,11 @@ enum Cmd {
         /// Clear a field: owner, purpose, tags, rotate-every, expires (repeatable).
         #[arg(long, value_name = "FIELD")]
         clear: Vec<String>,
+        /// A static key: let `keyward exec` hand it to the command it starts as a lease (`env`:
+        /// in a variable, `static:NAME=VAR`), or no longer (`off`). Allowing asks for a code
+        /// from your authenticator app.
+        #[arg(long, value_name = "MODE", value_parser = ["env", "off"])]
+        allow_lease: Option<String>,
     },
     /// Rotate a key. An AWS key is rotated at IAM: a new access key is created, checked and
     /// stored, the old one deactivated and deleted after the grace period; a crash at any step
@@ -584,7 +589,30 @@ fn run(cli: Cli) -> Result<()> {
         ),
         Cmd::List { json } => keys::list(json),
         Cmd::Show { name, json } => keys::show(&name, json),
-        Cmd::Edit { name, meta, clear } => keys::edit(&name, meta.into(), &clear),
+        Cmd::Edit {
+            name,
+            meta,
+            clear,
+            allow_lease,
+        } => {
+            let meta: keyward_agent::protocol::MetaInput = meta.into();
+            let changes_meta = meta.owner.is_some()
+                || meta.purpose.is_some()
+                || !meta.tags.is_empty()
+                || meta.rotation_interval_days.is_some()
+                || meta.expires.is_some()
+                || !clear.is_empty();
+            if changes_meta || allow_lease.is_none() {
+                keys::edit(&name, meta, &clear)?;
+            }
+            match allow_lease.as_deref() {
+                Some("env") => {
+                    keys::set_lease(input_fd, &name, Some(keyward_core::entry::LeaseMode::Env))
+                }
+                Some(_) => keys::set_lease(input_fd, &name, None),
+                None => Ok(()),
+            }
+        }
         Cmd::Rotate {
             name,
             manual,

@@ -217,6 +217,74 @@ fn the_code_for_standing_grants_cannot_be_turned_off_by_editing_the_catalog() {
 }
 
 #[test]
+fn a_static_key_cannot_be_let_out_as_a_lease_by_editing_the_catalog() {
+    use keyward_core::entry::LeaseMode;
+    let (dir, vault, codes) = common::new_vault(&pass());
+    drop(vault);
+    let mut vault = reopen(&dir);
+    let key = unlock_with(&mut vault, &codes[0]).expect("unlock");
+    let gh = vault
+        .add_entry(
+            meta("gh", EntryKind::Static, EntryConfig::default()),
+            &static_secret("ghp_canary"),
+            &Actor::default(),
+        )
+        .expect("add");
+    assert_eq!(
+        vault.lease_mode(&key, &gh).expect("read"),
+        None,
+        "off by default"
+    );
+    // Only static keys are leased.
+    let aws = vault
+        .add_entry(
+            meta(
+                "cloud",
+                EntryKind::Aws,
+                EntryConfig {
+                    aws: Some(AwsConfig {
+                        session_duration_secs: 3600,
+                        ..AwsConfig::default()
+                    }),
+                    ..EntryConfig::default()
+                },
+            ),
+            &aws_secret(
+                &fake_key_id("LEASEEXAMPLE0001"),
+                "leaseSecretleaseSecretleaseSecret0000000",
+            ),
+            &Actor::default(),
+        )
+        .expect("add aws");
+    let err = vault
+        .set_lease(&key, &aws.name, Some(LeaseMode::Env), &Actor::default())
+        .expect_err("aws");
+    assert!(matches!(err, VaultError::WrongKind { .. }), "{err}");
+
+    // Turned on through the vault, read back; turned on by SQL, refused.
+    vault
+        .set_lease(&key, "gh", Some(LeaseMode::Env), &Actor::default())
+        .expect("allow");
+    assert_eq!(
+        vault.lease_mode(&key, &gh).expect("read"),
+        Some(LeaseMode::Env)
+    );
+    vault
+        .set_lease(&key, "gh", None, &Actor::default())
+        .expect("off");
+    assert_eq!(vault.lease_mode(&key, &gh).expect("read"), None);
+    sql(
+        &vault,
+        &format!(
+            "UPDATE vault SET header = json_set(header, '$.leases', json('{{\"{}\":\"env\"}}'))",
+            gh.id
+        ),
+    );
+    let err = vault.lease_mode(&key, &gh).expect_err("edited header");
+    assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
+}
+
+#[test]
 fn an_older_authentic_header_put_back_is_refused() {
     let (dir, vault, codes) = common::new_vault(&pass());
     drop(vault);

@@ -162,6 +162,17 @@ pub struct AwsCredentials {
     pub cached: bool,
 }
 
+/// A static key's value, leased to one command until `expires_at` (its `Debug` shows no value:
+/// `WireSecret`'s is redacted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticLease {
+    /// The key's value.
+    pub value: WireSecret,
+    /// When the lease ends (RFC 3339).
+    pub expires_at: String,
+}
+
 /// An OAuth2 access token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -153,3 +153,13 @@ impl TryFrom<AuditQuery> for keyward_core::catalog::AuditFilter {
         })
     }
 }
+
+impl From<crate::lease::Lease> for Reply {
+    fn from(l: crate::lease::Lease) -> Self {
+        use secrecy::ExposeSecret;
+        Reply::Lease(StaticLease {
+            value: WireSecret::new(l.value.expose_secret().to_owned()),
+            expires_at: l.expires_at,
+        })
+    }
+}

@@ -187,6 +187,27 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exec: Option<ExecTarget>,
     },
+    /// A lease of a static key for the command `keyward exec` starts (only with `exec`, only
+    /// for a key the user allowed to be leased).
+    LeaseStatic {
+        /// Entry / profile name.
+        profile: String,
+        /// Id of an approval request this client had answered.
+        #[serde(default)]
+        approval: Option<String>,
+        /// The command the lease is for: it is the client.
+        exec: ExecTarget,
+    },
+    /// Allows a static key to be leased (`mode`), with a current code, or no longer (`null`).
+    SetLease {
+        /// Entry name.
+        name: String,
+        /// How it may be leased; `null`: not at all.
+        mode: Option<keyward_core::entry::LeaseMode>,
+        /// A current authenticator code (needed to allow).
+        #[serde(default)]
+        code: Option<WireSecret>,
+    },
     /// Check a key works: issue a short-lived credential and report whose it is (no secrets
     /// returned). AWS and OAuth2 keys. It issues a real credential, so it passes the same
     /// approval gate as `cred_aws` / `cred_oauth2` (the app's window: its window token).
@@ -359,6 +380,8 @@ impl Request {
             Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
             Request::SetGrantsNeedCode { .. } => "settings.grants_need_code",
+            Request::LeaseStatic { .. } => "lease.static",
+            Request::SetLease { .. } => "settings.lease",
             Request::Grants {} => "grants",
             Request::GrantRevoke { .. } => "grant.revoke",
             Request::GrantAllow { .. } => "grant.allow",
@@ -534,6 +557,8 @@ pub enum Reply {
     AwsCredentials(AwsCredentials),
     /// An OAuth2 access token.
     Oauth2Token(OAuth2Token),
+    /// A static key's lease.
+    Lease(StaticLease),
     /// Enrolled factors.
     Factors {
         /// Each factor.

@@ -101,6 +101,43 @@ impl Agent {
         .await
     }
 
+    /// Allows static key `name` to be leased, with a current code (letting a key out is what a
+    /// program running as the user would want to do), or no longer. Only from the keyward
+    /// command.
+    pub(super) async fn set_lease(
+        self: &Arc<Self>,
+        name: String,
+        mode: Option<keyward_core::entry::LeaseMode>,
+        code: Option<WireSecret>,
+        actor: Actor,
+    ) -> Outcome {
+        if !is_keyward_binary(&actor) {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "leases are allowed with the keyward command: keyward edit NAME --allow-lease env",
+            ));
+        }
+        self.blocking(move |a| {
+            let key = a
+                .current_key()
+                .ok_or_else(|| vault_err(VaultError::Locked))?;
+            if mode.is_some() {
+                let Some(code) = code else {
+                    return Err(err(
+                        ErrorCode::FactorNeeded,
+                        "allowing a static key to be leased needs a current code from your authenticator app",
+                    ));
+                };
+                a.with_vault(|v| v.check_code(&key, code.expose(), "settings.lease", &actor))
+                    .map_err(vault_err)?;
+            }
+            a.with_vault(|v| v.set_lease(&key, &name, mode, &actor))
+                .map_err(vault_err)?;
+            Ok(Reply::Done)
+        })
+        .await
+    }
+
     /// Ends a grant before its time.
     pub(super) async fn grant_revoke(self: &Arc<Self>, id: String, actor: Actor) -> Outcome {
         self.blocking(move |a| {

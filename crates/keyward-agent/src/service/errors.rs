@@ -78,3 +78,9 @@ impl From<OAuthError> for ErrorReply {
         err(code, e.to_string())
     }
 }
+
+impl From<crate::lease::LeaseError> for ErrorReply {
+    fn from(e: crate::lease::LeaseError) -> Self {
+        err(ErrorCode::Internal, e.to_string())
+    }
+}

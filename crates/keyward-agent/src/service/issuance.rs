@@ -261,6 +261,45 @@ impl Agent {
             .await
     }
 
+    /// A lease of static key `profile`, if the user allowed it to be leased (read from the
+    /// authenticated header, so a catalog edit cannot allow it), for at most the policy's
+    /// credential lifetime.
+    pub(super) async fn lease_static(
+        self: &Arc<Self>,
+        profile: String,
+        approval: Option<String>,
+        actor: Actor,
+    ) -> Outcome {
+        let key = self
+            .current_key()
+            .ok_or_else(|| vault_err(VaultError::Locked))?;
+        let meta = self.entry(&profile).await?;
+        if meta.kind == EntryKind::Static {
+            let (me, k, m) = (Arc::clone(self), Arc::clone(&key), meta.clone());
+            let mode = tokio::task::spawn_blocking(move || me.with_vault(|v| v.lease_mode(&k, &m)))
+                .await
+                .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
+                .map_err(vault_err)?;
+            if mode.is_none() {
+                let why = err(
+                    ErrorCode::Forbidden,
+                    format!("'{profile}' is not allowed to be leased: allow it with `keyward edit {profile} --allow-lease env` (asks for an authenticator code)"),
+                );
+                return Err(self.not_issued(&actor, &profile, "refused", why).await);
+            }
+        }
+        // issue_with refuses a key the policy refuses; here only its lifetime is wanted.
+        let secs = self
+            .policy_admits(&meta)
+            .ok()
+            .and_then(|a| a.max_ttl_secs)
+            .map_or(crate::lease::LEASE_SECS, |max| {
+                max.min(crate::lease::LEASE_SECS)
+            });
+        self.issue_with(&self.leases, profile, secs, approval, actor, true)
+            .await
+    }
+
     /// The one issuance pipeline, whatever the provider: the entry (from a cache hit, else the
     /// catalog) is checked and the approval gate asked, once; a fresh cached credential then
     /// goes out, or one request per profile at a time (single flight) decrypts the long-lived

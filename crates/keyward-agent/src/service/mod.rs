@@ -89,6 +89,8 @@ impl Recorded {
             | Request::RotateAws { .. }
             | Request::CredAws { .. }
             | Request::CredOauth2 { .. }
+            | Request::LeaseStatic { .. }
+            | Request::SetLease { .. }
             | Request::TestKey { .. }
             | Request::Approve { .. }
             | Request::SetGrantsNeedCode { .. }
@@ -128,6 +130,8 @@ pub struct Agent {
     sts: aws::Sts,
     /// OAuth2 access tokens (the provider, its cache and its HTTPS client).
     oauth: oauth::ClientCredentials,
+    /// Static-key leases (never cached).
+    leases: crate::lease::Leases,
     reconciled: Vec<ReconcileNote>,
     ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
     /// Which programs may have credentials (cleared on lock).
@@ -225,6 +229,7 @@ impl Agent {
             auto_lock_ms: AtomicU64::new(auto_lock.as_millis().try_into().unwrap_or(u64::MAX)),
             sts: aws::Sts::default(),
             oauth: oauth::ClientCredentials::default(),
+            leases: crate::lease::Leases::default(),
             reconciled,
             ceremonies: Mutex::new(HashMap::new()),
             approvals: Approvals::default(),
@@ -373,6 +378,15 @@ impl Agent {
                 let actor = self.speaking_for(actor, exec)?;
                 self.cred_oauth2(profile, approval, actor, true).await
             }
+            Request::LeaseStatic {
+                profile,
+                approval,
+                exec,
+            } => {
+                let actor = self.speaking_for(actor, Some(exec))?;
+                self.lease_static(profile, approval, actor).await
+            }
+            Request::SetLease { name, mode, code } => self.set_lease(name, mode, code, actor).await,
             Request::TestKey {
                 name,
                 mfa_code,

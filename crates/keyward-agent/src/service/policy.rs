@@ -451,6 +451,17 @@ impl Agent {
                 ));
             }
         }
+        if let (EntryKind::Static, Some(leases)) = (meta.kind, &limits.static_leases) {
+            if !leases.value {
+                return Err(err(
+                    ErrorCode::Policy,
+                    format!(
+                        "'{}' is not leased: the administrator's policy hands static keys to no program ({}: static_leases = false)",
+                        meta.name, leases.by
+                    ),
+                ));
+            }
+        }
         let standing = limits.standing(meta, now());
         if standing.blocked {
             return Err(err(

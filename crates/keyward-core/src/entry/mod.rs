@@ -21,6 +21,25 @@ pub enum EntryKind {
     OAuth2,
 }
 
+/// How a static key may be handed to a program (`keyward edit NAME --allow-lease MODE`): a
+/// static key has no short-lived form, so it leaves the agent only as a lease, and only where
+/// the user said so for that key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseMode {
+    /// In an environment variable of the one command `keyward exec` starts.
+    Env,
+}
+
+impl LeaseMode {
+    /// The name the CLI and the audit use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseMode::Env => "env",
+        }
+    }
+}
+
 impl EntryKind {
     /// The stable name stored in the catalog.
     pub fn as_str(self) -> &'static str {

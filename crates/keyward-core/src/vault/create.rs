@@ -32,6 +32,7 @@ impl Vault {
             kdf_salt: hex(&kdf_salt),
             slots: Vec::new(),
             grants_need_code: false,
+            leases: Default::default(),
             generation: 0,
         };
         let totp_slot = seal_slot(

@@ -35,6 +35,10 @@ pub(super) struct Header {
     /// authenticated header, not in the settings table: an edit to turn it off is caught.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) grants_need_code: bool,
+    /// The static keys (by entry id) the user allowed to be leased, and how. In the
+    /// authenticated header, so editing the catalog cannot let a key out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(super) leases: std::collections::BTreeMap<String, crate::entry::LeaseMode>,
     /// Counts the writes of the header; the newest count is also kept in the keystore, so an
     /// older header (with a spent recovery code's slot, or a setting since turned on) put back
     /// with its valid MAC is refused.

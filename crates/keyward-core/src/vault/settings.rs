@@ -47,6 +47,54 @@ impl Vault {
         )])
     }
 
+    /// How static key `meta` may be leased, if the user allowed it: read from the header and
+    /// checked against the unlocked identity (a header edited since is refused).
+    pub fn lease_mode(
+        &self,
+        key: &UnlockedKey,
+        meta: &EntryMeta,
+    ) -> Result<Option<crate::entry::LeaseMode>, VaultError> {
+        let (row, header) = self.header()?;
+        self.check_header(&row, &header, key)?;
+        Ok(header.leases.get(&meta.id).copied())
+    }
+
+    /// Allows static key `name` to be leased in `mode`, or no longer (`None`); audited. The
+    /// caller checks a current code before allowing: a program must not be able to let a key
+    /// out by itself.
+    pub fn set_lease(
+        &mut self,
+        key: &UnlockedKey,
+        name: &str,
+        mode: Option<crate::entry::LeaseMode>,
+        actor: &Actor,
+    ) -> Result<(), VaultError> {
+        let meta = self.get(name)?;
+        if meta.kind != crate::EntryKind::Static {
+            return Err(VaultError::WrongKind {
+                name: meta.name,
+                expected: "static",
+                actual: meta.kind.as_str(),
+            });
+        }
+        let (row, mut header) = self.header()?;
+        self.check_header(&row, &header, key)?;
+        match mode {
+            Some(m) => header.leases.insert(meta.id.clone(), m),
+            None => header.leases.remove(&meta.id),
+        };
+        self.store_header(&header, key)?;
+        self.audit(&[(
+            actor.clone(),
+            AuditEvent {
+                action: "settings.lease",
+                target: Some(meta.name),
+                outcome: "ok",
+                detail: serde_json::json!({ "mode": mode.map(crate::entry::LeaseMode::as_str) }),
+            },
+        )])
+    }
+
     /// Stores the auto-lock time (audited).
     pub fn set_auto_lock(
         &mut self,
