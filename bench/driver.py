@@ -3,7 +3,9 @@
 Sets up a throw-away home, a moto STS/IAM on 127.0.0.1, a vault unlocked with a real TOTP code
 and one AWS key whose session is already cached; then measures whole-process latency of
 `keyward cred aws` beside `secret-tool lookup` of one keychain item in the same run (hyperfine),
-and agent throughput with 64 concurrent socket clients (the `throughput` cargo bench).
+agent throughput with 64 concurrent socket clients (the `throughput` cargo bench), and
+`keyward exec`'s container endpoint under 16 kept-alive clients (the `endpoint` cargo bench, run
+as the exec's child).
 """
 
 import json
@@ -98,6 +100,13 @@ try:
     )
     throughput = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
                   if m.get("executable")][-1]
+    built = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "keyward-cli", "--bench", "endpoint", "--no-run",
+         "--message-format=json"],
+        cwd=repo, check=True, capture_output=True, text=True,
+    )
+    endpoint_load = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
+                     if m.get("executable")][-1]
     # A standing grant needs a current code; each code is accepted once, and the agent takes one
     # step of skew ahead, so wait for the next step when the usable ones are spent.
     used = [now // 30, now // 30 + 1]
@@ -111,7 +120,8 @@ try:
                     return totp(secret, cand * 30)
             time.sleep(1)
 
-    for exe, script in [(sys.executable, __file__), (shutil.which("hyperfine"), None), (throughput, None)]:
+    for exe, script in [(sys.executable, __file__), (shutil.which("hyperfine"), None), (throughput, None),
+                        (endpoint_load, None)]:
         args = ["--input-fd", "0", "grants", "allow", "--exe", os.path.realpath(exe), "--profile", "bench"]
         if script:
             args += ["--script", os.path.realpath(script)]
@@ -143,6 +153,9 @@ try:
     # cargo needs the real HOME (rustup); the agent is reached through the socket path alone.
     bench_env = dict(os.environ, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")
     subprocess.run([throughput, "--bench"], env=bench_env, cwd=repo, check=True)
+
+    # keyward exec's container endpoint, with its child the load generator.
+    subprocess.run([kw, "exec", "aws:bench", "--", endpoint_load, "--bench"], env=env, check=True)
 finally:
     subprocess.run([kw, "agent", "stop"], env=env, capture_output=True)
     moto.terminate()

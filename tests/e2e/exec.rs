@@ -516,7 +516,7 @@ fn a_static_key_is_leased_to_one_command_only_where_allowed_approved_and_audited
         .filter(|r| r["action"] == "issue" && r["target"] == "gh" && r["outcome"] == "ok")
         .collect();
     assert_eq!(issued.len(), 2, "{}", tail.stdout);
-    assert_eq!(issued[0]["detail"]["lease"], "env");
+    assert_eq!(issued[0]["detail"]["lease"], "exec");
     let first = &issued[0]["actor"]["chain"][0];
     assert_eq!(first["pid"], 0, "{first}");
     assert_eq!(

@@ -10,6 +10,7 @@ mod completions;
 mod errors;
 mod exec;
 mod fido2;
+mod git;
 mod keys;
 mod oauth2;
 mod policy;

@@ -240,20 +240,17 @@ impl Client {
         })
     }
 
-    /// A lease of static key `profile` for the command `keyward exec` starts (set with
-    /// [`Client::speak_for`]; without one there is nothing to lease to).
+    /// A lease of static key `profile`: for the command `keyward exec` starts when one is set
+    /// with [`Client::speak_for`], else for the tool that ran this keyward (a credential helper).
     pub fn lease_static(
         &mut self,
         profile: &str,
         approval: Option<String>,
     ) -> Result<Issued<crate::protocol::StaticLease>, ClientError> {
-        let Some(exec) = self.exec.clone() else {
-            return Err(ClientError::Unexpected);
-        };
         let req = Request::LeaseStatic {
             profile: profile.to_owned(),
             approval,
-            exec,
+            exec: self.exec.clone(),
         };
         self.issued(req, |r| match r {
             Reply::Lease(l) => Some(l),

@@ -23,6 +23,8 @@ pub struct Lease {
     pub value: SecretString,
     /// When the lease ends (RFC 3339).
     pub expires_at: String,
+    /// How it went out: `exec` or `helper`.
+    pub via: &'static str,
 }
 
 impl Issued for Lease {
@@ -51,8 +53,10 @@ pub struct Leases {
 impl Provider for Leases {
     type Credential = Lease;
     type Error = LeaseError;
-    /// The lease's life in seconds, already capped by the policy.
-    type Input = u32;
+    /// The lease's life in seconds, already capped by the policy, and how it goes out (`exec`:
+    /// in a variable of the command `keyward exec` starts; `helper`: to the tool that ran a
+    /// keyward credential helper).
+    type Input = (u32, &'static str);
     const KIND: EntryKind = EntryKind::Static;
 
     fn cache(&self) -> &CredCache<Lease> {
@@ -67,7 +71,7 @@ impl Provider for Leases {
         &self,
         meta: &EntryMeta,
         secret: SecretValue,
-        secs: u32,
+        (secs, via): (u32, &'static str),
     ) -> Result<(Lease, Option<OffsetDateTime>), LeaseError> {
         let SecretValue::Static { value } = secret else {
             return Err(LeaseError::NotStatic(meta.name.clone()));
@@ -78,10 +82,17 @@ impl Provider for Leases {
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| LeaseError::Time(e.to_string()))?;
         // No cache expiry: a lease is handed out once.
-        Ok((Lease { value, expires_at }, None))
+        Ok((
+            Lease {
+                value,
+                expires_at,
+                via,
+            },
+            None,
+        ))
     }
 
     fn audit_detail(&self, _meta: &EntryMeta, lease: &Lease) -> serde_json::Value {
-        serde_json::json!({ "lease": "env", "expires_at": lease.expires_at })
+        serde_json::json!({ "lease": lease.via, "expires_at": lease.expires_at })
     }
 }

@@ -10,6 +10,7 @@ mod awscmd;
 mod connect;
 mod container;
 mod exec;
+mod gitcmd;
 mod grantscmd;
 mod keys;
 mod notify;
@@ -155,6 +156,21 @@ enum Cmd {
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
+    },
+    /// git's credential helper (what `keyward setup git` configures; git runs it).
+    #[command(name = "git-credential")]
+    GitCredential {
+        /// The key whose lease or token git gets.
+        #[arg(long)]
+        key: String,
+        /// The only host it answers for.
+        #[arg(long)]
+        host: String,
+        /// The user name when git has none.
+        #[arg(long)]
+        username: Option<String>,
+        /// What git asks: get, store or erase.
+        action: String,
     },
     /// Print short-lived credentials in a tool's format.
     #[command(subcommand)]
@@ -368,6 +384,18 @@ enum SetupCmd {
         /// AWS profile to write (defaults to the key name).
         #[arg(long)]
         profile: Option<String>,
+    },
+    /// Make git ask Keyward for HOST's credentials: a static key's lease (allowed with
+    /// `keyward edit NAME --allow-lease env`) or an OAuth2 token (global git config).
+    Git {
+        /// The host (host or host:port) as git names it, e.g. github.com.
+        host: String,
+        /// The key whose lease or token git gets.
+        #[arg(long)]
+        key: String,
+        /// The user name git sends when the URL has none (default: token).
+        #[arg(long)]
+        username: Option<String>,
     },
 }
 
@@ -640,6 +668,17 @@ fn run(cli: Cli) -> Result<()> {
             oauthcmd::cred(input_fd, &profile, format)
         }
         Cmd::Setup(SetupCmd::Aws { name, profile }) => awscmd::setup(&name, profile.as_deref()),
+        Cmd::Setup(SetupCmd::Git {
+            host,
+            key,
+            username,
+        }) => gitcmd::setup(&host, &key, username.as_deref()),
+        Cmd::GitCredential {
+            key,
+            host,
+            username,
+            action,
+        } => gitcmd::helper(&key, &host, username.as_deref(), &action),
         Cmd::Import(ImportCmd::Aws {
             profiles,
             remove_plaintext,
@@ -732,7 +771,16 @@ fn main() -> ExitCode {
         eprintln!("keyward: {e}");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
+    // Run as `git-credential-keyward` (git's `credential.helper = keyward`): the helper command.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == "git-credential-keyward");
+    if invoked {
+        args.splice(0..1, ["keyward".into(), "git-credential".into()]);
+    }
+    let cli = Cli::parse_from(args);
     let is_agent = matches!(cli.command, Cmd::Agent(_));
     // 1 and 2 are states of the keys for `status`; its own failure must not look like one.
     let failure = match cli.command {

@@ -187,8 +187,9 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exec: Option<ExecTarget>,
     },
-    /// A lease of a static key for the command `keyward exec` starts (only with `exec`, only
-    /// for a key the user allowed to be leased).
+    /// A lease of a static key, only for a key the user allowed to be leased: for the command
+    /// `keyward exec` starts (`exec`), or for the tool that ran the keyward adapter (git's
+    /// credential helper).
     LeaseStatic {
         /// Entry / profile name.
         profile: String,
@@ -196,7 +197,8 @@ pub enum Request {
         #[serde(default)]
         approval: Option<String>,
         /// The command the lease is for: it is the client.
-        exec: ExecTarget,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<ExecTarget>,
     },
     /// Allows a static key to be leased (`mode`), with a current code, or no longer (`null`).
     SetLease {

@@ -268,6 +268,7 @@ impl Agent {
         self: &Arc<Self>,
         profile: String,
         approval: Option<String>,
+        via: &'static str,
         actor: Actor,
     ) -> Outcome {
         let key = self
@@ -296,7 +297,7 @@ impl Agent {
             .map_or(crate::lease::LEASE_SECS, |max| {
                 max.min(crate::lease::LEASE_SECS)
             });
-        self.issue_with(&self.leases, profile, secs, approval, actor, true)
+        self.issue_with(&self.leases, profile, (secs, via), approval, actor, true)
             .await
     }
 

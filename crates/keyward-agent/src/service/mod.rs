@@ -383,8 +383,9 @@ impl Agent {
                 approval,
                 exec,
             } => {
-                let actor = self.speaking_for(actor, Some(exec))?;
-                self.lease_static(profile, approval, actor).await
+                let via = if exec.is_some() { "exec" } else { "helper" };
+                let actor = self.speaking_for(actor, exec)?;
+                self.lease_static(profile, approval, via, actor).await
             }
             Request::SetLease { name, mode, code } => self.set_lease(name, mode, code, actor).await,
             Request::TestKey {
