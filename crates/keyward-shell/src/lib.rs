@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod ceremony;
+pub mod fuzzing;
 pub mod gitcred;
 pub mod launch;
 pub mod report;
