@@ -12,6 +12,7 @@ mod exec;
 mod fido2;
 mod git;
 mod keys;
+mod kube;
 mod oauth2;
 mod policy;
 mod rotation;

@@ -13,6 +13,7 @@ mod exec;
 mod gitcmd;
 mod grantscmd;
 mod keys;
+mod kubecmd;
 mod notify;
 mod oauthcmd;
 mod policycmd;
@@ -373,6 +374,13 @@ enum CredCmd {
         #[arg(long, value_enum, default_value = "token")]
         format: oauthcmd::Format,
     },
+    /// A Kubernetes `ExecCredential` (client.authentication.k8s.io/v1) for a kubeconfig exec
+    /// user: an OAuth2 key's access token or a static key's lease, with its expiry.
+    Kube {
+        /// Profile (key name).
+        #[arg(long)]
+        profile: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -664,6 +672,7 @@ fn run(cli: Cli) -> Result<()> {
             std::process::exit(code);
         }
         Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),
+        Cmd::Cred(CredCmd::Kube { profile }) => kubecmd::cred(&profile),
         Cmd::Cred(CredCmd::Oauth2 { profile, format }) => {
             oauthcmd::cred(input_fd, &profile, format)
         }

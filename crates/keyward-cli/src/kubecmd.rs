@@ -1,0 +1,94 @@
+//! Kubernetes: `keyward cred kube --profile NAME`, the exec credential plugin
+//! (`client.authentication.k8s.io/v1`) a kubeconfig user runs. kubectl runs it on every
+//! invocation: the token is an OAuth2 access token (from the agent's cache) or a static key's
+//! lease, with `expirationTimestamp` so client-go asks again in time.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use keyward_core::EntryKind;
+use serde::Serialize;
+
+use crate::awscmd::obtain;
+
+const API_VERSION: &str = "client.authentication.k8s.io/v1";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status<'a> {
+    token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration_timestamp: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecCredential<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: Status<'a>,
+}
+
+/// Checks what kubectl says it speaks (`KUBERNETES_EXEC_INFO`), when it says.
+fn check_exec_info() -> Result<()> {
+    let Ok(info) = std::env::var("KUBERNETES_EXEC_INFO") else {
+        return Ok(());
+    };
+    let v: serde_json::Value = serde_json::from_str(&info)
+        .map_err(|e| anyhow::anyhow!("KUBERNETES_EXEC_INFO is not JSON: {e}"))?;
+    match v.get("apiVersion").and_then(|a| a.as_str()) {
+        Some(API_VERSION) | None => Ok(()),
+        Some(other) => bail!(
+            "kubectl asks for {}: Keyward answers {API_VERSION} (set apiVersion: {API_VERSION} in the kubeconfig's exec user)",
+            other.escape_default()
+        ),
+    }
+}
+
+/// `keyward cred kube --profile NAME`.
+pub fn cred(profile: &str) -> Result<()> {
+    check_exec_info()?;
+    keyward_core::entry::validate_name(profile)?;
+    let kind = crate::connect::agent()?.show(profile)?.meta.kind;
+    let (token, expires) = match kind {
+        EntryKind::OAuth2 => {
+            let t = obtain(None, profile, "OAuth2 key", |c, _mfa, approval| {
+                c.cred_oauth2(profile, approval)
+            })?;
+            (
+                zeroize::Zeroizing::new(t.access_token.expose().to_owned()),
+                t.expires_at,
+            )
+        }
+        EntryKind::Static => {
+            let l = obtain(None, profile, "static key", |c, _mfa, approval| {
+                c.lease_static(profile, approval)
+            })?;
+            (
+                zeroize::Zeroizing::new(l.value.expose().to_owned()),
+                Some(l.expires_at),
+            )
+        }
+        EntryKind::Aws => bail!(
+            "'{profile}' is an AWS key: for EKS use `aws eks get-token` under keyward exec aws:{profile}"
+        ),
+    };
+    // A bearer token goes into an HTTP header: nothing but visible ASCII.
+    if token.is_empty() || !token.chars().all(|c| c.is_ascii_graphic()) {
+        bail!("the token of '{profile}' holds characters an HTTP header cannot carry: not printed");
+    }
+    let out = ExecCredential {
+        api_version: API_VERSION,
+        kind: "ExecCredential",
+        status: Status {
+            token: &token,
+            expiration_timestamp: expires.as_deref(),
+        },
+    };
+    let json = zeroize::Zeroizing::new(serde_json::to_string(&out)?);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(json.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
