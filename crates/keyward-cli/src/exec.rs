@@ -156,7 +156,7 @@ impl Source for AgentSource {
             }
             Ok(Issued::ApprovalNeeded(info)) => Err(self.refuse(
                 403,
-                format!("{} needs approval again for AWS profile '{p}' (it was allowed once): allow it for a while in the Keyward app or with `keyward grants allow`", info.client),
+                format!("{} needs approval again for AWS profile '{p}' (it was allowed once, or its grant ended): allow it for a while in the Keyward app or with `keyward grants allow`", info.client),
             )),
             Err(ClientError::Agent(e)) if e.code == ErrorCode::Locked => Err(self.refuse(
                 503,
