@@ -38,6 +38,26 @@ describe('approval dialog', () => {
     expect(screen.queryByText(/valid 1 h/)).not.toBeInTheDocument();
   });
 
+  it('says a lease is the key itself, and names the command keyward exec is to start', () => {
+    const backend = new TestBackend();
+    const lease: ApprovalInfo = {
+      ...request, profile: 'gh', kind: 'static',
+      client: { exe: '/usr/bin/python3.11', script: '/srv/deploy.py' },
+      chain: [
+        { pid: 0, exe: '/usr/bin/python3.11', script: '/srv/deploy.py' },
+        { pid: 30, exe: '/usr/local/bin/keyward' },
+        { pid: 10, exe: '/usr/bin/bash' },
+      ],
+    };
+    backend.pending = [lease];
+    render(ApprovalDialog, { backend, request: lease, ondecided: () => {} });
+    expect(screen.getByTestId('approval-dialog')).toHaveTextContent(
+      'asks for a lease of static key gh: its value itself, counted out for 1 h.');
+    const rows = screen.getByTestId('approval-chain').querySelectorAll('li');
+    expect(rows[0]).toHaveTextContent('/srv/deploy.py to be started by keyward exec');
+    expect(rows[1]).toHaveTextContent('pid 30');
+  });
+
   it.each([
     ['approve-hours', { hours: 1 }],
     ['approve-once', 'once'],
