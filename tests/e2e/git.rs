@@ -93,7 +93,8 @@ fn git_itself() -> (String, Option<String>) {
 
 /// Runs the helper as git would, with `input` on stdin.
 fn helper(home: &Home, host: &str, action: &str, input: &str) -> crate::support::Run {
-    let mut cmd = home.cmd(&["git-credential", "--key", "gh", "--host", host, action]);
+    let _ = host;
+    let mut cmd = home.cmd(&["git-credential", action]);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -122,27 +123,41 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     let url = format!("http://{host}/app.git");
 
     home.kw_input(&["add", "static", "gh"], &[TOKEN]).ok();
-    let code = home.fresh_code();
-    home.kw_input(&["edit", "gh", "--allow-lease", "env"], &[&code])
-        .ok();
     // Without git-credential-keyward on PATH, setup says how to get it.
     let missing = home.kw(&["setup", "git", &host, "--key", "gh"]);
     assert!(missing
         .one_line_error()
         .contains("git-credential-keyward is not on PATH"));
-    let mut setup = home.cmd(&["setup", "git", &host, "--key", "gh"]);
-    setup.env("PATH", path_with_helper(&home));
-    let set = crate::support::Run::from_output(setup.output().expect("setup")).ok();
+    let bin = path_with_helper(&home);
+    let bin = Path::new(bin.split(':').next().expect("bin dir"));
+    let path = std::ffi::OsString::from(format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    ));
+    let path = Path::new(&path);
+    // Binding a key to a host needs the user: a wrong code binds nothing.
+    let wrong = home.kw_input_env(
+        &["setup", "git", &host, "--key", "gh"],
+        &["000000"],
+        &[("PATH", path)],
+    );
+    assert!(wrong.one_line_error().contains("code"), "{}", wrong.stderr);
+    let code = home.fresh_code();
+    let set = home
+        .kw_input_env(
+            &["setup", "git", &host, "--key", "gh"],
+            &[&code],
+            &[("PATH", path)],
+        )
+        .ok();
     assert!(
         set.stdout.contains("git now asks Keyward"),
         "{}",
         set.stdout
     );
     let gitconfig = std::fs::read_to_string(home.path("home/.gitconfig")).expect(".gitconfig");
-    assert!(
-        gitconfig.contains(&format!("helper = keyward --key gh --host {host}")),
-        "{gitconfig}"
-    );
+    assert!(gitconfig.contains("helper = keyward\n"), "{gitconfig}");
     assert!(!gitconfig.contains(TOKEN));
 
     // Not approved and no terminal: Keyward's line reaches git's stderr; nothing is cloned.
@@ -150,7 +165,10 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     let refused = git(&home, &home.path(""), &["clone", "-q", &url, "work"]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("is not approved for static key 'gh'"), "{err}");
+    assert!(
+        err.contains(&format!("is not approved for host '{host}'")),
+        "{err}"
+    );
     let (git_exe, _) = git_itself();
     assert!(err.contains(&git_exe), "the client is git: {err}");
 
@@ -184,7 +202,7 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     home.env(&mut fill);
     // Under another name than git: a program that is not git gets nothing.
     fill.arg0("git-credential-keyward")
-        .args(["--key", "gh", "--host", &host, "get"])
+        .arg("get")
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -227,9 +245,28 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     assert!((3500..=3600).contains(&left), "{left}");
     assert!(!got.stdout.contains("capability"), "no capability claimed");
 
-    // Another host, or the same over plain HTTP off this machine: nothing, or one line.
+    // A host no key is bound to gets nothing, even from an approved program that says
+    // `credential.helper = keyward` for it (its config is any program's to edit): the binding
+    // is in the vault.
     let other = helper(&home, &host, "get", "protocol=https\nhost=evil.example\n\n").ok();
     assert!(other.stdout.is_empty());
+    let elsewhere = helper(&home, &host, "get", "protocol=http\nhost=127.0.0.1:1\n\n").ok();
+    assert!(elsewhere.stdout.is_empty(), "{}", elsewhere.stdout);
+    // The same host over plain HTTP off this machine: one line.
+    let code = home.fresh_code();
+    home.kw_input_env(
+        &["setup", "git", "git.example", "--key", "gh"],
+        &[&code],
+        &[("PATH", path)],
+    )
+    .ok();
+    let plain = helper(&home, &host, "get", "protocol=http\nhost=git.example\n\n");
+    assert!(
+        plain.one_line_error().contains("only over HTTPS"),
+        "{}",
+        plain.stderr
+    );
+    assert!(!plain.stdout.contains(TOKEN));
     for injected in [
         format!("protocol=http\nhost={host}\rhost=evil.example\n\n"),
         format!("protocol=http\nhost={host}\nusername=a\rb\n\n"),

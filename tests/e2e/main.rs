@@ -7,6 +7,7 @@ mod approvals;
 mod audit;
 mod aws;
 mod completions;
+mod docker;
 mod errors;
 mod exec;
 mod fido2;

@@ -655,3 +655,65 @@ pub fn http_get_json(url: &str, header_file: Option<&Path>) -> (u16, serde_json:
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A test server started from `tests/support` (killed when dropped), on the port it printed as
+/// its first line (`{"port": N}`).
+pub struct ScriptServer {
+    child: Child,
+    /// Where it listens on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Drop for ScriptServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tests/support/SCRIPT ARGS…` with the test Python and waits for its port.
+pub fn serve_script(script: &str, args: &[&std::ffi::OsStr]) -> ScriptServer {
+    let mut child = Command::new(python())
+        .arg(support_script(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("port json");
+    ScriptServer {
+        port: v["port"].as_u64().expect("port") as u16,
+        child,
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, in the home (for HTTPS test servers).
+pub fn self_signed(home: &Home, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        home.path(&format!("{name}.crt")),
+        home.path(&format!("{name}.key")),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl made no certificate");
+    (cert, key)
+}

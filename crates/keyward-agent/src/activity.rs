@@ -185,6 +185,21 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
         }
         "settings.auto_lock" => "Auto-lock time changed".to_owned(),
         "settings.grants_need_code" => "Whether standing grants need a code changed".to_owned(),
+        "settings.lease" => match detail.get("mode").and_then(|m| m.as_str()) {
+            Some(m) => format!("{key} may be leased ({m})"),
+            None => format!("{key} may no longer be leased"),
+        },
+        "settings.binding" => {
+            let (tool, host) = (
+                detail.get("tool").and_then(|t| t.as_str()).unwrap_or("?"),
+                detail.get("host").and_then(|h| h.as_str()).unwrap_or("?"),
+            );
+            if detail.get("bound").and_then(|b| b.as_bool()) == Some(true) {
+                format!("{key} answers {tool} for {host}")
+            } else {
+                format!("{tool} no longer gets a key for {host}")
+            }
+        }
         "reconcile" => format!("Repaired at start-up: {key}"),
         "tamper" => format!("Tampering found: {key}"),
         "shutdown" => "Agent stopped".to_owned(),
@@ -318,6 +333,35 @@ mod tests {
         let setting: ActivityRecord = row("settings.auto_lock", None, "ok", &aws, "{}").into();
         assert_eq!(setting.summary, "Auto-lock time changed");
         assert_eq!(setting.kind, ActivityKind::Change);
+        // Where a key may go is said in words: a lease setting, a helper's binding.
+        let lease: ActivityRecord = row(
+            "settings.lease",
+            Some("gh"),
+            "ok",
+            &aws,
+            r#"{"mode":"env"}"#,
+        )
+        .into();
+        assert_eq!(lease.summary, "gh may be leased (env)");
+        let bound: ActivityRecord = row(
+            "settings.binding",
+            Some("gh"),
+            "ok",
+            &aws,
+            r#"{"tool":"git","host":"github.com","bound":true}"#,
+        )
+        .into();
+        assert_eq!(bound.summary, "gh answers git for github.com");
+        assert_eq!(bound.kind, ActivityKind::Change);
+        let unbound: ActivityRecord = row(
+            "settings.binding",
+            None,
+            "ok",
+            &aws,
+            r#"{"tool":"docker","host":"ghcr.io","bound":false}"#,
+        )
+        .into();
+        assert_eq!(unbound.summary, "docker no longer gets a key for ghcr.io");
     }
 
     #[test]

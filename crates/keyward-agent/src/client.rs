@@ -185,6 +185,24 @@ typed! {
     fn set_lease(name: &str, mode: Option<keyward_core::entry::LeaseMode>, code: Option<WireSecret>) -> () {
         Request::SetLease { name: name.to_owned(), mode, code } => Reply::Done => ()
     }
+    /// Binds key `key` to `tool`'s credential helper for `host` (needs a current code).
+    fn bind(tool: keyward_core::HelperTool, host: &str, key: &str, username: Option<&str>, code: Option<WireSecret>) -> () {
+        Request::Bind { tool, host: host.to_owned(), key: key.to_owned(), username: username.map(str::to_owned), code }
+            => Reply::Done => ()
+    }
+    /// Vaults what a tool's `store` hands its helper (docker), bound to `host`.
+    fn helper_store(tool: keyward_core::HelperTool, host: &str, username: &str, secret: WireSecret) -> () {
+        Request::HelperStore { tool, host: host.to_owned(), username: username.to_owned(), secret }
+            => Reply::Done => ()
+    }
+    /// Unbinds `host` from `tool`'s helper (docker logout); the key stays.
+    fn helper_erase(tool: keyward_core::HelperTool, host: &str) -> () {
+        Request::HelperErase { tool, host: host.to_owned() } => Reply::Done => ()
+    }
+    /// Which key each tool's helper answers with for which host.
+    fn bindings() -> Vec<crate::protocol::BindingInfo> {
+        Request::Bindings {} => Reply::Bindings { bindings } => bindings
+    }
     /// Turns on or off the need for a code on standing grants (off needs a current code).
     fn set_grants_need_code(on: bool, code: Option<WireSecret>) -> () {
         Request::SetGrantsNeedCode { on, code } => Reply::Done => ()
@@ -254,6 +272,25 @@ impl Client {
         };
         self.issued(req, |r| match r {
             Reply::Lease(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// What `tool`'s credential helper answers for `host`: the bound key's lease or token, for
+    /// the tool that ran this keyward.
+    pub fn helper_get(
+        &mut self,
+        tool: keyward_core::HelperTool,
+        host: &str,
+        approval: Option<String>,
+    ) -> Result<Issued<crate::protocol::HelperCredential>, ClientError> {
+        let req = Request::HelperGet {
+            tool,
+            host: host.to_owned(),
+            approval,
+        };
+        self.issued(req, |r| match r {
+            Reply::HelperCredential(h) => Some(h),
             _ => None,
         })
     }

@@ -77,6 +77,17 @@ pub fn obtain<C>(
     request: impl Fn(&mut Client, Option<WireSecret>, Option<String>) -> Result<Issued<C>, ClientError>,
 ) -> Result<C> {
     keyward_core::entry::validate_name(profile)?;
+    obtain_for(input_fd, profile, what, request)
+}
+
+/// [`obtain`] for something other than a key name (a credential helper's host: `what` is
+/// "registry" or "host"); `profile` is only named in messages.
+pub fn obtain_for<C>(
+    input_fd: Option<u32>,
+    profile: &str,
+    what: &str,
+    request: impl Fn(&mut Client, Option<WireSecret>, Option<String>) -> Result<Issued<C>, ClientError>,
+) -> Result<C> {
     let mut client = connect::agent()?;
     let mut mfa_code: Option<WireSecret> = None;
     let mut unlock_tries = 0;

@@ -9,6 +9,7 @@ mod auditcmd;
 mod awscmd;
 mod connect;
 mod container;
+mod dockercmd;
 mod exec;
 mod gitcmd;
 mod grantscmd;
@@ -158,19 +159,18 @@ enum Cmd {
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<std::ffi::OsString>,
     },
-    /// git's credential helper (what `keyward setup git` configures; git runs it).
+    /// git's credential helper (what `keyward setup git` configures; git runs it): answers
+    /// only for hosts a key is bound to.
     #[command(name = "git-credential")]
     GitCredential {
-        /// The key whose lease or token git gets.
-        #[arg(long)]
-        key: String,
-        /// The only host it answers for.
-        #[arg(long)]
-        host: String,
-        /// The user name when git has none.
-        #[arg(long)]
-        username: Option<String>,
         /// What git asks: get, store or erase.
+        action: String,
+    },
+    /// docker's credential helper (what `keyward setup docker` configures; docker runs it as
+    /// docker-credential-keyward).
+    #[command(name = "docker-credential")]
+    DockerCredential {
+        /// What docker asks: get, store, erase, list or version.
         action: String,
     },
     /// Print short-lived credentials in a tool's format.
@@ -393,8 +393,9 @@ enum SetupCmd {
         #[arg(long)]
         profile: Option<String>,
     },
-    /// Make git ask Keyward for HOST's credentials: a static key's lease (allowed with
-    /// `keyward edit NAME --allow-lease env`) or an OAuth2 token (global git config).
+    /// Make git ask Keyward for HOST's credentials: the key is bound to git for HOST in the
+    /// vault (asks for an authenticator code); git gets a static key's lease or an OAuth2 token
+    /// (global git config).
     Git {
         /// The host (host or host:port) as git names it, e.g. github.com.
         host: String,
@@ -403,6 +404,19 @@ enum SetupCmd {
         key: String,
         /// The user name git sends when the URL has none (default: token).
         #[arg(long)]
+        username: Option<String>,
+    },
+    /// Make docker ask Keyward for REGISTRY's credentials (credHelpers in ~/.docker/config.json
+    /// or $DOCKER_CONFIG): `docker login` then vaults the password; a plain-text login docker
+    /// kept is vaulted and removed; --key binds a key you have (asks for an authenticator code).
+    Docker {
+        /// The registry (host or host:port), e.g. ghcr.io.
+        registry: String,
+        /// A static or OAuth2 key to answer with, instead of what `docker login` stores.
+        #[arg(long)]
+        key: Option<String>,
+        /// The user name docker sends with it (with --key; default for a token: oauth2accesstoken).
+        #[arg(long, requires = "key")]
         username: Option<String>,
     },
 }
@@ -681,13 +695,15 @@ fn run(cli: Cli) -> Result<()> {
             host,
             key,
             username,
-        }) => gitcmd::setup(&host, &key, username.as_deref()),
-        Cmd::GitCredential {
+        }) => gitcmd::setup(input_fd, &host, &key, username.as_deref()),
+        Cmd::Setup(SetupCmd::Docker {
+            registry,
             key,
-            host,
             username,
-            action,
-        } => gitcmd::helper(&key, &host, username.as_deref(), &action),
+        }) => dockercmd::setup(input_fd, &registry, key.as_deref(), username.as_deref()),
+        Cmd::GitCredential { action } => gitcmd::helper(&action),
+        // Answered before `run`: docker reads errors from stdout.
+        Cmd::DockerCredential { .. } => Ok(()),
         Cmd::Import(ImportCmd::Aws {
             profiles,
             remove_plaintext,
@@ -780,14 +796,19 @@ fn main() -> ExitCode {
         eprintln!("keyward: {e}");
         return ExitCode::FAILURE;
     }
-    // Run as `git-credential-keyward` (git's `credential.helper = keyward`): the helper command.
+    // Run as `git-credential-keyward` (git's `credential.helper = keyward`) or
+    // `docker-credential-keyward` (docker's `credHelpers`): the helper command.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let invoked = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
-        .is_some_and(|n| n == "git-credential-keyward");
-    if invoked {
-        args.splice(0..1, ["keyward".into(), "git-credential".into()]);
+        .and_then(|n| match n.to_str() {
+            Some("git-credential-keyward") => Some("git-credential"),
+            Some("docker-credential-keyward") => Some("docker-credential"),
+            _ => None,
+        });
+    if let Some(sub) = invoked {
+        args.splice(0..1, ["keyward".into(), sub.into()]);
     }
     let cli = Cli::parse_from(args);
     let is_agent = matches!(cli.command, Cmd::Agent(_));
@@ -811,6 +832,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    if let Cmd::DockerCredential { action } = &cli.command {
+        return dockercmd::helper(action);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -24,7 +24,9 @@ pub mod vault;
 pub use audit::{Actor, AuditEvent, ProcessInfo};
 pub use catalog::KeystoreKind;
 pub use entry::{
-    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config,
+    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, HelperTool, OAuth2Config,
     ProviderUse, ReportedUse, SecretValue,
 };
-pub use vault::{PassKey, SecondFactor, UnlockStart, UnlockedKey, Vault, VaultError, VaultPaths};
+pub use vault::{
+    BoundKey, PassKey, SecondFactor, UnlockStart, UnlockedKey, Vault, VaultError, VaultPaths,
+};

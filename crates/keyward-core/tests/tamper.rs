@@ -285,6 +285,73 @@ fn a_static_key_cannot_be_let_out_as_a_lease_by_editing_the_catalog() {
 }
 
 #[test]
+fn a_key_goes_only_to_the_host_it_is_bound_to_and_a_binding_cannot_be_edited_in() {
+    use keyward_core::HelperTool;
+    let (dir, vault, codes) = common::new_vault(&pass());
+    drop(vault);
+    let mut vault = reopen(&dir);
+    let key = unlock_with(&mut vault, &codes[0]).expect("unlock");
+    let gh = vault
+        .add_entry(
+            meta("gh", EntryKind::Static, EntryConfig::default()),
+            &static_secret("ghp_canary"),
+            &Actor::default(),
+        )
+        .expect("add");
+    let none = vault
+        .binding(&key, HelperTool::Git, "github.com")
+        .expect("read");
+    assert!(none.is_none(), "nothing bound by default");
+    vault
+        .set_binding(
+            &key,
+            HelperTool::Git,
+            "GitHub.com",
+            Some(("gh", Some("octo"))),
+            &Actor::default(),
+        )
+        .expect("bind");
+    let b = vault
+        .binding(&key, HelperTool::Git, "github.com")
+        .expect("read")
+        .expect("bound");
+    assert_eq!(
+        (b.meta.id.as_str(), b.username.as_deref()),
+        (gh.id.as_str(), Some("octo"))
+    );
+    // Per tool and per host.
+    assert!(vault
+        .binding(&key, HelperTool::Docker, "github.com")
+        .expect("read")
+        .is_none());
+    assert!(vault
+        .binding(&key, HelperTool::Git, "github.com.evil.example")
+        .expect("read")
+        .is_none());
+    assert!(vault
+        .set_binding(
+            &key,
+            HelperTool::Git,
+            "evil.example/x",
+            Some(("gh", None)),
+            &Actor::default()
+        )
+        .is_err());
+    // Sending the key to another host by SQL: refused.
+    sql(
+        &vault,
+        &format!(
+            "UPDATE vault SET header = json_set(header, '$.bindings', json('{{\"git:evil.example\":{{\"entry\":\"{}\"}}}}'))",
+            gh.id
+        ),
+    );
+    let err = vault
+        .binding(&key, HelperTool::Git, "evil.example")
+        .expect_err("edited header");
+    assert!(matches!(err, VaultError::HeaderTampered(_)), "{err}");
+}
+
+#[test]
 fn an_older_authentic_header_put_back_is_refused() {
     let (dir, vault, codes) = common::new_vault(&pass());
     drop(vault);

@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod ceremony;
+pub mod docker;
 pub mod fuzzing;
 pub mod gitcred;
 pub mod launch;
@@ -99,6 +100,14 @@ pub enum ShellError {
     /// The credentials file changed between reading it and removing its keys.
     #[error("{} changed since Keyward read it: nothing was removed; import again", .0.display())]
     ChangedMeanwhile(PathBuf),
+    /// docker's config file is not what docker writes.
+    #[error("{} is not a docker config Keyward can edit: {why}", .path.display())]
+    DockerConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// A key name is not valid.
     #[error(transparent)]
     Name(keyward_core::entry::EntryError),

@@ -173,6 +173,37 @@ pub struct StaticLease {
     pub expires_at: String,
 }
 
+/// What a tool's credential helper answers for a host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperCredential {
+    /// The key it came from.
+    pub key: String,
+    /// The user name to give (`None`: the tool's convention for a token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A static key's value (a lease) or an OAuth2 access token.
+    pub secret: WireSecret,
+    /// When it stops being good (RFC 3339), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// Which key a tool's credential helper answers with for a host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct BindingInfo {
+    /// The tool.
+    pub tool: keyward_core::HelperTool,
+    /// The host.
+    pub host: String,
+    /// The key's name.
+    pub key: String,
+    /// The user name given with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
 /// An OAuth2 access token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -210,6 +210,57 @@ pub enum Request {
         #[serde(default)]
         code: Option<WireSecret>,
     },
+    /// What a tool's credential helper answers for a host: the key bound to it (static: a lease;
+    /// OAuth2: an access token), for the tool that ran the keyward helper. Only a bound host
+    /// gets anything: the binding is in the authenticated vault header.
+    HelperGet {
+        /// The tool asking (git, docker).
+        tool: keyward_core::HelperTool,
+        /// The host it asks for (`host` or `host:port`).
+        host: String,
+        /// Id of an approval request this client had answered.
+        #[serde(default)]
+        approval: Option<String>,
+    },
+    /// What `docker login` hands its credential helper: vaulted as a static key bound to the
+    /// registry (a new key for a registry not bound yet; the bound static key's new value
+    /// otherwise). Only from this installation's keyward.
+    HelperStore {
+        /// The tool (docker).
+        tool: keyward_core::HelperTool,
+        /// The registry host.
+        host: String,
+        /// The user name.
+        username: String,
+        /// The password or identity token.
+        secret: WireSecret,
+    },
+    /// `docker logout`: the registry is no longer bound (the key stays in the vault). Only from
+    /// this installation's keyward.
+    HelperErase {
+        /// The tool (docker).
+        tool: keyward_core::HelperTool,
+        /// The registry host.
+        host: String,
+    },
+    /// Binds a static or OAuth2 key to a tool's helper for a host, with a current code (a
+    /// binding decides where a key may go). Only from this installation's keyward.
+    Bind {
+        /// The tool.
+        tool: keyward_core::HelperTool,
+        /// The host.
+        host: String,
+        /// The key.
+        key: String,
+        /// The user name given with the secret.
+        #[serde(default)]
+        username: Option<String>,
+        /// A current authenticator code.
+        #[serde(default)]
+        code: Option<WireSecret>,
+    },
+    /// The hosts each tool's helper answers for, and with which key (no secrets).
+    Bindings {},
     /// Check a key works: issue a short-lived credential and report whose it is (no secrets
     /// returned). AWS and OAuth2 keys. It issues a real credential, so it passes the same
     /// approval gate as `cred_aws` / `cred_oauth2` (the app's window: its window token).
@@ -384,6 +435,11 @@ impl Request {
             Request::SetGrantsNeedCode { .. } => "settings.grants_need_code",
             Request::LeaseStatic { .. } => "lease.static",
             Request::SetLease { .. } => "settings.lease",
+            Request::HelperGet { .. } => "helper.get",
+            Request::HelperStore { .. } => "helper.store",
+            Request::HelperErase { .. } => "helper.erase",
+            Request::Bind { .. } => "settings.binding",
+            Request::Bindings {} => "bindings",
             Request::Grants {} => "grants",
             Request::GrantRevoke { .. } => "grant.revoke",
             Request::GrantAllow { .. } => "grant.allow",
@@ -561,6 +617,13 @@ pub enum Reply {
     Oauth2Token(OAuth2Token),
     /// A static key's lease.
     Lease(StaticLease),
+    /// What a credential helper answers with.
+    HelperCredential(HelperCredential),
+    /// The credential-helper bindings.
+    Bindings {
+        /// Each binding.
+        bindings: Vec<BindingInfo>,
+    },
     /// Enrolled factors.
     Factors {
         /// Each factor.

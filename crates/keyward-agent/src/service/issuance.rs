@@ -289,6 +289,19 @@ impl Agent {
                 return Err(self.not_issued(&actor, &profile, "refused", why).await);
             }
         }
+        self.lease_out(profile, approval, via, actor).await
+    }
+
+    /// A lease of static key `profile` the caller found allowed to go out (a lease setting, or a
+    /// helper's binding), for at most the policy's longest credential life.
+    pub(super) async fn lease_out(
+        self: &Arc<Self>,
+        profile: String,
+        approval: Option<String>,
+        via: &'static str,
+        actor: Actor,
+    ) -> Outcome {
+        let meta = self.entry(&profile).await?;
         // issue_with refuses a key the policy refuses; here only its lifetime is wanted.
         let secs = self
             .policy_admits(&meta)

@@ -77,6 +77,7 @@ impl Recorded {
             Request::AuditTail { .. } => here("audit.tail", None),
             Request::AuditQuery(_) => here("audit.query", None),
             Request::AuditVerify {} => here("audit.verify", None),
+            Request::Bindings {} => here("bindings", None),
             Request::Init(_)
             | Request::Unlock { .. }
             | Request::Lock {}
@@ -91,6 +92,10 @@ impl Recorded {
             | Request::CredOauth2 { .. }
             | Request::LeaseStatic { .. }
             | Request::SetLease { .. }
+            | Request::HelperGet { .. }
+            | Request::HelperStore { .. }
+            | Request::HelperErase { .. }
+            | Request::Bind { .. }
             | Request::TestKey { .. }
             | Request::Approve { .. }
             | Request::SetGrantsNeedCode { .. }
@@ -160,6 +165,7 @@ pub struct Agent {
 mod consent;
 mod errors;
 mod factors;
+mod helpers;
 mod issuance;
 mod keys;
 mod last_use;
@@ -306,6 +312,7 @@ impl Agent {
                 | Request::Update { .. }
                 | Request::Rotate { .. }
                 | Request::RotateAws { .. }
+                | Request::HelperStore { .. }
         );
         // A new AWS key (added or rotated in): ask AWS what it has seen of it.
         let new_aws_key = matches!(
@@ -388,6 +395,26 @@ impl Agent {
                 self.lease_static(profile, approval, via, actor).await
             }
             Request::SetLease { name, mode, code } => self.set_lease(name, mode, code, actor).await,
+            Request::HelperGet {
+                tool,
+                host,
+                approval,
+            } => self.helper_get(tool, host, approval, actor).await,
+            Request::HelperStore {
+                tool,
+                host,
+                username,
+                secret,
+            } => self.helper_store(tool, host, username, secret, actor).await,
+            Request::HelperErase { tool, host } => self.helper_erase(tool, host, actor).await,
+            Request::Bind {
+                tool,
+                host,
+                key,
+                username,
+                code,
+            } => self.bind(tool, host, key, username, code, actor).await,
+            Request::Bindings {} => self.list_bindings().await,
             Request::TestKey {
                 name,
                 mfa_code,

@@ -40,6 +40,66 @@ impl LeaseMode {
     }
 }
 
+/// A tool whose credential-helper protocol Keyward answers (`keyward setup git|docker`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HelperTool {
+    /// git's credential helper (`git-credential-keyward`).
+    Git,
+    /// docker's credential helper (`docker-credential-keyward`).
+    Docker,
+}
+
+impl HelperTool {
+    /// The name the CLI and the audit use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HelperTool::Git => "git",
+            HelperTool::Docker => "docker",
+        }
+    }
+}
+
+/// Which key answers a tool's credential helper for one host, and the user name it gives with
+/// it. Kept in the authenticated vault header: a key goes only to the host the user bound it to,
+/// whatever a tool's config file (which any program of the user can edit) says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperBinding {
+    /// The entry's id.
+    pub entry: String,
+    /// The user name the helper answers with (a token's conventional name when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// Checks and normalises a host a credential helper answers for: `host` or `host:port`,
+/// lower-cased, no scheme, path or user part.
+pub fn helper_host(host: &str) -> Result<String, EntryError> {
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        && !host.starts_with(['.', '-', ':']);
+    if ok {
+        Ok(host.to_ascii_lowercase())
+    } else {
+        Err(EntryError::Host(printable(host)))
+    }
+}
+
+/// Checks a user name a credential helper answers with: printable, no spaces.
+pub fn helper_username(name: &str) -> Result<(), EntryError> {
+    if !name.is_empty() && name.len() <= 256 && name.chars().all(|c| c.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(EntryError::Username)
+    }
+}
+
 impl EntryKind {
     /// The stable name stored in the catalog.
     pub fn as_str(self) -> &'static str {
@@ -387,6 +447,12 @@ pub enum EntryError {
     /// Bad entry name.
     #[error("invalid name '{0}': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")]
     Name(String),
+    /// A host a credential helper cannot answer for.
+    #[error("'{0}' is not a host name: use host or host:port (no scheme, path or user)")]
+    Host(String),
+    /// A user name a credential helper cannot answer with.
+    #[error("the user name must be 1-256 printable characters, without spaces")]
+    Username,
     /// Bad access key id.
     #[error("invalid AWS access key id: expected 16-128 upper-case letters and digits starting with AKIA (long-lived key)")]
     AccessKeyId,

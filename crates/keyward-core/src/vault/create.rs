@@ -33,6 +33,7 @@ impl Vault {
             slots: Vec::new(),
             grants_need_code: false,
             leases: Default::default(),
+            bindings: Default::default(),
             generation: 0,
         };
         let totp_slot = seal_slot(

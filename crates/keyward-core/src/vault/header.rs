@@ -39,6 +39,10 @@ pub(super) struct Header {
     /// authenticated header, so editing the catalog cannot let a key out.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub(super) leases: std::collections::BTreeMap<String, crate::entry::LeaseMode>,
+    /// Which key answers which tool's credential helper for which host (`"git:HOST"`,
+    /// `"docker:HOST"`). Authenticated, so an edit cannot send a key to another host.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(super) bindings: std::collections::BTreeMap<String, crate::entry::HelperBinding>,
     /// Counts the writes of the header; the newest count is also kept in the keystore, so an
     /// older header (with a spent recovery code's slot, or a setting since turned on) put back
     /// with its valid MAC is refused.

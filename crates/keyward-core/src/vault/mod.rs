@@ -42,6 +42,7 @@ use crate::integrity::{MacKey, AUDIT_INFO, HEADER_INFO};
 use crate::kdf::{self, KdfError, KdfParams};
 use crate::keystore::{self, Keystore, KeystoreError};
 
+mod bindings;
 mod create;
 mod enrol;
 mod entries;
@@ -53,6 +54,7 @@ mod settings;
 mod trail;
 mod unlock;
 
+pub use bindings::BoundKey;
 pub use error::VaultError;
 pub use header::validate_header;
 use header::*;
