@@ -615,3 +615,88 @@ fn the_key_directory_exports_as_json_csv_and_one_page_without_a_secret() {
     );
     assert!(!home.path("no").exists());
 }
+
+#[test]
+fn a_loop_of_ten_thousand_requests_is_cut_at_the_burst_while_another_program_is_served() {
+    let dir = policy_dir();
+    let path = dir.path().join("policy.toml");
+    install(&path, "[defaults]\nrate_per_minute = 60\nrate_burst = 50\n");
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    let srv = OAuthServer::start(serde_json::json!([
+        {"client_id": "deploy-bot", "client_secret": "deploy-Secret-41"},
+    ]));
+    home.init();
+    home.unlock();
+    home.kw_input(
+        &[
+            "add",
+            "oauth2",
+            "deploy",
+            "--token-url",
+            &srv.token_url,
+            "--client-id",
+            "deploy-bot",
+        ],
+        &["deploy-Secret-41"],
+    )
+    .ok();
+    let hammer = crate::support::support_script("hammer.py");
+    home.grant(&crate::support::client_of_python_script(&hammer), "deploy");
+    home.grant_tests("deploy");
+
+    let out = std::process::Command::new(crate::support::python())
+        .arg(&hammer)
+        .arg(home.socket())
+        .args(["deploy", "10000"])
+        .output()
+        .expect("run hammer.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("counts");
+    let (ok, throttled) = (
+        v["ok"].as_u64().expect("ok"),
+        v["throttled"].as_u64().expect("n"),
+    );
+    let secs = v["secs"].as_f64().expect("secs");
+    // The first token is a call to the provider (10), then 40 from the cache (1 each), then one
+    // a second at the standing rate.
+    assert!(
+        ok >= 41 && (ok as f64) <= 41.0 + secs + 2.0,
+        "{ok} passed in {secs:.1} s: {v}"
+    );
+    assert_eq!(ok + throttled, 10_000, "{v}");
+    let message = v["message"].as_str().expect("message");
+    assert!(
+        message.contains("rate limit:")
+            && message.contains("hammer.py")
+            && message.contains("'deploy'")
+            && message.contains("60 a minute")
+            && message.contains("retry in"),
+        "{message}"
+    );
+    // The provider was called a bounded number of times (the cache answered the rest).
+    assert!(srv.tokens_issued() <= 2, "{} tokens", srv.tokens_issued());
+    // Another program is served all along.
+    home.kw(&["cred", "oauth2", "--profile", "deploy"]).ok();
+    // Audited once for the whole run, not per refused request.
+    let tail = home.kw(&["audit", "tail", "-n", "200", "--json"]).ok();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&tail.stdout).expect("json");
+    let throttled_rows = rows
+        .iter()
+        .filter(|r| r["action"] == "issue" && r["outcome"] == "throttled")
+        .count();
+    assert_eq!(throttled_rows, 1, "{}", tail.stdout.len());
+    // `status` shows the limits in force.
+    let s = home.status();
+    assert!(
+        s["policy"]["defaults"]
+            .as_array()
+            .expect("defaults")
+            .iter()
+            .any(|l| l["name"] == "rate_per_minute" && l["value"] == "60"),
+        "{s:#}"
+    );
+}

@@ -24,6 +24,7 @@ pub mod peer;
 pub mod policywatch;
 pub mod protocol;
 pub mod provider;
+pub mod ratelimit;
 pub mod server;
 pub mod service;
 pub mod sessionwatch;

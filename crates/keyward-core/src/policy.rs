@@ -105,6 +105,11 @@ limits! {
     allowed_sts_endpoints: Vec<String> => InBoth,
     /// Whether static keys may be handed to a program as a lease.
     static_leases: bool => OnlyIfBoth,
+    /// How many requests one program may make for one key per minute, standing (a credential
+    /// from the cache or a lease counts 1, a call to the provider 10).
+    rate_per_minute: u32 => AtMost,
+    /// How many it may make at once above that (the bucket's size, in the same units).
+    rate_burst: u32 => AtMost,
 }
 
 /// A `[[rule]]`: limits for the keys of some kinds and/or with some tags.
@@ -411,7 +416,15 @@ impl Policy {
                 ("max_credential_ttl_secs", l.max_credential_ttl_secs),
                 ("max_idle_days", l.max_idle_days),
                 ("auto_lock_max_secs", l.auto_lock_max_secs),
+                ("rate_per_minute", l.rate_per_minute),
             ];
+            // A call to the provider costs 10: a smaller bucket could never make one.
+            if let Some(b) = l.rate_burst.filter(|b| *b < 10) {
+                return Err((
+                    scope,
+                    format!("rate_burst = {b}: a call to the provider costs 10, so at least 10"),
+                ));
+            }
             if let Some((name, _)) = zero.iter().find(|(_, v)| *v == Some(0)) {
                 return Err((scope, format!("{name} must be at least 1")));
             }

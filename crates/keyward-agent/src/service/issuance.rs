@@ -351,6 +351,14 @@ impl Agent {
                 return Err(self.not_issued(&actor, &profile, "refused", refusal).await)
             }
         };
+        // Before the gate too: a program in a loop must not flood the user with questions.
+        let cost = if hit.is_some() || P::KIND == EntryKind::Static {
+            crate::ratelimit::CACHED_COST
+        } else {
+            crate::ratelimit::UPSTREAM_COST
+        };
+        self.within_rate(&actor, &profile, cost, admitted.rate)
+            .await?;
         // What is asked for upstream (and named in the question), within the policy's lifetime.
         let asked = match admitted.max_ttl_secs {
             Some(max) => provider.capped(&meta, max),
@@ -398,6 +406,43 @@ impl Agent {
         self.issued(provider, actor, meta, c, answered).await
     }
 
+    /// Takes `cost` from the asking program's bucket for `profile`; over the limit, a
+    /// `throttled` refusal saying which limit, for whom, and when to retry — audited once per
+    /// run of refusals.
+    async fn within_rate(
+        self: &Arc<Self>,
+        actor: &Actor,
+        profile: &str,
+        cost: f64,
+        rate: crate::ratelimit::Rate,
+    ) -> Result<(), ErrorReply> {
+        let client = client_of(actor).unwrap_or_else(|| ClientId {
+            exe: "an unknown program".into(),
+            script: None,
+            unvouched: None,
+        });
+        match self
+            .rates
+            .take(&client, profile, cost, rate, Instant::now())
+        {
+            crate::ratelimit::Verdict::Pass => Ok(()),
+            crate::ratelimit::Verdict::Refused { retry_after, first } => {
+                let secs = retry_after.as_secs().max(1);
+                let reply = err(
+                    ErrorCode::Throttled,
+                    format!(
+                        "rate limit: {client} asked for '{profile}' faster than {} a minute (bursts of {}; a call to the provider counts 10): retry in {secs} s",
+                        rate.per_minute, rate.burst
+                    ),
+                );
+                if first {
+                    return Err(self.not_issued(actor, profile, "throttled", reply).await);
+                }
+                Err(reply)
+            }
+        }
+    }
+
     /// Records that nothing was issued for `profile` — the policy `refused`, the provider
     /// `failed` — (best effort: the request fails either way) and returns `reply` for the
     /// client, whose message the row keeps.
@@ -412,7 +457,7 @@ impl Agent {
         let target = Some(profile.to_owned());
         let a = actor.clone();
         let detail = match outcome {
-            "refused" => serde_json::json!({ "reason": reply.message }),
+            "refused" | "throttled" => serde_json::json!({ "reason": reply.message }),
             _ => serde_json::json!({}),
         };
         let _ = tokio::task::spawn_blocking(move || {

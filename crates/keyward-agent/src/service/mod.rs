@@ -137,6 +137,8 @@ pub struct Agent {
     oauth: oauth::ClientCredentials,
     /// Static-key leases (never cached).
     leases: crate::lease::Leases,
+    /// How fast each program may ask for each key.
+    rates: crate::ratelimit::RateLimiter,
     reconciled: Vec<ReconcileNote>,
     ceremonies: Mutex<HashMap<String, (Instant, Ceremony)>>,
     /// Which programs may have credentials (cleared on lock).
@@ -236,6 +238,7 @@ impl Agent {
             sts: aws::Sts::default(),
             oauth: oauth::ClientCredentials::default(),
             leases: crate::lease::Leases::default(),
+            rates: crate::ratelimit::RateLimiter::default(),
             reconciled,
             ceremonies: Mutex::new(HashMap::new()),
             approvals: Approvals::default(),

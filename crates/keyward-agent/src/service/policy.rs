@@ -19,6 +19,8 @@ pub(super) struct Admitted {
     pub standing_grants: bool,
     /// The longest a credential may live, when the policy says.
     pub max_ttl_secs: Option<u32>,
+    /// How fast one program may ask for the key.
+    pub rate: crate::ratelimit::Rate,
 }
 
 /// Who may write the policy: root.
@@ -478,6 +480,14 @@ impl Agent {
         Ok(Admitted {
             standing_grants: limits.standing_grants.is_none_or(|b| b.value),
             max_ttl_secs: limits.max_credential_ttl_secs.map(|b| b.value),
+            rate: crate::ratelimit::Rate {
+                per_minute: limits
+                    .rate_per_minute
+                    .map_or(crate::ratelimit::DEFAULT_PER_MINUTE, |b| b.value),
+                burst: limits
+                    .rate_burst
+                    .map_or(crate::ratelimit::DEFAULT_BURST, |b| b.value),
+            },
         })
     }
 }

@@ -144,6 +144,16 @@ fn an_invalid_file_is_refused_with_its_line_and_the_reason() {
             "max_key_age_days must be at least 1",
         ),
         (
+            "[defaults]\nrate_per_minute = 0\n",
+            1,
+            "rate_per_minute must be at least 1",
+        ),
+        (
+            "[defaults]\nrate_burst = 5\n",
+            1,
+            "rate_burst = 5: a call to the provider costs 10",
+        ),
+        (
             "\n[[rule]]\nname = \"a\"\n[rule.limits]\nmax_credential_ttl_secs = 60\n",
             2,
             "nothing shorter than 900",
