@@ -2,45 +2,20 @@
 //! server that requires the token) with Keyward as its credential helper, a static key's lease
 //! as the password; injection attempts refused; the helper answering only for its host.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::support::{python, support_script, Home};
+use crate::support::Home;
 
 const TOKEN: &str = "ghp_gitLeaseCanary0123456789abcdef";
 
-struct GitServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(root: &Path) -> GitServer {
-    let mut child = Command::new(python())
-        .arg(support_script("git_server.py"))
-        .arg(root)
-        .arg(TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start git_server.py");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("port json");
-    GitServer {
-        child,
-        port: v["port"].as_u64().expect("port") as u16,
-    }
+fn serve(root: &Path) -> crate::support::ScriptServer {
+    crate::support::serve_script(
+        "git_server.py",
+        &[root.as_os_str(), std::ffi::OsStr::new(TOKEN)],
+    )
 }
 
 /// PATH with `git-credential-keyward` (a link to the keyward under test, as scripts/run makes

@@ -1,24 +1,11 @@
 //! Kubernetes: the real kubectl with a kubeconfig whose exec user is `keyward cred kube`, against
 //! an HTTPS API stub that checks the bearer token; a rotated (revoked) token fails.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::support::{python, support_script, Home};
+use crate::support::Home;
 
 const TOKEN: &str = "kubeLeaseCanary0123456789abcdef";
-
-struct Api {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn kubectl(home: &Home, kubeconfig: &std::path::Path) -> crate::support::Run {
     let mut c = Command::new("kubectl");
@@ -40,56 +27,79 @@ fn kubectl_lists_pods_with_the_token_keyward_gives_and_fails_once_it_is_revoked(
         .ok();
 
     // A self-signed certificate for 127.0.0.1, the API stub serving with it.
-    let (cert, key) = (home.path("api.crt"), home.path("api.key"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(made.success());
-    let mut child = Command::new(python())
-        .arg(support_script("kube_api.py"))
-        .args([&cert, &key])
-        .arg(TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kube_api.py");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("port json");
-    let api = Api {
-        child,
-        port: v["port"].as_u64().expect("port") as u16,
-    };
-
+    let (cert, key) = crate::support::self_signed(&home, "api");
+    let api = crate::support::serve_script(
+        "kube_api.py",
+        &[
+            cert.as_os_str(),
+            key.as_os_str(),
+            std::ffi::OsStr::new(TOKEN),
+        ],
+    );
     let ca = data_encoding::BASE64.encode(&std::fs::read(&cert).expect("cert"));
     let kubeconfig = home.path("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: keyward\ncurrent-context: test\nusers:\n- name: keyward\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      args: [cred, kube, --profile, kube]\n      interactiveMode: Never\n",
-            api.port,
-            env!("CARGO_BIN_EXE_keyward")
-        ),
-    )
-    .expect("kubeconfig");
+    // The user's own kubeconfig, comments, another user and all: `keyward setup kube` adds its
+    // user and keeps every other byte.
+    let head = format!(
+        "# the lab cluster\napiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {ca}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: keyward-kube   # set up below\ncurrent-context: test\nusers:\n",
+        api.port
+    );
+    let tail = "- name: someone-else\n  user:\n    username: admin\n";
+    std::fs::write(&kubeconfig, format!("{head}{tail}")).expect("kubeconfig");
+    let set = home
+        .kw_input_env(
+            &["setup", "kube", "--key", "kube"],
+            &[],
+            &[("KUBECONFIG", &kubeconfig)],
+        )
+        .ok();
+    assert!(
+        set.stdout.contains("Added the user 'keyward-kube'"),
+        "{}",
+        set.stdout
+    );
+    let edited = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+    assert!(
+        edited.starts_with(&head) && edited.ends_with(tail),
+        "{edited}"
+    );
+    assert!(edited.contains("interactiveMode: Never"), "{edited}");
+    assert!(
+        edited.contains(&format!(
+            "command: \"{}\"",
+            std::fs::canonicalize(env!("CARGO_BIN_EXE_keyward"))
+                .expect("keyward")
+                .display()
+        )),
+        "{edited}"
+    );
+    let backups: Vec<_> = std::fs::read_dir(home.path(""))
+        .expect("home")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("kubeconfig.keyward-backup")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1, "one backup");
+    // Again: nothing to do, nothing rewritten.
+    let again = home
+        .kw_input_env(
+            &["setup", "kube", "--key", "kube"],
+            &[],
+            &[("KUBECONFIG", &kubeconfig)],
+        )
+        .ok();
+    assert!(
+        again.stdout.contains("already has the user"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kubeconfig).expect("kubeconfig"),
+        edited
+    );
 
     // Not approved, no terminal: kubectl fails with Keyward's line, which names kubectl.
     let refused = kubectl(&home, &kubeconfig);

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use keyward_core::EntryKind;
 use serde::Serialize;
 
@@ -90,5 +90,46 @@ pub fn cred(profile: &str) -> Result<()> {
     stdout.write_all(json.as_bytes())?;
     stdout.write_all(b"\n")?;
     stdout.flush()?;
+    Ok(())
+}
+
+/// `keyward setup kube --key NAME`: adds an exec user running `keyward cred kube` to the
+/// kubeconfig kubectl reads (`KUBECONFIG` respected), every other byte kept, with a backup.
+pub fn setup(key: &str, user: Option<&str>, interactive: bool) -> Result<()> {
+    keyward_core::entry::validate_name(key)?;
+    let name = user.map_or_else(|| format!("keyward-{key}"), str::to_owned);
+    keyward_core::entry::validate_name(&name).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid user name '{}': use letters, digits, '.', '_' or '-'",
+            name.escape_default()
+        )
+    })?;
+    let kind = crate::connect::agent()?.show(key)?.meta.kind;
+    if kind == EntryKind::Aws {
+        bail!("'{key}' is an AWS key: EKS clusters take `aws eks get-token` under `keyward exec aws:{key} --`; kubectl gets a static key's lease or an OAuth2 token from Keyward");
+    }
+    // kubectl runs the command itself, without a shell: an absolute path to this keyward.
+    let command = std::fs::canonicalize(
+        std::env::current_exe().context("cannot tell where keyward is installed")?,
+    )?;
+    let done = keyward_shell::kube::setup(&keyward_shell::kube::ExecUser {
+        name: &name,
+        command: &command,
+        profile: key,
+        interactive,
+    })?;
+    let path = done.path.display();
+    if done.already {
+        println!("{path} already has the user '{name}' running keyward for '{key}'.");
+    } else {
+        println!("Added the user '{name}' to {path}: kubectl runs `keyward cred kube --profile {key}` for it.");
+    }
+    if let Some(b) = done.backup {
+        println!("The old file is kept as {}.", b.display());
+    }
+    println!("Use it in a context: kubectl config set-context CONTEXT --user {name}");
+    if kind == EntryKind::Static {
+        println!("A static key goes to kubectl as a lease: allow it once with `keyward edit {key} --allow-lease env` if you have not.");
+    }
     Ok(())
 }

@@ -406,6 +406,19 @@ enum SetupCmd {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Add a user to your kubeconfig whose credentials come from Keyward (`keyward cred kube`):
+    /// KUBECONFIG respected, every other byte kept, a backup of the old file.
+    Kube {
+        /// The static or OAuth2 key whose lease or token kubectl gets.
+        #[arg(long)]
+        key: String,
+        /// The user's name in the kubeconfig (default: keyward-KEY).
+        #[arg(long)]
+        user: Option<String>,
+        /// Let Keyward ask on kubectl's terminal (interactiveMode IfAvailable, not Never).
+        #[arg(long)]
+        interactive: bool,
+    },
     /// Make docker ask Keyward for REGISTRY's credentials (credHelpers in ~/.docker/config.json
     /// or $DOCKER_CONFIG): `docker login` then vaults the password; a plain-text login docker
     /// kept is vaulted and removed; --key binds a key you have (asks for an authenticator code).
@@ -701,6 +714,11 @@ fn run(cli: Cli) -> Result<()> {
             key,
             username,
         }) => dockercmd::setup(input_fd, &registry, key.as_deref(), username.as_deref()),
+        Cmd::Setup(SetupCmd::Kube {
+            key,
+            user,
+            interactive,
+        }) => kubecmd::setup(&key, user.as_deref(), interactive),
         Cmd::GitCredential { action } => gitcmd::helper(&action),
         // Answered before `run`: docker reads errors from stdout.
         Cmd::DockerCredential { .. } => Ok(()),

@@ -14,6 +14,7 @@ pub mod ceremony;
 pub mod docker;
 pub mod fuzzing;
 pub mod gitcred;
+pub mod kube;
 pub mod launch;
 pub mod report;
 
@@ -107,6 +108,14 @@ pub enum ShellError {
         path: PathBuf,
         /// What is wrong.
         why: String,
+    },
+    /// The kubeconfig was left as it was.
+    #[error("{}: {why}", .path.display())]
+    KubeConfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: kube::KubeConfigError,
     },
     /// A key name is not valid.
     #[error(transparent)]
