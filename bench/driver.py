@@ -3,9 +3,10 @@
 Sets up a throw-away home, a moto STS/IAM on 127.0.0.1, a vault unlocked with a real TOTP code
 and one AWS key whose session is already cached; then measures whole-process latency of
 `keyward cred aws` beside `secret-tool lookup` of one keychain item in the same run (hyperfine),
-agent throughput with 64 concurrent socket clients (the `throughput` cargo bench), and
-`keyward exec`'s container endpoint under 16 kept-alive clients (the `endpoint` cargo bench, run
-as the exec's child).
+every adapter's warm whole-process latency (`cred aws`, `cred kube`, git's and docker's helpers)
+beside `secret-tool lookup` and `/bin/true`, agent throughput with 64 concurrent socket clients
+(the `throughput` cargo bench), and `keyward exec`'s container endpoint under 16 kept-alive
+clients (the `endpoint` cargo bench, run as the exec's child).
 """
 
 import json
@@ -149,6 +150,52 @@ try:
     print(f"keyward cred aws (warm): median {kw_med:.2f} ms, p95 {kw_p95:.2f} ms over {n} runs (target: median <= 5 ms)")
     print(f"secret-tool lookup:      median {st_med:.2f} ms, p95 {st_p95:.2f} ms over {n} runs")
     print(f"ratio keyward/secret-tool (median): {kw_med / st_med:.2f} (target <= 0.5)")
+
+    # Every adapter's whole-process latency, warm, beside secret-tool and the process floor, in
+    # one run: each started by this driver exactly as its tool starts it (its input on stdin),
+    # the same way for all, so the floor is measured the same way too.
+    bindir = f"{home}/bin"
+    os.makedirs(bindir, exist_ok=True)
+    for helper in ("git-credential-keyward", "docker-credential-keyward"):
+        os.symlink(os.path.realpath(kw), f"{bindir}/{helper}")
+    env["PATH"] = f"{bindir}:{env.get('PATH', '')}"
+    env["DOCKER_CONFIG"] = f"{home}/docker"
+    run(["--input-fd", "0", "add", "static", "gh"], "ghp_benchLeaseValue0123456789\n")
+    run(["--input-fd", "0", "edit", "gh", "--allow-lease", "env"], fresh_code() + "\n")
+    run(["--input-fd", "0", "setup", "git", "git.bench.example", "--key", "gh"], fresh_code() + "\n")
+    run(["--input-fd", "0", "setup", "docker", "registry.bench.example", "--key", "gh", "--username", "bench"],
+        fresh_code() + "\n")
+    run(["--input-fd", "0", "grants", "allow", "--exe", os.path.realpath(sys.executable), "--script",
+         os.path.realpath(__file__), "--profile", "gh"], fresh_code() + "\n")
+
+    def measure(argv, stdin=b"", runs=300, warmup=20):
+        times = []
+        for i in range(warmup + runs):
+            t0 = time.perf_counter()
+            r = subprocess.run(argv, env=env, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            t = time.perf_counter() - t0
+            if r.returncode != 0:
+                raise SystemExit(f"{argv[0]} {' '.join(argv[1:])} failed: {r.stderr.decode(errors='replace')}")
+            if i >= warmup:
+                times.append(t * 1e3)
+        times.sort()
+        return times[len(times) // 2], times[int(len(times) * 0.95)], len(times)
+
+    adapters = [
+        ("cred aws", [kw, "cred", "aws", "--profile", "bench"], b""),
+        ("cred kube (ExecCredential)", [kw, "cred", "kube", "--profile", "gh"], b""),
+        ("git get", [f"{bindir}/git-credential-keyward", "get"], b"protocol=https\nhost=git.bench.example\n\n"),
+        ("docker get", [f"{bindir}/docker-credential-keyward", "get"], b"registry.bench.example"),
+    ]
+    floor = measure(["/bin/true"])
+    st = measure(lookup.split())
+    print()
+    print(f"{'secret-tool lookup':28} median {st[0]:6.2f} ms, p95 {st[1]:6.2f} ms over {st[2]} runs")
+    print(f"{'/bin/true (process floor)':28} median {floor[0]:6.2f} ms, p95 {floor[1]:6.2f} ms over {floor[2]} runs")
+    for name, argv, stdin in adapters:
+        med, p95, n = measure(argv, stdin)
+        print(f"{name:28} median {med:6.2f} ms, p95 {p95:6.2f} ms over {n} runs: "
+              f"{med / st[0]:.2f}x secret-tool (target <= 0.3), {med / floor[0]:.1f}x the floor (target <= 3)")
 
     # cargo needs the real HOME (rustup); the agent is reached through the socket path alone.
     bench_env = dict(os.environ, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")
