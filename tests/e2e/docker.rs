@@ -149,6 +149,14 @@ fn docker_logs_in_and_pulls_through_keyward_and_a_registry_gets_only_its_own_key
     let name = format!("docker-127.0.0.1-{}", reg.port);
     let listed = home.kw(&["list"]).ok();
     assert!(listed.stdout.contains(&name), "{}", listed.stdout);
+    let shown = home.kw(&["show", &name]).ok();
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("Helper:     docker for {host} (user alice)")),
+        "{}",
+        shown.stdout
+    );
 
     // docker asks Keyward: not approved, no terminal → Keyward's line, naming docker.
     let refused = docker(&home, &["manifest", "inspect", &image], "");

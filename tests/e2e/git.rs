@@ -134,6 +134,15 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     let gitconfig = std::fs::read_to_string(home.path("home/.gitconfig")).expect(".gitconfig");
     assert!(gitconfig.contains("helper = keyward\n"), "{gitconfig}");
     assert!(!gitconfig.contains(TOKEN));
+    // `show` says where the key may go.
+    let shown = home.kw(&["show", "gh", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&shown.stdout).expect("json");
+    assert_eq!(
+        v["uses"]["bindings"],
+        serde_json::json!([{ "tool": "git", "host": host, "key": "gh" }]),
+        "{v}"
+    );
+    assert_eq!(v["uses"]["lease"], serde_json::Value::Null, "{v}");
 
     // Not approved and no terminal: Keyward's line reaches git's stderr; nothing is cloned.
     let work = home.path("work");

@@ -199,6 +199,10 @@ typed! {
     fn helper_erase(tool: keyward_core::HelperTool, host: &str) -> () {
         Request::HelperErase { tool, host: host.to_owned() } => Reply::Done => ()
     }
+    /// How tools may get key `name`: its lease setting, the helpers' hosts bound to it.
+    fn key_uses(name: &str) -> crate::protocol::KeyUses {
+        Request::KeyUses { name: name.to_owned() } => Reply::KeyUses(u) => u
+    }
     /// Which key each tool's helper answers with for which host.
     fn bindings() -> Vec<crate::protocol::BindingInfo> {
         Request::Bindings {} => Reply::Bindings { bindings } => bindings

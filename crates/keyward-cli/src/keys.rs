@@ -5,7 +5,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use keyward_agent::protocol::{AwsKeyInput, KeyTested, Listed, MetaInput, NewSecret, WireSecret};
+use keyward_agent::protocol::{
+    AwsKeyInput, ErrorCode, KeyTested, Listed, MetaInput, NewSecret, WireSecret,
+};
 use keyward_core::{EntryKind, EntryMeta};
 use secrecy::ExposeSecret;
 
@@ -264,9 +266,20 @@ fn print_entry(e: &EntryMeta) {
 
 /// `keyward show`.
 pub fn show(name: &str, json: bool) -> Result<()> {
-    let listed = connect::agent()?.show(name)?;
+    let mut client = connect::agent()?;
+    let listed = client.show(name)?;
+    // Kept in the authenticated header: readable only while the vault is unlocked.
+    let uses = match client.key_uses(name) {
+        Ok(u) => Some(u),
+        Err(keyward_agent::client::ClientError::Agent(e)) if e.code == ErrorCode::Locked => None,
+        Err(e) => return Err(e.into()),
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&Row::of(&listed))?);
+        let mut v = serde_json::to_value(Row::of(&listed))?;
+        if let (Some(u), Some(o)) = (&uses, v.as_object_mut()) {
+            o.insert("uses".into(), serde_json::to_value(u)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_entry(&listed.meta);
         if let Some(reason) = &listed.standing.reason {
@@ -275,6 +288,33 @@ pub fn show(name: &str, json: bool) -> Result<()> {
                 "State:",
                 state_word(listed.standing.state)
             );
+        }
+        match &uses {
+            None => println!("{:<12}(unlock to see how tools may get it)", "Tools:"),
+            Some(u) => {
+                if listed.meta.kind == EntryKind::Static {
+                    let lease = match u.lease {
+                        Some(m) => format!(
+                            "allowed ({}): keyward exec static:{name}=VAR -- COMMAND",
+                            m.as_str()
+                        ),
+                        None => format!("not allowed (keyward edit {name} --allow-lease env)"),
+                    };
+                    println!("{:<12}{lease}", "Lease:");
+                }
+                for b in &u.bindings {
+                    println!(
+                        "{:<12}{} for {}{}",
+                        "Helper:",
+                        b.tool.as_str(),
+                        b.host,
+                        b.username
+                            .as_deref()
+                            .map(|n| format!(" (user {n})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
         }
     }
     Ok(())

@@ -204,6 +204,16 @@ pub struct BindingInfo {
     pub username: Option<String>,
 }
 
+/// How tools may get one key beyond asking for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct KeyUses {
+    /// How a static key may be leased (`keyward edit NAME --allow-lease`), if at all.
+    pub lease: Option<keyward_core::entry::LeaseMode>,
+    /// The hosts git's or docker's helper answers for with it.
+    pub bindings: Vec<BindingInfo>,
+}
+
 /// An OAuth2 access token.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

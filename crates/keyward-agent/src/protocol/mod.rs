@@ -261,6 +261,12 @@ pub enum Request {
     },
     /// The hosts each tool's helper answers for, and with which key (no secrets).
     Bindings {},
+    /// How tools may get key `name` beyond asking for it: its lease setting and the helpers'
+    /// hosts bound to it (vault unlocked: both are in the authenticated header).
+    KeyUses {
+        /// Entry name.
+        name: String,
+    },
     /// Check a key works: issue a short-lived credential and report whose it is (no secrets
     /// returned). AWS and OAuth2 keys. It issues a real credential, so it passes the same
     /// approval gate as `cred_aws` / `cred_oauth2` (the app's window: its window token).
@@ -440,6 +446,7 @@ impl Request {
             Request::HelperErase { .. } => "helper.erase",
             Request::Bind { .. } => "settings.binding",
             Request::Bindings {} => "bindings",
+            Request::KeyUses { .. } => "uses",
             Request::Grants {} => "grants",
             Request::GrantRevoke { .. } => "grant.revoke",
             Request::GrantAllow { .. } => "grant.allow",
@@ -619,6 +626,8 @@ pub enum Reply {
     Lease(StaticLease),
     /// What a credential helper answers with.
     HelperCredential(HelperCredential),
+    /// How tools may get one key.
+    KeyUses(KeyUses),
     /// The credential-helper bindings.
     Bindings {
         /// Each binding.

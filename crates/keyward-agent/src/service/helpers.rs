@@ -240,6 +240,37 @@ impl Agent {
         .await
     }
 
+    /// How tools may get key `name`: its lease setting and the hosts bound to it.
+    pub(super) async fn key_uses(self: &Arc<Self>, name: String) -> Outcome {
+        self.blocking(move |a| {
+            let key = a
+                .current_key()
+                .ok_or_else(|| vault_err(VaultError::Locked))?;
+            let meta = a.with_vault(|v| v.get(&name)).map_err(vault_err)?;
+            let lease = match meta.kind {
+                EntryKind::Static => a
+                    .with_vault(|v| v.lease_mode(&key, &meta))
+                    .map_err(vault_err)?,
+                _ => None,
+            };
+            let all = a.with_vault(|v| v.bindings(&key)).map_err(vault_err)?;
+            Ok(Reply::KeyUses(crate::protocol::KeyUses {
+                lease,
+                bindings: all
+                    .into_iter()
+                    .filter(|b| b.meta.id == meta.id)
+                    .map(|b| BindingInfo {
+                        tool: b.tool,
+                        host: b.host,
+                        key: b.meta.name,
+                        username: b.username,
+                    })
+                    .collect(),
+            }))
+        })
+        .await
+    }
+
     /// Every binding, without secrets.
     pub(super) async fn list_bindings(self: &Arc<Self>) -> Outcome {
         self.blocking(move |a| {

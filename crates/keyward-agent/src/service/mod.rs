@@ -78,6 +78,7 @@ impl Recorded {
             Request::AuditQuery(_) => here("audit.query", None),
             Request::AuditVerify {} => here("audit.verify", None),
             Request::Bindings {} => here("bindings", None),
+            Request::KeyUses { name } => here("uses", Some(name)),
             Request::Init(_)
             | Request::Unlock { .. }
             | Request::Lock {}
@@ -418,6 +419,7 @@ impl Agent {
                 code,
             } => self.bind(tool, host, key, username, code, actor).await,
             Request::Bindings {} => self.list_bindings().await,
+            Request::KeyUses { name } => self.key_uses(name).await,
             Request::TestKey {
                 name,
                 mfa_code,
