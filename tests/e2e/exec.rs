@@ -265,6 +265,27 @@ fn exit_status_signals_and_stdin_pass_through_and_nothing_runs_without_credentia
     assert!(!marker.exists(), "the command ran without credentials");
     // A grant to the program that ran exec (this test) is not a grant to the command.
     home.grant_tests("deploy");
+    // A long-lived key left in [default] would win over the endpoint in the SDKs' chain: exec
+    // says so before anything is asked.
+    std::fs::write(
+        home.aws_credentials(),
+        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    )
+    .expect("credentials");
+    let shadowed = exec(&home, &["aws:deploy"], &touch);
+    assert_ne!(shadowed.status, 0);
+    assert!(
+        shadowed.stderr.contains("keyward: warning: ")
+            && shadowed
+                .stderr
+                .contains("holds a long-lived key for [default]")
+            && shadowed
+                .stderr
+                .contains("keyward import aws --profile default --remove-plaintext"),
+        "{}",
+        shadowed.stderr
+    );
+    std::fs::remove_file(home.aws_credentials()).expect("rm credentials");
     assert_ne!(exec(&home, &["aws:deploy"], &touch).status, 0);
     assert!(!marker.exists());
 

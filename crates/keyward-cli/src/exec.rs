@@ -390,6 +390,14 @@ pub fn run(
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
     };
+    if specs.iter().any(|s| matches!(s, Spec::Aws(_))) {
+        // Said before anything is asked: the user can stop and move the key first.
+        match keyward_shell::aws::default_profile_shadows_endpoint() {
+            Ok(Some(line)) => eprintln!("keyward: warning: {line}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("keyward: warning: cannot check the AWS files: {e}"),
+        }
+    }
     let prepared = prepare(input_fd, specs, env_var, &target)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -243,6 +243,29 @@ pub fn point_profiles(pairs: &[(String, String)]) -> Result<Pointed, ShellError>
     })
 }
 
+/// Under `keyward exec`, what would still win over its credentials endpoint in the AWS SDKs'
+/// chain: a long-lived key for the `default` profile in the credentials or config file (exec
+/// removes `AWS_PROFILE`, so the SDKs look at `default` before the endpoint). One line, or none.
+pub fn default_profile_shadows_endpoint() -> Result<Option<String>, ShellError> {
+    let creds = CredentialsFile::read()?;
+    if creds.profiles.iter().any(|p| p.name == "default") {
+        return Ok(Some(format!(
+            "{} holds a long-lived key for [default], which the AWS SDKs use before keyward exec's credentials endpoint: the command may run with that key; `keyward import aws --profile default --remove-plaintext` moves it into the vault",
+            creds.path.display()
+        )));
+    }
+    let config = awsfiles::config_path()?;
+    let text = read_text(&config)?.unwrap_or_default();
+    let conflicts = awsfiles::conflicting_keys(&text, "default");
+    Ok((!conflicts.is_empty()).then(|| {
+        format!(
+            "{} sets {} for [default], which the AWS SDKs use before keyward exec's credentials endpoint: remove them",
+            config.display(),
+            conflicts.join(", ")
+        )
+    }))
+}
+
 /// `setup aws`: points AWS profile `profile` (default: the key's name) at AWS key `name`, and
 /// warns when the credentials file still holds a plaintext key the AWS CLI would prefer.
 pub fn setup(
