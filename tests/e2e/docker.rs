@@ -6,37 +6,18 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{self_signed, serve_script, Home, Run};
+use crate::support::{path_with_helpers, self_signed, serve_script, Home, Run};
 
 const PASSWORD: &str = "dockerLoginCanary0123456789";
 const NEW_PASSWORD: &str = "dockerLoginCanaryRotated9876";
 
-/// A directory with `docker-credential-keyward` (a link to the keyward under test, as
-/// scripts/run makes one), and PATH with it in front.
-fn path_with_helper(home: &Home) -> PathBuf {
-    let bin = home.path("bin");
-    if !bin.exists() {
-        std::fs::create_dir_all(&bin).expect("mkdir");
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_keyward"),
-            bin.join("docker-credential-keyward"),
-        )
-        .expect("link");
-    }
-    PathBuf::from(format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    ))
-}
-
 fn docker(home: &Home, args: &[&str], stdin: &str) -> Run {
     let mut c = Command::new("docker");
     home.env(&mut c);
-    c.env("PATH", path_with_helper(home))
+    c.env("PATH", path_with_helpers(home))
         .env("DOCKER_CONFIG", home.path("docker"))
         .args(args)
         .stdin(Stdio::piped())
@@ -120,7 +101,7 @@ fn docker_logs_in_and_pulls_through_keyward_and_a_registry_gets_only_its_own_key
         "{}",
         missing.stderr
     );
-    let path = path_with_helper(&home);
+    let path = path_with_helpers(&home);
     let env: [(&str, &Path); 2] = [("DOCKER_CONFIG", &docker_dir), ("PATH", &path)];
     let set = home
         .kw_input_env(&["setup", "docker", &host], &[], &env)

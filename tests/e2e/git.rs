@@ -18,30 +18,11 @@ fn serve(root: &Path) -> crate::support::ScriptServer {
     )
 }
 
-/// PATH with `git-credential-keyward` (a link to the keyward under test, as scripts/run makes
-/// one) in front.
-fn path_with_helper(home: &Home) -> String {
-    let bin = home.path("bin");
-    if !bin.exists() {
-        std::fs::create_dir_all(&bin).expect("mkdir");
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_keyward"),
-            bin.join("git-credential-keyward"),
-        )
-        .expect("link");
-    }
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 fn git(home: &Home, dir: &Path, args: &[&str]) -> std::process::Output {
     let mut c = Command::new("git");
     home.env(&mut c);
     c.current_dir(dir)
-        .env("PATH", path_with_helper(home))
+        .env("PATH", crate::support::path_with_helpers(home))
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -103,14 +84,8 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     assert!(missing
         .one_line_error()
         .contains("git-credential-keyward is not on PATH"));
-    let bin = path_with_helper(&home);
-    let bin = Path::new(bin.split(':').next().expect("bin dir"));
-    let path = std::ffi::OsString::from(format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    ));
-    let path = Path::new(&path);
+    let path = crate::support::path_with_helpers(&home);
+    let path = path.as_path();
     // Binding a key to a host needs the user: a wrong code binds nothing.
     let wrong = home.kw_input_env(
         &["setup", "git", &host, "--key", "gh"],

@@ -46,13 +46,15 @@ fn kubectl_lists_pods_with_the_token_keyward_gives_and_fails_once_it_is_revoked(
     );
     let tail = "- name: someone-else\n  user:\n    username: admin\n";
     std::fs::write(&kubeconfig, format!("{head}{tail}")).expect("kubeconfig");
-    let set = home
-        .kw_input_env(
+    let setup = || {
+        home.kw_input_env(
             &["setup", "kube", "--key", "kube"],
             &[],
             &[("KUBECONFIG", &kubeconfig)],
         )
-        .ok();
+        .ok()
+    };
+    let set = setup();
     assert!(
         set.stdout.contains("Added the user 'keyward-kube'"),
         "{}",
@@ -84,13 +86,7 @@ fn kubectl_lists_pods_with_the_token_keyward_gives_and_fails_once_it_is_revoked(
         .collect();
     assert_eq!(backups.len(), 1, "one backup");
     // Again: nothing to do, nothing rewritten.
-    let again = home
-        .kw_input_env(
-            &["setup", "kube", "--key", "kube"],
-            &[],
-            &[("KUBECONFIG", &kubeconfig)],
-        )
-        .ok();
+    let again = setup();
     assert!(
         again.stdout.contains("already has the user"),
         "{}",

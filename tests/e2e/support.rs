@@ -717,3 +717,20 @@ pub fn self_signed(home: &Home, name: &str) -> (PathBuf, PathBuf) {
     assert!(made.success(), "openssl made no certificate");
     (cert, key)
 }
+
+/// PATH with `git-credential-keyward` and `docker-credential-keyward` (links to the keyward
+/// under test, as scripts/run makes them) in front, from `HOME/bin`.
+pub fn path_with_helpers(home: &Home) -> PathBuf {
+    let bin = home.path("bin");
+    if !bin.exists() {
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        for helper in ["git-credential-keyward", "docker-credential-keyward"] {
+            std::os::unix::fs::symlink(BIN, bin.join(helper)).expect("link");
+        }
+    }
+    PathBuf::from(format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    ))
+}
