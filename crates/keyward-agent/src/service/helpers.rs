@@ -22,6 +22,11 @@ fn registry_key_name(host: &str) -> String {
     format!("docker-{base}")
 }
 
+/// `host` as bindings key it (lower case), or a refusal naming it.
+fn normal_host(host: &str) -> Result<String, ErrorReply> {
+    keyward_core::entry::helper_host(host).map_err(|e| vault_err(e.into()))
+}
+
 impl Agent {
     fn keyward_only(actor: &Actor, what: &str) -> Result<(), ErrorReply> {
         if is_keyward_binary(actor) {
@@ -70,6 +75,7 @@ impl Agent {
         approval: Option<String>,
         actor: Actor,
     ) -> Outcome {
+        let host = normal_host(&host)?;
         let b = self.bound(tool, &host).await?;
         let name = b.meta.name.clone();
         // Anything but the credential (the approval question) goes back as it is.
@@ -110,6 +116,7 @@ impl Agent {
         actor: Actor,
     ) -> Outcome {
         Self::keyward_only(&actor, "storing a tool's credentials")?;
+        let host = normal_host(&host)?;
         if tool != HelperTool::Docker {
             return Err(err(
                 ErrorCode::BadRequest,
@@ -194,8 +201,12 @@ impl Agent {
         actor: Actor,
     ) -> Outcome {
         Self::keyward_only(&actor, "erasing a tool's credentials")?;
-        if self.bound(tool, &host).await.is_err() {
-            return Ok(Reply::Done);
+        let host = normal_host(&host)?;
+        match self.bound(tool, &host).await {
+            Ok(_) => {}
+            // Nothing bound: nothing to erase. Locked: say so, the binding stays.
+            Err(e) if e.code == ErrorCode::NotFound => return Ok(Reply::Done),
+            Err(e) => return Err(e),
         }
         self.blocking(move |a| {
             let key = a
@@ -219,6 +230,7 @@ impl Agent {
         actor: Actor,
     ) -> Outcome {
         Self::keyward_only(&actor, "binding a key to a tool")?;
+        let host = normal_host(&host)?;
         self.blocking(move |a| {
             let key = a
                 .current_key()
