@@ -42,7 +42,10 @@ from totp import totp  # noqa: E402  (bench/totp.py, beside this file)
 
 
 def run(args, stdin=None):
-    return subprocess.run([kw, *args], env=env, input=stdin, text=True, capture_output=True, check=True)
+    r = subprocess.run([kw, *args], env=env, input=stdin, text=True, capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit(f"keyward {' '.join(args)} failed: {r.stderr.strip()}")
+    return r
 
 
 s = socket.socket()
@@ -70,6 +73,22 @@ try:
         ).stdout
     )
 
+    # The load generators are built before the vault exists: a long build must not outlast the
+    # vault's auto-lock between the unlock and the grants.
+    built = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput", "--no-run",
+         "--message-format=json"],
+        cwd=repo, check=True, capture_output=True, text=True,
+    )
+    throughput = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
+                  if m.get("executable")][-1]
+    built = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "keyward-cli", "--bench", "endpoint", "--no-run",
+         "--message-format=json"],
+        cwd=repo, check=True, capture_output=True, text=True,
+    )
+    endpoint_load = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
+                     if m.get("executable")][-1]
     init = subprocess.Popen(
         [kw, "--input-fd", "0", "init", "--kdf-memory-mib", "8", "--kdf-iterations", "1"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -94,20 +113,6 @@ try:
     )
     # Approve the programs that will ask (per-client approval): this driver, hyperfine, and the
     # throughput client, whose path cargo reports.
-    built = subprocess.run(
-        ["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput", "--no-run",
-         "--message-format=json"],
-        cwd=repo, check=True, capture_output=True, text=True,
-    )
-    throughput = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
-                  if m.get("executable")][-1]
-    built = subprocess.run(
-        ["cargo", "bench", "-q", "-p", "keyward-cli", "--bench", "endpoint", "--no-run",
-         "--message-format=json"],
-        cwd=repo, check=True, capture_output=True, text=True,
-    )
-    endpoint_load = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
-                     if m.get("executable")][-1]
     # A standing grant needs a current code; each code is accepted once, and the agent takes one
     # step of skew ahead, so wait for the next step when the usable ones are spent.
     used = [now // 30, now // 30 + 1]
