@@ -17,10 +17,11 @@ pub const CACHED_COST: f64 = 1.0;
 /// What a call to the provider costs.
 pub const UPSTREAM_COST: f64 = 10.0;
 /// The standing rate without a policy: far above what a tool asks (SDKs cache, kubectl asks a
-/// few times per command).
-pub const DEFAULT_PER_MINUTE: u32 = 600;
+/// few times per command; a script running kubectl or git in a loop stays under 20 a second),
+/// far below a runaway loop (thousands a second).
+pub const DEFAULT_PER_MINUTE: u32 = 1200;
 /// The bucket without a policy.
-pub const DEFAULT_BURST: u32 = 300;
+pub const DEFAULT_BURST: u32 = 600;
 /// Above this many buckets, the full ones (which a new bucket would equal) are dropped.
 const MAX_BUCKETS: usize = 4096;
 
