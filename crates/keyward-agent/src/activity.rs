@@ -75,8 +75,8 @@ pub fn client_of(actor: &Actor) -> Option<String> {
 
 fn kind_of(action: &str) -> ActivityKind {
     match action {
-        "status" | "list" | "show" | "history" | "factors" | "grants" | "audit.tail"
-        | "audit.query" | "audit.verify" => ActivityKind::Read,
+        "status" | "list" | "show" | "uses" | "history" | "factors" | "grants" | "bindings"
+        | "audit.tail" | "audit.query" | "audit.verify" => ActivityKind::Read,
         "unlock" | "lock" | "factor.check" => ActivityKind::Session,
         "issue" => ActivityKind::Issue,
         "approval" | "grant.allow" | "grant.revoke" => ActivityKind::Approval,
@@ -207,6 +207,8 @@ fn summary(r: &AuditRow, client: Option<&str>, detail: &serde_json::Value) -> St
         "status" => format!("Status read by {who}"),
         "list" => format!("Key list read by {who}"),
         "show" => format!("Details of {key} read by {who}"),
+        "uses" => format!("How tools may get {key} read by {who}"),
+        "bindings" => format!("Helper bindings read by {who}"),
         "history" => format!("History of {key} read by {who}"),
         "factors" => format!("Factors listed by {who}"),
         "audit.tail" | "audit.query" => format!("Activity read by {who}"),
@@ -367,7 +369,16 @@ mod tests {
     #[test]
     fn what_the_window_polls_is_a_read() {
         let me = via_cli("/usr/bin/keyward-desktop");
-        for action in ["status", "list", "factors", "show", "history", "audit.tail"] {
+        for action in [
+            "status",
+            "list",
+            "factors",
+            "show",
+            "uses",
+            "bindings",
+            "history",
+            "audit.tail",
+        ] {
             let r: ActivityRecord = row(action, Some("prod"), "ok", &me, "{}").into();
             assert_eq!(r.kind, ActivityKind::Read, "{action}");
         }

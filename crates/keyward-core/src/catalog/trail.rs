@@ -204,10 +204,10 @@ impl Catalog {
     }
 
     /// The newest `limit` audit rows about `target` (oldest first), without the reads of the
-    /// entry itself (`show`, `history`), which would drown its history.
+    /// entry itself (`show`, `uses`, `history`), which would drown its history.
     pub fn audit_rows_for(&self, target: &str, limit: u32) -> Result<Vec<AuditRow>, CatalogError> {
         let sql = "SELECT seq, ts, action, target, outcome, actor, detail, prev_hash, hash FROM
-                   (SELECT * FROM audit WHERE target = ?1 AND action NOT IN ('show', 'history')
+                   (SELECT * FROM audit WHERE target = ?1 AND action NOT IN ('show', 'history', 'uses')
                     ORDER BY seq DESC LIMIT ?2) ORDER BY seq";
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map(params![target, i64::from(limit)], audit_row)?;
