@@ -37,7 +37,9 @@ fn bash_completes_commands_and_kinds_and_man_renders_every_page() {
     let home = Home::new();
     let script = home.path("keyward.bash");
     std::fs::write(&script, home.kw(&["completions", "bash"]).ok().stdout).expect("write");
-    assert_eq!(bash_offers(&script, &["keyward", "cred", "a"]), ["aws"]);
+    let mut kinds = bash_offers(&script, &["keyward", "cred", "a"]);
+    kinds.sort();
+    assert_eq!(kinds, ["aliyun", "aws"]);
     let r = bash_offers(&script, &["keyward", "r"]);
     for want in ["remove", "report", "rotate"] {
         assert!(r.iter().any(|w| w == want), "keyward r<TAB>: {r:?}");

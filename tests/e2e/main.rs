@@ -3,6 +3,7 @@
 //! and boto3 resolving profiles through `credential_process`, and a real OAuth2 authorization
 //! server (oidc-provider) whose tokens the real curl sends to an API that checks them.
 
+mod aliyun;
 mod approvals;
 mod audit;
 mod aws;

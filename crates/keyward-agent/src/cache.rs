@@ -45,6 +45,8 @@ struct Cached<C> {
 pub struct CredCache<C> {
     cached: std::sync::Mutex<HashMap<String, Cached<C>>>,
     flights: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// What a hit must have left; [`min_remaining`] when `None`.
+    floor: Option<time::Duration>,
 }
 
 impl<C> Default for CredCache<C> {
@@ -52,6 +54,18 @@ impl<C> Default for CredCache<C> {
         CredCache {
             cached: std::sync::Mutex::new(HashMap::new()),
             flights: std::sync::Mutex::new(HashMap::new()),
+            floor: None,
+        }
+    }
+}
+
+impl<C> CredCache<C> {
+    /// A cache whose hits need only `floor` left: for tools that ask again well before the end
+    /// (Alibaba Cloud's SDK: 3 minutes), where AWS's 20 minutes would waste a short session.
+    pub fn keeping(floor: time::Duration) -> Self {
+        CredCache {
+            floor: Some(floor),
+            ..Self::default()
         }
     }
 }
@@ -62,11 +76,13 @@ impl<C: Issued> CredCache<C> {
     pub fn fresh(&self, profile: &str) -> Option<(C, EntryMeta)> {
         let cached = self.cached.lock().ok()?;
         let c = cached.get(profile)?;
-        (c.expires - OffsetDateTime::now_utc() >= min_remaining()).then(|| {
-            let mut creds = c.creds.clone();
-            creds.set_cached();
-            (creds, c.entry.clone())
-        })
+        (c.expires - OffsetDateTime::now_utc() >= self.floor.unwrap_or_else(min_remaining)).then(
+            || {
+                let mut creds = c.creds.clone();
+                creds.set_cached();
+                (creds, c.entry.clone())
+            },
+        )
     }
 
     /// The lock that serializes upstream fetches for `profile`.

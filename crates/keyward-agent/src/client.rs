@@ -14,9 +14,10 @@ use keyward_core::vault::FactorInfo;
 use crate::approvals::Decision;
 use crate::approvals::{ApprovalInfo, ClientId, GrantInfo};
 use crate::protocol::{
-    AwsCredentials, AwsKeyInput, AwsRotated, ErrorReply, FactorInput, Fido2Challenge, Initialized,
-    KeyTested, Listed, MetaInput, NewSecret, NewVault, OAuth2KeyInput, OAuth2Token, Reply, Request,
-    RequestFrame, ResponseFrame, StatusInfo, Unlocked, WindowState, WireSecret, VERSION,
+    AliyunCredentials, AliyunKeyInput, AwsCredentials, AwsKeyInput, AwsRotated, ErrorReply,
+    FactorInput, Fido2Challenge, Initialized, KeyTested, Listed, MetaInput, NewSecret, NewVault,
+    OAuth2KeyInput, OAuth2Token, Reply, Request, RequestFrame, ResponseFrame, StatusInfo, Unlocked,
+    WindowState, WireSecret, VERSION,
 };
 
 /// Largest response accepted (audit tails can be long).
@@ -95,6 +96,10 @@ typed! {
     /// Stores a new OAuth2 client.
     fn add_oauth2(name: &str, meta: MetaInput, oauth2: OAuth2KeyInput) -> Listed {
         Request::AddOauth2 { name: name.to_owned(), meta, oauth2 } => Reply::Entry { entry } => *entry
+    }
+    /// Stores a new Alibaba Cloud AccessKey.
+    fn add_aliyun(name: &str, meta: MetaInput, aliyun: AliyunKeyInput) -> Listed {
+        Request::AddAliyun { name: name.to_owned(), meta, aliyun } => Reply::Entry { entry } => *entry
     }
     /// Stores a new static token.
     fn add_static(name: &str, meta: MetaInput, value: WireSecret) -> Listed {
@@ -312,6 +317,24 @@ impl Client {
         };
         self.issued(req, |r| match r {
             Reply::Oauth2Token(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Alibaba Cloud credentials for key `profile`: an STS token, or the AccessKey of a key
+    /// without a role.
+    pub fn cred_aliyun(
+        &mut self,
+        profile: &str,
+        approval: Option<String>,
+    ) -> Result<Issued<AliyunCredentials>, ClientError> {
+        let req = Request::CredAliyun {
+            profile: profile.to_owned(),
+            approval,
+            exec: self.exec.clone(),
+        };
+        self.issued(req, |r| match r {
+            Reply::AliyunCredentials(c) => Some(c),
             _ => None,
         })
     }

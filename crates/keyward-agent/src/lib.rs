@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod activity;
+pub mod aliyun;
 pub mod approvals;
 pub mod aws;
 pub mod cache;

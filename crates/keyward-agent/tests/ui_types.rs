@@ -8,14 +8,14 @@ use ts_rs::{Config, TS};
 use keyward_agent::activity::{ActivityKind, ActivityRecord};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision, GrantInfo};
 use keyward_agent::protocol::{
-    AwsKeyInput, AwsRotated, ErrorCode, KeyStates, Listed, MetaInput, OAuth2KeyInput, PolicyInfo,
-    PolicyLimit, PolicyRule, ShowKey, StatusInfo, WireSecret,
+    AliyunKeyInput, AwsKeyInput, AwsRotated, ErrorCode, KeyStates, Listed, MetaInput,
+    OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ShowKey, StatusInfo, WireSecret,
 };
 use keyward_core::policy::Standing;
 use keyward_core::vault::{FactorInfo, ReconcileNote, SlotKind};
 use keyward_core::{
-    Actor, AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, OAuth2Config,
-    ProcessInfo, ProviderUse,
+    Actor, AliyunConfig, AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState,
+    OAuth2Config, ProcessInfo, ProviderUse,
 };
 
 const HEADER: &str = "// Generated from the Rust types by crates/keyward-agent/tests/ui_types.rs (ts-rs): do not\n\
@@ -33,6 +33,7 @@ fn generated() -> String {
         ClientAuth::decl(&cfg),
         AwsConfig::decl(&cfg),
         OAuth2Config::decl(&cfg),
+        AliyunConfig::decl(&cfg),
         EntryConfig::decl(&cfg),
         ProviderUse::decl(&cfg),
         AwsRotated::decl(&cfg),
@@ -41,6 +42,7 @@ fn generated() -> String {
         MetaInput::decl(&cfg),
         AwsKeyInput::decl(&cfg),
         OAuth2KeyInput::decl(&cfg),
+        AliyunKeyInput::decl(&cfg),
         ReconcileNote::decl(&cfg),
         Standing::decl(&cfg),
         Listed::decl(&cfg),

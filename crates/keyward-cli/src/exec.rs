@@ -43,10 +43,24 @@ const AWS_SHADOWING: &[&str] = &[
     "AWS_ROLE_ARN",
 ];
 
+/// Variables the child must not inherit when it gets an Alibaba Cloud key: each would mix with,
+/// or win over, the ones exec sets in the SDKs' credential chain.
+const ALIYUN_SHADOWING: &[&str] = &[
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+    "ALIBABA_CLOUD_PROFILE",
+    "ALIBABA_CLOUD_CREDENTIALS_FILE",
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+];
+
 /// What one profile argument asks for.
 #[derive(Debug, PartialEq, Eq)]
 enum Spec {
     Aws(String),
+    Aliyun(String),
     OAuth2 {
         name: String,
         var: Option<String>,
@@ -70,7 +84,11 @@ fn valid_var(var: &str) -> Result<()> {
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         bail!("'{var}' is not an environment variable name: use letters, digits and _, not starting with a digit");
     }
-    if var.starts_with("AWS_") || var.starts_with("LD_") || var == "KEYWARD_EXEC" {
+    if var.starts_with("AWS_")
+        || var.starts_with("ALIBABA_CLOUD_")
+        || var.starts_with("LD_")
+        || var == "KEYWARD_EXEC"
+    {
         bail!("{var} is not free for a token: keyward exec, the AWS SDKs or the dynamic linker read it");
     }
     Ok(())
@@ -94,6 +112,10 @@ fn parse_spec(arg: &str) -> Result<Spec> {
             bail!("'{arg}': an AWS profile reaches the child through its SDK's endpoint, not a variable")
         }
         Some("aws") => Spec::Aws(name.to_owned()),
+        Some("aliyun") if var.is_some() => {
+            bail!("'{arg}': an Alibaba Cloud key reaches the child in the ALIBABA_CLOUD_* variables its SDKs read, not a variable of your choice")
+        }
+        Some("aliyun") => Spec::Aliyun(name.to_owned()),
         Some("oauth2") => Spec::OAuth2 {
             name: name.to_owned(),
             var,
@@ -102,7 +124,7 @@ fn parse_spec(arg: &str) -> Result<Spec> {
             name: name.to_owned(),
             var,
         },
-        Some(other) => bail!("'{arg}': unknown kind '{other}': use aws:NAME or oauth2:NAME=VAR"),
+        Some(other) => bail!("'{arg}': unknown kind '{other}': use aws:NAME, aliyun:NAME, oauth2:NAME=VAR or static:NAME=VAR"),
         None => Spec::Any {
             name: name.to_owned(),
             var,
@@ -210,6 +232,7 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 /// A profile argument with its kind known.
 enum Resolved {
     Aws(String),
+    Aliyun(String),
     OAuth2 { name: String, var: Option<String> },
     Static { name: String, var: Option<String> },
 }
@@ -231,6 +254,7 @@ fn prepare(
     for spec in specs {
         resolved.push(match spec {
             Spec::Aws(name) => Resolved::Aws(name),
+            Spec::Aliyun(name) => Resolved::Aliyun(name),
             Spec::OAuth2 { name, var } => Resolved::OAuth2 { name, var },
             Spec::Static { name, var } => Resolved::Static { name, var },
             Spec::Any { name, var } => match client.show(&name)?.meta.kind {
@@ -238,6 +262,8 @@ fn prepare(
                 EntryKind::Aws => bail!("'{name}' is an AWS key: its credentials reach the child through its SDK's endpoint, not a variable"),
                 EntryKind::OAuth2 => Resolved::OAuth2 { name, var },
                 EntryKind::Static => Resolved::Static { name, var },
+                EntryKind::Aliyun if var.is_none() => Resolved::Aliyun(name),
+                EntryKind::Aliyun => bail!("'{name}' is an Alibaba Cloud key: its credentials reach the child in the ALIBABA_CLOUD_* variables, not a variable of your choice"),
             },
         });
     }
@@ -260,6 +286,14 @@ fn prepare(
     {
         bail!("one AWS profile per exec: an SDK reads one set of credentials");
     }
+    if resolved
+        .iter()
+        .filter(|s| matches!(s, Resolved::Aliyun(_)))
+        .count()
+        > 1
+    {
+        bail!("one Alibaba Cloud key per exec: its SDKs read one set of ALIBABA_CLOUD_* variables");
+    }
     let mut vars = std::collections::HashSet::new();
     for r in &mut resolved {
         match r {
@@ -280,7 +314,7 @@ fn prepare(
                     bail!("a variable is given twice");
                 }
             }
-            Resolved::Aws(_) => {}
+            Resolved::Aws(_) | Resolved::Aliyun(_) => {}
         }
     }
     let mut env = Vec::new();
@@ -313,6 +347,13 @@ fn prepare(
                     },
                     served,
                 ));
+            }
+            Resolved::Aliyun(name) => {
+                let c = obtain(input_fd, &name, "Alibaba Cloud key", |c, _mfa, approval| {
+                    c.speak_for(target.clone());
+                    c.cred_aliyun(&name, approval)
+                })?;
+                env.extend(crate::aliyuncmd::child_env(&name, &c)?);
             }
             Resolved::Static { name, var } => {
                 let Some(var) = var else {
@@ -433,6 +474,15 @@ async fn supervise(
         let source = Arc::new(source);
         // Ends with the runtime, when the child has.
         tokio::spawn(endpoint.serve(first, source, keyward_agent::cache::min_remaining()));
+    }
+    if prepared
+        .env
+        .iter()
+        .any(|(v, _)| v.starts_with("ALIBABA_CLOUD_"))
+    {
+        for var in ALIYUN_SHADOWING {
+            cmd.env_remove(var);
+        }
     }
     for (var, value) in &prepared.env {
         cmd.env(var, value.as_str());

@@ -244,6 +244,27 @@ fn print_entry(e: &EntryMeta) {
             field("IAM endpoint:", ep);
         }
     }
+    if let (EntryKind::Aliyun, Some(c)) = (e.kind, &e.config.aliyun) {
+        field("AccessKey:", &c.access_key_hint);
+        match &c.role_arn {
+            Some(r) => {
+                field("Issues:", "STS tokens (AssumeRole)");
+                field("Role:", r);
+                field(
+                    "Session length:",
+                    &humantime::format_duration(Duration::from_secs(
+                        c.session_duration_secs.into(),
+                    ))
+                    .to_string(),
+                );
+            }
+            None => field("Issues:", "the AccessKey itself (no RAM role)"),
+        }
+        field("Region:", c.region.as_deref().unwrap_or("-"));
+        if let Some(ep) = &c.sts_endpoint {
+            field("STS endpoint:", ep);
+        }
+    }
     if let (EntryKind::OAuth2, Some(c)) = (e.kind, &e.config.oauth2) {
         field("Client id:", &c.client_id);
         field("Issues:", "access tokens (client-credentials grant)");
@@ -473,6 +494,14 @@ pub fn rotate(
                     .to_owned(),
             ),
         },
+        EntryKind::Aliyun => {
+            let id = p.line("New Alibaba Cloud AccessKey ID (LTAI…): ", "AccessKey ID")?;
+            let secret = p.secret("New AccessKey secret: ", "AccessKey secret")?;
+            NewSecret::Aliyun {
+                access_key_id: id.trim().to_owned(),
+                access_key_secret: WireSecret::new(secret.expose_secret().trim().to_owned()),
+            }
+        }
         EntryKind::Static => NewSecret::Static {
             value: WireSecret::new(
                 p.secret("New token value: ", "token")?
@@ -489,6 +518,9 @@ pub fn rotate(
         ),
         (EntryKind::OAuth2, _) => println!(
             "Stored the new client secret for '{name}'. Revoke the old one at the provider once tools work."
+        ),
+        (EntryKind::Aliyun, _) => println!(
+            "Stored the new AccessKey for '{name}'. Disable the old one in the RAM console once tools work."
         ),
         _ => println!("Stored the new token for '{name}'."),
     }

@@ -72,6 +72,9 @@ pub fn cred(profile: &str) -> Result<()> {
         EntryKind::Aws => bail!(
             "'{profile}' is an AWS key: for EKS use `aws eks get-token` under keyward exec aws:{profile}"
         ),
+        EntryKind::Aliyun => bail!(
+            "'{profile}' is an Alibaba Cloud key: for ACK use `aliyun cs` under keyward exec aliyun:{profile}"
+        ),
     };
     // A bearer token goes into an HTTP header: nothing but visible ASCII.
     if token.is_empty() || !token.chars().all(|c| c.is_ascii_graphic()) {

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod aliyuncmd;
 mod auditcmd;
 mod awscmd;
 mod connect;
@@ -173,6 +174,10 @@ enum Cmd {
         /// What docker asks: get, store, erase, list or version.
         action: String,
     },
+    /// Takes what the Alibaba Cloud SDK saved into Keyward's profiles of ~/.aliyun/config.json
+    /// out again, for a few seconds (`cred aliyun` starts it).
+    #[command(name = "aliyun-scrub", hide = true)]
+    AliyunScrub,
     /// Print short-lived credentials in a tool's format.
     #[command(subcommand)]
     Cred(CredCmd),
@@ -286,6 +291,9 @@ enum AddCmd {
     Aws(AddAwsArgs),
     /// An OAuth2 client (id and secret); tools get access tokens from the client-credentials grant.
     Oauth2(AddOAuth2Args),
+    /// An Alibaba Cloud AccessKey (LTAI…); tools get STS tokens from it (AssumeRole) when it has
+    /// a RAM role.
+    Aliyun(AddAliyunArgs),
     /// A plain token or API key.
     Static {
         /// Key name.
@@ -321,6 +329,30 @@ struct AddAwsArgs {
     /// endpoints, tests).
     #[arg(long)]
     iam_endpoint: Option<String>,
+    #[command(flatten)]
+    meta: MetaArgs,
+}
+
+#[derive(Args)]
+struct AddAliyunArgs {
+    /// Key name; also the profile `setup aliyun` writes.
+    name: String,
+    /// AccessKey ID (asked for when absent; the secret is always asked for).
+    #[arg(long)]
+    access_key_id: Option<String>,
+    /// RAM role to assume (acs:ram::ACCOUNT:role/NAME); without one tools get the AccessKey
+    /// itself.
+    #[arg(long)]
+    role_arn: Option<String>,
+    /// Region, e.g. cn-hangzhou (the STS endpoint's, and the one tools get).
+    #[arg(long)]
+    region: Option<String>,
+    /// Token lifetime, e.g. 1h (15 minutes to 12 hours; the role's maximum applies).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// STS endpoint override (private endpoints, tests).
+    #[arg(long)]
+    sts_endpoint: Option<String>,
     #[command(flatten)]
     meta: MetaArgs,
 }
@@ -374,6 +406,13 @@ enum CredCmd {
         #[arg(long, value_enum, default_value = "token")]
         format: oauthcmd::Format,
     },
+    /// The Alibaba Cloud CLI's `External` process JSON: an STS token (StsToken mode), or the
+    /// AccessKey of a key without a role (AK mode).
+    Aliyun {
+        /// Profile (key name).
+        #[arg(long)]
+        profile: String,
+    },
     /// A Kubernetes `ExecCredential` (client.authentication.k8s.io/v1) for a kubeconfig exec
     /// user: an OAuth2 key's access token or a static key's lease, with its expiry.
     Kube {
@@ -390,6 +429,15 @@ enum SetupCmd {
         /// Key name.
         name: String,
         /// AWS profile to write (defaults to the key name).
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Write an `External` profile for an Alibaba Cloud key into ~/.aliyun/config.json (the
+    /// aliyun CLI and the SDKs read it), with a backup of the old file.
+    Aliyun {
+        /// Key name.
+        name: String,
+        /// Profile to write (defaults to the key name).
         #[arg(long)]
         profile: Option<String>,
     },
@@ -629,6 +677,18 @@ fn run(cli: Cli) -> Result<()> {
             },
             a.meta.into(),
         ),
+        Cmd::Add(AddCmd::Aliyun(a)) => aliyuncmd::add(
+            input_fd,
+            aliyuncmd::AddAliyun {
+                name: a.name,
+                access_key_id: a.access_key_id,
+                role_arn: a.role_arn,
+                region: a.region,
+                duration: a.duration,
+                sts_endpoint: a.sts_endpoint,
+            },
+            a.meta.into(),
+        ),
         Cmd::Add(AddCmd::Static { name, meta }) => keys::add_static(input_fd, name, meta.into()),
         Cmd::Add(AddCmd::Oauth2(a)) => oauthcmd::add(
             input_fd,
@@ -700,6 +760,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Cred(CredCmd::Aws { profile }) => awscmd::cred(input_fd, &profile),
         Cmd::Cred(CredCmd::Kube { profile }) => kubecmd::cred(&profile),
+        Cmd::Cred(CredCmd::Aliyun { profile }) => aliyuncmd::cred(input_fd, &profile),
+        Cmd::AliyunScrub => aliyuncmd::scrub_watch(),
+        Cmd::Setup(SetupCmd::Aliyun { name, profile }) => {
+            aliyuncmd::setup(&name, profile.as_deref())
+        }
         Cmd::Cred(CredCmd::Oauth2 { profile, format }) => {
             oauthcmd::cred(input_fd, &profile, format)
         }

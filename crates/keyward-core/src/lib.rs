@@ -24,8 +24,8 @@ pub mod vault;
 pub use audit::{Actor, AuditEvent, ProcessInfo};
 pub use catalog::KeystoreKind;
 pub use entry::{
-    AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, HelperTool, OAuth2Config,
-    ProviderUse, ReportedUse, SecretValue,
+    AliyunConfig, AwsConfig, ClientAuth, EntryConfig, EntryKind, EntryMeta, EntryState, HelperTool,
+    OAuth2Config, ProviderUse, ReportedUse, SecretValue,
 };
 pub use vault::{
     BoundKey, PassKey, SecondFactor, UnlockStart, UnlockedKey, Vault, VaultError, VaultPaths,

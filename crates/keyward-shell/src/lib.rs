@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aliyun;
 pub mod aws;
 pub mod ceremony;
 pub mod docker;
@@ -101,6 +102,24 @@ pub enum ShellError {
     /// The credentials file changed between reading it and removing its keys.
     #[error("{} changed since Keyward read it: nothing was removed; import again", .0.display())]
     ChangedMeanwhile(PathBuf),
+    /// The Alibaba Cloud config file is not one Keyward can edit.
+    #[error("{} is not an Alibaba Cloud config Keyward can edit: {why}", .path.display())]
+    AliyunConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A profile of that name exists and is not Keyward's.
+    #[error("{} already has a profile '{name}' of mode {mode}: choose another name with --profile, or remove that profile first (it may hold a plain-text key)", .path.display())]
+    AliyunProfileTaken {
+        /// The file.
+        path: PathBuf,
+        /// The profile.
+        name: String,
+        /// Its mode.
+        mode: String,
+    },
     /// docker's config file is not what docker writes.
     #[error("{} is not a docker config Keyward can edit: {why}", .path.display())]
     DockerConfig {

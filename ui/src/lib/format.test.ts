@@ -22,7 +22,7 @@ describe('testedText', () => {
   });
 
   it('has a label for every kind', () => {
-    expect(kindLabel).toEqual({ aws: 'AWS', static: 'Token', oauth2: 'OAuth2' });
+    expect(kindLabel).toEqual({ aws: 'AWS', static: 'Token', oauth2: 'OAuth2', aliyun: 'Alibaba Cloud' });
   });
 });
 

@@ -49,7 +49,12 @@ export function programName(c: { exe: string; script?: string | null }): string 
 }
 
 /** What kind of key a row is, in a word or two. */
-export const kindLabel: Record<KeyKind, string> = { aws: 'AWS', static: 'Token', oauth2: 'OAuth2' };
+export const kindLabel: Record<KeyKind, string> = {
+  aws: 'AWS',
+  static: 'Token',
+  oauth2: 'OAuth2',
+  aliyun: 'Alibaba Cloud',
+};
 
 /**
  * A successful Test in one line: "Works: arn:…, session until 14:05:00" for AWS, "Works: client

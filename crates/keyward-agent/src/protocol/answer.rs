@@ -162,6 +162,39 @@ pub struct AwsCredentials {
     pub cached: bool,
 }
 
+/// How Alibaba Cloud credentials are meant to be used, in the Alibaba Cloud CLI's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AliyunMode {
+    /// An STS token with its security token and expiry.
+    StsToken,
+    /// The long-lived AccessKey itself (a key without a RAM role).
+    #[serde(rename = "AK")]
+    AccessKey,
+}
+
+/// Alibaba Cloud credentials.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliyunCredentials {
+    /// StsToken or AK.
+    pub mode: AliyunMode,
+    /// `STS.…` (a token) or `LTAI…` (the AccessKey).
+    pub access_key_id: String,
+    /// The matching secret.
+    pub access_key_secret: WireSecret,
+    /// The security token (StsToken mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_token: Option<WireSecret>,
+    /// When the token ends, `YYYY-MM-DDThh:mm:ssZ` (StsToken mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    /// The key's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Whether this came from the agent's cache.
+    pub cached: bool,
+}
+
 /// A static key's value, leased to one command until `expires_at` (its `Debug` shows no value:
 /// `WireSecret`'s is redacted).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -311,6 +344,15 @@ impl std::fmt::Debug for AwsCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwsCredentials")
             .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AliyunCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AliyunCredentials")
+            .field("mode", &self.mode)
             .field("expiration", &self.expiration)
             .finish_non_exhaustive()
     }

@@ -39,6 +39,13 @@ impl From<NewSecret> for keyward_core::SecretValue {
             NewSecret::Oauth2 { client_secret } => keyward_core::SecretValue::OAuth2 {
                 client_secret: (&client_secret).into(),
             },
+            NewSecret::Aliyun {
+                access_key_id,
+                access_key_secret,
+            } => keyward_core::SecretValue::Aliyun {
+                access_key_id,
+                access_key_secret: (&access_key_secret).into(),
+            },
         }
     }
 }
@@ -83,6 +90,49 @@ impl From<OAuth2KeyInput> for (keyward_core::EntryConfig, keyward_core::SecretVa
             client_secret: (&o.client_secret).into(),
         };
         (config, secret)
+    }
+}
+
+impl From<AliyunKeyInput> for (keyward_core::EntryConfig, keyward_core::SecretValue) {
+    /// The Alibaba Cloud settings and the key pair of a new Alibaba Cloud entry.
+    fn from(a: AliyunKeyInput) -> Self {
+        let config = keyward_core::EntryConfig {
+            aliyun: Some(keyward_core::AliyunConfig {
+                access_key_hint: String::new(),
+                role_arn: a.role_arn,
+                region: a.region,
+                session_duration_secs: a
+                    .session_duration_secs
+                    .unwrap_or(keyward_core::entry::ALIYUN_DEFAULT_SESSION_SECS),
+                sts_endpoint: a.sts_endpoint,
+            }),
+            ..Default::default()
+        };
+        let secret = keyward_core::SecretValue::Aliyun {
+            access_key_id: a.access_key_id,
+            access_key_secret: (&a.access_key_secret).into(),
+        };
+        (config, secret)
+    }
+}
+
+impl From<crate::aliyun::Credential> for Reply {
+    fn from(c: crate::aliyun::Credential) -> Self {
+        use secrecy::ExposeSecret;
+        Reply::AliyunCredentials(AliyunCredentials {
+            mode: match c.mode {
+                crate::aliyun::Mode::StsToken => AliyunMode::StsToken,
+                crate::aliyun::Mode::AccessKey => AliyunMode::AccessKey,
+            },
+            access_key_id: c.access_key_id,
+            access_key_secret: WireSecret::new(c.access_key_secret.expose_secret().to_owned()),
+            security_token: c
+                .security_token
+                .map(|t| WireSecret::new(t.expose_secret().to_owned())),
+            expiration: c.expiration,
+            region: c.region,
+            cached: c.cached,
+        })
     }
 }
 

@@ -101,6 +101,30 @@ pub struct OAuth2KeyInput {
     pub introspection_url: Option<String>,
 }
 
+/// The Alibaba Cloud part of an add request.
+#[derive(Debug, Serialize, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+// Absent fields are None to serde: optional to TypeScript callers too.
+#[ts(optional_fields)]
+pub struct AliyunKeyInput {
+    /// LTAI… id.
+    pub access_key_id: String,
+    /// Its secret.
+    pub access_key_secret: WireSecret,
+    /// RAM role to assume; without one the AccessKey itself goes out (the CLI's `AK` mode).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// Region (`cn-hangzhou`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Token lifetime in seconds (3600 when absent).
+    #[serde(default)]
+    pub session_duration_secs: Option<u32>,
+    /// STS endpoint override.
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+}
+
 /// Metadata common to every add.
 #[derive(Debug, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +169,13 @@ pub enum NewSecret {
     Oauth2 {
         /// The client secret.
         client_secret: WireSecret,
+    },
+    /// A new Alibaba Cloud AccessKey pair.
+    Aliyun {
+        /// LTAI… id.
+        access_key_id: String,
+        /// Its secret.
+        access_key_secret: WireSecret,
     },
 }
 

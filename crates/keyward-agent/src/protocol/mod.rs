@@ -117,6 +117,16 @@ pub enum Request {
         /// The client and its settings.
         oauth2: OAuth2KeyInput,
     },
+    /// Add an Alibaba Cloud AccessKey.
+    AddAliyun {
+        /// Entry (and profile) name.
+        name: String,
+        /// Metadata.
+        #[serde(default)]
+        meta: MetaInput,
+        /// The key pair and its STS settings.
+        aliyun: AliyunKeyInput,
+    },
     /// List entries.
     List {},
     /// One entry's metadata.
@@ -184,6 +194,18 @@ pub enum Request {
         #[serde(default)]
         approval: Option<String>,
         /// The command `keyward exec` starts with this token: it is the client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<ExecTarget>,
+    },
+    /// Alibaba Cloud credentials for a profile: an STS token (`AssumeRole`) for a key with a RAM
+    /// role, the AccessKey itself for one without (where the policy allows it).
+    CredAliyun {
+        /// Entry / profile name.
+        profile: String,
+        /// Id of an approval request this client had answered.
+        #[serde(default)]
+        approval: Option<String>,
+        /// The command `keyward exec` starts with these credentials: it is the client.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exec: Option<ExecTarget>,
     },
@@ -425,6 +447,7 @@ impl Request {
             Request::AddAws { .. } => "add",
             Request::AddStatic { .. } => "add",
             Request::AddOauth2 { .. } => "add",
+            Request::AddAliyun { .. } => "add",
             Request::List {} => "list",
             Request::Show { .. } => "show",
             Request::Remove { .. } => "remove",
@@ -436,6 +459,7 @@ impl Request {
             Request::SetAutoLock { .. } => "settings.auto_lock",
             Request::CredAws { .. } => "cred.aws",
             Request::CredOauth2 { .. } => "cred.oauth2",
+            Request::CredAliyun { .. } => "cred.aliyun",
             Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
             Request::SetGrantsNeedCode { .. } => "settings.grants_need_code",
@@ -622,6 +646,8 @@ pub enum Reply {
     AwsCredentials(AwsCredentials),
     /// An OAuth2 access token.
     Oauth2Token(OAuth2Token),
+    /// Alibaba Cloud credentials.
+    AliyunCredentials(AliyunCredentials),
     /// A static key's lease.
     Lease(StaticLease),
     /// What a credential helper answers with.

@@ -79,6 +79,17 @@ impl From<OAuthError> for ErrorReply {
     }
 }
 
+impl From<crate::aliyun::AliyunError> for ErrorReply {
+    fn from(e: crate::aliyun::AliyunError) -> Self {
+        use crate::aliyun::AliyunError as E;
+        let code = match e {
+            E::Client(_) | E::NotAnAliyunKey(_) => ErrorCode::Internal,
+            E::Upstream { .. } | E::TooShort(_) => ErrorCode::Upstream,
+        };
+        err(code, e.to_string())
+    }
+}
+
 impl From<crate::lease::LeaseError> for ErrorReply {
     fn from(e: crate::lease::LeaseError) -> Self {
         err(ErrorCode::Internal, e.to_string())

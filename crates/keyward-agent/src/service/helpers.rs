@@ -88,10 +88,10 @@ impl Agent {
                 Reply::Oauth2Token(t) => (t.access_token, t.expires_at),
                 other => return Ok(other),
             },
-            EntryKind::Aws => {
+            kind @ (EntryKind::Aws | EntryKind::Aliyun) => {
                 return Err(err(
                     ErrorCode::BadRequest,
-                    format!("'{name}' is an AWS key: a credential helper answers with a static or OAuth2 key"),
+                    format!("'{name}' is an {} key: a credential helper answers with a static or OAuth2 key", kind.as_str()),
                 ))
             }
         };

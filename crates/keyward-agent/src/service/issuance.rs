@@ -117,6 +117,7 @@ impl Agent {
     pub(super) fn clear_caches(&self) {
         self.sts.cache().clear();
         self.oauth.cache().clear();
+        self.aliyun.cache().clear();
     }
 
     /// Entry `name`'s metadata, read off the async threads.
@@ -258,6 +259,19 @@ impl Agent {
         gated: bool,
     ) -> Outcome {
         self.issue_with(&self.oauth, profile, (), approval, actor, gated)
+            .await
+    }
+
+    /// Alibaba Cloud credentials for entry `profile`: an STS token from the cache or STS, or
+    /// (a key without a role) the AccessKey itself.
+    pub(super) async fn cred_aliyun(
+        self: &Arc<Self>,
+        profile: String,
+        approval: Option<String>,
+        actor: Actor,
+        gated: bool,
+    ) -> Outcome {
+        self.issue_with(&self.aliyun, profile, (), approval, actor, gated)
             .await
     }
 

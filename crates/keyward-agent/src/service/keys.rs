@@ -55,6 +55,21 @@ impl Agent {
         .await
     }
 
+    /// Stores a new Alibaba Cloud AccessKey with its STS settings.
+    pub(super) async fn add_aliyun(
+        self: &Arc<Self>,
+        name: String,
+        meta: MetaInput,
+        aliyun: AliyunKeyInput,
+        actor: Actor,
+    ) -> Outcome {
+        self.blocking(move |a| {
+            let (config, secret) = aliyun.into();
+            a.add(name, EntryKind::Aliyun, meta, config, secret, &actor)
+        })
+        .await
+    }
+
     /// Every key's metadata, never a secret.
     pub(super) async fn list_keys(self: &Arc<Self>) -> Outcome {
         self.blocking(move |a| {
@@ -234,6 +249,9 @@ impl Agent {
                 } => secret_access_key,
                 SecretValue::Static { value } => value,
                 SecretValue::OAuth2 { client_secret } => client_secret,
+                SecretValue::Aliyun {
+                    access_key_secret, ..
+                } => access_key_secret,
             })
         })
         .await

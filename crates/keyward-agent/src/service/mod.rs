@@ -33,9 +33,9 @@ use crate::aws;
 use crate::desktop::Desktop;
 use crate::oauth;
 use crate::protocol::{
-    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, Fido2Challenge, Initialized, KeyTested,
-    KeystoreChoice, MetaInput, NewSecret, NewVault, OAuth2KeyInput, Reply, Request, StatusInfo,
-    Unlocked, WindowState, WireSecret,
+    AliyunKeyInput, AwsKeyInput, ErrorCode, ErrorReply, FactorInput, Fido2Challenge, Initialized,
+    KeyTested, KeystoreChoice, MetaInput, NewSecret, NewVault, OAuth2KeyInput, Reply, Request,
+    StatusInfo, Unlocked, WindowState, WireSecret,
 };
 
 /// Default idle time before the vault locks itself.
@@ -85,12 +85,14 @@ impl Recorded {
             | Request::AddAws { .. }
             | Request::AddStatic { .. }
             | Request::AddOauth2 { .. }
+            | Request::AddAliyun { .. }
             | Request::Remove { .. }
             | Request::Update { .. }
             | Request::Rotate { .. }
             | Request::RotateAws { .. }
             | Request::CredAws { .. }
             | Request::CredOauth2 { .. }
+            | Request::CredAliyun { .. }
             | Request::LeaseStatic { .. }
             | Request::SetLease { .. }
             | Request::HelperGet { .. }
@@ -136,6 +138,8 @@ pub struct Agent {
     sts: aws::Sts,
     /// OAuth2 access tokens (the provider, its cache and its HTTPS client).
     oauth: oauth::ClientCredentials,
+    /// Alibaba Cloud STS tokens (the provider, its cache and its HTTPS client).
+    aliyun: crate::aliyun::Sts,
     /// Static-key leases (never cached).
     leases: crate::lease::Leases,
     /// How fast each program may ask for each key.
@@ -238,6 +242,7 @@ impl Agent {
             auto_lock_ms: AtomicU64::new(auto_lock.as_millis().try_into().unwrap_or(u64::MAX)),
             sts: aws::Sts::default(),
             oauth: oauth::ClientCredentials::default(),
+            aliyun: crate::aliyun::Sts::default(),
             leases: crate::lease::Leases::default(),
             rates: crate::ratelimit::RateLimiter::default(),
             reconciled,
@@ -312,6 +317,7 @@ impl Agent {
             Request::AddAws { .. }
                 | Request::AddStatic { .. }
                 | Request::AddOauth2 { .. }
+                | Request::AddAliyun { .. }
                 | Request::Remove { .. }
                 | Request::Update { .. }
                 | Request::Rotate { .. }
@@ -362,6 +368,9 @@ impl Agent {
             Request::AddOauth2 { name, meta, oauth2 } => {
                 self.add_oauth2(name, meta, oauth2, actor).await
             }
+            Request::AddAliyun { name, meta, aliyun } => {
+                self.add_aliyun(name, meta, aliyun, actor).await
+            }
             Request::List {} => self.list_keys().await,
             Request::Show { name } => self.show_key(name).await,
             Request::Remove { name } => self.remove_key(name, actor).await,
@@ -388,6 +397,14 @@ impl Agent {
             } => {
                 let actor = self.speaking_for(actor, exec)?;
                 self.cred_oauth2(profile, approval, actor, true).await
+            }
+            Request::CredAliyun {
+                profile,
+                approval,
+                exec,
+            } => {
+                let actor = self.speaking_for(actor, exec)?;
+                self.cred_aliyun(profile, approval, actor, true).await
             }
             Request::LeaseStatic {
                 profile,

@@ -438,9 +438,14 @@ impl Agent {
                 ));
             }
         }
-        if let (Some(allowed), Some(aws)) = (&limits.allowed_sts_endpoints, &meta.config.aws) {
-            // A key without an override uses AWS's own endpoint, which the list names as "aws".
-            let endpoint = aws.sts_endpoint.as_deref().unwrap_or("aws");
+        // A key without an override uses its cloud's own endpoint, which the list names as
+        // "aws" or "aliyun".
+        let sts = match (&meta.config.aws, &meta.config.aliyun) {
+            (Some(aws), _) => Some(aws.sts_endpoint.as_deref().unwrap_or("aws")),
+            (_, Some(ali)) => Some(ali.sts_endpoint.as_deref().unwrap_or("aliyun")),
+            _ => None,
+        };
+        if let (Some(allowed), Some(endpoint)) = (&limits.allowed_sts_endpoints, sts) {
             if !allowed.value.iter().any(|e| e == endpoint) {
                 return Err(err(
                     ErrorCode::Policy,
@@ -459,6 +464,24 @@ impl Agent {
                     ErrorCode::Policy,
                     format!(
                         "'{}' is not leased: the administrator's policy hands static keys to no program ({}: static_leases = false)",
+                        meta.name, leases.by
+                    ),
+                ));
+            }
+        }
+        // An Alibaba Cloud key without a role has no short-lived form: it would go out as itself.
+        let own_key = meta.kind == EntryKind::Aliyun
+            && meta
+                .config
+                .aliyun
+                .as_ref()
+                .is_some_and(|a| a.role_arn.is_none());
+        if let (true, Some(leases)) = (own_key, &limits.static_leases) {
+            if !leases.value {
+                return Err(err(
+                    ErrorCode::Policy,
+                    format!(
+                        "'{}' has no RAM role, so only its AccessKey itself could go out, and the administrator's policy hands long-lived keys to no program ({}: static_leases = false): give it a role (a new key with --role-arn)",
                         meta.name, leases.by
                     ),
                 ));

@@ -19,6 +19,9 @@ pub enum EntryKind {
     /// client-credentials grant.
     #[serde(rename = "oauth2")]
     OAuth2,
+    /// An Alibaba Cloud RAM user's AccessKey pair, handed out as STS tokens (`AssumeRole`) when
+    /// a role is set.
+    Aliyun,
 }
 
 /// How a static key may be handed to a program (`keyward edit NAME --allow-lease MODE`): a
@@ -107,6 +110,7 @@ impl EntryKind {
             EntryKind::Aws => "aws",
             EntryKind::Static => "static",
             EntryKind::OAuth2 => "oauth2",
+            EntryKind::Aliyun => "aliyun",
         }
     }
     /// Parses a stored kind name.
@@ -115,15 +119,20 @@ impl EntryKind {
             "aws" => Some(EntryKind::Aws),
             "static" => Some(EntryKind::Static),
             "oauth2" => Some(EntryKind::OAuth2),
+            "aliyun" => Some(EntryKind::Aliyun),
             _ => None,
         }
     }
 }
 
+mod aliyun;
 mod aws;
 mod oauth2;
 mod provider_use;
 
+pub use aliyun::{
+    validate_aliyun_config, validate_aliyun_key, AliyunConfig, ALIYUN_DEFAULT_SESSION_SECS,
+};
 pub use aws::{access_key_hint, validate_aws_config, validate_aws_key, AwsConfig};
 pub use oauth2::{validate_client_secret, validate_oauth2_config, ClientAuth, OAuth2Config};
 pub use provider_use::{ProviderUse, ReportedUse};
@@ -138,6 +147,9 @@ pub struct EntryConfig {
     /// Present for `oauth2` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<OAuth2Config>,
+    /// Present for `aliyun` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliyun: Option<AliyunConfig>,
 }
 
 /// Catalog metadata of one entry. Never holds secret material.
@@ -248,6 +260,13 @@ pub enum SecretValue {
         /// The client secret.
         client_secret: SecretString,
     },
+    /// An Alibaba Cloud AccessKey pair.
+    Aliyun {
+        /// AccessKey ID (LTAI…).
+        access_key_id: String,
+        /// AccessKey secret.
+        access_key_secret: SecretString,
+    },
 }
 
 impl std::fmt::Debug for SecretValue {
@@ -256,6 +275,7 @@ impl std::fmt::Debug for SecretValue {
             SecretValue::Aws { .. } => f.write_str("SecretValue::Aws(<redacted>)"),
             SecretValue::Static { .. } => f.write_str("SecretValue::Static(<redacted>)"),
             SecretValue::OAuth2 { .. } => f.write_str("SecretValue::OAuth2(<redacted>)"),
+            SecretValue::Aliyun { .. } => f.write_str("SecretValue::Aliyun(<redacted>)"),
         }
     }
 }
@@ -275,6 +295,10 @@ enum SecretWire {
     OAuth2 {
         client_secret: String,
     },
+    Aliyun {
+        access_key_id: String,
+        access_key_secret: String,
+    },
 }
 
 impl Drop for SecretWire {
@@ -290,6 +314,13 @@ impl Drop for SecretWire {
             }
             SecretWire::Static { value } => value.zeroize(),
             SecretWire::OAuth2 { client_secret } => client_secret.zeroize(),
+            SecretWire::Aliyun {
+                access_key_id,
+                access_key_secret,
+            } => {
+                access_key_id.zeroize();
+                access_key_secret.zeroize();
+            }
         }
     }
 }
@@ -301,6 +332,7 @@ impl SecretValue {
             SecretValue::Aws { .. } => EntryKind::Aws,
             SecretValue::Static { .. } => EntryKind::Static,
             SecretValue::OAuth2 { .. } => EntryKind::OAuth2,
+            SecretValue::Aliyun { .. } => EntryKind::Aliyun,
         }
     }
 
@@ -320,6 +352,13 @@ impl SecretValue {
             SecretValue::OAuth2 { client_secret } => SecretWire::OAuth2 {
                 client_secret: client_secret.expose_secret().to_owned(),
             },
+            SecretValue::Aliyun {
+                access_key_id,
+                access_key_secret,
+            } => SecretWire::Aliyun {
+                access_key_id: access_key_id.clone(),
+                access_key_secret: access_key_secret.expose_secret().to_owned(),
+            },
         }
     }
 
@@ -337,6 +376,13 @@ impl SecretValue {
             },
             SecretWire::OAuth2 { client_secret } => SecretValue::OAuth2 {
                 client_secret: SecretString::from(client_secret.clone()),
+            },
+            SecretWire::Aliyun {
+                access_key_id,
+                access_key_secret,
+            } => SecretValue::Aliyun {
+                access_key_id: access_key_id.clone(),
+                access_key_secret: SecretString::from(access_key_secret.clone()),
             },
         }
     }
@@ -408,6 +454,9 @@ impl EntryConfig {
         if let Some(aws) = c.aws.as_mut() {
             aws.access_key_hint = String::new();
         }
+        if let Some(ali) = c.aliyun.as_mut() {
+            ali.access_key_hint = String::new();
+        }
         c
     }
 
@@ -419,7 +468,7 @@ impl EntryConfig {
             serde_json::to_value(other).unwrap_or_default(),
         );
         let mut out = Vec::new();
-        for kind in ["aws", "oauth2"] {
+        for kind in ["aws", "oauth2", "aliyun"] {
             let (x, y) = (&a[kind], &b[kind]);
             if x == y {
                 continue;
@@ -461,6 +510,20 @@ pub enum EntryError {
         "invalid AWS secret access key: expected 40 characters of letters, digits, '+' and '/'"
     )]
     SecretAccessKey,
+    /// Bad Alibaba Cloud AccessKey ID.
+    #[error("invalid Alibaba Cloud AccessKey ID: expected 16-32 letters and digits starting with LTAI (a RAM user's long-lived key)")]
+    AliyunAccessKeyId,
+    /// Bad Alibaba Cloud AccessKey secret.
+    #[error("invalid Alibaba Cloud AccessKey secret: expected 30 letters and digits")]
+    AliyunSecret,
+    /// Bad RAM role ARN.
+    #[error("invalid RAM role ARN '{0}': expected acs:ram::<account id>:role/<name>")]
+    AliyunRoleArn(String),
+    /// Bad Alibaba Cloud session duration.
+    #[error(
+        "session duration {0}s is out of range for Alibaba Cloud STS: use 900 to 43200 seconds"
+    )]
+    AliyunDuration(u32),
     /// Bad role ARN.
     #[error("invalid role ARN '{0}': expected arn:aws:iam::<12-digit account>:role/<name>")]
     RoleArn(String),

@@ -29,6 +29,23 @@ impl Vault {
             cfg.access_key_hint = crate::entry::access_key_hint(access_key_id);
             crate::entry::validate_aws_config(cfg)?;
         }
+        if let (
+            EntryKind::Aliyun,
+            SecretValue::Aliyun {
+                access_key_id,
+                access_key_secret,
+            },
+        ) = (meta.kind, secret)
+        {
+            crate::entry::validate_aliyun_key(access_key_id, access_key_secret.expose_secret())?;
+            let cfg = meta
+                .config
+                .aliyun
+                .as_mut()
+                .ok_or(EntryError::MissingConfig("Alibaba Cloud"))?;
+            cfg.access_key_hint = crate::entry::access_key_hint(access_key_id);
+            crate::entry::validate_aliyun_config(cfg)?;
+        }
         if let SecretValue::Static { value } = secret {
             if value.expose_secret().is_empty() {
                 return Err(EntryError::EmptySecret.into());
@@ -378,6 +395,9 @@ impl Vault {
         }
         if let Some(o) = &meta.config.oauth2 {
             crate::entry::validate_oauth2_config(o)?;
+        }
+        if let Some(a) = &meta.config.aliyun {
+            crate::entry::validate_aliyun_config(a)?;
         }
         if let (SecretValue::Aws { access_key_id, .. }, Some(aws)) = (&value, &meta.config.aws) {
             let hint = crate::entry::access_key_hint(access_key_id);

@@ -7,7 +7,7 @@ export type WireSecret = string;
 
 export type ErrorCode = "bad_request" | "version" | "no_vault" | "locked" | "wrong_credentials" | "throttled" | "not_found" | "invalid" | "keystore" | "mfa_required" | "upstream" | "audit" | "denied" | "forbidden" | "tampered" | "factor_needed" | "policy" | "internal";
 
-export type EntryKind = "aws" | "static" | "oauth2";
+export type EntryKind = "aws" | "static" | "oauth2" | "aliyun";
 
 export type EntryState = "ok" | "due_soon" | "overdue" | "expired" | "unused";
 
@@ -67,6 +67,31 @@ auth?: ClientAuth,
  */
 introspection_url?: string | null, };
 
+export type AliyunConfig = { 
+/**
+ * First and last characters of the AccessKey ID, for display (`LTAI…WXYZ`).
+ */
+access_key_hint: string, 
+/**
+ * RAM role to assume (`acs:ram::<account>:role/<name>`). Without one the key has no
+ * short-lived form: it goes out as itself (the CLI's `AK` mode), only where the policy
+ * allows long-lived values to leave (`static_leases`).
+ */
+role_arn?: string | null, 
+/**
+ * Region (`cn-hangzhou`): the STS endpoint's and the one handed to tools.
+ */
+region?: string | null, 
+/**
+ * Lifetime of issued STS tokens in seconds.
+ */
+session_duration_secs: number, 
+/**
+ * STS endpoint override (tests, private endpoints); `sts.aliyuncs.com` or the region's when
+ * absent.
+ */
+sts_endpoint?: string | null, };
+
 export type EntryConfig = { 
 /**
  * Present for `aws` entries.
@@ -75,7 +100,11 @@ aws?: AwsConfig | null,
 /**
  * Present for `oauth2` entries.
  */
-oauth2?: OAuth2Config | null, };
+oauth2?: OAuth2Config | null, 
+/**
+ * Present for `aliyun` entries.
+ */
+aliyun?: AliyunConfig | null, };
 
 export type ProviderUse = { 
 /**
@@ -280,6 +309,32 @@ auth?: ClientAuth,
  * Introspection endpoint, for "test this key".
  */
 introspection_url?: string, };
+
+export type AliyunKeyInput = { 
+/**
+ * LTAI… id.
+ */
+access_key_id: string, 
+/**
+ * Its secret.
+ */
+access_key_secret: WireSecret, 
+/**
+ * RAM role to assume; without one the AccessKey itself goes out (the CLI's `AK` mode).
+ */
+role_arn?: string, 
+/**
+ * Region (`cn-hangzhou`).
+ */
+region?: string, 
+/**
+ * Token lifetime in seconds (3600 when absent).
+ */
+session_duration_secs?: number, 
+/**
+ * STS endpoint override.
+ */
+sts_endpoint?: string, };
 
 export type ReconcileNote = { 
 /**

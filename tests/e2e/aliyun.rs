@@ -1,0 +1,218 @@
+//! Alibaba Cloud: the official credentials SDK reads the `External` profile `keyward setup
+//! aliyun` writes, gets the STS token Keyward obtained from an STS stand-in that checks V3
+//! signatures with the SDK's own signing code, and the STS SDK signs with it; `keyward exec`
+//! hands the same to a child in the `ALIBABA_CLOUD_*` variables. What the SDK saves back into
+//! `~/.aliyun/config.json` is taken out again.
+
+use std::process::Command;
+
+use crate::support::{client_of_python_script, python, support_script, Home, Run};
+
+// Generated for the tests: the shape of a RAM user's AccessKey, no real account behind it.
+const AK_ID: &str = "LTAI5tKwTestAliyun0001";
+const AK_SECRET: &str = "kwAliyunCanary0123456789abcdef";
+const ROLE: &str = "acs:ram::1234567890123456:role/deploy";
+
+fn sdk(home: &Home, source: &str, endpoint: &str, extra: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(python());
+    home.env(&mut c);
+    c.arg(support_script("aliyun_sdk.py"))
+        .args([source, endpoint])
+        .env("ALIBABA_CLOUD_PROFILE", "prod")
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true");
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    Run::from_output(c.output().expect("run the SDK client"))
+}
+
+fn sts_log(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("log line"))
+        .collect()
+}
+
+#[test]
+fn the_alibaba_cloud_sdk_gets_an_sts_token_through_the_external_profile_and_keeps_none_on_disk() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    let log = home.path("sts.log");
+    let sts = crate::support::serve_script(
+        "aliyun_sts.py",
+        &[AK_ID.as_ref(), AK_SECRET.as_ref(), log.as_os_str()],
+    );
+    let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    let add = |name: &str, secret: &str, role: bool| {
+        let mut args = vec!["add", "aliyun", name, "--access-key-id", AK_ID];
+        args.extend_from_slice(&["--region", "cn-hangzhou", "--sts-endpoint", &endpoint]);
+        if role {
+            args.extend_from_slice(&["--role-arn", ROLE]);
+        }
+        home.kw_input(&args, &[secret]).ok()
+    };
+    add("prod", AK_SECRET, true);
+    // Bad input: one line each, nothing stored.
+    let bad = home.kw_input(
+        &[
+            "add",
+            "aliyun",
+            "bad",
+            "--access-key-id",
+            "AKIAKEYWARDTEST001",
+        ],
+        &[AK_SECRET],
+    );
+    assert!(bad.one_line_error().contains("LTAI"), "{}", bad.stderr);
+    let bad = home.kw_input(
+        &[
+            "add",
+            "aliyun",
+            "bad",
+            "--access-key-id",
+            AK_ID,
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/x",
+        ],
+        &[AK_SECRET],
+    );
+    assert!(bad.one_line_error().contains("acs:ram::"), "{}", bad.stderr);
+
+    // A wrong secret: the stand-in refuses the signature; Keyward says so in one line.
+    add("wrong", "kwWrongSecret0123456789abcdefg", true);
+    home.grant_tests("wrong");
+    let refused = home.kw(&["cred", "aliyun", "--profile", "wrong"]);
+    let line = refused.one_line_error();
+    assert!(line.contains("SignatureDoesNotMatch"), "{line}");
+    assert!(refused.stdout.is_empty());
+
+    // setup aliyun: the External profile, beside a profile the user already had.
+    let config = home.path("home/.aliyun/config.json");
+    std::fs::create_dir_all(config.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &config,
+        r#"{"current":"","profiles":[{"name":"other","mode":"OAuth","region_id":"cn-beijing"}],"meta_path":""}"#,
+    )
+    .expect("config");
+    let set = home.kw(&["setup", "aliyun", "prod"]).ok();
+    assert!(
+        set.stdout.contains("profile 'prod' now runs"),
+        "{}",
+        set.stdout
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).expect("read")).expect("json");
+    let keyward = std::fs::canonicalize(env!("CARGO_BIN_EXE_keyward")).expect("keyward");
+    let prod = &written["profiles"][1];
+    assert_eq!(prod["mode"], "External");
+    assert_eq!(
+        prod["process_command"],
+        format!("{} cred aliyun --profile prod", keyward.display())
+    );
+    assert_eq!(prod["region_id"], "cn-hangzhou");
+    assert_eq!(written["profiles"][0]["name"], "other");
+    assert_eq!(written["current"], "prod");
+
+    // The SDK runs keyward; not approved, no terminal: it fails, with Keyward's line.
+    let first = sdk(&home, "profile", &endpoint, &[]);
+    assert_ne!(first.status, 0);
+    assert!(
+        first
+            .stderr
+            .contains("is not approved for Alibaba Cloud key 'prod'"),
+        "{}",
+        first.stderr
+    );
+    home.grant(
+        &client_of_python_script(&support_script("aliyun_sdk.py")),
+        "prod",
+    );
+    let ok = sdk(&home, "profile", &endpoint, &[]).ok();
+    let got: serde_json::Value = serde_json::from_str(ok.stdout.trim()).expect("json");
+    let sts_id = got["access_key_id"].as_str().expect("id").to_owned();
+    assert!(sts_id.starts_with("STS."), "{got}");
+    assert_eq!(got["security_token"], true);
+    assert_eq!(got["arn"], ROLE, "STS knew the token the SDK signed with");
+    let calls = sts_log(&log);
+    let issued: Vec<_> = calls
+        .iter()
+        .filter(|c| c["action"] == "AssumeRole" && c["ok"] == true)
+        .collect();
+    assert_eq!(issued.len(), 1, "{calls:?}");
+    assert_eq!(issued[0]["access_key_id"], sts_id.as_str());
+    assert_eq!(issued[0]["session"], "keyward-prod");
+    let sts_secret = issued[0]["secret"].as_str().expect("secret").to_owned();
+    let sts_token = issued[0]["token"].as_str().expect("token").to_owned();
+    assert!(calls.iter().any(|c| c["action"] == "GetCallerIdentity"
+        && c["ok"] == true
+        && c["access_key_id"] == sts_id.as_str()));
+
+    // The SDK saved the token into the profile; Keyward's clean-up takes it out again.
+    let mut clean = false;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&config).expect("config");
+        if !text.contains(&sts_token) && !text.contains("sts_token") {
+            clean = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        clean,
+        "{}",
+        std::fs::read_to_string(&config).unwrap_or_default()
+    );
+
+    // Again: the same token, from the agent's cache; STS is not asked again.
+    let again = sdk(&home, "profile", &endpoint, &[]).ok();
+    let got: serde_json::Value = serde_json::from_str(again.stdout.trim()).expect("json");
+    assert_eq!(got["access_key_id"], sts_id.as_str());
+
+    // exec: the child's SDK reads the variables, a stale token in the shell is not passed on.
+    let (py, script) = (
+        python(),
+        support_script("aliyun_sdk.py").display().to_string(),
+    );
+    let mut cmd = home.cmd(&["exec", "aliyun:prod", "--", &py, &script, "env", &endpoint]);
+    cmd.env("ALIBABA_CLOUD_SECURITY_TOKEN", "stale-token-from-the-shell")
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true");
+    let child = Run::from_output(cmd.output().expect("exec")).ok();
+    let got: serde_json::Value = serde_json::from_str(child.stdout.trim()).expect("json");
+    assert_eq!(got["access_key_id"], sts_id.as_str());
+    assert_eq!(got["arn"], ROLE);
+    let assumed = sts_log(&log)
+        .iter()
+        .filter(|c| c["action"] == "AssumeRole" && c["ok"] == true)
+        .count();
+    assert_eq!(assumed, 1, "every answer came from the one token");
+
+    // A key without a role: AK mode for cred and exec, no External profile for it.
+    add("ak", AK_SECRET, false);
+    home.grant_tests("ak");
+    let out = home.kw(&["cred", "aliyun", "--profile", "ak"]).ok();
+    let ak: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("json");
+    assert_eq!(ak["mode"], "AK");
+    assert_eq!(ak["access_key_id"], AK_ID);
+    assert!(ak.get("sts_token").is_none(), "{ak}");
+    let refused = home.kw(&["setup", "aliyun", "ak"]).one_line_error();
+    assert!(refused.contains("no RAM role"), "{refused}");
+
+    // Nothing long-lived and no token in any file (config, logs, catalog, backups).
+    for f in home.all_files() {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains(AK_SECRET),
+            "the AccessKey secret in {}",
+            f.display()
+        );
+        if f != log {
+            assert!(
+                !text.contains(&sts_secret) && !text.contains(&sts_token),
+                "the STS token in {}",
+                f.display()
+            );
+        }
+    }
+}
