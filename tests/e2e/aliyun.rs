@@ -216,3 +216,105 @@ fn the_alibaba_cloud_sdk_gets_an_sts_token_through_the_external_profile_and_keep
         }
     }
 }
+
+#[test]
+fn import_vaults_the_plain_text_access_keys_and_takes_them_out_of_the_config() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    let log = home.path("sts.log");
+    let sts = crate::support::serve_script(
+        "aliyun_sts.py",
+        &[AK_ID.as_ref(), AK_SECRET.as_ref(), log.as_os_str()],
+    );
+    let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    let config = home.path("home/.aliyun/config.json");
+    std::fs::create_dir_all(config.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"current":"legacy","profiles":[
+  {{"name":"legacy","mode":"AK","access_key_id":"{AK_ID}","access_key_secret":"{AK_SECRET}","region_id":"cn-hangzhou"}},
+  {{"name":"deploy","mode":"RamRoleArn","access_key_id":"{AK_ID}","access_key_secret":"{AK_SECRET}","ram_role_arn":"{ROLE}","expired_seconds":1800,"region_id":"cn-shanghai"}},
+  {{"name":"temp","mode":"StsToken","access_key_id":"STS.temporary","access_key_secret":"x","sts_token":"y"}}],"meta_path":""}}"#
+        ),
+    )
+    .expect("config");
+
+    // Without a terminal and without --remove-plaintext: imported, the file left as it was.
+    let kept = home
+        .kw(&[
+            "import",
+            "aliyun",
+            "--profile",
+            "legacy",
+            "--sts-endpoint",
+            &endpoint,
+        ])
+        .ok();
+    assert!(kept.stdout.contains("Imported 'legacy'"), "{}", kept.stdout);
+    assert!(kept.stdout.contains("stay in"), "{}", kept.stdout);
+    assert!(std::fs::read_to_string(&config)
+        .expect("config")
+        .contains(AK_SECRET));
+    home.kw(&["remove", "legacy", "--yes"]).ok();
+
+    let out = home
+        .kw(&[
+            "import",
+            "aliyun",
+            "--remove-plaintext",
+            "--sts-endpoint",
+            &endpoint,
+        ])
+        .ok();
+    for want in [
+        "Imported 'legacy'",
+        "Imported 'deploy'",
+        "Skipped 'temp': it holds a temporary STS token",
+        "Profile 'deploy' now gets STS tokens from Keyward",
+        "Profile 'legacy' removed",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(!text.contains(AK_SECRET), "{text}");
+    let written: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let names: Vec<&str> = written["profiles"]
+        .as_array()
+        .expect("profiles")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["deploy", "temp"]);
+    assert_eq!(written["profiles"][0]["mode"], "External");
+    assert_eq!(written["current"], "");
+    // The backup is the old file, 0600; the command said where it is.
+    let backup = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Backup (mode 0600, still holds the plaintext keys): "))
+        .and_then(|l| l.split(" — ").next())
+        .expect("backup line");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(backup)
+        .expect("backup")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // What was imported works: the role and session length came along.
+    let shown = home.kw(&["show", "deploy"]).ok();
+    assert!(
+        shown.stdout.contains(ROLE) && shown.stdout.contains("30m"),
+        "{}",
+        shown.stdout
+    );
+    home.grant_tests("deploy");
+    let cred = home.kw(&["cred", "aliyun", "--profile", "deploy"]).ok();
+    let c: serde_json::Value = serde_json::from_str(cred.stdout.trim()).expect("json");
+    assert_eq!(c["mode"], "StsToken");
+    let issued = sts_log(&log);
+    assert_eq!(issued.last().expect("a call")["duration"], 1800);
+}

@@ -237,3 +237,83 @@ pub fn setup(name: &str, profile: Option<&str>) -> Result<()> {
     println!("The Alibaba Cloud SDK saves what it gets into that profile in plain text; Keyward takes it out again after each use. `keyward exec aliyun:{name} -- COMMAND` writes nothing to disk.");
     Ok(())
 }
+
+/// `keyward import aliyun`: vaults the AccessKeys `~/.aliyun/config.json` holds in plain text,
+/// then (asked, or `--remove-plaintext`) takes them out of the file: a profile with a role
+/// becomes Keyward's External one, one without is removed.
+pub fn import(
+    input_fd: Option<u32>,
+    only: &[String],
+    remove_plaintext: Option<bool>,
+    sts_endpoint: Option<String>,
+) -> Result<()> {
+    let mut file = keyward_shell::aliyun::AliyunConfigFile::read()?;
+    let path = file.path().display().to_string();
+    let (found, other) = file.candidates();
+    if let Some(name) = only
+        .iter()
+        .find(|n| !found.iter().any(|c| &c.name == *n) && !other.iter().any(|(o, _)| o == *n))
+    {
+        bail!("{path} has no profile '{name}' with an AccessKey");
+    }
+    let wanted = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
+    for (name, why) in other.iter().filter(|(n, _)| wanted(n)) {
+        println!("Skipped '{}': {why}.", name.escape_default());
+    }
+    let mut client = connect::agent()?;
+    let mut imported = Vec::new();
+    for c in found.into_iter().filter(|c| wanted(&c.name)) {
+        let meta = MetaInput {
+            purpose: Some(format!("imported from {path}")),
+            ..Default::default()
+        };
+        let input = AliyunKeyInput {
+            access_key_id: c.access_key_id.clone(),
+            access_key_secret: WireSecret::new(c.access_key_secret.to_string()),
+            role_arn: c.role_arn.clone(),
+            region: c.region.clone(),
+            session_duration_secs: c.duration,
+            sts_endpoint: sts_endpoint.clone(),
+        };
+        match client.add_aliyun(&c.name, meta, input) {
+            Ok(_) => {
+                println!("Imported '{}'.", c.name);
+                imported.push(c);
+            }
+            Err(e) => println!("Skipped '{}': {e}.", c.name.escape_default()),
+        }
+    }
+    if imported.is_empty() {
+        println!("Nothing imported.");
+        return Ok(());
+    }
+    let mut prompter = Prompter::new(input_fd)?;
+    let remove = match remove_plaintext {
+        Some(v) => v,
+        None if prompter.available() => prompter.confirm(&format!(
+            "Remove the imported AccessKeys from {path}? (a 0600 backup is kept)"
+        ))?,
+        None => false,
+    };
+    if !remove {
+        println!("The AccessKeys stay in {path} in plain text: run `keyward import aliyun --remove-plaintext` to take them out.");
+        return Ok(());
+    }
+    let exe = keyward_shell::launch::keyward_binary().ok_or(keyward_shell::ShellError::NoBinary)?;
+    let exe = exe.to_string_lossy().into_owned();
+    let removed = file.replace_imported(&imported, |n| format!("{exe} cred aliyun --profile {n}"));
+    let backup = file.write()?;
+    for c in imported.iter().filter(|c| c.role_arn.is_some()) {
+        println!("Profile '{}' now gets STS tokens from Keyward.", c.name);
+    }
+    for name in &removed {
+        println!("Profile '{name}' removed (no RAM role: it would only ever hand out the AccessKey). Run tools with `keyward exec aliyun:{name} -- COMMAND`.");
+    }
+    if let Some(b) = backup {
+        println!(
+            "Backup (mode 0600, still holds the plaintext keys): {} — delete it once Keyward works for you.",
+            b.display()
+        );
+    }
+    Ok(())
+}

@@ -484,6 +484,22 @@ enum SetupCmd {
 
 #[derive(Subcommand)]
 enum ImportCmd {
+    /// Import AccessKeys from ~/.aliyun/config.json (AK and RamRoleArn profiles).
+    Aliyun {
+        /// Only these profiles (repeatable; default: all with an AccessKey).
+        #[arg(long = "profile")]
+        profiles: Vec<String>,
+        /// Take the imported keys out of the file without asking (profiles with a role then run
+        /// Keyward, the others are removed; a 0600 backup is kept).
+        #[arg(long, conflicts_with = "keep_plaintext")]
+        remove_plaintext: bool,
+        /// Keep the plaintext keys without asking.
+        #[arg(long)]
+        keep_plaintext: bool,
+        /// STS endpoint override for the imported keys (tests, private endpoints).
+        #[arg(long)]
+        sts_endpoint: Option<String>,
+    },
     /// Import long-lived keys from the AWS shared credentials file.
     Aws {
         /// Only these profiles (repeatable; default: all with long-lived keys).
@@ -793,6 +809,23 @@ fn run(cli: Cli) -> Result<()> {
             keep_plaintext,
             sts_endpoint,
         }) => awscmd::import(
+            input_fd,
+            &profiles,
+            if remove_plaintext {
+                Some(true)
+            } else if keep_plaintext {
+                Some(false)
+            } else {
+                None
+            },
+            sts_endpoint,
+        ),
+        Cmd::Import(ImportCmd::Aliyun {
+            profiles,
+            remove_plaintext,
+            keep_plaintext,
+            sts_endpoint,
+        }) => aliyuncmd::import(
             input_fd,
             &profiles,
             if remove_plaintext {

@@ -259,6 +259,120 @@ impl AliyunConfigFile {
     }
 }
 
+/// A profile of the config file that holds a long-lived AccessKey in plain text (mode `AK`, or
+/// `RamRoleArn` with its role).
+pub struct Candidate {
+    /// The profile's name (the key's name in the vault).
+    pub name: String,
+    /// LTAI… id.
+    pub access_key_id: String,
+    /// The secret, as the file holds it.
+    pub access_key_secret: Zeroizing<String>,
+    /// The role a `RamRoleArn` profile assumes.
+    pub role_arn: Option<String>,
+    /// `region_id`.
+    pub region: Option<String>,
+    /// A `RamRoleArn` profile's session length (`expired_seconds`).
+    pub duration: Option<u32>,
+}
+
+impl AliyunConfigFile {
+    /// The profiles holding a long-lived key, and the others named with why they are not (a
+    /// temporary token, another mode, a key missing its secret).
+    pub fn candidates(&self) -> (Vec<Candidate>, Vec<(String, String)>) {
+        let (mut found, mut other) = (Vec::new(), Vec::new());
+        let profiles = self
+            .value
+            .get("profiles")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for p in &profiles {
+            let text = |k: &str| {
+                p.get(k)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+            };
+            let Some(name) = text("name") else { continue };
+            let mode = text("mode").unwrap_or_default();
+            let pair = text("access_key_id").zip(text("access_key_secret"));
+            match (mode.as_str(), pair) {
+                ("AK" | "RamRoleArn", Some((id, secret))) => found.push(Candidate {
+                    name,
+                    access_key_id: id,
+                    access_key_secret: Zeroizing::new(secret),
+                    role_arn: text("ram_role_arn").filter(|_| mode == "RamRoleArn"),
+                    region: text("region_id"),
+                    duration: p
+                        .get("expired_seconds")
+                        .and_then(Value::as_u64)
+                        .and_then(|d| u32::try_from(d).ok())
+                        .filter(|_| mode == "RamRoleArn"),
+                }),
+                ("AK" | "RamRoleArn", None) => {
+                    other.push((name, "its AccessKey ID or secret is missing".into()))
+                }
+                ("StsToken", _) => other.push((
+                    name,
+                    "it holds a temporary STS token, not a long-lived key".into(),
+                )),
+                ("External", _) => {}
+                (m, _) => other.push((name, format!("mode {m} holds no AccessKey to import"))),
+            }
+        }
+        (found, other)
+    }
+
+    /// After an import: each imported profile with a role becomes Keyward's `External` one
+    /// (`command_for(name)` runs); one without a role is removed (its only form is the
+    /// AccessKey, which the SDK would save back into the file: `keyward exec aliyun:NAME` gives
+    /// it to a command instead). Returns the profiles removed.
+    pub fn replace_imported(
+        &mut self,
+        imported: &[Candidate],
+        command_for: impl Fn(&str) -> String,
+    ) -> Vec<String> {
+        let mut removed = Vec::new();
+        let profiles = self.profiles_mut();
+        profiles.retain(|p| {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+            let drop = imported
+                .iter()
+                .any(|c| c.name == name && c.role_arn.is_none());
+            if drop {
+                removed.push(name.to_owned());
+            }
+            !drop
+        });
+        for c in imported.iter().filter(|c| c.role_arn.is_some()) {
+            let Some(p) = profiles
+                .iter_mut()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(c.name.as_str()))
+            else {
+                continue;
+            };
+            let mut external = Map::new();
+            external.insert("name".into(), Value::String(c.name.clone()));
+            external.insert("mode".into(), Value::String("External".into()));
+            external.insert(
+                "process_command".into(),
+                Value::String(command_for(&c.name)),
+            );
+            if let Some(r) = &c.region {
+                external.insert("region_id".into(), Value::String(r.clone()));
+            }
+            *p = Value::Object(external);
+        }
+        let current = self.value.get("current").and_then(Value::as_str);
+        if current.is_some_and(|c| removed.iter().any(|r| r == c)) {
+            self.value
+                .insert("current".into(), Value::String(String::new()));
+        }
+        removed
+    }
+}
+
 /// Reads the config and, when the SDK saved credentials into a Keyward profile, writes it back
 /// without them. Returns the profiles cleaned (none: nothing was written). A file that changed
 /// while it was cleaned is read again, a few times.
@@ -350,6 +464,39 @@ mod tests {
                 .count(),
             1,
             "no backup and no temporary file is left"
+        );
+    }
+
+    #[test]
+    fn profiles_with_long_lived_keys_are_found_and_replaced_after_an_import() {
+        let (_d, mut f) = file(
+            r#"{"current":"legacy","profiles":[
+                {"name":"legacy","mode":"AK","access_key_id":"LTAI1","access_key_secret":"s1","region_id":"cn-hangzhou"},
+                {"name":"deploy","mode":"RamRoleArn","access_key_id":"LTAI2","access_key_secret":"s2","ram_role_arn":"acs:ram::1:role/d","expired_seconds":900},
+                {"name":"temp","mode":"StsToken","access_key_id":"STS.x","access_key_secret":"s","sts_token":"t"},
+                {"name":"half","mode":"AK","access_key_id":"LTAI3"}]}"#,
+        );
+        let (found, other) = f.candidates();
+        let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["legacy", "deploy"]);
+        assert_eq!(found[1].role_arn.as_deref(), Some("acs:ram::1:role/d"));
+        assert_eq!(found[1].duration, Some(900));
+        assert_eq!(found[0].region.as_deref(), Some("cn-hangzhou"));
+        assert_eq!(other.len(), 2, "{other:?}");
+        let removed = f.replace_imported(&found, |n| format!("/k cred aliyun --profile {n}"));
+        assert_eq!(removed, ["legacy"]);
+        f.write().expect("writes");
+        let text = std::fs::read_to_string(f.path()).expect("read");
+        assert!(!text.contains("s1") && !text.contains("\"s2\""), "{text}");
+        assert!(text.contains("/k cred aliyun --profile deploy"), "{text}");
+        assert!(
+            text.contains("STS.x"),
+            "a profile not imported is left alone"
+        );
+        let back: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(
+            back["current"], "",
+            "the removed profile is not current any more"
         );
     }
 
