@@ -199,6 +199,20 @@ fn the_alibaba_cloud_sdk_gets_an_sts_token_through_the_external_profile_and_keep
     let refused = home.kw(&["setup", "aliyun", "ak"]).one_line_error();
     assert!(refused.contains("no RAM role"), "{refused}");
 
+    // `keyward test`: STS says whose the credentials are (the role for a token, the RAM user
+    // for an AccessKey), checked with a request signed by what was issued.
+    home.grant_tests("prod");
+    let tested = home.kw(&["test", "prod"]).ok();
+    assert!(tested.stdout.contains(ROLE), "{}", tested.stdout);
+    let tested = home.kw(&["test", "ak"]).ok();
+    assert!(
+        tested
+            .stdout
+            .contains("acs:ram::1234567890123456:user/keyward-test"),
+        "{}",
+        tested.stdout
+    );
+
     // Nothing long-lived and no token in any file (config, logs, catalog, backups).
     for f in home.all_files() {
         let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
@@ -317,4 +331,67 @@ fn import_vaults_the_plain_text_access_keys_and_takes_them_out_of_the_config() {
     assert_eq!(c["mode"], "StsToken");
     let issued = sts_log(&log);
     assert_eq!(issued.last().expect("a call")["duration"], 1800);
+}
+
+#[test]
+fn the_policy_refuses_an_access_key_without_a_role_caps_tokens_and_names_endpoints() {
+    use crate::policy::{install, policy_dir, status_until};
+    let dir = policy_dir();
+    let path = dir.path().join("policy.toml");
+    let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
+    home.init();
+    home.unlock();
+    let log = home.path("sts.log");
+    let sts = crate::support::serve_script(
+        "aliyun_sts.py",
+        &[AK_ID.as_ref(), AK_SECRET.as_ref(), log.as_os_str()],
+    );
+    let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    for (name, role) in [("prod", Some(ROLE)), ("ak", None)] {
+        let mut args = vec!["add", "aliyun", name, "--access-key-id", AK_ID];
+        args.extend_from_slice(&["--sts-endpoint", &endpoint]);
+        if let Some(r) = role {
+            args.extend_from_slice(&["--role-arn", r]);
+        }
+        home.kw_input(&args, &[AK_SECRET]).ok();
+        home.grant_tests(name);
+    }
+    let policy = format!(
+        "[defaults]\nstatic_leases = false\nmax_credential_ttl_secs = 900\nallowed_sts_endpoints = [\"{endpoint}\"]\n"
+    );
+    install(&path, &policy);
+    status_until(&home, "the policy was not picked up", |s| {
+        !s["policy"]["sha256"].is_null()
+    });
+    let line = home
+        .kw(&["cred", "aliyun", "--profile", "ak"])
+        .one_line_error();
+    assert!(
+        line.contains("no RAM role") && line.contains("defaults: static_leases = false"),
+        "{line}"
+    );
+    home.kw(&["cred", "aliyun", "--profile", "prod"]).ok();
+    let asked = sts_log(&log);
+    assert_eq!(
+        asked.len(),
+        1,
+        "the AccessKey refused before any call: {asked:?}"
+    );
+    assert_eq!(asked[0]["duration"], 900, "the policy's longest life");
+
+    // Only Alibaba Cloud's own endpoint: this key's is refused, naming it.
+    install(&path, "[defaults]\nallowed_sts_endpoints = [\"aliyun\"]\n");
+    status_until(&home, "the second policy was not picked up", |s| {
+        s["policy"]["defaults"]
+            .as_array()
+            .is_some_and(|d| d.len() == 1)
+    });
+    let line = home
+        .kw(&["cred", "aliyun", "--profile", "prod"])
+        .one_line_error();
+    assert!(
+        line.contains(&format!("its STS endpoint {endpoint} is not one"))
+            && line.contains("allowed_sts_endpoints = [aliyun]"),
+        "{line}"
+    );
 }

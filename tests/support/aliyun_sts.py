@@ -7,8 +7,8 @@ over the signed headers, the body's hash, the date (15 minutes) and a nonce used
                                            line per request to LOG
 
 AssumeRole (signed with the long-lived AccessKey) issues an STS token for an hour (DurationSeconds
-honoured); GetCallerIdentity answers only a request signed with a token it issued, carrying that
-token's security token. Anything else is refused as STS refuses it.
+honoured); GetCallerIdentity answers a request signed with the AccessKey (the RAM user) or with a token it
+issued, carrying that token's security token (the role). Anything else is refused as STS refuses it.
 """
 
 import calendar
@@ -116,9 +116,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                     "AssumedRoleId": "3" + secrets.token_hex(8)},
                 "Credentials": {"AccessKeyId": sts_id, "AccessKeySecret": sts_secret,
                                 "SecurityToken": sts_token, "Expiration": expiration}})
-        if action == "GetCallerIdentity" and token is not None:
-            role = tokens[key_id][2]
+        if action == "GetCallerIdentity":
             log({"action": action, "ok": True, "access_key_id": key_id})
+            if token is None:
+                return self.answer(200, {"RequestId": secrets.token_hex(8), "IdentityType": "RAMUser",
+                                         "Arn": "acs:ram::1234567890123456:user/keyward-test",
+                                         "AccountId": "1234567890123456", "UserId": "2" + key_id[4:12]})
+            role = tokens[key_id][2]
             return self.answer(200, {"RequestId": secrets.token_hex(8), "IdentityType": "AssumedRoleUser",
                                      "Arn": role, "AccountId": role.split(":")[3], "UserId": "3" + key_id[4:12]})
         return self.refuse(400, "InvalidAction.NotFound", f"{action} with this key", action)

@@ -106,7 +106,8 @@ impl Default for Sts {
 }
 
 impl Sts {
-    fn http(&self) -> Result<&reqwest::Client, AliyunError> {
+    /// The HTTPS client its calls use (made once).
+    pub fn http(&self) -> Result<&reqwest::Client, AliyunError> {
         if let Some(c) = self.http.get() {
             return Ok(c);
         }
@@ -236,16 +237,27 @@ struct StsRefusal {
     message: Option<String>,
 }
 
-/// Calls `AssumeRole` with the long-lived key and returns the token and its end.
-async fn assume_role(
+/// The key a request is signed with: an AccessKey, or an STS token's id, secret and security
+/// token.
+pub struct Signer<'a> {
+    /// LTAI… or STS.…
+    pub access_key_id: &'a str,
+    /// The matching secret.
+    pub secret: &'a str,
+    /// An STS token's security token (sent and signed as `x-acs-security-token`).
+    pub security_token: Option<&'a str>,
+}
+
+/// Calls STS action `action` with `query`, signed by `signer`, and returns the answer's body
+/// (bounded); a refusal is STS's `Code: Message`.
+async fn call(
     http: &reqwest::Client,
     profile: &str,
     cfg: &AliyunConfig,
-    role: &str,
-    session_name: &str,
-    access_key_id: &str,
-    secret: &SecretString,
-) -> Result<(Credential, Option<OffsetDateTime>), AliyunError> {
+    action: &str,
+    query: &BTreeMap<String, String>,
+    signer: &Signer<'_>,
+) -> Result<Vec<u8>, AliyunError> {
     let upstream = |reason: String| AliyunError::Upstream {
         profile: profile.to_owned(),
         reason,
@@ -258,55 +270,34 @@ async fn assume_role(
         (Some(h), None) => h.to_owned(),
         (None, _) => return Err(upstream(format!("the endpoint {base} names no host"))),
     };
-    let duration = cfg.session_duration_secs;
-    // Test builds only: tokens that end in seconds.
-    #[cfg(feature = "test-short-sessions")]
-    let duration = std::env::var("KEYWARD_TEST_SESSION_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(duration);
-    let query: BTreeMap<String, String> = [
-        ("DurationSeconds", duration.to_string()),
-        ("RoleArn", role.to_owned()),
-        ("RoleSessionName", session_name.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
     let payload = sign::sha256_hex(b"");
-    let now = OffsetDateTime::now_utc();
-    let date = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
     let nonce = data_encoding::HEXLOWER.encode(&rand::random::<[u8; 16]>());
-    let headers: BTreeMap<String, String> = [
+    let mut headers: BTreeMap<String, String> = [
         ("host", host),
-        ("x-acs-action", "AssumeRole".to_owned()),
+        ("x-acs-action", action.to_owned()),
         ("x-acs-content-sha256", payload.clone()),
-        ("x-acs-date", date),
+        ("x-acs-date", rfc3339_seconds(OffsetDateTime::now_utc())),
         ("x-acs-signature-nonce", nonce),
         ("x-acs-version", STS_VERSION.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if let Some(token) = signer.security_token {
+        headers.insert("x-acs-accesskey-id".into(), signer.access_key_id.to_owned());
+        headers.insert("x-acs-security-token".into(), token.to_owned());
+    }
     let authorization = sign::authorization(
         "POST",
         "/",
-        &query,
+        query,
         &headers,
         &payload,
-        access_key_id,
-        secret.expose_secret(),
+        signer.access_key_id,
+        signer.secret,
     );
     let mut req = http
-        .post(format!("{base}/?{}", sign::canonical_query(&query)))
+        .post(format!("{base}/?{}", sign::canonical_query(query)))
         .header("authorization", authorization)
         .header("accept", "application/json");
     for (k, v) in headers.iter().filter(|(k, _)| *k != "host") {
@@ -343,6 +334,44 @@ async fn assume_role(
         };
         return Err(upstream(terminal_safe(&reason, 300)));
     }
+    Ok(body)
+}
+
+/// Calls `AssumeRole` with the long-lived key and returns the token and its end.
+async fn assume_role(
+    http: &reqwest::Client,
+    profile: &str,
+    cfg: &AliyunConfig,
+    role: &str,
+    session_name: &str,
+    access_key_id: &str,
+    secret: &SecretString,
+) -> Result<(Credential, Option<OffsetDateTime>), AliyunError> {
+    let upstream = |reason: String| AliyunError::Upstream {
+        profile: profile.to_owned(),
+        reason,
+    };
+    let duration = cfg.session_duration_secs;
+    // Test builds only: tokens that end in seconds.
+    #[cfg(feature = "test-short-sessions")]
+    let duration = std::env::var("KEYWARD_TEST_SESSION_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(duration);
+    let query: BTreeMap<String, String> = [
+        ("DurationSeconds", duration.to_string()),
+        ("RoleArn", role.to_owned()),
+        ("RoleSessionName", session_name.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let signer = Signer {
+        access_key_id,
+        secret: secret.expose_secret(),
+        security_token: None,
+    };
+    let body = call(http, profile, cfg, "AssumeRole", &query, &signer).await?;
     let answer: AssumeRoleAnswer = serde_json::from_slice(&body)
         .map_err(|_| upstream("the answer is not an AssumeRole response".to_owned()))?;
     let c = answer.credentials;
@@ -365,6 +394,36 @@ async fn assume_role(
         cached: false,
     };
     Ok((credential, Some(expires)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CallerIdentity {
+    arn: String,
+}
+
+/// Whose credentials `signer` holds, as STS `GetCallerIdentity` says (`keyward test`): the
+/// assumed role's ARN for a token, the RAM user's for an AccessKey.
+pub async fn caller_identity(
+    http: &reqwest::Client,
+    profile: &str,
+    cfg: &AliyunConfig,
+    signer: &Signer<'_>,
+) -> Result<String, AliyunError> {
+    let body = call(
+        http,
+        profile,
+        cfg,
+        "GetCallerIdentity",
+        &BTreeMap::new(),
+        signer,
+    )
+    .await?;
+    let who: CallerIdentity = serde_json::from_slice(&body).map_err(|_| AliyunError::Upstream {
+        profile: profile.to_owned(),
+        reason: "the answer is not a GetCallerIdentity response".to_owned(),
+    })?;
+    Ok(terminal_safe(&who.arn, 300))
 }
 
 /// `2026-12-04T01:02:03Z`: the only form the credentials SDK parses (no fractions, `Z`).

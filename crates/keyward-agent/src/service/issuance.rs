@@ -157,6 +157,29 @@ impl Agent {
         actor: Actor,
     ) -> Outcome {
         let meta = self.entry(&name).await?;
+        if let (EntryKind::Aliyun, Some(cfg)) = (meta.kind, &meta.config.aliyun) {
+            let c = match self
+                .cred_aliyun(name.clone(), approval, actor, gated)
+                .await?
+            {
+                Reply::AliyunCredentials(c) => c,
+                ask @ Reply::ApprovalNeeded { .. } => return Ok(ask),
+                _ => return Err(err(ErrorCode::Internal, "no credentials were issued")),
+            };
+            let signer = crate::aliyun::Signer {
+                access_key_id: &c.access_key_id,
+                secret: c.access_key_secret.expose(),
+                security_token: c.security_token.as_ref().map(|t| t.expose()),
+            };
+            let identity =
+                crate::aliyun::caller_identity(self.aliyun.http()?, &name, cfg, &signer).await?;
+            return Ok(Reply::KeyTested(KeyTested {
+                kind: EntryKind::Aliyun,
+                identity,
+                expiration: c.expiration.clone(),
+                scope: None,
+            }));
+        }
         match (meta.kind, meta.config.aws, meta.config.oauth2) {
             (EntryKind::Aws, Some(cfg), _) => {
                 let creds = match self
@@ -229,7 +252,7 @@ impl Agent {
             (kind, _, _) => Err(err(
                 ErrorCode::Invalid,
                 format!(
-                    "'{name}' is a {} key: only AWS and OAuth2 keys issue short-lived credentials to test",
+                    "'{name}' is a {} key: only AWS, OAuth2 and Alibaba Cloud keys issue short-lived credentials to test",
                     kind.as_str()
                 ),
             )),
