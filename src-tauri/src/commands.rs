@@ -6,8 +6,8 @@ use keyward_agent::activity::ActivityRecord;
 use keyward_agent::approvals::{ApprovalInfo, Decision, GrantInfo};
 use keyward_agent::client::{Client, ClientError, Issued};
 use keyward_agent::protocol::{
-    AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, Listed, MetaInput, NewVault,
-    OAuth2KeyInput, StatusInfo, WireSecret,
+    AliyunKeyInput, AwsKeyInput, ErrorCode, ErrorReply, FactorInput, KeystoreChoice, Listed,
+    MetaInput, NewVault, OAuth2KeyInput, StatusInfo, WireSecret,
 };
 use keyward_core::policy::Standing;
 use keyward_core::vault::FactorInfo;
@@ -353,6 +353,17 @@ pub async fn add_oauth2(
     oauth2: OAuth2KeyInput,
 ) -> Res<()> {
     with_client(&state, move |c| c.add_oauth2(&name, meta, oauth2).map(drop)).await
+}
+
+/// Adds an Alibaba Cloud AccessKey.
+#[tauri::command]
+pub async fn add_aliyun(
+    state: State<'_, AppState>,
+    name: String,
+    meta: MetaInput,
+    aliyun: AliyunKeyInput,
+) -> Res<()> {
+    with_client(&state, move |c| c.add_aliyun(&name, meta, aliyun).map(drop)).await
 }
 
 /// Removes a key.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyward_agent::activity::ActivityRecord;
 use keyward_agent::client::{Client, ClientError};
-use keyward_agent::protocol::{AwsRotated, ErrorCode, MetaInput, NewSecret};
+use keyward_agent::protocol::{AwsRotated, ErrorCode, KeyUses, Listed, MetaInput, NewSecret};
 use keyward_shell::aws::CredentialsFile;
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -19,25 +19,86 @@ use crate::commands::{w, with_client, AppState, CmdError, KeyRow, Res};
 /// How long a copied secret stays on the clipboard, and a revealed one on screen.
 pub const SECRET_SECS: u64 = 30;
 
-/// A key with its history.
+/// One way a tool gets a key: the exact line, and what it does.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct UsageLine {
+    tool: String,
+    line: String,
+    note: String,
+}
+
+/// A key with its history and the ways tools get it.
 #[derive(Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct KeyDetail {
     key: KeyRow,
     history: Vec<ActivityRecord>,
+    /// Its lease setting and helper bindings (from the authenticated header: `None` while locked).
+    uses: Option<KeyUses>,
+    /// What to write or run for each tool.
+    usage: Vec<UsageLine>,
 }
 
-/// One key's metadata, state and history (audit records about it, newest 200).
+/// The key's metadata, its lease setting and bindings (`None` while locked).
+fn show_with_uses(c: &mut Client, name: &str) -> Result<(Listed, Option<KeyUses>), ClientError> {
+    let listed = c.show(name)?;
+    let uses = match c.key_uses(name) {
+        Ok(u) => Some(u),
+        Err(ClientError::Agent(e)) if e.code == ErrorCode::Locked => None,
+        Err(e) => return Err(e),
+    };
+    Ok((listed, uses))
+}
+
+/// The usage lines for a key, naming the installed keyward as config lines must.
+fn usage_of(listed: &Listed, uses: Option<&KeyUses>) -> Vec<keyward_shell::usage::Usage> {
+    let exe = keyward_shell::launch::keyward_binary().unwrap_or_else(|| "keyward".into());
+    keyward_shell::usage::usages(&listed.meta, &exe, uses)
+}
+
+/// One key's metadata, state, history (audit records about it, newest 200) and usage lines.
 #[tauri::command]
 pub async fn key_detail(state: State<'_, AppState>, name: String) -> Res<KeyDetail> {
-    let (entry, rows) = with_client(&state, move |c| {
-        Ok::<_, ClientError>((c.show(&name)?, c.history(&name, 200)?))
+    let ((entry, uses), rows) = with_client(&state, move |c| {
+        Ok::<_, ClientError>((show_with_uses(c, &name)?, c.history(&name, 200)?))
     })
     .await?;
+    let usage = usage_of(&entry, uses.as_ref())
+        .into_iter()
+        .map(|u| UsageLine {
+            tool: u.tool.to_owned(),
+            line: u.line,
+            note: u.note,
+        })
+        .collect();
     Ok(KeyDetail {
         key: KeyRow::from(entry),
         history: rows,
+        uses,
+        usage,
     })
+}
+
+/// Copies usage line `index` of key `name` (worked out again here, so the window cannot put
+/// text of its own on the clipboard); nothing secret, so it is not cleared.
+#[tauri::command]
+pub async fn copy_usage(
+    state: State<'_, AppState>,
+    clipboard: State<'_, Arc<Clipboard>>,
+    name: String,
+    index: usize,
+) -> Res<()> {
+    let (entry, uses) = with_client(&state, move |c| show_with_uses(c, &name)).await?;
+    let line = usage_of(&entry, uses.as_ref())
+        .into_iter()
+        .nth(index)
+        .map(|u| u.line)
+        .ok_or_else(|| CmdError::new(ErrorCode::Invalid, "no such usage line"))?;
+    let board = Arc::clone(&clipboard);
+    tauri::async_runtime::spawn_blocking(move || board.copy_plain(&line))
+        .await
+        .map_err(clip_err)?
 }
 
 /// Replaces a key's owner, purpose, tags, rotation interval and expiry.
@@ -68,6 +129,13 @@ pub enum RotateInput {
     Oauth2 {
         /// The client secret.
         client_secret: String,
+    },
+    /// A new Alibaba Cloud AccessKey pair.
+    Aliyun {
+        /// LTAI… id.
+        access_key_id: String,
+        /// Its secret.
+        access_key_secret: String,
     },
 }
 
@@ -108,6 +176,13 @@ impl From<RotateInput> for NewSecret {
             RotateInput::Static { value } => NewSecret::Static { value: w(value) },
             RotateInput::Oauth2 { client_secret } => NewSecret::Oauth2 {
                 client_secret: w(client_secret.trim().to_owned()),
+            },
+            RotateInput::Aliyun {
+                access_key_id,
+                access_key_secret,
+            } => NewSecret::Aliyun {
+                access_key_id: access_key_id.trim().to_owned(),
+                access_key_secret: w(access_key_secret.trim().to_owned()),
             },
         }
     }
@@ -186,6 +261,14 @@ impl Clipboard {
             me.clear_if(generation, &value);
             me.timers.fetch_sub(1, Ordering::SeqCst);
         });
+        Ok(())
+    }
+
+    /// Puts text that is not secret on the clipboard; a secret's pending clear no longer
+    /// applies (it is gone from the clipboard).
+    fn copy_plain(&self, text: &str) -> Res<()> {
+        self.with(|b| b.set_text(text))?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use crate::commands::{
     Created, KeyRow, PassphraseVerdict, Tested, TotpEnrollment, UnlockFactor, Unlocked,
 };
 use crate::keycmds::{
-    ImportCandidate, ImportPreview, ImportResult, KeyDetail, Revealed, RotateInput,
+    ImportCandidate, ImportPreview, ImportResult, KeyDetail, Revealed, RotateInput, UsageLine,
 };
 
 const HEADER: &str =
@@ -36,6 +36,7 @@ fn generated() -> String {
         entry::<Unlocked>(&cfg),
         entry::<KeyRow>(&cfg),
         entry::<Tested>(&cfg),
+        entry::<UsageLine>(&cfg),
         entry::<KeyDetail>(&cfg),
         entry::<RotateInput>(&cfg),
         entry::<Revealed>(&cfg),

@@ -590,6 +590,40 @@ test('an OAuth2 client: add it, test it (introspection), and a CLI gets a token 
   }
 });
 
+test('an Alibaba Cloud key: add it with its role, see each tool\'s line, copy one', async () => {
+  await click('nav-keys');
+  await click('add-key');
+  await (await $t('add-kind')).selectByAttribute('value', 'aliyun');
+  await type('add-name', 'ali');
+  await type('add-access-key-id', 'LTAI5tKwDesktopTest01');
+  await type('add-secret', 'kwDesktopAliyun0123456789abcd');
+  await type('add-role-arn', 'acs:ram::1234567890123456:role/deploy');
+  await type('add-region', 'cn-hangzhou');
+  await browser.waitUntil(async () => /STS tokens for this role/.test(await (await $t('add-key-form')).getText()), { timeout: 5000 });
+  await shot('20-add-aliyun');
+  await click('add-submit');
+  const row = await browser.$('button[aria-label="Open ali"]');
+  await row.waitForDisplayed({ timeout: 15000 });
+  const shown = JSON.parse((await keyward(['show', 'ali', '--json'])).out);
+  assert.equal(shown.kind, 'aliyun');
+  assert.equal(shown.config.aliyun.role_arn, 'acs:ram::1234567890123456:role/deploy');
+  await row.click();
+  await (await $t('key-usage')).waitForDisplayed({ timeout: 10000 });
+  assert.match(await (await $t('detail-kind')).getText(), /Alibaba Cloud AccessKey LTAI…st01/);
+  const lines = await browser.$$('[data-testid="usage-line"] code');
+  const texts = [];
+  for (let i = 0; i < lines.length; i++) texts.push(await lines[i].getText());
+  assert.deepEqual(texts, ['keyward setup aliyun ali', 'keyward exec aliyun:ali -- COMMAND']);
+  await browser.execute((el) => el.scrollIntoView({ block: 'start' }), await $t('key-usage'));
+  const copies = await browser.$$('[data-testid="usage-copy"]');
+  await copies[1].click();
+  const clip = () => { try { return execFileSync('xclip', ['-o', '-selection', 'clipboard'], { timeout: 5000 }).toString(); } catch { return ''; } };
+  await browser.waitUntil(() => clip() === 'keyward exec aliyun:ali -- COMMAND', { timeout: 10000, timeoutMsg: 'the exec line is on the clipboard' });
+  await shot('20b-aliyun-usage');
+  await browser.execute((el) => el.scrollIntoView({ block: 'start' }), await $t('key-detail'));
+  await click('detail-back');
+});
+
 test('Rotate at AWS in the key detail: a new key made at IAM, checked and stored; the old one deleted', async () => {
   await click('nav-keys');
   const row = await browser.$('button[aria-label="Open deploy"]');

@@ -8,8 +8,9 @@ use ts_rs::{Config, TS};
 use keyward_agent::activity::{ActivityKind, ActivityRecord};
 use keyward_agent::approvals::{ApprovalInfo, ClientId, Decision, GrantInfo};
 use keyward_agent::protocol::{
-    AliyunKeyInput, AwsKeyInput, AwsRotated, ErrorCode, KeyStates, Listed, MetaInput,
-    OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ShowKey, StatusInfo, WireSecret,
+    AliyunKeyInput, AwsKeyInput, AwsRotated, BindingInfo, ErrorCode, KeyStates, KeyUses, Listed,
+    MetaInput, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ShowKey, StatusInfo,
+    WireSecret,
 };
 use keyward_core::policy::Standing;
 use keyward_core::vault::{FactorInfo, ReconcileNote, SlotKind};
@@ -43,6 +44,10 @@ fn generated() -> String {
         AwsKeyInput::decl(&cfg),
         OAuth2KeyInput::decl(&cfg),
         AliyunKeyInput::decl(&cfg),
+        keyward_core::entry::LeaseMode::decl(&cfg),
+        keyward_core::HelperTool::decl(&cfg),
+        BindingInfo::decl(&cfg),
+        KeyUses::decl(&cfg),
         ReconcileNote::decl(&cfg),
         Standing::decl(&cfg),
         Listed::decl(&cfg),

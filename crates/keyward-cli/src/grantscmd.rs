@@ -44,7 +44,18 @@ pub fn describe(info: &ApprovalInfo) -> String {
             "an access token of OAuth2 key '{}' (valid as long as the server issues it)",
             info.profile
         ),
-        _ => format!(
+        keyward_core::EntryKind::Aliyun => match info.ttl_secs {
+            Some(secs) => format!(
+                "an STS token of Alibaba Cloud key '{}' (valid {})",
+                info.profile,
+                hours_text(secs)
+            ),
+            None => format!(
+                "Alibaba Cloud key '{}' itself (its AccessKey: the key has no RAM role)",
+                info.profile
+            ),
+        },
+        keyward_core::EntryKind::Aws => format!(
             "AWS profile '{}' (credentials valid {})",
             info.profile,
             info.ttl_secs

@@ -337,6 +337,13 @@ pub fn show(name: &str, json: bool) -> Result<()> {
                 }
             }
         }
+        if let Some(exe) = keyward_shell::launch::keyward_binary() {
+            println!("Use it:");
+            for u in keyward_shell::usage::usages(&listed.meta, &exe, uses.as_ref()) {
+                println!("  {:<9}{}", u.tool, u.line);
+                println!("  {:<9}  {}", "", u.note);
+            }
+        }
     }
     Ok(())
 }

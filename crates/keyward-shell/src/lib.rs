@@ -18,6 +18,7 @@ pub mod gitcred;
 pub mod kube;
 pub mod launch;
 pub mod report;
+pub mod usage;
 
 use std::path::PathBuf;
 

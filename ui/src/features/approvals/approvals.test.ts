@@ -38,6 +38,18 @@ describe('approval dialog', () => {
     expect(screen.queryByText(/valid 1 h/)).not.toBeInTheDocument();
   });
 
+  it('says an Alibaba Cloud key gives an STS token, or its AccessKey itself without a role', () => {
+    const backend = new TestBackend();
+    const sts: ApprovalInfo = { ...request, profile: 'prod', kind: 'aliyun', ttl_secs: 3600 };
+    backend.pending = [sts];
+    const first = render(ApprovalDialog, { backend, request: sts, ondecided: () => {} });
+    expect(screen.getByTestId('approval-dialog')).toHaveTextContent('asks for an STS token of Alibaba Cloud key prod, valid 1 h.');
+    first.unmount();
+    const ak: ApprovalInfo = { ...sts, ttl_secs: null };
+    render(ApprovalDialog, { backend, request: ak, ondecided: () => {} });
+    expect(screen.getByTestId('approval-dialog')).toHaveTextContent('Alibaba Cloud key prod itself: its AccessKey (the key has no RAM role).');
+  });
+
   it('says a lease is the key itself, and names the command keyward exec is to start', () => {
     const backend = new TestBackend();
     const lease: ApprovalInfo = {

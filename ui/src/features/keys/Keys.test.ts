@@ -456,4 +456,72 @@ describe('AWS keys in the detail', () => {
     expect(screen.queryByTestId('detail-provider-use')).toBeNull();
     expect(screen.queryByTestId('rotate-aws')).toBeNull();
   });
+
+  it('adds an Alibaba Cloud key with its role, and its detail shows each tool's line with a Copy button', async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    const add = vi.spyOn(b, 'addAliyun');
+    render(Keys, { backend: b });
+    await user.click(await screen.findByTestId('add-key'));
+    await user.selectOptions(screen.getByTestId('add-kind'), 'aliyun');
+    expect(screen.getByTestId('add-access-key-id')).toHaveAttribute('placeholder', 'LTAI…');
+    expect(screen.getByLabelText('AccessKey secret')).toHaveAttribute('type', 'password');
+    expect(screen.getByTestId('add-key-form')).toHaveTextContent('Without a role, tools get the AccessKey itself.');
+    await user.type(screen.getByTestId('add-name'), 'prod');
+    await user.type(screen.getByTestId('add-access-key-id'), ' LTAI5tKwTestAliyun0001 ');
+    await user.type(screen.getByTestId('add-secret'), 'kwAliyunCanary0123456789abcdef');
+    await user.type(screen.getByTestId('add-role-arn'), 'acs:ram::1234567890123456:role/deploy');
+    expect(screen.getByTestId('add-key-form')).toHaveTextContent('Tools get STS tokens for this role.');
+    await user.type(screen.getByTestId('add-region'), 'cn-hangzhou');
+    await user.click(screen.getByTestId('add-submit'));
+    await waitFor(() => expect(screen.queryByTestId('add-key-form')).toBeNull());
+    expect(add).toHaveBeenCalledWith('prod', { tags: [] }, {
+      access_key_id: 'LTAI5tKwTestAliyun0001', access_key_secret: 'kwAliyunCanary0123456789abcdef',
+      role_arn: 'acs:ram::1234567890123456:role/deploy', region: 'cn-hangzhou', session_duration_secs: 3600,
+      sts_endpoint: undefined,
+    });
+    const row = (await screen.findByRole('button', { name: 'Open prod' })).closest('[data-testid="key-row"]');
+    expect(row).toHaveTextContent(/Alibaba Cloud/);
+    expect(screen.getByRole('button', { name: 'Test prod' })).toBeInTheDocument();
+
+    vi.spyOn(b, 'keyDetail').mockImplementation(async (name) => ({
+      key: { ...b.keys.find((k) => k.name === name)! }, history: [],
+      uses: { lease: null, bindings: [] },
+      usage: [
+        { tool: 'aliyun', line: 'keyward setup aliyun prod', note: 'an External profile in ~/.aliyun/config.json' },
+        { tool: 'exec', line: 'keyward exec aliyun:prod -- COMMAND', note: 'an STS token in ALIBABA_CLOUD_ACCESS_KEY_ID' },
+      ],
+    }));
+    await user.click(screen.getByRole('button', { name: 'Open prod' }));
+    expect(await screen.findByTestId('detail-kind')).toHaveTextContent('Alibaba Cloud AccessKey LTAI…0001');
+    const lines = await screen.findAllByTestId('usage-line');
+    expect(lines.map((l) => l.querySelector('code')?.textContent)).toEqual(['keyward setup aliyun prod', 'keyward exec aliyun:prod -- COMMAND']);
+    expect(screen.queryByTestId('usage-lease')).toBeNull();
+    await user.click(screen.getByRole('button', { name: 'Copy the exec line' }));
+    await waitFor(() => expect(b.usageCopied).toEqual([['prod', 1]]));
+    expect(lines[1]).toHaveTextContent('Copied');
+    expect(b.copied).toEqual([]);
+  });
+
+  it("says whether a static key may be leased and where it is bound, and what is unknown while locked", async () => {
+    const user = userEvent.setup();
+    const b = await unlocked([]);
+    await b.addStatic('gh', { tags: [] }, 'ghp_x');
+    const detail = vi.spyOn(b, 'keyDetail').mockImplementation(async (name) => ({
+      key: { ...b.keys.find((k) => k.name === name)! }, history: [],
+      uses: { lease: 'env', bindings: [{ tool: 'git', host: 'github.com', key: 'gh', username: 'x-access-token' }] },
+      usage: [{ tool: 'git', line: 'keyward setup git github.com --key gh', note: 'bound: git gets it for github.com' }],
+    }));
+    render(Keys, { backend: b });
+    await user.click(await screen.findByRole('button', { name: 'Open gh' }));
+    expect(await screen.findByTestId('usage-lease')).toHaveTextContent('Leases allowed (env)');
+    expect(screen.getByTestId('usage-bindings')).toHaveTextContent('git gets it for github.com as x-access-token');
+    detail.mockImplementation(async (name) => ({
+      key: { ...b.keys.find((k) => k.name === name)! }, history: [], uses: null,
+      usage: [{ tool: 'exec', line: 'keyward exec static:gh=VAR -- COMMAND', note: 'once leases are allowed' }],
+    }));
+    await user.click(screen.getByTestId('detail-back'));
+    await user.click(await screen.findByRole('button', { name: 'Open gh' }));
+    expect(await screen.findByTestId('usage-locked')).toHaveTextContent('Unlock to see');
+  });
 });

@@ -1,5 +1,5 @@
 import type {
-  ApprovalInfo, AuditRow, AwsKeyInput, AwsRotated, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
+  AliyunKeyInput, ApprovalInfo, AuditRow, AwsKeyInput, AwsRotated, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
   KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, ShowKey, Status, Tested,
   TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
@@ -16,6 +16,7 @@ export interface Backend {
   addAws(name: string, meta: MetaInput, aws: AwsKeyInput): Promise<void>;
   addStatic(name: string, meta: MetaInput, value: string): Promise<void>;
   addOauth2(name: string, meta: MetaInput, oauth2: OAuth2KeyInput): Promise<void>;
+  addAliyun(name: string, meta: MetaInput, aliyun: AliyunKeyInput): Promise<void>;
   removeKey(name: string): Promise<void>;
   testKey(name: string): Promise<Tested>;
   activity(limit: number): Promise<AuditRow[]>;
@@ -37,6 +38,8 @@ export interface Backend {
   revealKey(name: string): Promise<Revealed>;
   /** Copies the secret in Rust (never through the web view); returns seconds until cleared. */
   copyKey(name: string): Promise<number>;
+  /** Copies usage line `index` of the key's detail (worked out again in Rust; nothing secret). */
+  copyUsage(name: string, index: number): Promise<void>;
   /**
    * Checks a current authenticator code for this window: Reveal and Copy need one given
    * within the last minute (unlocking in this window counts), else they fail `factor_needed`.

@@ -336,6 +336,38 @@ session_duration_secs?: number,
  */
 sts_endpoint?: string, };
 
+export type LeaseMode = "env";
+
+export type HelperTool = "git" | "docker";
+
+export type BindingInfo = { 
+/**
+ * The tool.
+ */
+tool: HelperTool, 
+/**
+ * The host.
+ */
+host: string, 
+/**
+ * The key's name.
+ */
+key: string, 
+/**
+ * The user name given with it.
+ */
+username?: string | null, };
+
+export type KeyUses = { 
+/**
+ * How a static key may be leased (`keyward edit NAME --allow-lease`), if at all.
+ */
+lease: LeaseMode | null, 
+/**
+ * The hosts git's or docker's helper answers for with it.
+ */
+bindings: Array<BindingInfo>, };
+
 export type ReconcileNote = { 
 /**
  * Entry name.

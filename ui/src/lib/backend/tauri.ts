@@ -29,6 +29,7 @@ export class TauriBackend implements Backend {
   addAws: Backend['addAws'] = (name, meta, aws) => call('add_aws', { name, meta, aws });
   addStatic: Backend['addStatic'] = (name, meta, value) => call('add_static', { name, meta, value });
   addOauth2: Backend['addOauth2'] = (name, meta, oauth2) => call('add_oauth2', { name, meta, oauth2 });
+  addAliyun: Backend['addAliyun'] = (name, meta, aliyun) => call('add_aliyun', { name, meta, aliyun });
   removeKey: Backend['removeKey'] = (name) => call('remove_key', { name });
   testKey: Backend['testKey'] = (name) => call('test_key', { name });
   activity: Backend['activity'] = (limit) => call('activity', { limit });
@@ -43,6 +44,7 @@ export class TauriBackend implements Backend {
   rotateAws: Backend['rotateAws'] = (name, graceSecs) => call('rotate_aws', { name, graceSecs: graceSecs ?? null });
   revealKey: Backend['revealKey'] = (name) => call('reveal_key', { name });
   copyKey: Backend['copyKey'] = (name) => call('copy_key', { name });
+  copyUsage: Backend['copyUsage'] = (name, index) => call('copy_usage', { name, index });
   confirmFactor: Backend['confirmFactor'] = (code) => call('confirm_factor', { code });
   importAwsPreview: Backend['importAwsPreview'] = () => call('import_aws_preview');
   importAws: Backend['importAws'] = (names, removePlaintext) => call('import_aws', { names, removePlaintext });

@@ -1,7 +1,7 @@
 import type { Backend } from './backend';
 import {
   BackendError, type ApprovalInfo, type AuditRow, type AwsRotated, type Decision, type FactorInfo, type Grant,
-  type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type RotateInput,
+  type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type AliyunKeyInput, type UsageLine, type RotateInput,
   type PolicyInfo, type ShowKey, type Status, type Tested, type UnlockFactor,
 } from './types';
 
@@ -167,6 +167,11 @@ export class TestBackend implements Backend {
     this.add({ name, kind: 'oauth2', owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags, config: { oauth2: config } });
   }
 
+  async addAliyun(name: string, meta: MetaInput, aliyun: AliyunKeyInput) {
+    const config = { access_key_hint: `${aliyun.access_key_id.slice(0, 4)}…${aliyun.access_key_id.slice(-4)}`, session_duration_secs: aliyun.session_duration_secs ?? 3600, ...(aliyun.role_arn ? { role_arn: aliyun.role_arn } : {}), ...(aliyun.region ? { region: aliyun.region } : {}) };
+    this.add({ name, kind: 'aliyun', owner: meta.owner ?? null, purpose: meta.purpose ?? null, tags: meta.tags, config: { aliyun: config } });
+  }
+
   async removeKey(name: string) {
     this.keys = this.keys.filter((k) => k.name !== name);
     this.record('remove', name);
@@ -209,7 +214,9 @@ export class TestBackend implements Backend {
   async keyDetail(name: string) {
     this.needUnlocked();
     const key = this.find(name);
-    return { key: { ...key }, history: this.audit.filter((r) => r.target === name) };
+    // A stand-in for the lines the app works out in Rust (keyward_shell::usage): one per kind.
+    const usage: UsageLine[] = [{ tool: 'exec', line: `keyward exec ${key.kind}:${name} -- COMMAND`, note: 'for one command' }];
+    return { key: { ...key }, history: this.audit.filter((r) => r.target === name), uses: { lease: null, bindings: [] }, usage };
   }
 
   async updateKey(name: string, meta: MetaInput) {
@@ -279,6 +286,13 @@ export class TestBackend implements Backend {
     this.copied.push(name);
     this.record('reveal', name);
     return 30;
+  }
+
+  usageCopied: [string, number][] = [];
+
+  async copyUsage(name: string, index: number) {
+    this.find(name);
+    this.usageCopied.push([name, index]);
   }
 
   async importAwsPreview() {

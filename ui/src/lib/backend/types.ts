@@ -6,7 +6,7 @@
 import type { ActivityRecord, EntryKind, EntryState, ClientAuth, GrantInfo, StatusInfo } from './generated';
 
 export type {
-  ActivityKind, ActivityRecord, Actor, ApprovalInfo, AwsConfig, AwsKeyInput, AwsRotated, ClientAuth, ClientId, Decision,
+  ActivityKind, ActivityRecord, Actor, AliyunConfig, AliyunKeyInput, ApprovalInfo, AwsConfig, BindingInfo, KeyUses, AwsKeyInput, AwsRotated, ClientAuth, ClientId, Decision,
   EntryConfig, EntryKind, EntryMeta, EntryState, ErrorCode, FactorInfo, GrantInfo, JsonValue, MetaInput,
   KeyStates, Listed, OAuth2Config, OAuth2KeyInput, PolicyInfo, PolicyLimit, PolicyRule, ProcessInfo, ProviderUse, ReconcileNote, ShowKey,
   SlotKind, Standing, StatusInfo,
@@ -14,7 +14,7 @@ export type {
 import type { ErrorCode } from './generated';
 export type {
   Created, ImportCandidate, ImportPreview, ImportResult, KeyDetail, KeyRow, PassphraseVerdict, Revealed,
-  RotateInput, Tested, TotpEnrollment, UnlockFactor, Unlocked,
+  RotateInput, Tested, TotpEnrollment, UnlockFactor, Unlocked, UsageLine,
 } from './app-generated';
 
 export class BackendError extends Error {
