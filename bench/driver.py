@@ -3,8 +3,8 @@
 Sets up a throw-away home, a moto STS/IAM on 127.0.0.1, a vault unlocked with a real TOTP code
 and one AWS key whose session is already cached; then measures whole-process latency of
 `keyward cred aws` beside `secret-tool lookup` of one keychain item in the same run (hyperfine),
-every adapter's warm whole-process latency (`cred aws`, `cred kube`, git's and docker's helpers)
-beside `secret-tool lookup` and `/bin/true`, agent throughput with 64 concurrent socket clients
+every adapter's warm whole-process latency (`cred aws`, `cred kube`, git's and docker's helpers,
+`cred aliyun`) beside `secret-tool lookup` and `/bin/true`, agent throughput with 64 concurrent socket clients
 (the `throughput` cargo bench), and `keyward exec`'s container endpoint under 16 kept-alive
 clients (the `endpoint` cargo bench, run as the exec's child).
 """
@@ -176,6 +176,18 @@ try:
     run(["--input-fd", "0", "setup", "docker", "registry.bench.example", "--key", "docker", "--username", "bench"],
         fresh_code() + "\n")
 
+    # Alibaba Cloud: the tests' STS stand-in (it checks each signature), one key with a role.
+    ali_ak, ali_secret = "LTAI5tKwBenchAliyun001", "kwBenchAliyunSecret0123456789a"
+    aliyun_sts = subprocess.Popen(
+        [f"{venv}/python", f"{repo}/tests/support/aliyun_sts.py", ali_ak, ali_secret, f"{home}/aliyun-sts.log"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    ali_port = json.loads(aliyun_sts.stdout.readline())["port"]
+    run(["--input-fd", "0", "add", "aliyun", "ali", "--access-key-id", ali_ak, "--role-arn",
+         "acs:ram::1234567890123456:role/bench", "--sts-endpoint", f"http://127.0.0.1:{ali_port}"], ali_secret + "\n")
+    run(["--input-fd", "0", "grants", "allow", "--exe", os.path.realpath(sys.executable), "--script",
+         os.path.realpath(__file__), "--profile", "ali"], fresh_code() + "\n")
+
     def measure(argv, stdin=b"", runs=300, warmup=20):
         times = []
         for i in range(warmup + runs):
@@ -194,6 +206,7 @@ try:
         ("cred kube (ExecCredential)", [kw, "cred", "kube", "--profile", "kube"], b""),
         ("git get", [f"{bindir}/git-credential-keyward", "get"], b"protocol=https\nhost=git.bench.example\n\n"),
         ("docker get", [f"{bindir}/docker-credential-keyward", "get"], b"registry.bench.example"),
+        ("cred aliyun (External)", [kw, "cred", "aliyun", "--profile", "ali"], b""),
     ]
     floor = measure(["/bin/true"])
     st = measure(lookup.split())
@@ -204,6 +217,7 @@ try:
         med, p95, n = measure(argv, stdin)
         print(f"{name:28} median {med:6.2f} ms, p95 {p95:6.2f} ms over {n} runs: "
               f"{med / st[0]:.2f}x secret-tool (target <= 0.3), {med / floor[0]:.1f}x the floor (target <= 3)")
+    aliyun_sts.terminate()
 
     # cargo needs the real HOME (rustup); the agent is reached through the socket path alone.
     bench_env = dict(os.environ, KEYWARD_BENCH_SOCKET=f"{home}/run/keyward/agent.sock", KEYWARD_BENCH_PROFILE="bench")

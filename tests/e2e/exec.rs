@@ -574,3 +574,67 @@ fn a_static_key_is_leased_to_one_command_only_where_allowed_approved_and_audited
         assert!(!text.contains(VALUE), "the value in {}", f.display());
     }
 }
+
+#[test]
+fn a_static_key_allowed_only_in_a_file_descriptor_reaches_the_child_there_and_nowhere_else() {
+    const VALUE: &str = "ghp_fdLeaseCanary0123456789abcdef";
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    home.kw_input(&["add", "static", "gh"], &[VALUE]).ok();
+    let code = home.fresh_code();
+    let allowed = home
+        .kw_input(&["edit", "gh", "--allow-lease", "file"], &[&code])
+        .ok();
+    assert!(
+        allowed.stdout.contains("static:gh=fd:VAR"),
+        "{}",
+        allowed.stdout
+    );
+    let script = support_script("exec_child.py");
+    home.grant(&client_of_python_script(&script), "gh");
+
+    // A variable is refused for a key allowed only in a file descriptor, naming both ways.
+    let refused = exec(
+        &home,
+        &["static:gh=GITHUB_TOKEN"],
+        &exec_child(&["environ"]),
+    )
+    .one_line_error();
+    assert!(
+        refused.contains("only in a file descriptor") && refused.contains("--allow-lease env"),
+        "{refused}"
+    );
+    // fd: is for static keys only.
+    let line = exec(&home, &["oauth2:gh=fd:T"], &exec_child(&["environ"])).one_line_error();
+    assert!(line.contains("static:NAME=fd:VAR"), "{line}");
+
+    let out = exec(
+        &home,
+        &["static:gh=fd:TOKEN_FILE"],
+        &exec_child(&["readfile", "TOKEN_FILE"]),
+    )
+    .ok();
+    let got: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let path = got["path"].as_str().expect("path");
+    assert!(path.starts_with("/dev/fd/"), "{got}");
+    assert_eq!(
+        got["reads"],
+        serde_json::json!([VALUE, VALUE]),
+        "read twice, whole"
+    );
+    assert_eq!(got["writable"], false, "the child cannot change it");
+    let environ = got["environ"].to_string();
+    assert!(
+        !environ.contains(VALUE),
+        "the value is in no variable: {environ}"
+    );
+    assert!(got["environ"]["TOKEN_FILE_EXPIRES_AT"].is_string());
+    // Audited as a lease in a file descriptor, with the command as the client.
+    let trail = home.kw(&["audit", "tail", "-n", "20", "--json"]).ok().stdout;
+    assert!(trail.contains("exec-fd"), "{trail}");
+    for f in home.all_files() {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+        assert!(!text.contains(VALUE), "the value in {}", f.display());
+    }
+}

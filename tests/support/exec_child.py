@@ -11,6 +11,9 @@
                                  and VAR_EXPIRES_AT
   sleep SECONDS                  waits
   environ                        prints the whole environment as JSON
+  readfile VAR                   reads the file VAR names twice (as a tool that reads it again
+                                 would); prints the path, what it read, whether a write is
+                                 refused, the environment, and its own open descriptors
 """
 
 import json
@@ -113,6 +116,17 @@ def main():
         time.sleep(float(sys.argv[2]))
     elif mode == "environ":
         print(json.dumps(dict(os.environ)))
+    elif mode == "readfile":
+        path = os.environ[sys.argv[2]]
+        reads = [open(path).read() for _ in range(2)]
+        try:
+            with open(path, "w") as f:
+                f.write("x")
+            writable = True
+        except OSError:
+            writable = False
+        print(json.dumps({"path": path, "reads": reads, "writable": writable,
+                          "environ": dict(os.environ), "fds": sorted(os.listdir("/proc/self/fd"))}))
     else:
         sys.exit(f"unknown mode {mode}")
 

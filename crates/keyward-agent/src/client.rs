@@ -274,8 +274,20 @@ impl Client {
         profile: &str,
         approval: Option<String>,
     ) -> Result<Issued<crate::protocol::StaticLease>, ClientError> {
+        self.lease_static_as(profile, keyward_core::entry::LeaseMode::Env, approval)
+    }
+
+    /// A lease of static key `profile` in `form` (a variable, or a file descriptor the command
+    /// reads), where the key's lease setting allows that form.
+    pub fn lease_static_as(
+        &mut self,
+        profile: &str,
+        form: keyward_core::entry::LeaseMode,
+        approval: Option<String>,
+    ) -> Result<Issued<crate::protocol::StaticLease>, ClientError> {
         let req = Request::LeaseStatic {
             profile: profile.to_owned(),
+            form,
             approval,
             exec: self.exec.clone(),
         };

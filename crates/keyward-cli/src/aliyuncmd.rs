@@ -135,9 +135,40 @@ pub fn cred(input_fd: Option<u32>, profile: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts the detached clean-up (`keyward aliyun-scrub`): the SDK saves what it got after this
-/// command has exited, so only a process that outlives it can take that out again.
+/// The file one clean-up run holds locked while it watches; its time is when the latest
+/// `cred aliyun` asked for one (each run watches until [`SCRUB_WATCH`] after that).
+fn scrub_lock() -> Option<std::fs::File> {
+    let dir = keyward_shell::launch::socket().ok()?.parent()?.to_owned();
+    std::fs::create_dir_all(&dir).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("aliyun-scrub.lock"))
+        .ok()
+}
+
+/// Whether `file` could be locked: no clean-up run holds it.
+fn lock_free(file: &std::fs::File) -> bool {
+    use rustix::fs::{flock, FlockOperation};
+    flock(file, FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+/// Asks for the clean-up (`keyward aliyun-scrub`): the SDK saves what it got after this command
+/// has exited, so only a process that outlives it can take that out again. One run at a time:
+/// while one watches, a new `cred aliyun` only moves its end (the lock file's time) on.
 fn watch_for_saved_credentials() {
+    let Some(lock) = scrub_lock() else {
+        eprintln!("keyward: warning: cannot start the clean-up of ~/.aliyun/config.json: run `keyward cred aliyun` again to clean it");
+        return;
+    };
+    let _ = lock.set_modified(std::time::SystemTime::now());
+    if !lock_free(&lock) {
+        return;
+    }
+    drop(lock);
     let Ok(me) = std::env::current_exe() else {
         return;
     };
@@ -154,16 +185,35 @@ fn watch_for_saved_credentials() {
     }
 }
 
-/// `keyward aliyun-scrub` (hidden): for a few seconds, takes out what the SDK saves into a
-/// Keyward profile of `~/.aliyun/config.json`.
+/// `keyward aliyun-scrub` (hidden): until [`SCRUB_WATCH`] after the latest `cred aliyun`, takes
+/// out what the SDK saves into a Keyward profile of `~/.aliyun/config.json`. A second run
+/// while one watches ends at once.
 pub fn scrub_watch() -> Result<()> {
-    let until = std::time::Instant::now() + SCRUB_WATCH;
-    while std::time::Instant::now() < until {
+    let Some(lock) = scrub_lock() else {
+        bail!("cannot open the clean-up's lock file in Keyward's runtime directory");
+    };
+    if !lock_free(&lock) {
+        return Ok(());
+    }
+    loop {
         // Errors (the file mid-rename, unreadable) are retried until the end.
         let _ = keyward_shell::aliyun::scrub_saved_credentials();
+        let asked = lock
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        if asked.elapsed().unwrap_or_default() > SCRUB_WATCH {
+            let _ = rustix::fs::flock(&lock, rustix::fs::FlockOperation::Unlock);
+            // A `cred aliyun` that moved the time on just now found the lock held and started
+            // no run of its own: watch on for it.
+            let again = lock.metadata().and_then(|m| m.modified()).ok();
+            if again != Some(asked) && lock_free(&lock) {
+                continue;
+            }
+            return Ok(());
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Ok(())
 }
 
 /// The variables `exec` gives the child for Alibaba Cloud key `name`.

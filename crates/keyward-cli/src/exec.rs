@@ -68,6 +68,8 @@ enum Spec {
     Static {
         name: String,
         var: Option<String>,
+        /// In a file descriptor (`static:NAME=fd:VAR`: `VAR=/dev/fd/N`), not the variable itself.
+        fd: bool,
     },
     /// A bare name: its kind is looked up.
     Any {
@@ -95,13 +97,20 @@ fn valid_var(var: &str) -> Result<()> {
 }
 
 fn parse_spec(arg: &str) -> Result<Spec> {
-    let (target, var) = match arg.split_once('=') {
+    let (target, var, fd) = match arg.split_once('=') {
         Some((t, v)) => {
+            let (v, fd) = match v.strip_prefix("fd:") {
+                Some(v) => (v, true),
+                None => (v, false),
+            };
             valid_var(v)?;
-            (t, Some(v.to_owned()))
+            (t, Some(v.to_owned()), fd)
         }
-        None => (arg, None),
+        None => (arg, None, false),
     };
+    if fd && !target.starts_with("static:") {
+        bail!("'{arg}': only a static key is handed over in a file descriptor: write static:NAME=fd:VAR");
+    }
     let (kind, name) = match target.split_once(':') {
         Some((k, n)) => (Some(k), n),
         None => (None, target),
@@ -123,6 +132,7 @@ fn parse_spec(arg: &str) -> Result<Spec> {
         Some("static") => Spec::Static {
             name: name.to_owned(),
             var,
+            fd,
         },
         Some(other) => bail!("'{arg}': unknown kind '{other}': use aws:NAME, aliyun:NAME, oauth2:NAME=VAR or static:NAME=VAR"),
         None => Spec::Any {
@@ -233,14 +243,58 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 enum Resolved {
     Aws(String),
     Aliyun(String),
-    OAuth2 { name: String, var: Option<String> },
-    Static { name: String, var: Option<String> },
+    OAuth2 {
+        name: String,
+        var: Option<String>,
+    },
+    Static {
+        name: String,
+        var: Option<String>,
+        fd: bool,
+    },
 }
 
 /// What the child gets.
 struct Prepared {
     env: Vec<(String, zeroize::Zeroizing<String>)>,
     aws: Option<(AgentSource, Served)>,
+    /// Leases in file descriptors: open (and inherited) until the child has started.
+    fds: Vec<std::os::fd::OwnedFd>,
+}
+
+/// A lease in a file descriptor the child inherits: a sealed memory file holding `value`,
+/// opened read-only without close-on-exec, and the `/dev/fd/N` path that reads it. Nothing is
+/// written to disk; the descriptor is closed here once the child has started.
+fn lease_fd(name: &str, value: &str) -> Result<(std::os::fd::OwnedFd, String)> {
+    use rustix::fs::{fcntl_add_seals, memfd_create, open, MemfdFlags, Mode, OFlags, SealFlags};
+    use std::os::fd::AsRawFd;
+    let fail = |e: rustix::io::Errno| {
+        anyhow::anyhow!("cannot hand '{name}' over in a file descriptor: {e}")
+    };
+    let mem = memfd_create(
+        "keyward-lease",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(fail)?;
+    let mut rest = value.as_bytes();
+    while !rest.is_empty() {
+        let n = rustix::io::write(&mem, rest).map_err(fail)?;
+        rest = &rest[n..];
+    }
+    fcntl_add_seals(
+        &mem,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )
+    .map_err(fail)?;
+    // Without CLOEXEC: the one child exec starts inherits it, read-only.
+    let read = open(
+        format!("/proc/self/fd/{}", mem.as_raw_fd()).as_str(),
+        OFlags::RDONLY,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    let path = format!("/dev/fd/{}", read.as_raw_fd());
+    Ok((read, path))
 }
 
 fn prepare(
@@ -256,12 +310,16 @@ fn prepare(
             Spec::Aws(name) => Resolved::Aws(name),
             Spec::Aliyun(name) => Resolved::Aliyun(name),
             Spec::OAuth2 { name, var } => Resolved::OAuth2 { name, var },
-            Spec::Static { name, var } => Resolved::Static { name, var },
+            Spec::Static { name, var, fd } => Resolved::Static { name, var, fd },
             Spec::Any { name, var } => match client.show(&name)?.meta.kind {
                 EntryKind::Aws if var.is_none() => Resolved::Aws(name),
                 EntryKind::Aws => bail!("'{name}' is an AWS key: its credentials reach the child through its SDK's endpoint, not a variable"),
                 EntryKind::OAuth2 => Resolved::OAuth2 { name, var },
-                EntryKind::Static => Resolved::Static { name, var },
+                EntryKind::Static => Resolved::Static {
+                    name,
+                    var,
+                    fd: false,
+                },
                 EntryKind::Aliyun if var.is_none() => Resolved::Aliyun(name),
                 EntryKind::Aliyun => bail!("'{name}' is an Alibaba Cloud key: its credentials reach the child in the ALIBABA_CLOUD_* variables, not a variable of your choice"),
             },
@@ -306,7 +364,7 @@ fn prepare(
                 }
                 *var = Some(v);
             }
-            Resolved::Static { name, var } => {
+            Resolved::Static { name, var, .. } => {
                 let Some(v) = var.clone() else {
                     bail!("static:{name} needs a variable for its lease: write static:{name}=VAR");
                 };
@@ -319,6 +377,7 @@ fn prepare(
     }
     let mut env = Vec::new();
     let mut aws = None;
+    let mut fds = Vec::new();
     for spec in resolved {
         match spec {
             Resolved::Aws(name) => {
@@ -355,15 +414,30 @@ fn prepare(
                 })?;
                 env.extend(crate::aliyuncmd::child_env(&name, &c)?);
             }
-            Resolved::Static { name, var } => {
+            Resolved::Static { name, var, fd } => {
                 let Some(var) = var else {
                     bail!("internal error: static:{name} has no variable");
                 };
+                let form = if fd {
+                    keyward_core::entry::LeaseMode::File
+                } else {
+                    keyward_core::entry::LeaseMode::Env
+                };
                 let lease = obtain(input_fd, &name, "static key", |c, _mfa, approval| {
                     c.speak_for(target.clone());
-                    c.lease_static(&name, approval)
+                    c.lease_static_as(&name, form, approval)
                 })?;
                 let value = lease.value.expose();
+                if fd {
+                    let (owned, path) = lease_fd(&name, value)?;
+                    fds.push(owned);
+                    env.push((var.clone(), zeroize::Zeroizing::new(path)));
+                    env.push((
+                        format!("{var}_EXPIRES_AT"),
+                        zeroize::Zeroizing::new(lease.expires_at),
+                    ));
+                    continue;
+                }
                 // A variable holds no NUL; a line break would be a second line to every tool
                 // that reads it as one.
                 if value.is_empty() || value.chars().any(|c| matches!(c, '\0' | '\n' | '\r')) {
@@ -396,7 +470,7 @@ fn prepare(
             }
         }
     }
-    Ok(Prepared { env, aws })
+    Ok(Prepared { env, aws, fds })
 }
 
 /// Runs `command` with the profiles' credentials; the child's exit status.
@@ -507,6 +581,8 @@ async fn supervise(
         }
     };
     drop(prepared.env);
+    // The child has its copies; no other process of ours is to inherit them.
+    drop(prepared.fds);
     let pid = child
         .id()
         .and_then(|p| rustix::process::Pid::from_raw(p as i32));

@@ -316,8 +316,9 @@ pub fn show(name: &str, json: bool) -> Result<()> {
                 if listed.meta.kind == EntryKind::Static {
                     let lease = match u.lease {
                         Some(m) => format!(
-                            "allowed ({}): keyward exec static:{name}=VAR -- COMMAND",
-                            m.as_str()
+                            "allowed ({}): keyward exec static:{name}={} -- COMMAND",
+                            m.as_str(),
+                            lease_form(m)
                         ),
                         None => format!("not allowed (keyward edit {name} --allow-lease env)"),
                     };
@@ -437,7 +438,15 @@ pub fn edit(name: &str, set: MetaInput, clear: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `keyward edit NAME --allow-lease env|off`: whether a static key may be leased to a command
+/// How `keyward exec` names a lease of a key allowed `m`: a variable, or a file descriptor's.
+fn lease_form(m: keyward_core::entry::LeaseMode) -> &'static str {
+    match m {
+        keyward_core::entry::LeaseMode::Env => "VAR",
+        keyward_core::entry::LeaseMode::File => "fd:VAR",
+    }
+}
+
+/// `keyward edit NAME --allow-lease env|file|off`: whether a static key may be leased to a command
 /// `keyward exec` starts. Allowing asks for a current authenticator code.
 pub fn set_lease(
     input_fd: Option<u32>,
@@ -464,8 +473,9 @@ pub fn set_lease(
     client.set_lease(name, mode, code)?;
     match mode {
         Some(m) => println!(
-            "'{name}' may now be leased ({}): keyward exec static:{name}=VAR -- COMMAND (each lease is asked for and audited).",
-            m.as_str()
+            "'{name}' may now be leased ({}): keyward exec static:{name}={} -- COMMAND (each lease is asked for and audited).",
+            m.as_str(),
+            lease_form(m)
         ),
         None => println!("'{name}' is no longer leased."),
     }

@@ -95,9 +95,10 @@ enum Cmd {
         #[arg(long, value_name = "FIELD")]
         clear: Vec<String>,
         /// A static key: let `keyward exec` hand it to the command it starts as a lease (`env`:
-        /// in a variable, `static:NAME=VAR`), or no longer (`off`). Allowing asks for a code
+        /// in a variable, `static:NAME=VAR`, or a file descriptor; `file`: only in a file
+        /// descriptor, `static:NAME=fd:VAR`), or no longer (`off`). Allowing asks for a code
         /// from your authenticator app.
-        #[arg(long, value_name = "MODE", value_parser = ["env", "off"])]
+        #[arg(long, value_name = "MODE", value_parser = ["env", "file", "off"])]
         allow_lease: Option<String>,
     },
     /// Rotate a key. An AWS key is rotated at IAM: a new access key is created, checked and
@@ -747,6 +748,9 @@ fn run(cli: Cli) -> Result<()> {
             match allow_lease.as_deref() {
                 Some("env") => {
                     keys::set_lease(input_fd, &name, Some(keyward_core::entry::LeaseMode::Env))
+                }
+                Some("file") => {
+                    keys::set_lease(input_fd, &name, Some(keyward_core::entry::LeaseMode::File))
                 }
                 Some(_) => keys::set_lease(input_fd, &name, None),
                 None => Ok(()),

@@ -95,11 +95,17 @@ pub fn usages(meta: &EntryMeta, keyward: &Path, uses: Option<&KeyUses>) -> Vec<U
             helpers(&mut out);
         }
         EntryKind::Static => {
-            let leased = uses.and_then(|u| u.lease).is_some();
+            let lease = uses.and_then(|u| u.lease);
+            let file_only = lease == Some(keyward_core::entry::LeaseMode::File);
             out.push(usage(
                 "exec",
-                format!("keyward exec static:{n}=VAR -- COMMAND"),
-                if leased {
+                format!(
+                    "keyward exec static:{n}={} -- COMMAND",
+                    if file_only { "fd:VAR" } else { "VAR" }
+                ),
+                if file_only {
+                    "leased to the one command, which reads it from the file $VAR names (allowed for this key)"
+                } else if lease.is_some() {
                     "leased to the one command, in $VAR (allowed for this key)"
                 } else if uses.is_some() {
                     "not allowed yet: keyward edit NAME --allow-lease env (asks for a code)"

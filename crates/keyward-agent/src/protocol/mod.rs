@@ -215,6 +215,10 @@ pub enum Request {
     LeaseStatic {
         /// Entry / profile name.
         profile: String,
+        /// How the value reaches the command: in a variable (`env`, the default) or a file
+        /// descriptor (`file`); the key's lease setting must allow it.
+        #[serde(default = "env_form")]
+        form: keyward_core::entry::LeaseMode,
         /// Id of an approval request this client had answered.
         #[serde(default)]
         approval: Option<String>,
@@ -433,6 +437,11 @@ pub enum Request {
     /// Open the desktop app's window, or bring it to the front (a second start of the app asks
     /// this instead of opening a window of its own).
     OpenWindow {},
+}
+
+/// A lease's form when the request names none: a variable.
+fn env_form() -> keyward_core::entry::LeaseMode {
+    keyward_core::entry::LeaseMode::Env
 }
 
 impl Request {

@@ -304,6 +304,7 @@ impl Agent {
     pub(super) async fn lease_static(
         self: &Arc<Self>,
         profile: String,
+        form: keyward_core::entry::LeaseMode,
         approval: Option<String>,
         via: &'static str,
         actor: Actor,
@@ -318,11 +319,13 @@ impl Agent {
                 .await
                 .map_err(|_| err(ErrorCode::Internal, "internal error (task failed)"))?
                 .map_err(vault_err)?;
-            if mode.is_none() {
-                let why = err(
-                    ErrorCode::Forbidden,
-                    format!("'{profile}' is not allowed to be leased: allow it with `keyward edit {profile} --allow-lease env` (asks for an authenticator code)"),
-                );
+            let why = match mode {
+                None => Some(format!("'{profile}' is not allowed to be leased: allow it with `keyward edit {profile} --allow-lease {}` (asks for an authenticator code)", form.as_str())),
+                Some(m) if !m.allows(form) => Some(format!("'{profile}' may be leased only in a file descriptor (static:{profile}=fd:VAR), not in a variable: `keyward edit {profile} --allow-lease env` allows both (asks for an authenticator code)")),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                let why = err(ErrorCode::Forbidden, why);
                 return Err(self.not_issued(&actor, &profile, "refused", why).await);
             }
         }

@@ -408,12 +408,17 @@ impl Agent {
             }
             Request::LeaseStatic {
                 profile,
+                form,
                 approval,
                 exec,
             } => {
-                let via = if exec.is_some() { "exec" } else { "helper" };
+                let via = match (&exec, form) {
+                    (Some(_), keyward_core::entry::LeaseMode::File) => "exec-fd",
+                    (Some(_), keyward_core::entry::LeaseMode::Env) => "exec",
+                    (None, _) => "helper",
+                };
                 let actor = self.speaking_for(actor, exec)?;
-                self.lease_static(profile, approval, via, actor).await
+                self.lease_static(profile, form, approval, via, actor).await
             }
             Request::SetLease { name, mode, code } => self.set_lease(name, mode, code, actor).await,
             Request::HelperGet {

@@ -30,8 +30,12 @@ pub enum EntryKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum LeaseMode {
-    /// In an environment variable of the one command `keyward exec` starts.
+    /// In an environment variable of the one command `keyward exec` starts (or, as that is no
+    /// less exposed, in a file descriptor it reads).
     Env,
+    /// Only in a file descriptor the command reads (`/dev/fd/N`): not in its environment, which
+    /// every program it starts inherits.
+    File,
 }
 
 impl LeaseMode {
@@ -39,7 +43,14 @@ impl LeaseMode {
     pub fn as_str(self) -> &'static str {
         match self {
             LeaseMode::Env => "env",
+            LeaseMode::File => "file",
         }
+    }
+
+    /// Whether a key allowed this way may be leased in `form`: `env` allows a variable and a
+    /// file descriptor, `file` only a file descriptor.
+    pub fn allows(self, form: LeaseMode) -> bool {
+        self == LeaseMode::Env || form == LeaseMode::File
     }
 }
 
