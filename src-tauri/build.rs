@@ -18,6 +18,7 @@ const COMMANDS: &[&str] = &[
     "activity",
     "factors",
     "grants",
+    "leases",
     "revoke_grant",
     "decide_approval",
     "pending_approvals",

@@ -417,6 +417,34 @@ pub async fn grants(state: State<'_, AppState>) -> Res<Vec<GrantInfo>> {
     with_client(&state, |c| c.grants()).await
 }
 
+/// A static-key lease still out.
+#[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LeaseRow {
+    key: String,
+    client: String,
+    /// `exec`, `exec-fd`, `git`, `docker`, `helper`.
+    via: String,
+    issued: String,
+    expires_at: String,
+}
+
+/// The static-key leases that have not ended (found in the audit trail: the agent keeps none).
+#[tauri::command]
+pub async fn leases(state: State<'_, AppState>) -> Res<Vec<LeaseRow>> {
+    let out = with_client(&state, keyward_shell::leases::leases_out).await?;
+    Ok(out
+        .into_iter()
+        .map(|l| LeaseRow {
+            key: l.key,
+            client: l.client,
+            via: l.via,
+            issued: l.issued,
+            expires_at: l.expires_at,
+        })
+        .collect())
+}
+
 /// Revokes a grant.
 #[tauri::command]
 pub async fn revoke_grant(state: State<'_, AppState>, id: String) -> Res<()> {

@@ -95,6 +95,7 @@ fn main() {
             commands::activity,
             commands::factors,
             commands::grants,
+            commands::leases,
             commands::revoke_grant,
             commands::decide_approval,
             commands::pending_approvals,

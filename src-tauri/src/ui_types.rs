@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use ts_rs::{Config, TS};
 
 use crate::commands::{
-    Created, KeyRow, PassphraseVerdict, Tested, TotpEnrollment, UnlockFactor, Unlocked,
+    Created, KeyRow, LeaseRow, PassphraseVerdict, Tested, TotpEnrollment, UnlockFactor, Unlocked,
 };
 use crate::keycmds::{
     ImportCandidate, ImportPreview, ImportResult, KeyDetail, Revealed, RotateInput, UsageLine,
@@ -36,6 +36,7 @@ fn generated() -> String {
         entry::<Unlocked>(&cfg),
         entry::<KeyRow>(&cfg),
         entry::<Tested>(&cfg),
+        entry::<LeaseRow>(&cfg),
         entry::<UsageLine>(&cfg),
         entry::<KeyDetail>(&cfg),
         entry::<RotateInput>(&cfg),

@@ -631,7 +631,10 @@ fn a_static_key_allowed_only_in_a_file_descriptor_reaches_the_child_there_and_no
     );
     assert!(got["environ"]["TOKEN_FILE_EXPIRES_AT"].is_string());
     // Audited as a lease in a file descriptor, with the command as the client.
-    let trail = home.kw(&["audit", "tail", "-n", "20", "--json"]).ok().stdout;
+    let trail = home
+        .kw(&["audit", "tail", "-n", "20", "--json"])
+        .ok()
+        .stdout;
     assert!(trail.contains("exec-fd"), "{trail}");
     for f in home.all_files() {
         let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();

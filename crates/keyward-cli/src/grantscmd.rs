@@ -134,24 +134,40 @@ pub fn ask(p: Prompter, info: &ApprovalInfo) -> Result<(Decision, Option<String>
 
 /// `keyward grants [--json]`.
 pub fn list(json: bool) -> Result<()> {
-    let grants = crate::connect::agent()?.grants()?;
+    let mut client = crate::connect::agent()?;
+    let grants = client.grants()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&grants)?);
         return Ok(());
     }
     if grants.is_empty() {
         println!("No grants: programs are asked about the first time they want credentials.");
-        return Ok(());
+    } else {
+        println!("{:<12}  {:<16}  {:<25}  PROGRAM", "ID", "PROFILE", "UNTIL");
+        for g in grants {
+            println!(
+                "{:<12}  {:<16}  {:<25}  {}",
+                g.id,
+                g.profile,
+                g.expires.as_deref().unwrap_or("vault locks"),
+                g.client
+            );
+        }
     }
-    println!("{:<12}  {:<16}  {:<25}  PROGRAM", "ID", "PROFILE", "UNTIL");
-    for g in grants {
+    let leases = keyward_shell::leases::leases_out(&mut client)?;
+    if !leases.is_empty() {
+        println!();
+        println!("Leases out (a lease cannot be taken back: if one may have leaked, replace the key at its provider):");
         println!(
-            "{:<12}  {:<16}  {:<25}  {}",
-            g.id,
-            g.profile,
-            g.expires.as_deref().unwrap_or("vault locks"),
-            g.client
+            "{:<16}  {:<8}  {:<25}  PROGRAM",
+            "KEY", "HOW", "COUNTED OUT UNTIL"
         );
+        for l in leases {
+            println!(
+                "{:<16}  {:<8}  {:<25}  {}",
+                l.key, l.via, l.expires_at, l.client
+            );
+        }
     }
     Ok(())
 }

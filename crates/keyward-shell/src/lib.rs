@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod gitcred;
 pub mod kube;
 pub mod launch;
+pub mod leases;
 pub mod report;
 pub mod usage;
 

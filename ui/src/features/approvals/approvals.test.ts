@@ -141,6 +141,22 @@ describe('approval dialog with the "standing grants need a code" setting on', ()
 });
 
 describe('clients', () => {
+  it('lists the leases still out, with how they went and until when', async () => {
+    const backend = new TestBackend();
+    await backend.initVault('orbit-maple-quartz-lantern-7', 'S', backend.validCode);
+    await backend.unlock('orbit-maple-quartz-lantern-7', { kind: 'totp', code: backend.validCode });
+    backend.leasesOut = [
+      { key: 'gh', client: '/usr/bin/git', via: 'git', issued: '2026-12-04T11:30:00Z', expires_at: '2026-12-04T12:30:00Z' },
+      { key: 'db', client: '/usr/bin/python3 /srv/migrate.py', via: 'exec-fd', issued: '2026-12-04T11:20:00Z', expires_at: '2026-12-04T12:20:00Z' },
+    ];
+    render(Clients, { backend });
+    const rows = await screen.findAllByTestId('lease-row');
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toHaveTextContent("gh/usr/bin/gitgit's helper");
+    expect(rows[1]).toHaveTextContent('a file descriptor (keyward exec)');
+    expect(screen.getByTestId('leases').previousElementSibling).toHaveTextContent('A lease cannot be taken back');
+  });
+
   it('lists grants and revokes one', async () => {
     const user = userEvent.setup();
     const backend = new TestBackend();

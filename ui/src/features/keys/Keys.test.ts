@@ -457,7 +457,7 @@ describe('AWS keys in the detail', () => {
     expect(screen.queryByTestId('rotate-aws')).toBeNull();
   });
 
-  it('adds an Alibaba Cloud key with its role, and its detail shows each tool's line with a Copy button', async () => {
+  it("adds an Alibaba Cloud key with its role, and its detail shows each tool's line with a Copy button", async () => {
     const user = userEvent.setup();
     const b = await unlocked([]);
     const add = vi.spyOn(b, 'addAliyun');

@@ -1,7 +1,7 @@
 // Generated from the app's Rust types by src-tauri/src/ui_types.rs (ts-rs): do not edit.
 // After changing a Rust type, run that test with KEYWARD_WRITE_UI_TYPES=1 and commit this.
 
-import type { ActivityRecord, EntryConfig, EntryKind, EntryState, ProviderUse } from './generated';
+import type { ActivityRecord, EntryConfig, EntryKind, EntryState, KeyUses, ProviderUse } from './generated';
 
 export type PassphraseVerdict = { acceptable: boolean, reason: string | null, };
 
@@ -101,7 +101,23 @@ blocked: boolean, };
 
 export type Tested = { identity: string, expiration: string | null, scope: string | null, };
 
-export type KeyDetail = { key: KeyRow, history: Array<ActivityRecord>, };
+export type LeaseRow = { key: string, client: string, 
+/**
+ * `exec`, `exec-fd`, `git`, `docker`, `helper`.
+ */
+via: string, issued: string, expires_at: string, };
+
+export type UsageLine = { tool: string, line: string, note: string, };
+
+export type KeyDetail = { key: KeyRow, history: Array<ActivityRecord>, 
+/**
+ * Its lease setting and helper bindings (from the authenticated header: `None` while locked).
+ */
+uses: KeyUses | null, 
+/**
+ * What to write or run for each tool.
+ */
+usage: Array<UsageLine>, };
 
 export type RotateInput = { "kind": "aws", 
 /**
@@ -119,7 +135,15 @@ value: string, } | { "kind": "oauth2",
 /**
  * The client secret.
  */
-client_secret: string, };
+client_secret: string, } | { "kind": "aliyun", 
+/**
+ * LTAI… id.
+ */
+access_key_id: string, 
+/**
+ * Its secret.
+ */
+access_key_secret: string, };
 
 export type Revealed = { value: string, hide_after_secs: number, };
 

@@ -1,6 +1,6 @@
 import type {
   AliyunKeyInput, ApprovalInfo, AuditRow, AwsKeyInput, AwsRotated, Created, Decision, FactorInfo, Grant, ImportPreview, ImportResult,
-  KeyDetail, KeyRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, ShowKey, Status, Tested,
+  KeyDetail, KeyRow, LeaseRow, MetaInput, OAuth2KeyInput, PassphraseVerdict, Revealed, RotateInput, ShowKey, Status, Tested,
   TotpEnrollment, UnlockFactor, Unlocked,
 } from './types';
 
@@ -22,6 +22,8 @@ export interface Backend {
   activity(limit: number): Promise<AuditRow[]>;
   factors(): Promise<FactorInfo[]>;
   grants(): Promise<Grant[]>;
+  /** Static-key leases that have not ended yet (newest first). */
+  leases(): Promise<LeaseRow[]>;
   revokeGrant(id: string): Promise<void>;
   /** Answers a question; `code` is needed for hours / until lock when the setting is on. */
   decideApproval(id: string, decision: Decision, code?: string): Promise<void>;

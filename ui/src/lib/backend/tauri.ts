@@ -35,6 +35,7 @@ export class TauriBackend implements Backend {
   activity: Backend['activity'] = (limit) => call('activity', { limit });
   factors: Backend['factors'] = () => call('factors');
   grants: Backend['grants'] = () => call('grants');
+  leases: Backend['leases'] = () => call('leases');
   revokeGrant: Backend['revokeGrant'] = (id) => call('revoke_grant', { id });
   decideApproval: Backend['decideApproval'] = (id, decision, code) => call('decide_approval', { id, decision, code: code ?? null });
   pendingApprovals: Backend['pendingApprovals'] = () => call('pending_approvals');

@@ -1,7 +1,7 @@
 import type { Backend } from './backend';
 import {
   BackendError, type ApprovalInfo, type AuditRow, type AwsRotated, type Decision, type FactorInfo, type Grant,
-  type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type AliyunKeyInput, type UsageLine, type RotateInput,
+  type ImportPreview, type KeyRow, type KeyStates, type MetaInput, type OAuth2Config, type OAuth2KeyInput, type AliyunKeyInput, type UsageLine, type LeaseRow, type KeyDetail, type RotateInput,
   type PolicyInfo, type ShowKey, type Status, type Tested, type UnlockFactor,
 } from './types';
 
@@ -211,7 +211,7 @@ export class TestBackend implements Backend {
     return k;
   }
 
-  async keyDetail(name: string) {
+  async keyDetail(name: string): Promise<KeyDetail> {
     this.needUnlocked();
     const key = this.find(name);
     // A stand-in for the lines the app works out in Rust (keyward_shell::usage): one per kind.
@@ -228,7 +228,7 @@ export class TestBackend implements Backend {
 
   async rotateKey(name: string, secret: RotateInput) {
     const k = this.find(name);
-    this.secrets[name] = secret.kind === 'aws' ? secret.secret_access_key : secret.kind === 'oauth2' ? secret.client_secret : secret.value;
+    this.secrets[name] = secret.kind === 'aws' ? secret.secret_access_key : secret.kind === 'oauth2' ? secret.client_secret : secret.kind === 'aliyun' ? secret.access_key_secret : secret.value;
     k.rotated = new Date().toISOString();
     this.record('rotate', name);
     return { ...k };
@@ -289,6 +289,13 @@ export class TestBackend implements Backend {
   }
 
   usageCopied: [string, number][] = [];
+  /** What `leases` answers (the app finds them in the audit trail). */
+  leasesOut: LeaseRow[] = [];
+
+  async leases() {
+    this.needUnlocked();
+    return [...this.leasesOut];
+  }
 
   async copyUsage(name: string, index: number) {
     this.find(name);

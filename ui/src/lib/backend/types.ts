@@ -14,7 +14,7 @@ export type {
 import type { ErrorCode } from './generated';
 export type {
   Created, ImportCandidate, ImportPreview, ImportResult, KeyDetail, KeyRow, PassphraseVerdict, Revealed,
-  RotateInput, Tested, TotpEnrollment, UnlockFactor, Unlocked, UsageLine,
+  LeaseRow, RotateInput, Tested, TotpEnrollment, UnlockFactor, Unlocked, UsageLine,
 } from './app-generated';
 
 export class BackendError extends Error {
