@@ -263,3 +263,74 @@ fn git_clones_and_pushes_with_a_leased_token_and_injections_are_refused() {
     }
     drop(srv);
 }
+
+#[test]
+fn a_password_typed_into_git_is_offered_to_the_vault_on_the_terminal_and_written_nowhere() {
+    const TYPED: &str = "typedIntoGitCanary0123456789";
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    let input =
+        format!("protocol=https\nhost=git.example.test\nusername=alice\npassword={TYPED}\n\n");
+    let keys = |home: &Home| home.kw(&["list", "--json"]).ok().stdout;
+
+    // No terminal (git run by an IDE): nothing offered, nothing kept.
+    helper(&home, "git.example.test", "store", &input).ok();
+    assert!(!keys(&home).contains("git-git.example.test"));
+
+    // On a terminal: asked; "no" keeps nothing.
+    let kw = std::fs::canonicalize(env!("CARGO_BIN_EXE_keyward")).expect("keyward");
+    let line = format!(
+        "printf '{}' | {} git-credential store",
+        input.replace('\n', "\\n"),
+        kw.display()
+    );
+    let (code, screen) = crate::aws::on_a_terminal(&home, &line, "n\n", &[]);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("keep the password you typed for alice@git.example.test"),
+        "{screen}"
+    );
+    assert!(!keys(&home).contains("git-git.example.test"));
+
+    // A wrong code: not bound, and the password not kept either.
+    let (code, screen) = crate::aws::on_a_terminal(&home, &line, "y\n000000\n", &[]);
+    assert_ne!(code, 0, "{screen}");
+    assert!(!keys(&home).contains("git-git.example.test"), "{screen}");
+
+    // "yes" and a current code: a static key bound to git for that host.
+    let (code, screen) =
+        crate::aws::on_a_terminal(&home, &line, &format!("y\n{}\n", home.fresh_code()), &[]);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("kept as 'git-git.example.test', bound to git for git.example.test"),
+        "{screen}"
+    );
+    // git's next get is answered from the vault, with the user name git had.
+    home.grant_tests("git-git.example.test");
+    let got = helper(
+        &home,
+        "git.example.test",
+        "get",
+        "protocol=https\nhost=git.example.test\n\n",
+    )
+    .ok();
+    assert!(
+        got.stdout.contains(&format!("password={TYPED}\n")),
+        "{}",
+        got.stdout
+    );
+    assert!(got.stdout.contains("username=alice\n"), "{}", got.stdout);
+    // Bound now: a second store is not offered again.
+    let (code, screen) = crate::aws::on_a_terminal(&home, &line, "", &[]);
+    assert_eq!(code, 0);
+    assert!(!screen.contains("keep the password"), "{screen}");
+    for f in home.all_files() {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains(TYPED),
+            "the typed password in {}",
+            f.display()
+        );
+    }
+}

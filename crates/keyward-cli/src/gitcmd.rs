@@ -4,8 +4,9 @@
 //! `get` answers only for a host the user bound a key to (in the vault, with a code: git's
 //! config, which any program can edit, only names the helper), over HTTPS (plain HTTP only to
 //! loopback), with a lease of the bound static key or an OAuth2 access token, and
-//! `password_expiry_utc` so git forgets it in time. `store` writes nothing anywhere: the password
-//! stays where it came from. `erase` has nothing to erase. Each request passes the approval gate
+//! `password_expiry_utc` so git forgets it in time. `store` writes nothing anywhere; for a host no
+//! key is bound to, a password the user just typed is offered to the vault on the terminal (kept
+//! as a static key bound to that host, with a code). `erase` has nothing to erase. Each request passes the approval gate
 //! with git as the client.
 
 use std::io::{Read, Write};
@@ -39,9 +40,9 @@ pub fn helper(action: &str) -> Result<()> {
     let asked = gitcred::parse(&input)?;
     match action {
         "get" => {}
-        // Never written anywhere: the password the user typed stays theirs to vault
-        // (`keyward add static`), and a token Keyward gave needs no storing.
-        "store" | "erase" => return Ok(()),
+        "store" => return offer_to_vault(&asked),
+        // Nothing is kept anywhere that could be erased; a binding is `keyward setup git`'s.
+        "erase" => return Ok(()),
         other => bail!(
             "unknown git credential action '{}': get, store or erase",
             other.escape_default()
@@ -89,6 +90,65 @@ pub fn helper(action: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
+    Ok(())
+}
+
+/// git's `store` for a password the user typed (git asked them because no key answers for the
+/// host): on a terminal, offers to keep it in the vault as the static key `git-HOST`, bound to
+/// git for that host (the binding asks for a code). Never written to a file; without a terminal,
+/// or for a host a key already answers for, nothing happens.
+fn offer_to_vault(asked: &gitcred::Asked) -> Result<()> {
+    let (Some(host), Some(user), Some(password)) = (
+        asked.host.as_deref(),
+        asked.username.as_deref(),
+        asked.password.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    let Ok(host) = keyward_core::entry::helper_host(host) else {
+        return Ok(());
+    };
+    let secure = match asked.protocol.as_deref() {
+        Some("https") => true,
+        Some("http") => loopback(&host),
+        _ => false,
+    };
+    let mut p = crate::prompt::Prompter::terminal();
+    if !secure || password.is_empty() || !p.interactive() {
+        return Ok(());
+    }
+    let mut client = crate::connect::agent()?;
+    let bound = client
+        .bindings()?
+        .iter()
+        .any(|b| b.tool == HelperTool::Git && b.host == host);
+    if bound {
+        return Ok(());
+    }
+    let answer = p.line(
+        &format!("Keyward: keep the password you typed for {user}@{host} in the vault (git then gets it from Keyward, never from a file)? [y/N]: "),
+        "answer",
+    )?;
+    if !matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
+        return Ok(());
+    }
+    let name: String = format!("git-{}", host.replace([':', '[', ']'], "-"))
+        .chars()
+        .take(64)
+        .collect();
+    keyward_core::entry::validate_name(&name)?;
+    let code = binding_code(None, &name, "git", &host)?;
+    let meta = keyward_agent::protocol::MetaInput {
+        purpose: Some(format!("typed into git for {user}@{host}")),
+        ..Default::default()
+    };
+    client.add_static(&name, meta, WireSecret::new(password.to_owned()))?;
+    if let Err(e) = client.bind(HelperTool::Git, &host, &name, Some(user), Some(code)) {
+        // Not bound (a wrong code): the password is not kept either.
+        let _ = client.remove(&name);
+        return Err(e.into());
+    }
+    eprintln!("Keyward: kept as '{name}', bound to git for {host}: git gets it from Keyward from now on (a lease, approved and audited).");
     Ok(())
 }
 
