@@ -476,6 +476,16 @@ impl Agent {
                     ),
                 );
                 if first {
+                    // Told once per run, as it is audited: the desktop shows a notification.
+                    let _ = self.unusual.send(super::usage::UnusualUse {
+                        key: profile.to_owned(),
+                        client: client.to_string(),
+                        what: super::usage::Unusual::Throttled {
+                            per_minute: rate.per_minute,
+                            burst: rate.burst,
+                            retry_secs: secs,
+                        },
+                    });
                     return Err(self.not_issued(actor, profile, "throttled", reply).await);
                 }
                 Err(reply)

@@ -663,3 +663,34 @@ async fn a_program_or_chain_a_key_never_served_is_reported_as_unusual_and_audite
     let unusual = outcomes(&agent, "unusual").await;
     assert_eq!(unusual, ["new_program", "new_chain"], "and no row");
 }
+
+#[tokio::test]
+async fn a_program_over_the_rate_limit_is_refused_and_the_desktop_told_once_per_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = agent(dir.path()).await;
+    let fake = Fake::default();
+    let mut told = agent.unusual.subscribe();
+    let burst = crate::ratelimit::DEFAULT_BURST as usize;
+    let mut refused = 0;
+    for _ in 0..burst + 200 {
+        match ask(&agent, &fake, "k").await {
+            Err(e) if e.code == ErrorCode::Throttled => refused += 1,
+            other => {
+                got(&other);
+            }
+        }
+    }
+    assert!(refused >= 100, "{refused} refused");
+    assert_eq!(calls(&fake), 1, "the cache answered the rest");
+    let notice = told.try_recv().expect("the desktop is told");
+    assert_eq!(notice.key, "k");
+    assert!(
+        matches!(notice.what, super::usage::Unusual::Throttled { burst: b, .. } if b as usize == burst),
+        "{notice:?}"
+    );
+    assert!(notice.words().contains("faster than the rate limit allows"));
+    assert!(
+        told.try_recv().is_err(),
+        "once per run of refusals, not once per refusal"
+    );
+}

@@ -23,6 +23,16 @@ pub enum Unusual {
         /// The chain, nearest first.
         chain: String,
     },
+    /// A program asked faster than the rate limit allows and was refused (once per run of
+    /// refusals): a loop gone wrong, or something scraping the key.
+    Throttled {
+        /// The standing rate, a minute.
+        per_minute: u32,
+        /// The burst.
+        burst: u32,
+        /// When it may ask again, in seconds.
+        retry_secs: u64,
+    },
     /// Today's issuances at many times the key's usual daily number.
     Rate {
         /// Issued today so far.
@@ -53,6 +63,14 @@ impl UnusualUse {
             ),
             Unusual::NewChain { chain } => format!(
                 "{} got credentials of “{}” from processes it never came from before ({chain}).",
+                self.client, self.key
+            ),
+            Unusual::Throttled {
+                per_minute,
+                burst,
+                retry_secs,
+            } => format!(
+                "{} asked for “{}” faster than the rate limit allows ({per_minute} a minute, bursts of {burst}) and is refused for now (retry in {retry_secs} s).",
                 self.client, self.key
             ),
             Unusual::Rate { today, usual } => format!(
@@ -213,6 +231,8 @@ impl Baseline {
             Unusual::NewProgram => "new_program",
             Unusual::NewChain { .. } => "new_chain",
             Unusual::Rate { .. } => "rate",
+            // Audited as `issue`/`throttled` where it is refused; not the baseline's.
+            Unusual::Throttled { .. } => "throttled",
         };
         let detail = serde_json::json!({ "client": client, "what": what });
         let event = AuditEvent {
