@@ -34,17 +34,23 @@ fn sts_log(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn the_alibaba_cloud_sdk_gets_an_sts_token_through_the_external_profile_and_keeps_none_on_disk() {
-    let home = Home::new();
-    home.init();
-    home.unlock();
+/// The STS stand-in for this test's home: it, its request log and its endpoint.
+fn stand_in(home: &Home) -> (crate::support::ScriptServer, std::path::PathBuf, String) {
     let log = home.path("sts.log");
     let sts = crate::support::serve_script(
         "aliyun_sts.py",
         &[AK_ID.as_ref(), AK_SECRET.as_ref(), log.as_os_str()],
     );
     let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    (sts, log, endpoint)
+}
+
+#[test]
+fn the_alibaba_cloud_sdk_gets_an_sts_token_through_the_external_profile_and_keeps_none_on_disk() {
+    let home = Home::new();
+    home.init();
+    home.unlock();
+    let (_sts, log, endpoint) = stand_in(&home);
     let add = |name: &str, secret: &str, role: bool| {
         let mut args = vec!["add", "aliyun", name, "--access-key-id", AK_ID];
         args.extend_from_slice(&["--region", "cn-hangzhou", "--sts-endpoint", &endpoint]);
@@ -236,12 +242,7 @@ fn import_vaults_the_plain_text_access_keys_and_takes_them_out_of_the_config() {
     let home = Home::new();
     home.init();
     home.unlock();
-    let log = home.path("sts.log");
-    let sts = crate::support::serve_script(
-        "aliyun_sts.py",
-        &[AK_ID.as_ref(), AK_SECRET.as_ref(), log.as_os_str()],
-    );
-    let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    let (_sts, log, endpoint) = stand_in(&home);
     let config = home.path("home/.aliyun/config.json");
     std::fs::create_dir_all(config.parent().expect("dir")).expect("mkdir");
     std::fs::write(
@@ -341,12 +342,7 @@ fn the_policy_refuses_an_access_key_without_a_role_caps_tokens_and_names_endpoin
     let home = Home::with_env(&[("KEYWARD_POLICY", path.to_str().expect("utf-8"))]);
     home.init();
     home.unlock();
-    let log = home.path("sts.log");
-    let sts = crate::support::serve_script(
-        "aliyun_sts.py",
-        &[AK_ID.as_ref(), AK_SECRET.as_ref(), log.as_os_str()],
-    );
-    let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    let (_sts, log, endpoint) = stand_in(&home);
     for (name, role) in [("prod", Some(ROLE)), ("ak", None)] {
         let mut args = vec!["add", "aliyun", name, "--access-key-id", AK_ID];
         args.extend_from_slice(&["--sts-endpoint", &endpoint]);

@@ -73,15 +73,7 @@ pub fn validate_aliyun_config(cfg: &AliyunConfig) -> Result<(), EntryError> {
         return Err(EntryError::AliyunDuration(cfg.session_duration_secs));
     }
     if let Some(ep) = &cfg.sts_endpoint {
-        let local = ep.starts_with("http://127.0.0.1:")
-            || ep.starts_with("http://localhost:")
-            || ep.starts_with("http://[::1]:");
-        let ok = (ep.starts_with("https://") || local)
-            && ep.len() <= 512
-            && !ep.chars().any(|c| c.is_control() || c.is_whitespace());
-        if !ok {
-            return Err(EntryError::Endpoint(printable(ep)));
-        }
+        super::aws::validate_endpoint(ep)?;
     }
     Ok(())
 }

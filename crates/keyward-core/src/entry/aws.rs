@@ -90,17 +90,25 @@ pub fn validate_aws_config(cfg: &AwsConfig) -> Result<(), EntryError> {
         return Err(EntryError::Duration(cfg.session_duration_secs));
     }
     for ep in cfg.sts_endpoint.iter().chain(cfg.iam_endpoint.iter()) {
-        let local = ep.starts_with("http://127.0.0.1:")
-            || ep.starts_with("http://localhost:")
-            || ep.starts_with("http://[::1]:");
-        let ok = (ep.starts_with("https://") || local)
-            && ep.len() <= 512
-            && !ep.chars().any(|c| c.is_control() || c.is_whitespace());
-        if !ok {
-            return Err(EntryError::Endpoint(printable(ep)));
-        }
+        validate_endpoint(ep)?;
     }
     Ok(())
+}
+
+/// Checks a provider endpoint override: `https://…`, or plain HTTP only to this machine (a
+/// local test server), at most 512 characters, no spaces or control characters.
+pub(super) fn validate_endpoint(ep: &str) -> Result<(), EntryError> {
+    let local = ep.starts_with("http://127.0.0.1:")
+        || ep.starts_with("http://localhost:")
+        || ep.starts_with("http://[::1]:");
+    let ok = (ep.starts_with("https://") || local)
+        && ep.len() <= 512
+        && !ep.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(EntryError::Endpoint(printable(ep)))
+    }
 }
 
 /// A display hint for an access key id: first four and last four characters.
