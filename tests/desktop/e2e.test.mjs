@@ -596,7 +596,7 @@ test('an Alibaba Cloud key: add it with its role, see each tool\'s line, copy on
   await (await $t('add-kind')).selectByAttribute('value', 'aliyun');
   await type('add-name', 'ali');
   await type('add-access-key-id', 'LTAI5tKwDesktopTest01');
-  await type('add-secret', 'kwDesktopAliyun0123456789abcd');
+  await type('add-secret', 'kwDesktopAliyun0123456789abcde');
   await type('add-role-arn', 'acs:ram::1234567890123456:role/deploy');
   await type('add-region', 'cn-hangzhou');
   await browser.waitUntil(async () => /STS tokens for this role/.test(await (await $t('add-key-form')).getText()), { timeout: 5000 });
