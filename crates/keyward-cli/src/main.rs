@@ -644,6 +644,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 15m, 1h)"))
 }
 
+/// `--remove-plaintext` / `--keep-plaintext` of an import: decided, or to be asked (`None`).
+fn plaintext_choice(remove: bool, keep: bool) -> Option<bool> {
+    match (remove, keep) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_days(s: &str) -> Result<u32, String> {
     let d = parse_duration(s)?;
     let days = d.as_secs() / 86_400;
@@ -815,13 +824,7 @@ fn run(cli: Cli) -> Result<()> {
         }) => awscmd::import(
             input_fd,
             &profiles,
-            if remove_plaintext {
-                Some(true)
-            } else if keep_plaintext {
-                Some(false)
-            } else {
-                None
-            },
+            plaintext_choice(remove_plaintext, keep_plaintext),
             sts_endpoint,
         ),
         Cmd::Import(ImportCmd::Aliyun {
@@ -832,13 +835,7 @@ fn run(cli: Cli) -> Result<()> {
         }) => aliyuncmd::import(
             input_fd,
             &profiles,
-            if remove_plaintext {
-                Some(true)
-            } else if keep_plaintext {
-                Some(false)
-            } else {
-                None
-            },
+            plaintext_choice(remove_plaintext, keep_plaintext),
             sts_endpoint,
         ),
         Cmd::Factor(FactorCmd::List { json }) => vaultcmd::factor_list(json),

@@ -202,20 +202,7 @@ impl AliyunConfigFile {
     }
 
     fn unchanged_since_read(&self) -> Result<(), ShellError> {
-        let now = match std::fs::read(&self.path) {
-            Ok(b) => Some(Zeroizing::new(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(why) => {
-                return Err(ShellError::Read {
-                    path: self.path.clone(),
-                    why,
-                })
-            }
-        };
-        if now.as_deref() != self.read_as.as_deref() {
-            return Err(ShellError::ChangedMeanwhile(self.path.clone()));
-        }
-        Ok(())
+        crate::unchanged_since_read(&self.path, self.read_as.as_deref().map(Vec::as_slice))
     }
 
     /// Writes the file atomically (0600 for a new one), keeping a 0600 backup of the old file

@@ -216,19 +216,7 @@ impl DockerConfig {
     /// Writes the config atomically (as docker does: tab-indented), keeping a 0600 backup of
     /// the old file (returned); refused when the file changed since it was read.
     pub fn write(&self) -> Result<Option<PathBuf>, ShellError> {
-        let now = match std::fs::read(&self.path) {
-            Ok(b) => Some(Zeroizing::new(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(why) => {
-                return Err(ShellError::Read {
-                    path: self.path.clone(),
-                    why,
-                })
-            }
-        };
-        if now.as_ref().map(|b| b.as_slice()) != self.read_as.as_ref().map(|t| t.as_bytes()) {
-            return Err(ShellError::ChangedMeanwhile(self.path.clone()));
-        }
+        crate::unchanged_since_read(&self.path, self.read_as.as_ref().map(|t| t.as_bytes()))?;
         let mut out = Vec::new();
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
         let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);

@@ -10,6 +10,28 @@
 #![forbid(unsafe_code)]
 
 pub mod aliyun;
+
+/// Refuses to write `path` when it no longer holds `read_as` (`None`: it did not exist): a
+/// tool's config that changed since it was read may hold what the edit would lose.
+pub(crate) fn unchanged_since_read(
+    path: &std::path::Path,
+    read_as: Option<&[u8]>,
+) -> Result<(), ShellError> {
+    let now = match std::fs::read(path) {
+        Ok(b) => Some(zeroize::Zeroizing::new(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(why) => {
+            return Err(ShellError::Read {
+                path: path.to_owned(),
+                why,
+            })
+        }
+    };
+    if now.as_ref().map(|b| b.as_slice()) != read_as {
+        return Err(ShellError::ChangedMeanwhile(path.to_owned()));
+    }
+    Ok(())
+}
 pub mod aws;
 pub mod ceremony;
 pub mod docker;
