@@ -491,6 +491,55 @@ fn edited_aws_settings_are_refused_on_use() {
     }
 }
 
+/// An Alibaba Cloud key's role is what keeps its AccessKey inside the agent: dropped from the
+/// catalog, the key would hand out the AccessKey itself (AK mode). Its endpoint decides where the
+/// signature goes. Both are sealed with the secret.
+#[test]
+fn edited_alibaba_cloud_settings_are_refused_on_use() {
+    let edits = [
+        ("$.aliyun.role_arn", "NULL"),
+        ("$.aliyun.sts_endpoint", "'http://127.0.0.1:9'"),
+        ("$.aliyun.session_duration_secs", "43200"),
+    ];
+    for (path, value) in edits {
+        let (_dir, mut vault, codes) = common::new_vault(&pass());
+        let cfg = EntryConfig {
+            aliyun: Some(keyward_core::AliyunConfig {
+                role_arn: Some("acs:ram::1234567890123456:role/deploy".into()),
+                sts_endpoint: Some("https://sts.cn-hangzhou.aliyuncs.com".into()),
+                session_duration_secs: 3600,
+                ..Default::default()
+            }),
+            ..EntryConfig::default()
+        };
+        vault
+            .add_entry(
+                meta("ali", EntryKind::Aliyun, cfg),
+                &SecretValue::Aliyun {
+                    access_key_id: "LTAI5tKwTamperTest0001".into(),
+                    access_key_secret: "kwTamperAliyun0123456789abcdef".to_owned().into(),
+                },
+                &Actor::default(),
+            )
+            .expect("add");
+        let key = unlock_with(&mut vault, &codes[0]).expect("unlock");
+        let m = vault.get("ali").expect("get");
+        vault
+            .read_secret(&key, &m)
+            .expect("untouched settings work");
+        sql(
+            &vault,
+            &format!("UPDATE entries SET config = json_set(config, '{path}', {value}) WHERE name = 'ali'"),
+        );
+        let m = vault.get("ali").expect("get");
+        let err = vault.read_secret(&key, &m).expect_err(path);
+        assert!(
+            matches!(&err, VaultError::SettingsTampered { fields, .. } if fields.contains("aliyun.")),
+            "{path}: {err}"
+        );
+    }
+}
+
 #[test]
 fn a_secret_moved_to_another_entry_is_refused() {
     let (_dir, mut vault, codes) = common::new_vault(&pass());
