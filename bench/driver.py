@@ -87,17 +87,18 @@ try:
     )
 
     # The load generators are built before the vault exists: a long build must not outlast the
-    # vault's auto-lock between the unlock and the grants.
+    # vault's auto-lock between the unlock and the grants. With the features keyward was built
+    # with (bench/run), so building them does not put another keyward in its place.
     built = subprocess.run(
         ["cargo", "bench", "-q", "-p", "keyward-agent", "--bench", "throughput", "--no-run",
-         "--message-format=json"],
+         "--features", "keyward-core/test-policy-path", "--message-format=json"],
         cwd=repo, check=True, capture_output=True, text=True,
     )
     throughput = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
                   if m.get("executable")][-1]
     built = subprocess.run(
         ["cargo", "bench", "-q", "-p", "keyward-cli", "--bench", "endpoint", "--no-run",
-         "--message-format=json"],
+         "--features", "keyward-core/test-policy-path", "--message-format=json"],
         cwd=repo, check=True, capture_output=True, text=True,
     )
     endpoint_load = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
