@@ -336,7 +336,7 @@ session_duration_secs?: number,
  */
 sts_endpoint?: string, };
 
-export type LeaseMode = "env";
+export type LeaseMode = "env" | "file";
 
 export type HelperTool = "git" | "docker";
 
