@@ -383,7 +383,10 @@ fn post_auth_short_tokens_and_every_refusal_is_one_line() {
     home.kw_input(&["add", "static", "tok"], &["static-value"])
         .ok();
     let line = home.kw(&["test", "tok"]).one_line_error();
-    assert!(line.contains("only AWS and OAuth2 keys"), "{line}");
+    assert!(
+        line.contains("only AWS, OAuth2 and Alibaba Cloud keys"),
+        "{line}"
+    );
     let line = home
         .kw(&["cred", "oauth2", "--profile", "tok"])
         .one_line_error();
