@@ -108,7 +108,7 @@ fn kubectl_lists_pods_with_the_token_keyward_gives_and_fails_once_it_is_revoked(
             .lines()
             .filter_map(|l| l.split("keyward: ").nth(1))
             .filter_map(|l| {
-                l.split(" is not approved for static key 'kube'")
+                l.split(" is not approved for key 'kube'")
                     .next()
                     .filter(|c| *c != l)
             })

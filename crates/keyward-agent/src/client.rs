@@ -61,6 +61,15 @@ pub enum Issued<C> {
     ApprovalNeeded(ApprovalInfo),
 }
 
+/// What `cred_kube` gives, by the kind of the key.
+#[derive(Debug)]
+pub enum KubeCredential {
+    /// An OAuth2 key's access token.
+    Token(OAuth2Token),
+    /// A static key's lease.
+    Lease(crate::protocol::StaticLease),
+}
+
 /// Typed requests: each sends one request and returns the one kind of reply it may get.
 macro_rules! typed {
     ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty {
@@ -312,6 +321,24 @@ impl Client {
         };
         self.issued(req, |r| match r {
             Reply::HelperCredential(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// kubectl's credential for key `profile`: an OAuth2 key's token or a static key's lease,
+    /// whichever the key is, in one request.
+    pub fn cred_kube(
+        &mut self,
+        profile: &str,
+        approval: Option<String>,
+    ) -> Result<Issued<KubeCredential>, ClientError> {
+        let req = Request::CredKube {
+            profile: profile.to_owned(),
+            approval,
+        };
+        self.issued(req, |r| match r {
+            Reply::Oauth2Token(t) => Some(KubeCredential::Token(t)),
+            Reply::Lease(l) => Some(KubeCredential::Lease(l)),
             _ => None,
         })
     }

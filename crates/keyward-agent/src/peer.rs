@@ -9,8 +9,17 @@ use crate::interp::{self, Lang, Runs};
 /// How many ancestors to record (keyward → aws → shell → terminal …).
 const MAX_CHAIN: usize = 6;
 
+/// A /proc file in one or two reads: /proc reports no size, so `fs::read` would start with a
+/// 32-byte probe and grow from there, a dozen reads per file on every request's path.
+fn read_proc(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    std::fs::File::open(path).ok()?.read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
 fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = String::from_utf8(read_proc(&format!("/proc/{pid}/stat"))?).ok()?;
     // The command name is in parentheses and may contain spaces or ')': parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()
@@ -24,8 +33,8 @@ fn exe_of(pid: i32) -> Option<String> {
 
 /// The script an interpreter runs, made absolute and canonical, or why it runs other code.
 fn script_of(pid: i32, lang: Lang) -> Result<String, &'static str> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map_err(|_| "its command line cannot be read")?;
+    let raw =
+        read_proc(&format!("/proc/{pid}/cmdline")).ok_or("its command line cannot be read")?;
     let mut args: Vec<String> = raw
         .split(|b| *b == 0)
         .skip(1)
@@ -47,9 +56,42 @@ fn script_of(pid: i32, lang: Lang) -> Result<String, &'static str> {
             .map_err(|_| "its working directory cannot be read")?
             .join(path)
     };
+    if names_a_descriptor(&path) {
+        return Err(FROM_A_DESCRIPTOR);
+    }
     // One name per file, however it was reached (`..`, symlinks), so grants match.
     let path = std::fs::canonicalize(&path).unwrap_or(path);
+    if is_ours(&path) {
+        return Err(FROM_A_DESCRIPTOR);
+    }
     Ok(path.to_string_lossy().into_owned())
+}
+
+/// Why a script named by one of the process's own descriptors is not vouched for.
+const FROM_A_DESCRIPTOR: &str = "it reads its script from a file descriptor";
+
+/// Whether `path` names an open file descriptor (`/dev/fd/3`, `/proc/self/fd/0`, `/dev/stdin`,
+/// `bash <(…)`): what it reads is a pipe or whatever the process opened, and resolving the
+/// path here would name one of the agent's own descriptors instead.
+fn names_a_descriptor(path: &std::path::Path) -> bool {
+    [
+        "/dev/fd",
+        "/dev/stdin",
+        "/dev/stdout",
+        "/dev/stderr",
+        "/proc",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// Whether canonical `path` is a file this agent holds open: reached through a symlink to
+/// `/proc/self/fd`, a descriptor path resolves to the agent's own files (its lock, its log).
+fn is_ours(path: &std::path::Path) -> bool {
+    std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+    })
 }
 
 /// The interpreter and its one optional argument on a file's `#!` line, as the kernel reads it
@@ -72,7 +114,7 @@ fn shebang(path: &std::path::Path) -> Option<(String, Option<String>)> {
 /// `name` looked up on process `pid`'s `PATH`, as `env` would.
 fn on_path_of(pid: i32, name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let raw = read_proc(&format!("/proc/{pid}/environ"))?;
     let path = raw
         .split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(b"PATH="))
@@ -146,7 +188,13 @@ pub fn prospective(pid: i32, target: &crate::protocol::ExecTarget) -> Result<Pro
                     .map_err(|_| "the working directory cannot be read".to_owned())?
                     .join(path)
             };
-            Some(canonical(&path))
+            let resolved = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if names_a_descriptor(&path) || is_ours(&resolved) {
+                unvouched.get_or_insert(FROM_A_DESCRIPTOR.to_owned());
+                None
+            } else {
+                Some(resolved.to_string_lossy().into_owned())
+            }
         }
         Some(Runs::Code(why)) => {
             unvouched.get_or_insert(why.to_owned());
@@ -167,10 +215,10 @@ pub fn prospective(pid: i32, target: &crate::protocol::ExecTarget) -> Result<Pro
 
 /// The first variable in the process's environment that injects code, if any.
 fn injected(pid: i32, lang: Option<Lang>) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let raw = read_proc(&format!("/proc/{pid}/environ"))?;
     raw.split(|b| *b == 0).find_map(|kv| {
-        let kv = String::from_utf8_lossy(kv);
-        let (name, value) = kv.split_once('=')?;
+        let eq = kv.iter().position(|b| *b == b'=')?;
+        let (name, value) = (std::str::from_utf8(&kv[..eq]).ok()?, &kv[eq + 1..]);
         (!value.is_empty() && interp::injecting_variable(lang, name))
             .then(|| format!("{name} is set in its environment"))
     })
@@ -256,6 +304,62 @@ mod tests {
             info.script.as_deref(),
             Some(script.to_string_lossy().as_ref())
         );
+    }
+
+    #[test]
+    fn a_script_read_from_a_file_descriptor_is_not_vouched_for() {
+        // `bash /dev/fd/3` (process substitution, `bash <(curl …)`) names a descriptor of its
+        // own: resolved in the agent, the path would name one of the agent's files instead.
+        let dir = tempfile::tempdir().expect("dir");
+        let script = dir.path().join("tool.sh");
+        std::fs::write(&script, "sleep 5\n").expect("write");
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg("exec /bin/sh /dev/fd/3 3<tool.sh")
+            .current_dir(dir.path())
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id() as i32;
+        // Until the shell has exec'd the one reading the descriptor.
+        for _ in 0..50 {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline == b"/bin/sh\0/dev/fd/3\0" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let info = process(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(info.script, None);
+        assert!(
+            info.unvouched
+                .as_deref()
+                .is_some_and(|w| w.contains("file descriptor")),
+            "{info:?}"
+        );
+
+        // Through a symlink to /proc/self/fd, the path resolves here to one of our own files.
+        let own = std::fs::File::open(&script).expect("open");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&own);
+        std::os::unix::fs::symlink("/proc/self/fd", dir.path().join("fds")).expect("symlink");
+        let me = std::process::id() as i32;
+        let target = crate::protocol::ExecTarget {
+            program: "/bin/sh".into(),
+            args: vec![format!("{}/fds/{fd}", dir.path().display())],
+        };
+        let p = prospective(me, &target).expect("sh through the link");
+        assert_eq!(p.script, None, "{p:?}");
+        drop(own);
+
+        // The same for the command `keyward exec` is about to start.
+        let target = crate::protocol::ExecTarget {
+            program: "/bin/sh".into(),
+            args: vec!["/proc/self/fd/0".into()],
+        };
+        let p = prospective(me, &target).expect("sh /proc/self/fd/0");
+        assert_eq!(p.script, None);
+        assert!(p.unvouched.is_some_and(|w| w.contains("file descriptor")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
+use keyward_agent::client::KubeCredential;
 use keyward_core::EntryKind;
 use serde::Serialize;
 
@@ -49,31 +50,16 @@ fn check_exec_info() -> Result<()> {
 pub fn cred(profile: &str) -> Result<()> {
     check_exec_info()?;
     keyward_core::entry::validate_name(profile)?;
-    let kind = crate::connect::agent()?.show(profile)?.meta.kind;
-    let (token, expires) = match kind {
-        EntryKind::OAuth2 => {
-            let t = obtain(None, profile, "OAuth2 key", |c, _mfa, approval| {
-                c.cred_oauth2(profile, approval)
-            })?;
-            (
-                zeroize::Zeroizing::new(t.access_token.expose().to_owned()),
-                t.expires_at,
-            )
-        }
-        EntryKind::Static => {
-            let l = obtain(None, profile, "static key", |c, _mfa, approval| {
-                c.lease_static(profile, approval)
-            })?;
-            (
-                zeroize::Zeroizing::new(l.value.expose().to_owned()),
-                Some(l.expires_at),
-            )
-        }
-        EntryKind::Aws => bail!(
-            "'{profile}' is an AWS key: for EKS use `aws eks get-token` under keyward exec aws:{profile}"
+    let (token, expires) = match obtain(None, profile, "key", |c, _mfa, approval| {
+        c.cred_kube(profile, approval)
+    })? {
+        KubeCredential::Token(t) => (
+            zeroize::Zeroizing::new(t.access_token.expose().to_owned()),
+            t.expires_at,
         ),
-        EntryKind::Aliyun => bail!(
-            "'{profile}' is an Alibaba Cloud key: for ACK use `aliyun cs` under keyward exec aliyun:{profile}"
+        KubeCredential::Lease(l) => (
+            zeroize::Zeroizing::new(l.value.expose().to_owned()),
+            Some(l.expires_at),
         ),
     };
     // A bearer token goes into an HTTP header: nothing but visible ASCII.

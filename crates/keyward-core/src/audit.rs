@@ -125,12 +125,13 @@ fn row_hash(r: &AuditRow, key: Option<&MacKey>) -> String {
 }
 
 /// Appends `events` (all or none), keyed with `key` when the vault has one, and returns the new
-/// rows.
+/// rows; `uses` (entry id, count) are counted on their entries in the same transaction.
 pub(crate) fn append(
     catalog: &mut Catalog,
     ts: &str,
     events: &[(Actor, AuditEvent)],
     key: Option<&MacKey>,
+    uses: &[(String, u64)],
 ) -> Result<Vec<AuditRow>, AuditError> {
     let (mut seq, mut prev) = catalog
         .audit_head()
@@ -157,7 +158,9 @@ pub(crate) fn append(
         rows.push(row);
         prev = hash;
     }
-    catalog.append_audit(&rows).map_err(AuditError::Write)?;
+    catalog
+        .append_audit_touching(&rows, uses, ts)
+        .map_err(AuditError::Write)?;
     Ok(rows)
 }
 
@@ -265,6 +268,7 @@ mod tests {
             "2026-01-01T00:00:00Z",
             &[ev("unlock"), ev("issue")],
             Some(&key()),
+            &[],
         )
         .expect("a");
         append(
@@ -272,6 +276,7 @@ mod tests {
             "2026-01-01T00:00:01Z",
             &[ev("lock")],
             Some(&key()),
+            &[],
         )
         .expect("b");
         (dir, cat)
@@ -329,8 +334,8 @@ mod tests {
     fn rows_before_the_keyed_chain_are_checked_unkeyed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cat = Catalog::open(&dir.path().join("c.sqlite")).expect("open");
-        append(&mut cat, "t", &[ev("status")], None).expect("pre-vault");
-        append(&mut cat, "t", &[ev("init"), ev("add")], Some(&key())).expect("keyed");
+        append(&mut cat, "t", &[ev("status")], None, &[]).expect("pre-vault");
+        append(&mut cat, "t", &[ev("init"), ev("add")], Some(&key()), &[]).expect("keyed");
         let (seq, hash) = cat.audit_head().expect("head").expect("rows");
         let a = Anchor {
             keyed_from: 2,

@@ -108,6 +108,13 @@ fn edit_rotate_and_history() {
         .unlock(&f.pass, &SecondFactor::Recovery(f.codes[0].clone()), &actor)
         .expect("unlock")
         .key;
+    // Read before: the vault keeps the ciphertext it read, and a rotation must replace it.
+    for _ in 0..2 {
+        match f.vault.read_secret(&key, &before).expect("read old") {
+            SecretValue::Aws { access_key_id, .. } => assert_eq!(access_key_id, old_id),
+            other => panic!("wrong kind: {:?}", other.kind()),
+        }
+    }
     let rotated = f
         .vault
         .replace_secret(
@@ -378,7 +385,13 @@ fn the_providers_last_use_is_kept_until_the_key_is_replaced_or_removed() {
     f.vault
         .record_provider_use(&meta.id, &seen)
         .expect("record");
+    f.vault.read_secret(&key, &rotated).expect("read");
     f.vault.remove_entry("ci", &actor).expect("remove");
+    // Its secret went with it, however recently it was read.
+    assert!(matches!(
+        f.vault.read_secret(&key, &rotated),
+        Err(VaultError::Undecryptable(_))
+    ));
     f.vault
         .add_entry(
             aws_meta("ci"),

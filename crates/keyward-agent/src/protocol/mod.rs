@@ -209,6 +209,16 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exec: Option<ExecTarget>,
     },
+    /// kubectl's credential for a profile, whichever kind the key is: an OAuth2 key's access
+    /// token, or a lease of a static key the user allowed to be leased (for the tool that ran
+    /// `keyward cred kube`). One request, so the adapter need not ask for the kind first.
+    CredKube {
+        /// Entry / profile name.
+        profile: String,
+        /// Id of an approval request this client had answered.
+        #[serde(default)]
+        approval: Option<String>,
+    },
     /// A lease of a static key, only for a key the user allowed to be leased: for the command
     /// `keyward exec` starts (`exec`), or for the tool that ran the keyward adapter (git's
     /// credential helper).
@@ -469,6 +479,7 @@ impl Request {
             Request::CredAws { .. } => "cred.aws",
             Request::CredOauth2 { .. } => "cred.oauth2",
             Request::CredAliyun { .. } => "cred.aliyun",
+            Request::CredKube { .. } => "cred.kube",
             Request::TestKey { .. } => "test",
             Request::Approve { .. } => "approve",
             Request::SetGrantsNeedCode { .. } => "settings.grants_need_code",

@@ -76,11 +76,7 @@ pub(super) fn issue_writer(
             waiters.push(r.done);
         }
         let uses: Vec<(String, u64)> = uses.into_iter().collect();
-        let result = lock_vault(vault, |v| {
-            v.audit_unanchored(&events)?;
-            v.record_uses(&uses)
-        })
-        .map_err(vault_err);
+        let result = lock_vault(vault, |v| v.audit_issued(&events, &uses)).map_err(vault_err);
         if let Err(e) = &result {
             warn!("issuance audit failed, credentials withheld: {}", e.message);
         }
@@ -296,6 +292,33 @@ impl Agent {
     ) -> Outcome {
         self.issue_with(&self.aliyun, profile, (), approval, actor, gated)
             .await
+    }
+
+    /// kubectl's credential for `profile`: an OAuth2 key's token or a static key's lease (in a
+    /// variable's form: kubectl reads it from the adapter's output), for the tool that ran the
+    /// adapter. Keys kubectl cannot use say what to use instead.
+    pub(super) async fn cred_kube(
+        self: &Arc<Self>,
+        profile: String,
+        approval: Option<String>,
+        actor: Actor,
+    ) -> Outcome {
+        match self.entry(&profile).await?.kind {
+            EntryKind::OAuth2 => self.cred_oauth2(profile, approval, actor, true).await,
+            EntryKind::Static => {
+                let form = keyward_core::entry::LeaseMode::Env;
+                self.lease_static(profile, form, approval, "helper", actor)
+                    .await
+            }
+            EntryKind::Aws => Err(err(
+                ErrorCode::Invalid,
+                format!("'{profile}' is an AWS key: for EKS use `aws eks get-token` under keyward exec aws:{profile}"),
+            )),
+            EntryKind::Aliyun => Err(err(
+                ErrorCode::Invalid,
+                format!("'{profile}' is an Alibaba Cloud key: for ACK use `aliyun cs` under keyward exec aliyun:{profile}"),
+            )),
+        }
     }
 
     /// A lease of static key `profile`, if the user allowed it to be leased (read from the

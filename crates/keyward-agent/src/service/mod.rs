@@ -93,6 +93,7 @@ impl Recorded {
             | Request::CredAws { .. }
             | Request::CredOauth2 { .. }
             | Request::CredAliyun { .. }
+            | Request::CredKube { .. }
             | Request::LeaseStatic { .. }
             | Request::SetLease { .. }
             | Request::HelperGet { .. }
@@ -405,6 +406,9 @@ impl Agent {
             } => {
                 let actor = self.speaking_for(actor, exec)?;
                 self.cred_aliyun(profile, approval, actor, true).await
+            }
+            Request::CredKube { profile, approval } => {
+                self.cred_kube(profile, approval, actor).await
             }
             Request::LeaseStatic {
                 profile,

@@ -201,21 +201,6 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records `n` uses of each entry in one transaction.
-    pub fn touch_entries(&mut self, uses: &[(String, u64)], now: &str) -> Result<(), CatalogError> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE entries SET last_used = ?1, use_count = use_count + ?2 WHERE id = ?3",
-            )?;
-            for (id, n) in uses {
-                stmt.execute(params![now, *n as i64, id])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(EntryMetaRaw, String)> {
         Ok((
             EntryMetaRaw {
@@ -323,4 +308,22 @@ impl EntryMetaRaw {
             provider_use: self.provider_use,
         })
     }
+}
+
+/// Counts `uses` (entry id, count) on their entries as last used at `now`, inside `tx`.
+pub(super) fn touch(
+    tx: &rusqlite::Transaction<'_>,
+    uses: &[(String, u64)],
+    now: &str,
+) -> Result<(), CatalogError> {
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "UPDATE entries SET last_used = ?1, use_count = use_count + ?2 WHERE id = ?3",
+    )?;
+    for (id, n) in uses {
+        stmt.execute(params![now, i64::try_from(*n).unwrap_or(i64::MAX), id])?;
+    }
+    Ok(())
 }

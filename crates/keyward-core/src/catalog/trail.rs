@@ -147,11 +147,11 @@ impl Catalog {
 
     /// The hash of audit row `seq`, if it exists.
     pub fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, CatalogError> {
+        // On every issuance's path: prepared once per connection.
         Ok(self
             .conn
-            .query_row("SELECT hash FROM audit WHERE seq = ?1", params![seq], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+            .query_row(params![seq], |r| r.get(0))
             .optional()?)
     }
 
@@ -159,17 +159,26 @@ impl Catalog {
     pub fn audit_head(&self) -> Result<Option<(i64, String)>, CatalogError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
     /// Appends audit rows in one transaction (all or none).
     pub fn append_audit(&mut self, rows: &[AuditRow]) -> Result<(), CatalogError> {
+        self.append_audit_touching(rows, &[], "")
+    }
+
+    /// Appends audit rows and counts `uses` (entry id, count) on their entries as last used at
+    /// `now`, in one transaction (all or none): an issuance's row and its use are one commit.
+    pub fn append_audit_touching(
+        &mut self,
+        rows: &[AuditRow],
+        uses: &[(String, u64)],
+        now: &str,
+    ) -> Result<(), CatalogError> {
         let tx = self.conn.transaction()?;
+        super::entries::touch(&tx, uses, now)?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO audit (seq, ts, action, target, outcome, actor, detail, prev_hash, hash)

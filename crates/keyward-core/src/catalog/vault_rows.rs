@@ -6,20 +6,20 @@ use super::*;
 impl Catalog {
     /// The vault row, if a vault was created.
     pub fn vault(&self) -> Result<Option<VaultRow>, CatalogError> {
+        // Read on every issuance's path (the audit key's keystore): prepared once.
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT vault_id, keystore, header, header_mac FROM vault WHERE id = 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                },
-            )
+            )?
+            .query_row([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
             .optional()?;
         row.map(|(vault_id, ks, header, header_mac)| {
             let keystore = match ks.as_str() {

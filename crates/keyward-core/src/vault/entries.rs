@@ -104,6 +104,7 @@ impl Vault {
         let kind = meta.kind.as_str();
         self.catalog.insert_entry(&meta, EntryState::Pending)?;
         let item = keystore::entry_item(&meta.id);
+        self.entry_items.remove(&meta.id);
         if let Err(e) = keystore.put(&self.catalog, &item, &ciphertext) {
             // Roll back the row so no entry without a secret remains.
             self.catalog.delete_entry(&meta.id)?;
@@ -208,6 +209,7 @@ impl Vault {
             "from": old_hint,
             "to": new_hint,
         });
+        self.entry_items.remove(&meta.id);
         let done = keystore
             .put(&self.catalog, &keystore::entry_item(&meta.id), &ciphertext)
             .map_err(VaultError::from)
@@ -248,6 +250,7 @@ impl Vault {
         let keystore = self.keystore()?;
         self.catalog
             .set_entry_state(&meta.id, EntryState::Deleting)?;
+        self.entry_items.remove(&meta.id);
         let done = keystore
             .delete(&self.catalog, &keystore::entry_item(&meta.id))
             .map_err(VaultError::from)
@@ -362,13 +365,20 @@ impl Vault {
         key: &UnlockedKey,
         meta: &EntryMeta,
     ) -> Result<SecretValue, VaultError> {
-        let keystore = self.keystore()?;
-        let ciphertext = match keystore.get(&self.catalog, &keystore::entry_item(&meta.id)) {
-            Ok(c) => c,
-            Err(KeystoreError::Missing { .. }) => {
-                return Err(VaultError::Undecryptable(meta.name.clone()))
+        let ciphertext = match self.entry_items.get(&meta.id) {
+            Some(c) => c.clone(),
+            None => {
+                let keystore = self.keystore()?;
+                let c = match keystore.get(&self.catalog, &keystore::entry_item(&meta.id)) {
+                    Ok(c) => c,
+                    Err(KeystoreError::Missing { .. }) => {
+                        return Err(VaultError::Undecryptable(meta.name.clone()))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                self.entry_items.insert(meta.id.clone(), c.clone());
+                c
             }
-            Err(e) => return Err(e.into()),
         };
         let plain = Zeroizing::new(
             age::decrypt(&key.identity, &ciphertext)
@@ -424,12 +434,6 @@ impl Vault {
     /// Records one use of an entry.
     pub fn record_use(&self, meta: &EntryMeta) -> Result<(), VaultError> {
         self.catalog.touch_entry(&meta.id, &now_rfc3339())?;
-        Ok(())
-    }
-
-    /// Records uses of several entries (entry id, count) in one transaction.
-    pub fn record_uses(&mut self, uses: &[(String, u64)]) -> Result<(), VaultError> {
-        self.catalog.touch_entries(uses, &now_rfc3339())?;
         Ok(())
     }
 

@@ -324,6 +324,11 @@ pub struct Vault {
     unanchored: Option<Anchor>,
     /// The last anchor write failed: audit refuses until one succeeds.
     anchor_failed: bool,
+    /// Entry ciphertexts as this value last read or wrote them (entry id → age ciphertext), so
+    /// that using a key again costs no keychain round trip (a D-Bus call to the Secret Service,
+    /// most of a lease's time). Only ciphertext: every use still decrypts it and checks what it
+    /// is sealed with. Emptied at each unlock, so a changed keychain is read afresh.
+    entry_items: std::collections::HashMap<String, Vec<u8>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -344,6 +349,7 @@ impl Vault {
             anchor: None,
             unanchored: None,
             anchor_failed: false,
+            entry_items: std::collections::HashMap::new(),
         })
     }
 

@@ -7,6 +7,8 @@ impl Vault {
             return Ok(Vec::new());
         }
         let keystore = self.keystore()?;
+        // It settles what the keychain holds: read it afresh afterwards.
+        self.entry_items.clear();
         let mut notes = Vec::new();
         let entries = self.catalog.entries()?;
         for p in self.catalog.pending_rotations()? {

@@ -46,8 +46,18 @@ impl Vault {
     /// is off the reply path. While an earlier anchor write is failing, this retries it first
     /// and refuses if it still fails.
     pub fn audit_unanchored(&mut self, events: &[(Actor, AuditEvent)]) -> Result<(), VaultError> {
+        self.audit_issued(events, &[])
+    }
+
+    /// [`Vault::audit_unanchored`] that also counts `uses` (entry id, count) on their entries,
+    /// in the same commit: what the issuance path records before it answers.
+    pub fn audit_issued(
+        &mut self,
+        events: &[(Actor, AuditEvent)],
+        uses: &[(String, u64)],
+    ) -> Result<(), VaultError> {
         let Some((key, keystore)) = self.audit_key()? else {
-            audit::append(&mut self.catalog, &now_rfc3339(), events, None)?;
+            audit::append(&mut self.catalog, &now_rfc3339(), events, None, uses)?;
             return Ok(());
         };
         if self.anchor_failed {
@@ -65,7 +75,7 @@ impl Vault {
             None => true,
         };
         let keyed_from = latest.map(|a| a.keyed_from);
-        let rows = audit::append(&mut self.catalog, &now_rfc3339(), events, Some(&key))?;
+        let rows = audit::append(&mut self.catalog, &now_rfc3339(), events, Some(&key), uses)?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(());
         };

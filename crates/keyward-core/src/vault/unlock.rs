@@ -222,6 +222,7 @@ impl Vault {
         }
         match result {
             Ok(unlocked) => {
+                self.entry_items.clear();
                 self.store_throttle(0, 0)?;
                 if let Some(left) = unlocked.recovery_codes_left {
                     detail["recovery_codes_left"] = left.into();
