@@ -11,17 +11,15 @@ mod awscmd;
 mod connect;
 mod container;
 mod dockercmd;
+mod duration_arg;
 mod exec;
 mod gitcmd;
 mod grantscmd;
 mod keys;
 mod kubecmd;
-mod notify;
 mod oauthcmd;
 mod policycmd;
 mod prompt;
-mod reminders;
-mod tray;
 mod vaultcmd;
 
 use std::process::ExitCode;
@@ -637,12 +635,7 @@ fn parse_grace(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 0, 12h, 7d)"))
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 15m, 1h)"))
-}
+use duration_arg::parse as parse_duration;
 
 /// `--remove-plaintext` / `--keep-plaintext` of an import: decided, or to be asked (`None`).
 fn plaintext_choice(remove: bool, keep: bool) -> Option<bool> {

@@ -557,25 +557,21 @@ pub struct AgentMode {
 /// `keyward agent`.
 pub fn agent(verb: AgentVerb, mode: AgentMode) -> Result<()> {
     match verb {
+        // The agent is `keyward-agent`, beside this program: this process becomes it (same
+        // pid, same process group), so whoever started `keyward agent` holds the agent.
         AgentVerb::Run => {
-            if mode.auto_lock.is_some_and(|d| d < Duration::from_secs(1)) {
-                bail!("--auto-lock must be at least 1s");
+            use std::os::unix::process::CommandExt;
+            let agent = keyward_shell::launch::agent_binary()?;
+            let mut cmd = std::process::Command::new(&agent);
+            if let Some(d) = mode.auto_lock {
+                cmd.arg("--auto-lock")
+                    .arg(humantime::format_duration(d).to_string());
             }
-            let app = match mode.tray {
-                true => Some(crate::tray::app_path()?),
-                false => None,
-            };
-            let opts = keyward_agent::AgentOptions {
-                auto_lock: mode.auto_lock,
-                app,
-            };
             if mode.tray {
-                return crate::tray::run(opts);
+                cmd.arg("--tray");
             }
-            keyward_agent::run(opts, |socket, _| {
-                tracing::info!("ready on {}", socket.display());
-            })?;
-            Ok(())
+            let e = cmd.exec();
+            bail!("cannot run the agent {}: {e}", agent.display())
         }
         AgentVerb::Start => {
             let mut args = Vec::new();

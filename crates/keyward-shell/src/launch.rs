@@ -45,6 +45,19 @@ pub fn keyward_binary() -> Option<PathBuf> {
         .map(|p| p.canonicalize().unwrap_or(p))
 }
 
+/// The agent, `keyward-agent`: installed beside the `keyward` command (this process's real
+/// executable when it is `keyward`, else the one [`keyward_binary`] finds). `keyward agent`
+/// runs it.
+pub fn agent_binary() -> Result<PathBuf, ShellError> {
+    let keyward = keyward_binary().ok_or(ShellError::NoBinary)?;
+    let agent = keyward.with_file_name("keyward-agent");
+    if agent.is_file() {
+        Ok(agent)
+    } else {
+        Err(ShellError::NoAgentBinary(agent))
+    }
+}
+
 /// The agent's socket.
 pub fn socket() -> Result<PathBuf, ShellError> {
     Ok(keyward_agent::server::socket_path()?)

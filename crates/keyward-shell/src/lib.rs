@@ -101,6 +101,9 @@ pub enum ShellError {
     /// The `keyward` command is not installed where it can be found.
     #[error("the keyward command was not found next to this program or on PATH: install Keyward's command-line tool (scripts/run installs it with the app)")]
     NoBinary,
+    /// `keyward-agent` is not installed beside the `keyward` command.
+    #[error("the Keyward agent is not installed: {} is missing (it is installed beside the keyward command; reinstall Keyward)", .0.display())]
+    NoAgentBinary(std::path::PathBuf),
     /// The agent could not be started, or did not come up.
     #[error("the Keyward agent did not start{}", .0.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     AgentDidNotStart(Option<String>),

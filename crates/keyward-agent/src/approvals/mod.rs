@@ -189,10 +189,26 @@ pub fn own_exe() -> Option<&'static std::path::Path> {
     OWN.get_or_init(|| std::env::current_exe().ok()).as_deref()
 }
 
-/// Whether `exe` is this Keyward installation's own executable. By path, not by name: any
-/// program can be called `keyward`.
+/// This installation's `keyward` command, when the agent is `keyward-agent`: the `keyward`
+/// installed beside it (canonical, as /proc names a process's executable), read once.
+fn keyward_beside() -> Option<&'static std::path::Path> {
+    static BESIDE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    BESIDE
+        .get_or_init(|| {
+            let own = own_exe()?;
+            (own.file_name()? == "keyward-agent")
+                .then(|| std::fs::canonicalize(own.with_file_name("keyward")).ok())
+                .flatten()
+        })
+        .as_deref()
+}
+
+/// Whether `exe` is this Keyward installation's own executable: the agent's, or the `keyward`
+/// command installed beside `keyward-agent`, which asks on behalf of the tool that ran it. By
+/// path, not by name: any program can be called `keyward`.
 pub fn is_own_exe(exe: &str) -> bool {
-    own_exe().is_some_and(|o| o == std::path::Path::new(exe))
+    let exe = std::path::Path::new(exe);
+    own_exe().is_some_and(|o| o == exe) || keyward_beside().is_some_and(|k| k == exe)
 }
 
 /// The process behind a request: the nearest one in the chain that is not Keyward itself (the
