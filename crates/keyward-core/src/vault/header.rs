@@ -282,11 +282,14 @@ impl Vault {
         // The catalog first: a crash between the two leaves a header newer than the kept
         // count (accepted), never an authentic header that looks rolled back.
         self.catalog.update_header(&json, &mac)?;
+        // Forgotten first: if the write fails, the next check reads what the keystore has.
+        self.kept.set(None);
         keystore.put(
             &self.catalog,
             keystore::HEADER_GENERATION_ITEM,
             header.generation.to_string().as_bytes(),
         )?;
+        self.kept.set(Some(header.generation));
         if row.header_mac.is_none() {
             keystore.put(&self.catalog, keystore::HEADER_SEALED_ITEM, b"1")?;
         }
@@ -296,14 +299,19 @@ impl Vault {
     /// The newest header generation the keystore remembers (0 before the first write); an
     /// unreadable record counts as the highest, so it refuses rather than accepts.
     pub(super) fn kept_generation(&self, keystore: &Keystore) -> Result<u64, VaultError> {
-        match keystore.get(&self.catalog, keystore::HEADER_GENERATION_ITEM) {
-            Ok(bytes) => Ok(std::str::from_utf8(&bytes)
+        if let Some(kept) = self.kept.get() {
+            return Ok(kept);
+        }
+        let kept = match keystore.get(&self.catalog, keystore::HEADER_GENERATION_ITEM) {
+            Ok(bytes) => std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(u64::MAX)),
-            Err(KeystoreError::Missing { .. }) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
+                .unwrap_or(u64::MAX),
+            Err(KeystoreError::Missing { .. }) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        self.kept.set(Some(kept));
+        Ok(kept)
     }
 
     /// Checks, once a slot opened, that the header is the one this identity wrote: its

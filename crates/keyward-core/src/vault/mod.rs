@@ -329,6 +329,12 @@ pub struct Vault {
     /// most of a lease's time). Only ciphertext: every use still decrypts it and checks what it
     /// is sealed with. Emptied at each unlock, so a changed keychain is read afresh.
     entry_items: std::collections::HashMap<String, Vec<u8>>,
+    /// The newest header generation the keystore keeps, as this value last read or wrote it:
+    /// every check of the header compares against it, and reading it is a keychain round trip.
+    /// Only header writes raise it, and this value makes them, so the copy can only be as high
+    /// as the keystore's (a keychain item lowered behind the agent's back changes nothing).
+    /// Read afresh at each unlock.
+    kept: std::cell::Cell<Option<u64>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -350,6 +356,7 @@ impl Vault {
             unanchored: None,
             anchor_failed: false,
             entry_items: std::collections::HashMap::new(),
+            kept: std::cell::Cell::new(None),
         })
     }
 

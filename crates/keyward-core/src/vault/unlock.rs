@@ -209,6 +209,10 @@ impl Vault {
         factor: &SecondFactor,
         actor: &Actor,
     ) -> Result<Unlocked, VaultError> {
+        // What this value remembers of the keystore is read afresh, the unlock's own checks
+        // first: a keychain changed while the vault was locked is seen as it is.
+        self.entry_items.clear();
+        self.kept.set(None);
         let result = pass_key.and_then(|k| self.try_unlock(start, &k, factor));
         let outcome = match &result {
             Ok(_) => "ok",
@@ -222,7 +226,6 @@ impl Vault {
         }
         match result {
             Ok(unlocked) => {
-                self.entry_items.clear();
                 self.store_throttle(0, 0)?;
                 if let Some(left) = unlocked.recovery_codes_left {
                     detail["recovery_codes_left"] = left.into();
